@@ -1,0 +1,50 @@
+//! CPU-instruction accounting for services on Linux.
+//!
+//! `dynostats` tells a service how many CPU instructions, CPU cycles, CPU
+//! nanoseconds, wall nanoseconds and bytes of resident memory a request or
+//! code region costs, on a 1-in-N sample, and ships one MessagePack record
+//! per sample to a log pipeline.
+//!
+//! ```
+//! let start = dynostats::snapshot();
+//! let sum: u64 = (0..100_000u64).sum();
+//! let end = dynostats::snapshot();
+//! let delta = dynostats::Delta::between(&start, &end);
+//! assert_eq!(sum, 4_999_950_000);
+//! println!("wall {} ns, cpu {:?} ns, instructions {:?}", delta.wall_ns, delta.cpu_ns, delta.instructions);
+//! ```
+//!
+//! # Why instructions
+//!
+//! Unlike time, an instruction count barely moves with machine load, CPU
+//! frequency or noisy neighbours, so a 1% regression is visible.
+//!
+//! # Machines without a PMU
+//!
+//! Virtual machines often have no virtual PMU, `perf_event_paranoid` may
+//! forbid hardware counters, seccomp may forbid `perf_event_open`. Nothing
+//! panics and no number is invented: such counters are `None` in every
+//! [`Delta`], and [`probe`] says why. CPU time, wall time and RSS still work.
+//!
+//! See `ARCHITECTURE.md` for the modules and the data flow.
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+mod counters;
+mod error;
+mod probe;
+mod record;
+mod sys;
+
+pub use counters::{
+    Counter, CounterSet, Counters, Delta, ReadPath, Snapshot, set_thread_counters, snapshot,
+    thread_counter_set, with_thread_counters,
+};
+pub use error::{Error, Unavailable};
+pub use probe::{
+    CounterProbe, KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION, Probe, SelfCheck, known_loop, probe,
+    self_check,
+};
+pub use record::{
+    Detail, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, Record, RecordKind, SCHEMA_VERSION,
+};

@@ -1,0 +1,275 @@
+//! The record: one MessagePack map per sample.
+//!
+//! The schema is documented field by field in `docs/records.md`. Keys are
+//! the field names below; a counter that was not measured is absent from the
+//! map (never 0). Any MessagePack reader decodes a record without this crate.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Delta;
+
+/// The schema version written in every record's `v` field.
+pub const SCHEMA_VERSION: u8 = 1;
+
+/// Longest label key or value, in bytes; longer ones are cut at a character
+/// boundary.
+pub const MAX_LABEL_LEN: usize = 128;
+/// Most labels one record carries; more are dropped.
+pub const MAX_LABELS: usize = 16;
+/// Longest record name, in bytes; longer ones are cut.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// What a record describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// One request through the tower layer.
+    Request,
+    /// One code region (a guard or a measured future).
+    Region,
+    /// A sampled profile (call tree).
+    Profile,
+    /// The pipeline's own status: counters available, records written and
+    /// dropped.
+    Status,
+}
+
+impl RecordKind {
+    /// The name written in the `kind` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Request => "request",
+            RecordKind::Region => "region",
+            RecordKind::Profile => "profile",
+            RecordKind::Status => "status",
+        }
+    }
+}
+
+/// One sample: what a region or request cost.
+///
+/// Build one with [`Record::new`] and the setters, or let a guard, measured
+/// future or the tower layer build it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Record {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub v: u8,
+    /// What the record describes.
+    pub kind: RecordKind,
+    /// Unix time of the start of the region, nanoseconds.
+    pub ts: u64,
+    /// Region name, or the endpoint's route template for requests.
+    pub name: String,
+    /// HTTP method (requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// HTTP status code (requests; absent when the service failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Small user labels (host, build, feature flags).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Sampling rate in force: this record stands for `weight` events.
+    pub weight: u64,
+    /// Wall-clock nanoseconds.
+    pub wall_ns: u64,
+    /// CPU nanoseconds of the measuring thread(s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns: Option<u64>,
+    /// User-space instructions retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<u64>,
+    /// User-space CPU cycles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles: Option<u64>,
+    /// Page faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_faults: Option<u64>,
+    /// Context switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_switches: Option<u64>,
+    /// Process RSS at the start, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_start: Option<u64>,
+    /// Process RSS at the end, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_end: Option<u64>,
+    /// Peak process RSS at the end, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss: Option<u64>,
+    /// Number of polls summed (futures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<u64>,
+    /// Number of distinct threads that polled the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u64>,
+    /// How counters were read: `"rdpmc"`, `"read"` or `"software"`.
+    pub source: String,
+    /// True when multiplexing scaled a count (the counts are estimates).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub scaled: bool,
+    /// True when the region did not finish: a future dropped before
+    /// completion, or a guard dropped while panicking.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cancelled: bool,
+    /// The error, for a request whose service failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Process id of the writer.
+    pub pid: u32,
+    /// Extra fields of `status` and `profile` records, as a nested map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Detail>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The nested `detail` map of `status` and `profile` records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Detail {
+    /// Status: per counter, `"ok"` or the reason it is unavailable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, String>,
+    /// Status: named statistics of the pipeline (records written, dropped
+    /// per reason, bytes written ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stats: BTreeMap<String, u64>,
+    /// Status: the last error of each sink, by sink name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, String>,
+}
+
+/// Cuts `s` to at most `max` bytes, at a character boundary.
+pub(crate) fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+impl Record {
+    /// A record of `kind` named `name` (cut to [`MAX_NAME_LEN`]), weight 1,
+    /// stamped with the current Unix time and process id, no counters.
+    pub fn new(kind: RecordKind, name: &str) -> Record {
+        Record {
+            v: SCHEMA_VERSION,
+            kind,
+            ts: crate::sys::realtime_ns(),
+            name: bounded(name, MAX_NAME_LEN),
+            method: None,
+            status: None,
+            labels: BTreeMap::new(),
+            weight: 1,
+            wall_ns: 0,
+            cpu_ns: None,
+            instructions: None,
+            cycles: None,
+            page_faults: None,
+            context_switches: None,
+            rss_start: None,
+            rss_end: None,
+            peak_rss: None,
+            polls: None,
+            threads: None,
+            source: crate::ReadPath::Software.as_str().to_string(),
+            scaled: false,
+            cancelled: false,
+            error: None,
+            pid: std::process::id(),
+            detail: None,
+        }
+    }
+
+    /// Copies the counters of `delta` into the record.
+    pub fn set_delta(&mut self, delta: &Delta) -> &mut Record {
+        self.wall_ns = delta.wall_ns;
+        self.cpu_ns = delta.cpu_ns;
+        self.instructions = delta.instructions;
+        self.cycles = delta.cycles;
+        self.page_faults = delta.page_faults;
+        self.context_switches = delta.context_switches;
+        self.rss_start = delta.rss_start;
+        self.rss_end = delta.rss_end;
+        self.peak_rss = delta.peak_rss;
+        self.scaled = delta.scaled;
+        self.source = delta.source.as_str().to_string();
+        self
+    }
+
+    /// Adds a label, bounded to [`MAX_LABEL_LEN`] bytes per key and value
+    /// and [`MAX_LABELS`] labels; extra labels are ignored.
+    pub fn set_label(&mut self, key: &str, value: &str) -> &mut Record {
+        let key = bounded(key, MAX_LABEL_LEN);
+        if self.labels.len() < MAX_LABELS || self.labels.contains_key(&key) {
+            self.labels.insert(key, bounded(value, MAX_LABEL_LEN));
+        }
+        self
+    }
+
+    /// Encodes the record as one MessagePack map (field names as keys).
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(192);
+        self.write_msgpack(&mut buf);
+        buf
+    }
+
+    /// Appends the record's MessagePack encoding to `buf`.
+    pub fn write_msgpack(&self, buf: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail, and every field type serializes.
+        let _ = rmp_serde::encode::write_named(buf, self);
+    }
+
+    /// Decodes one record from a MessagePack map.
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Record, crate::Error> {
+        rmp_serde::from_slice(bytes).map_err(|e| crate::Error::Decode {
+            offset: 0,
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_counters_are_absent_keys() {
+        let mut r = Record::new(RecordKind::Region, "x");
+        r.instructions = Some(42);
+        let bytes = r.to_msgpack();
+        let v: rmpv::Value = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
+        let keys: Vec<String> = v
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str().unwrap().to_string())
+            .collect();
+        assert!(keys.contains(&"instructions".to_string()));
+        assert!(!keys.contains(&"cycles".to_string()));
+        assert!(!keys.contains(&"scaled".to_string()));
+        assert_eq!(Record::from_msgpack(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn labels_and_names_are_bounded() {
+        let long = "é".repeat(200);
+        let mut r = Record::new(RecordKind::Region, &long);
+        assert!(r.name.len() <= MAX_NAME_LEN);
+        for i in 0..40 {
+            r.set_label(&format!("k{i}"), &long);
+        }
+        assert_eq!(r.labels.len(), MAX_LABELS);
+        assert!(r.labels.values().all(|v| v.len() <= MAX_LABEL_LEN));
+    }
+}

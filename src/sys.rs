@@ -1,0 +1,297 @@
+//! Every raw system call and every `unsafe` block of the crate lives here.
+//!
+//! The rest of the crate is safe code built on these small wrappers. Each
+//! wrapper returns `io::Result` (through [`check`], the one errno helper) or
+//! an `Option` where a failure only means "not available".
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Turns a C-style return value (negative on failure, errno set) into an
+/// `io::Result`.
+fn check<T: PartialOrd + Default>(ret: T) -> io::Result<T> {
+    if ret < T::default() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call
+    // and clock_gettime writes nothing else.
+    let ret = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if ret != 0 {
+        return None;
+    }
+    Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (served by the vDSO: no system call).
+#[inline]
+pub(crate) fn monotonic_ns() -> u64 {
+    // CLOCK_MONOTONIC cannot fail on Linux for a valid timespec pointer.
+    clock_ns(libc::CLOCK_MONOTONIC).unwrap_or(0)
+}
+
+/// `CLOCK_REALTIME` in nanoseconds since the Unix epoch (vDSO).
+#[inline]
+pub(crate) fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME).unwrap_or(0)
+}
+
+/// CPU time consumed by the calling thread, `CLOCK_THREAD_CPUTIME_ID`.
+#[inline]
+pub(crate) fn thread_cpu_ns() -> Option<u64> {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Peak resident set size of the process in bytes (`getrusage`, `ru_maxrss`).
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage for the duration of the call.
+    let ret = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    check(ret).ok()?;
+    Some(usage.ru_maxrss as u64 * 1024)
+}
+
+/// The system page size in bytes.
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ret = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if ret > 0 { ret as u64 } else { 4096 }
+}
+
+/// One `read(2)` of a perf event file descriptor into `buf`.
+///
+/// Returns the number of bytes read. A group read fills `buf` with the
+/// kernel's `read_format` layout as native-endian u64 words.
+#[inline]
+pub(crate) fn read_words(fd: RawFd, buf: &mut [u64]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `size_of_val(buf)` bytes and stays
+    // borrowed for the whole call; `read` writes at most that many bytes.
+    let ret = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), std::mem::size_of_val(buf)) };
+    check(ret).map(|n| n as usize)
+}
+
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn bump_fork_generation() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A number that changes in a child process after every `fork`.
+///
+/// Thread counters remember the generation they were opened in; a different
+/// value means they belong to the parent and must be reopened. Reading it is
+/// one relaxed atomic load, unlike `getpid`, which is a system call.
+#[inline]
+pub(crate) fn fork_generation() -> u64 {
+    ATFORK.call_once(|| {
+        // SAFETY: the handler is an `extern "C"` function that only touches
+        // an atomic, which is async-signal-safe and valid in the child.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(bump_fork_generation));
+        }
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+// Offsets in `struct perf_event_mmap_page` (include/uapi/linux/perf_event.h).
+const PAGE_LOCK: usize = 8;
+const PAGE_INDEX: usize = 12;
+const PAGE_OFFSET: usize = 16;
+const PAGE_TIME_ENABLED: usize = 24;
+const PAGE_TIME_RUNNING: usize = 32;
+const PAGE_CAPABILITIES: usize = 40;
+const PAGE_PMC_WIDTH: usize = 48;
+const CAP_USER_RDPMC: u64 = 1 << 2;
+
+/// One value read from user space through a perf event's mmap page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UserCount {
+    /// Count of the event.
+    pub count: u64,
+    /// `time_enabled` as of the last time the event was scheduled in.
+    pub time_enabled: u64,
+    /// `time_running` as of the last time the event was scheduled in.
+    pub time_running: u64,
+}
+
+/// The first page of a perf event's mmap area, through which the kernel lets
+/// user space read a hardware counter without a system call.
+pub(crate) struct UserPage {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl UserPage {
+    /// Maps the metadata page of `fd`. Fails where the event cannot be
+    /// mapped (for example a file descriptor that is not a perf event).
+    pub(crate) fn map(fd: RawFd) -> io::Result<UserPage> {
+        let len = page_size() as usize;
+        // SAFETY: a fresh shared read-only mapping chosen by the kernel; it
+        // aliases no Rust object. Failure is reported as MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(UserPage { base, len })
+    }
+
+    #[inline]
+    fn load_u32(&self, offset: usize) -> u32 {
+        // SAFETY: offset + 4 <= len (a page), aligned to 4 by the uapi
+        // layout, and the mapping lives as long as `self`. The kernel writes
+        // the page concurrently, so the load is volatile.
+        unsafe { std::ptr::read_volatile(self.base.cast::<u8>().add(offset).cast::<u32>()) }
+    }
+
+    #[inline]
+    fn load_u64(&self, offset: usize) -> u64 {
+        // SAFETY: as in `load_u32`, with 8-byte alignment from the layout.
+        unsafe { std::ptr::read_volatile(self.base.cast::<u8>().add(offset).cast::<u64>()) }
+    }
+
+    /// Whether the kernel allows reading this counter with an instruction
+    /// from user space (`cap_user_rdpmc`) on this architecture.
+    pub(crate) fn user_readable(&self) -> bool {
+        user_read_supported() && self.load_u64(PAGE_CAPABILITIES) & CAP_USER_RDPMC != 0
+    }
+
+    /// Reads the counter through the page, following the kernel's seqlock
+    /// protocol. `None` when the event is not on a hardware counter right
+    /// now (`index == 0`) or user reads are not allowed: the caller falls
+    /// back to `read(2)`.
+    #[inline]
+    pub(crate) fn read(&self) -> Option<UserCount> {
+        loop {
+            let seq = self.load_u32(PAGE_LOCK);
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+            let index = self.load_u32(PAGE_INDEX);
+            let caps = self.load_u64(PAGE_CAPABILITIES);
+            if index == 0 || caps & CAP_USER_RDPMC == 0 {
+                return None;
+            }
+            let offset = self.load_u64(PAGE_OFFSET) as i64;
+            let time_enabled = self.load_u64(PAGE_TIME_ENABLED);
+            let time_running = self.load_u64(PAGE_TIME_RUNNING);
+            let width = u32::from(self.load_u32(PAGE_PMC_WIDTH) as u16);
+            let raw = read_pmc(index - 1)?;
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+            if self.load_u32(PAGE_LOCK) != seq {
+                continue;
+            }
+            // Sign-extend the `width`-bit hardware value, as the kernel
+            // documents for `pmc_width`.
+            let shift = 64u32.saturating_sub(width.clamp(1, 64));
+            let pmc = ((raw << shift) as i64) >> shift;
+            return Some(UserCount {
+                count: offset.wrapping_add(pmc) as u64,
+                time_enabled,
+                time_running,
+            });
+        }
+    }
+}
+
+impl Drop for UserPage {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`len` are exactly what mmap returned; nothing
+        // borrows the mapping once `self` is being dropped.
+        unsafe {
+            libc::munmap(self.base, self.len);
+        }
+    }
+}
+
+/// Whether this build knows an instruction to read a hardware counter from
+/// user space.
+pub(crate) const fn user_read_supported() -> bool {
+    cfg!(target_arch = "x86_64")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn read_pmc(counter: u32) -> Option<u64> {
+    let lo: u32;
+    let hi: u32;
+    // SAFETY: only reached when the kernel set cap_user_rdpmc for this event
+    // and handed out `index`, so CR4.PCE allows rdpmc for this counter.
+    unsafe {
+        std::arch::asm!("rdpmc", in("ecx") counter, out("eax") lo, out("edx") hi,
+            options(nostack, nomem, preserves_flags));
+    }
+    Some(u64::from(hi) << 32 | u64::from(lo))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn read_pmc(_counter: u32) -> Option<u64> {
+    None
+}
+
+/// Runs a loop whose user-space instruction count is known exactly:
+/// `INSTRUCTIONS_PER_ITERATION * iterations` plus a constant that does not
+/// depend on `iterations`.
+#[inline(never)]
+pub(crate) fn known_loop(iterations: u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: pure register arithmetic and local branches; no memory, no
+    // stack, and the clobbered register is declared.
+    unsafe {
+        std::arch::asm!(
+            "test {n}, {n}",
+            "jz 3f",
+            "2:",
+            "dec {n}",
+            "jnz 2b",
+            "3:",
+            n = inout(reg) iterations => _,
+            options(nomem, nostack),
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above.
+    unsafe {
+        std::arch::asm!(
+            "cbz {n}, 3f",
+            "2:",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            "3:",
+            n = inout(reg) iterations => _,
+            options(nomem, nostack),
+        );
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = std::hint::black_box(iterations);
+    }
+}
+
+/// Instructions per iteration of [`known_loop`] on this architecture, or
+/// `None` where the loop is not written in assembly.
+pub(crate) const KNOWN_LOOP_INSTRUCTIONS: Option<u64> =
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        Some(2)
+    } else {
+        None
+    };
