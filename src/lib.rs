@@ -32,8 +32,11 @@
 
 mod counters;
 mod error;
+mod pipeline;
 mod probe;
 mod record;
+mod sample;
+mod sink;
 mod sys;
 
 pub use counters::{
@@ -41,6 +44,7 @@ pub use counters::{
     thread_counter_set, with_thread_counters,
 };
 pub use error::{Error, Unavailable};
+pub use pipeline::emit;
 pub use probe::{
     CounterProbe, KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION, Probe, SelfCheck, known_loop, probe,
     self_check,
@@ -48,3 +52,5 @@ pub use probe::{
 pub use record::{
     Detail, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, Record, RecordKind, SCHEMA_VERSION,
 };
+pub use sample::Sampler;
+pub use sink::{Batch, EncodedRecord, Sink};

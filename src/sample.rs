@@ -1,0 +1,187 @@
+//! 1-in-N sampling decisions: a thread-local countdown, no lock, no syscall,
+//! no allocation on the "not sampled" path.
+//!
+//! Each [`Sampler`] owns a slot in a small thread-local array of countdowns.
+//! When a countdown reaches zero the event is sampled and a new countdown is
+//! drawn from a geometric distribution of mean N, so that sampled events are
+//! not phase-locked to request patterns (a plain "every Nth" would always
+//! pick the same request of a periodic client).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Thread-local countdown slots; samplers beyond this many share the last.
+const SLOTS: usize = 32;
+
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
+
+thread_local! {
+    static COUNTDOWNS: [Cell<u64>; SLOTS] = const { [const { Cell::new(0) }; SLOTS] };
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Decides which events to measure: on average 1 in `rate`.
+///
+/// `rate` 1 samples every event, 0 disables sampling. The rate can be
+/// changed at run time with [`Sampler::set_rate`]; each decision costs a
+/// thread-local decrement and a branch when the event is not sampled.
+///
+/// ```
+/// let sampler = dynostats::Sampler::new(100);
+/// let sampled = (0..100_000).filter(|_| sampler.sample().is_some()).count();
+/// assert!((500..2000).contains(&sampled), "{sampled}");
+/// assert_eq!(dynostats::Sampler::new(1).sample(), Some(1));
+/// assert_eq!(dynostats::Sampler::new(0).sample(), None);
+/// ```
+#[derive(Debug)]
+pub struct Sampler {
+    rate: AtomicU64,
+    slot: usize,
+}
+
+impl Sampler {
+    /// A sampler that picks 1 in `rate` events (0 = none, 1 = all).
+    pub fn new(rate: u64) -> Sampler {
+        let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed).min(SLOTS - 1);
+        Sampler {
+            rate: AtomicU64::new(rate),
+            slot,
+        }
+    }
+
+    /// The sampler used by [`crate::measure`]-style guards, slot 0.
+    pub(crate) const fn global(rate: u64) -> Sampler {
+        Sampler {
+            rate: AtomicU64::new(rate),
+            slot: 0,
+        }
+    }
+
+    /// The current rate.
+    pub fn rate(&self) -> u64 {
+        self.rate.load(Ordering::Relaxed)
+    }
+
+    /// Changes the rate; threads pick it up at their next sampled event (or
+    /// at once when sampling was disabled).
+    pub fn set_rate(&self, rate: u64) {
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+
+    /// Decides for one event: `Some(weight)` when it is sampled, where
+    /// `weight` is the rate in force (the number of events the sample stands
+    /// for), `None` otherwise.
+    #[inline]
+    pub fn sample(&self) -> Option<u64> {
+        let rate = self.rate.load(Ordering::Relaxed);
+        if rate == 0 {
+            return None;
+        }
+        COUNTDOWNS
+            .try_with(|slots| {
+                let cell = &slots[self.slot];
+                let mut left = cell.get();
+                if left == 0 {
+                    // First event of this sampler on this thread.
+                    left = draw_countdown(rate);
+                }
+                if left > 1 {
+                    cell.set(left - 1);
+                    return None;
+                }
+                cell.set(draw_countdown(rate));
+                Some(rate)
+            })
+            .ok()
+            .flatten()
+    }
+}
+
+/// A geometric variate with mean `rate`, at least 1.
+fn draw_countdown(rate: u64) -> u64 {
+    if rate <= 1 {
+        return 1;
+    }
+    let u = next_uniform();
+    // P(countdown = k) = (1-p)^(k-1) p with p = 1/rate.
+    let p = 1.0 / rate as f64;
+    let k = (u.ln() / (1.0 - p).ln()).floor() + 1.0;
+    if k.is_finite() && k >= 1.0 {
+        (k as u64).max(1)
+    } else {
+        rate
+    }
+}
+
+/// A uniform number in (0, 1] from a per-thread xorshift64* generator.
+fn next_uniform() -> f64 {
+    RNG.try_with(|cell| {
+        let mut x = cell.get();
+        if x == 0 {
+            // Seed from the clock and the thread's stack address.
+            let local = 0u8;
+            x = crate::sys::monotonic_ns() ^ ((&local as *const u8 as u64) << 17) | 1;
+        }
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        cell.set(x);
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        (r as f64 + 1.0) / (1u64 << 53) as f64
+    })
+    .unwrap_or(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_one_samples_everything_with_weight_one() {
+        let s = Sampler::new(1);
+        assert!((0..1000).all(|_| s.sample() == Some(1)));
+    }
+
+    #[test]
+    fn rate_zero_samples_nothing() {
+        let s = Sampler::new(0);
+        assert!((0..1000).all(|_| s.sample().is_none()));
+    }
+
+    #[test]
+    fn mean_rate_and_weight() {
+        let s = Sampler::new(50);
+        let n = 500_000;
+        let picks: Vec<u64> = (0..n).filter_map(|_| s.sample()).collect();
+        assert!(picks.iter().all(|&w| w == 50));
+        let expected = n as f64 / 50.0;
+        let got = picks.len() as f64;
+        assert!(
+            (got - expected).abs() < expected * 0.05,
+            "{got} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn not_phase_locked() {
+        // Intervals between samples vary (geometric), unlike "every Nth".
+        let s = Sampler::new(10);
+        let mut gaps = std::collections::BTreeSet::new();
+        let mut last = 0;
+        for i in 0..10_000 {
+            if s.sample().is_some() {
+                gaps.insert(i - last);
+                last = i;
+            }
+        }
+        assert!(gaps.len() > 10, "{gaps:?}");
+    }
+
+    #[test]
+    fn rate_change_takes_effect() {
+        let s = Sampler::new(0);
+        assert!(s.sample().is_none());
+        s.set_rate(1);
+        assert_eq!(s.sample(), Some(1));
+    }
+}
