@@ -54,3 +54,8 @@ pub use record::{
 };
 pub use sample::Sampler;
 pub use sink::{Batch, EncodedRecord, Sink};
+
+// The README's examples are compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
