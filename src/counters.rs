@@ -449,6 +449,11 @@ fn perf_builder(counter: Counter) -> Option<Builder<'static>> {
         .enabled(true)
         .exclude_kernel(true)
         .exclude_hv(true);
+    if counter.is_hardware() {
+        // arm64 only lets user space read a counter that asked for it
+        // (x86 needs no request: the bits are 0 there).
+        b.attrs_mut().config1 |= sys::PMU_CONFIG1_USER_READ;
+    }
     Some(b)
 }
 
@@ -466,18 +471,26 @@ impl Counters {
             let Some(mut builder) = perf_builder(counter) else {
                 return;
             };
-            let result = match counters.first_mut() {
-                None => {
-                    // The leader reads the whole group at once, without ids:
-                    // values come in the order the events were opened.
-                    builder.attrs_mut().read_format = (ReadFormat::GROUP
-                        | ReadFormat::TOTAL_TIME_ENABLED
-                        | ReadFormat::TOTAL_TIME_RUNNING)
-                        .bits();
-                    builder.build()
-                }
+            if counters.is_empty() {
+                // The leader reads the whole group at once, without ids:
+                // values come in the order the events were opened.
+                builder.attrs_mut().read_format = (ReadFormat::GROUP
+                    | ReadFormat::TOTAL_TIME_ENABLED
+                    | ReadFormat::TOTAL_TIME_RUNNING)
+                    .bits();
+            }
+            let mut build = |builder: &Builder<'static>| match counters.first_mut() {
+                None => builder.build(),
                 Some(leader) => builder.build_with_group(leader),
             };
+            let mut result = build(&builder);
+            let asked_user_read = counter.is_hardware() && sys::PMU_CONFIG1_USER_READ != 0;
+            if result.is_err() && asked_user_read {
+                // A kernel or PMU that refuses user reads still counts:
+                // ask again without them (reads then go through read(2)).
+                builder.attrs_mut().config1 &= !sys::PMU_CONFIG1_USER_READ;
+                result = build(&builder);
+            }
             match result {
                 Ok(c) => {
                     counters.push(c);

@@ -171,9 +171,16 @@ impl UserPage {
     }
 
     /// Whether the kernel allows reading this counter with an instruction
-    /// from user space (`cap_user_rdpmc`) on this architecture.
+    /// from user space on this architecture: `cap_user_rdpmc` is set and
+    /// the kernel hands out a counter index. On arm64 the capability is set
+    /// for every event opened with the user-read bit, but the index stays 0
+    /// while `/proc/sys/kernel/perf_user_access` is 0, so both are checked.
+    /// Call it while the event is enabled and on the PMU (right after
+    /// opening it on the calling thread).
     pub(crate) fn user_readable(&self) -> bool {
-        user_read_supported() && self.load_u64(PAGE_CAPABILITIES) & CAP_USER_RDPMC != 0
+        user_read_supported()
+            && self.load_u64(PAGE_CAPABILITIES) & CAP_USER_RDPMC != 0
+            && self.load_u32(PAGE_INDEX) != 0
     }
 
     /// Reads the counter through the page, following the kernel's seqlock
@@ -223,10 +230,22 @@ impl Drop for UserPage {
 }
 
 /// Whether this build knows an instruction to read a hardware counter from
-/// user space.
+/// user space: `rdpmc` on x86_64, `mrs` of the PMU counter registers on
+/// aarch64.
 pub(crate) const fn user_read_supported() -> bool {
-    cfg!(target_arch = "x86_64")
+    cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
 }
+
+/// `attr.config1` bits that ask the arm64 PMU driver for a counter user
+/// space may read (`rdpmc` in the PMU's format, bit 1). Bit 0 (`long`, a
+/// 64-bit counter) is left clear: with user access it fails to open on
+/// PMUs without 64-bit event counters, and the page's `pmc_width` of 32
+/// is handled by the sign extension in [`UserPage::read`]. Zero elsewhere.
+pub(crate) const PMU_CONFIG1_USER_READ: u64 = if cfg!(target_arch = "aarch64") {
+    1 << 1
+} else {
+    0
+};
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
@@ -242,7 +261,68 @@ fn read_pmc(counter: u32) -> Option<u64> {
     Some(u64::from(hi) << 32 | u64::from(lo))
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+/// Reads arm64 PMU counter `counter` from EL0: `PMEVCNTR<n>_EL0` for event
+/// counters 0..=30, `PMCCNTR_EL0` for 31 (the kernel's page `index` is the
+/// counter number plus one, and 32 for the cycle counter).
+#[cfg(target_arch = "aarch64")]
+#[inline]
+fn read_pmc(counter: u32) -> Option<u64> {
+    // Each register is named in the instruction itself, so there is one
+    // `mrs` per counter number.
+    macro_rules! mrs {
+        ($reg:literal) => {{
+            let value: u64;
+            // SAFETY: only reached when the kernel set cap_user_rdpmc for
+            // this event and handed out its `index`, so PMUSERENR_EL0 allows
+            // EL0 reads of this counter (the kernel enables ER and CR for a
+            // task holding a user-readable event). A register read touches
+            // no memory and no flags.
+            unsafe {
+                std::arch::asm!(concat!("mrs {v}, ", $reg), v = out(reg) value,
+                    options(nostack, nomem, preserves_flags));
+            }
+            Some(value)
+        }};
+    }
+    match counter {
+        0 => mrs!("pmevcntr0_el0"),
+        1 => mrs!("pmevcntr1_el0"),
+        2 => mrs!("pmevcntr2_el0"),
+        3 => mrs!("pmevcntr3_el0"),
+        4 => mrs!("pmevcntr4_el0"),
+        5 => mrs!("pmevcntr5_el0"),
+        6 => mrs!("pmevcntr6_el0"),
+        7 => mrs!("pmevcntr7_el0"),
+        8 => mrs!("pmevcntr8_el0"),
+        9 => mrs!("pmevcntr9_el0"),
+        10 => mrs!("pmevcntr10_el0"),
+        11 => mrs!("pmevcntr11_el0"),
+        12 => mrs!("pmevcntr12_el0"),
+        13 => mrs!("pmevcntr13_el0"),
+        14 => mrs!("pmevcntr14_el0"),
+        15 => mrs!("pmevcntr15_el0"),
+        16 => mrs!("pmevcntr16_el0"),
+        17 => mrs!("pmevcntr17_el0"),
+        18 => mrs!("pmevcntr18_el0"),
+        19 => mrs!("pmevcntr19_el0"),
+        20 => mrs!("pmevcntr20_el0"),
+        21 => mrs!("pmevcntr21_el0"),
+        22 => mrs!("pmevcntr22_el0"),
+        23 => mrs!("pmevcntr23_el0"),
+        24 => mrs!("pmevcntr24_el0"),
+        25 => mrs!("pmevcntr25_el0"),
+        26 => mrs!("pmevcntr26_el0"),
+        27 => mrs!("pmevcntr27_el0"),
+        28 => mrs!("pmevcntr28_el0"),
+        29 => mrs!("pmevcntr29_el0"),
+        30 => mrs!("pmevcntr30_el0"),
+        31 => mrs!("pmccntr_el0"),
+        // Not a counter this architecture has: let the caller use read(2).
+        _ => None,
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 #[inline]
 fn read_pmc(_counter: u32) -> Option<u64> {
     None
