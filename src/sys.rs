@@ -113,16 +113,24 @@ const PAGE_TIME_ENABLED: usize = 24;
 const PAGE_TIME_RUNNING: usize = 32;
 const PAGE_CAPABILITIES: usize = 40;
 const PAGE_PMC_WIDTH: usize = 48;
+const PAGE_TIME_SHIFT: usize = 50;
+const PAGE_TIME_MULT: usize = 52;
+const PAGE_TIME_OFFSET: usize = 56;
+const PAGE_TIME_CYCLES: usize = 80;
+const PAGE_TIME_MASK: usize = 88;
 const CAP_USER_RDPMC: u64 = 1 << 2;
+const CAP_USER_TIME: u64 = 1 << 3;
+const CAP_USER_TIME_SHORT: u64 = 1 << 5;
 
 /// One value read from user space through a perf event's mmap page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct UserCount {
     /// Count of the event.
     pub count: u64,
-    /// `time_enabled` as of the last time the event was scheduled in.
+    /// Nanoseconds the event has been enabled, up to the moment of the read.
     pub time_enabled: u64,
-    /// `time_running` as of the last time the event was scheduled in.
+    /// Nanoseconds the event has been on the PMU, up to the moment of the
+    /// read.
     pub time_running: u64,
 }
 
@@ -165,6 +173,12 @@ impl UserPage {
     }
 
     #[inline]
+    fn load_u16(&self, offset: usize) -> u16 {
+        // SAFETY: as in `load_u32`, with 2-byte alignment from the layout.
+        unsafe { std::ptr::read_volatile(self.base.cast::<u8>().add(offset).cast::<u16>()) }
+    }
+
+    #[inline]
     fn load_u64(&self, offset: usize) -> u64 {
         // SAFETY: as in `load_u32`, with 8-byte alignment from the layout.
         unsafe { std::ptr::read_volatile(self.base.cast::<u8>().add(offset).cast::<u64>()) }
@@ -187,6 +201,14 @@ impl UserPage {
     /// protocol. `None` when the event is not on a hardware counter right
     /// now (`index == 0`) or user reads are not allowed: the caller falls
     /// back to `read(2)`.
+    ///
+    /// The page's `time_enabled` and `time_running` date from the last time
+    /// the kernel updated it (when the event was scheduled in), while the
+    /// count is current; a multiplexed count scaled with those times would
+    /// be off by up to a whole scheduling slice. So the times are brought up
+    /// to the moment of the read with the CPU's timestamp counter, as the
+    /// kernel documents for `cap_user_time`; without that capability an
+    /// event that has been multiplexed is left to `read(2)`.
     #[inline]
     pub(crate) fn read(&self) -> Option<UserCount> {
         loop {
@@ -198,9 +220,17 @@ impl UserPage {
                 return None;
             }
             let offset = self.load_u64(PAGE_OFFSET) as i64;
-            let time_enabled = self.load_u64(PAGE_TIME_ENABLED);
-            let time_running = self.load_u64(PAGE_TIME_RUNNING);
-            let width = u32::from(self.load_u32(PAGE_PMC_WIDTH) as u16);
+            let mut time_enabled = self.load_u64(PAGE_TIME_ENABLED);
+            let mut time_running = self.load_u64(PAGE_TIME_RUNNING);
+            let width = u32::from(self.load_u16(PAGE_PMC_WIDTH));
+            if caps & CAP_USER_TIME != 0 {
+                let since_update = self.ns_since_update(caps)?;
+                // Running: both times advanced since the update.
+                time_enabled = time_enabled.wrapping_add(since_update);
+                time_running = time_running.wrapping_add(since_update);
+            } else if time_enabled != time_running {
+                return None;
+            }
             let raw = read_pmc(index - 1)?;
             std::sync::atomic::compiler_fence(Ordering::SeqCst);
             if self.load_u32(PAGE_LOCK) != seq {
@@ -216,6 +246,32 @@ impl UserPage {
                 time_running,
             });
         }
+    }
+
+    /// Nanoseconds since the kernel last updated the page, from the
+    /// timestamp counter and the page's `time_*` fields (the conversion of
+    /// `struct perf_event_mmap_page` in the kernel's uapi header). Call it
+    /// inside the seqlock.
+    #[inline]
+    fn ns_since_update(&self, caps: u64) -> Option<u64> {
+        let shift = u32::from(self.load_u16(PAGE_TIME_SHIFT)).min(63);
+        let mult = u64::from(self.load_u32(PAGE_TIME_MULT));
+        let time_offset = self.load_u64(PAGE_TIME_OFFSET);
+        let mut cyc = read_timestamp()?;
+        if caps & CAP_USER_TIME_SHORT != 0 {
+            // The counter is narrower than 64 bits (arm64): count from the
+            // page's base value, modulo the counter width.
+            let base = self.load_u64(PAGE_TIME_CYCLES);
+            let mask = self.load_u64(PAGE_TIME_MASK);
+            cyc = base.wrapping_add(cyc.wrapping_sub(base) & mask);
+        }
+        let quot = cyc >> shift;
+        let rem = cyc & ((1u64 << shift) - 1);
+        Some(
+            time_offset
+                .wrapping_add(quot.wrapping_mul(mult))
+                .wrapping_add(rem.wrapping_mul(mult) >> shift),
+        )
     }
 }
 
@@ -326,6 +382,41 @@ fn read_pmc(counter: u32) -> Option<u64> {
 #[inline]
 fn read_pmc(_counter: u32) -> Option<u64> {
     None
+}
+
+/// The timestamp counter the kernel's perf clock runs on: the TSC on
+/// x86_64, the virtual counter `CNTVCT_EL0` on aarch64 (readable from EL0
+/// wherever the vDSO works).
+#[inline]
+fn read_timestamp() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lo: u32;
+        let hi: u32;
+        // SAFETY: rdtsc is allowed in user space on Linux (CR4.TSD clear:
+        // the vDSO's clock_gettime relies on it); it only writes the
+        // declared registers.
+        unsafe {
+            std::arch::asm!("rdtsc", out("eax") lo, out("edx") hi,
+                options(nostack, nomem, preserves_flags));
+        }
+        Some(u64::from(hi) << 32 | u64::from(lo))
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let value: u64;
+        // SAFETY: Linux enables EL0 reads of CNTVCT_EL0 (CNTKCTL_EL1.EL0VCTEN)
+        // for the vDSO; a register read touches no memory and no flags.
+        unsafe {
+            std::arch::asm!("mrs {v}, cntvct_el0", v = out(reg) value,
+                options(nostack, nomem, preserves_flags));
+        }
+        Some(value)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        None
+    }
 }
 
 /// Runs a loop whose user-space instruction count is known exactly:
