@@ -1,0 +1,179 @@
+//! Helpers shared by the hardware suites (`tests/pmu.rs`, `tests/pmu_cost.rs`).
+//!
+//! Those suites only mean something where a hardware instructions counter
+//! opens: a machine with a PMU, or the emulated aarch64 guest that
+//! `.ci/pmu-guest` boots. Elsewhere each test prints why it skips and
+//! passes.
+
+// Each suite uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::{Mutex, MutexGuard};
+
+use dynostats::{Counter, CounterSet, Counters, Delta, Snapshot};
+
+/// Runs per measurement; the smallest count is kept, since an interrupt
+/// can only add instructions (on the emulated PMU every run is identical).
+pub const RUNS: usize = 5;
+
+/// Prints a line to the test's stderr even when libtest captures output, so
+/// that skip reasons and measured figures always show.
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Whether a hardware instructions counter can be opened on this thread;
+/// prints why not (and so why `test` skips) when it cannot.
+pub fn require_pmu(test: &str) -> bool {
+    if dynostats::KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION.is_none() {
+        report(&format!(
+            "SKIP {test}: no known instruction loop on this architecture (x86_64 and aarch64 only)"
+        ));
+        return false;
+    }
+    let counters = Counters::open(CounterSet::wall_only().with(Counter::Instructions));
+    match counters.unavailable().first() {
+        None => true,
+        Some(why) => {
+            report(&format!("SKIP {test}: no hardware PMU here: {why}"));
+            false
+        }
+    }
+}
+
+/// Instructions per iteration of [`dynostats::known_loop`].
+pub fn per_iteration() -> u64 {
+    dynostats::KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION.expect("checked by require_pmu")
+}
+
+/// Whether this is the emulated aarch64 machine of `../shared/pmu-guest`
+/// (QEMU `virt`, the `max` CPU whose implementer code is 0, precise icount):
+/// its PMU counts user-space instructions exactly and its cycle counter
+/// advances one cycle per instruction. The instruction costs in
+/// BENCHMARKS.md were measured there and only hold there.
+pub fn exact_guest() -> bool {
+    if !cfg!(target_arch = "aarch64") {
+        return false;
+    }
+    let compatible = std::fs::read("/sys/firmware/devicetree/base/compatible").unwrap_or_default();
+    let midr = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/regs/identification/midr_el1")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok());
+    compatible.starts_with(b"linux,dummy-virt") && midr.is_some_and(|m| (m >> 24) & 0xff == 0)
+}
+
+static PMU_LOCK: Mutex<()> = Mutex::new(());
+
+/// Holds the PMU for one test and sets whether user space may read counters
+/// (arm64's `perf_user_access`, restored on drop). Tests that open counters
+/// take it, so the setting cannot change under them.
+pub struct UserAccess {
+    /// Whether user-space reads are allowed while this guard lives.
+    pub enabled: bool,
+    restore: Option<String>,
+    _lock: MutexGuard<'static, ()>,
+}
+
+const ARM64_USER_ACCESS: &str = "/proc/sys/kernel/perf_user_access";
+const X86_RDPMC: &str = "/sys/bus/event_source/devices/cpu/rdpmc";
+
+/// Takes the PMU and asks for user-space reads `on` or off. On arm64 the
+/// sysctl is written (the guest runs tests as root); on x86 the system's
+/// `rdpmc` setting is only read, and `enabled` says what is in force.
+pub fn user_access(on: bool) -> UserAccess {
+    let lock = PMU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if cfg!(target_arch = "aarch64") {
+        let before = std::fs::read_to_string(ARM64_USER_ACCESS).unwrap_or_default();
+        let want = if on { "1" } else { "0" };
+        if before.trim() == want {
+            return UserAccess {
+                enabled: on,
+                restore: None,
+                _lock: lock,
+            };
+        }
+        let written = std::fs::write(ARM64_USER_ACCESS, want).is_ok();
+        return UserAccess {
+            enabled: if written { on } else { before.trim() == "1" },
+            restore: written.then_some(before),
+            _lock: lock,
+        };
+    }
+    let rdpmc = std::fs::read_to_string(X86_RDPMC).unwrap_or_default();
+    UserAccess {
+        enabled: matches!(rdpmc.trim(), "1" | "2"),
+        restore: None,
+        _lock: lock,
+    }
+}
+
+impl Drop for UserAccess {
+    fn drop(&mut self) {
+        if let Some(before) = &self.restore {
+            let _ = std::fs::write(ARM64_USER_ACCESS, before.trim());
+        }
+    }
+}
+
+/// What a known loop measured through one way of taking snapshots.
+#[derive(Debug)]
+pub struct LoopCount {
+    /// Instructions of every run of `known_loop(n)`.
+    pub full: Vec<u64>,
+    /// Instructions of every run of `known_loop(0)`.
+    pub empty: Vec<u64>,
+    /// The deltas of the runs of `known_loop(n)`.
+    pub full_deltas: Vec<Delta>,
+    /// The deltas of the runs of `known_loop(0)`.
+    pub empty_deltas: Vec<Delta>,
+}
+
+impl LoopCount {
+    /// min(full) - min(empty): the loop's own instructions.
+    pub fn loop_instructions(&self) -> u64 {
+        self.full.iter().min().unwrap() - self.empty.iter().min().unwrap()
+    }
+
+    /// The fixed cost a region measured with these snapshots carries: the
+    /// instructions of an empty region (library code between the two
+    /// counter reads plus the call of `known_loop(0)`).
+    pub fn empty_region(&self) -> u64 {
+        *self.empty.iter().min().unwrap()
+    }
+
+    /// Whether every run gave the same count (expected on the exact PMU).
+    pub fn deterministic(&self) -> bool {
+        self.full.iter().all(|&c| c == self.full[0])
+            && self.empty.iter().all(|&c| c == self.empty[0])
+    }
+}
+
+/// Measures `known_loop(n)` and `known_loop(0)` [`RUNS`] times each between
+/// two snapshots taken by `snap`.
+pub fn count_loop(mut snap: impl FnMut() -> Snapshot, n: u64) -> LoopCount {
+    let mut run = |iterations: u64| -> Vec<Delta> {
+        (0..RUNS)
+            .map(|_| {
+                let start = snap();
+                dynostats::known_loop(iterations);
+                let end = snap();
+                Delta::between(&start, &end)
+            })
+            .collect()
+    };
+    let empty_deltas = run(0);
+    let full_deltas = run(n);
+    let instructions = |deltas: &[Delta]| -> Vec<u64> {
+        deltas
+            .iter()
+            .map(|d| d.instructions.expect("instructions counted"))
+            .collect()
+    };
+    LoopCount {
+        full: instructions(&full_deltas),
+        empty: instructions(&empty_deltas),
+        full_deltas,
+        empty_deltas,
+    }
+}
