@@ -54,6 +54,7 @@ pub use record::{
 };
 pub use sample::Sampler;
 pub use sink::{Batch, EncodedRecord, Sink};
+pub use sink::{DEFAULT_DATAGRAM_LIMIT, MAX_DATAGRAM, UdpSink, UdpSinkBuilder, UdpStats};
 
 // The README's examples are compiled and run as doctests.
 #[doc = include_str!("../README.md")]

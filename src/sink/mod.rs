@@ -4,9 +4,13 @@
 //! records. Sinks run on that writer thread only, never on a measured thread,
 //! so they may block on I/O.
 
+mod udp;
+
 use std::io;
 
 use crate::Record;
+
+pub use udp::{DEFAULT_DATAGRAM_LIMIT, MAX_DATAGRAM, UdpSink, UdpSinkBuilder, UdpStats};
 
 /// A batch of records, each already encoded as one MessagePack map.
 ///
