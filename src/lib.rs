@@ -55,6 +55,7 @@ pub use record::{
 pub use sample::Sampler;
 pub use sink::{Batch, EncodedRecord, Sink};
 pub use sink::{DEFAULT_DATAGRAM_LIMIT, MAX_DATAGRAM, UdpSink, UdpSinkBuilder, UdpStats};
+pub use sink::{ForwardSink, ForwardSinkBuilder, ForwardStats, TimeEncoding};
 
 // The README's examples are compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -4,12 +4,14 @@
 //! records. Sinks run on that writer thread only, never on a measured thread,
 //! so they may block on I/O.
 
+mod forward;
 mod udp;
 
 use std::io;
 
 use crate::Record;
 
+pub use forward::{ForwardSink, ForwardSinkBuilder, ForwardStats, TimeEncoding};
 pub use udp::{DEFAULT_DATAGRAM_LIMIT, MAX_DATAGRAM, UdpSink, UdpSinkBuilder, UdpStats};
 
 /// A batch of records, each already encoded as one MessagePack map.

@@ -120,7 +120,7 @@ fn resolve(addr: &str) -> Result<SocketAddr, Error> {
 /// seen by the sink. What the kernel does report (an oversize record, a
 /// failed `send`, `ECONNREFUSED` after the agent's port sent back an ICMP
 /// "port unreachable") is counted in [`UdpStats`] and never stops the
-/// sink. Use a TCP sink with acks where every record must
+/// sink. Use [`ForwardSink`](crate::ForwardSink) where every record must
 /// arrive.
 ///
 /// ```

@@ -1,0 +1,661 @@
+//! `ForwardSink` against a Forward-protocol collector written here, which
+//! decodes with `rmpv` (not the crate's types), checks the framing, acks,
+//! runs the shared-key handshake, and is stopped and restarted mid-stream.
+
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use dynostats::{Batch, ForwardSink, Record, RecordKind, Sink, TimeEncoding};
+use rmpv::Value;
+use sha2::{Digest, Sha512};
+
+/// Generous bound for waits that should take milliseconds.
+const WAIT: Duration = Duration::from_secs(20);
+const COLLECTOR_HOST: &str = "test-collector";
+const NONCE: &[u8] = &[0xff, 0x00, 0x10, 0x80, 7, 7, 7, 7];
+
+#[derive(Clone, Default)]
+struct CollectorConfig {
+    /// Answer every chunk that asks for it with `{"ack": id}`.
+    ack: bool,
+    /// Require the handshake with this key.
+    shared_key: Option<String>,
+    /// Accept any PING and sign the PONG with this key instead.
+    impostor_key: Option<String>,
+    /// Read this many chunks, then close each one's connection unacked.
+    drop_unacked: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Message {
+    tag: String,
+    chunk: Option<String>,
+    entries: Vec<(Value, Value)>,
+}
+
+#[derive(Default)]
+struct Log {
+    messages: Vec<Message>,
+    unacked: Vec<Message>,
+    errors: Vec<String>,
+    handshakes_ok: usize,
+    handshakes_rejected: usize,
+}
+
+impl Log {
+    fn records(&self) -> Vec<(Value, Value)> {
+        self.messages
+            .iter()
+            .flat_map(|m| m.entries.iter().cloned())
+            .collect()
+    }
+}
+
+struct Collector {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    handlers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Collector {
+    fn start(config: CollectorConfig, log: Arc<Mutex<Log>>) -> Collector {
+        Collector::start_at("127.0.0.1:0".parse().unwrap(), config, log)
+    }
+
+    fn start_at(addr: SocketAddr, config: CollectorConfig, log: Arc<Mutex<Log>>) -> Collector {
+        let started = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) if started.elapsed() < WAIT => {
+                    eprintln!("bind {addr}: {e}; retrying");
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot bind the collector to {addr}: {e}"),
+            }
+        };
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let handlers = Arc::new(Mutex::new(Vec::new()));
+        let drop_unacked = Arc::new(Mutex::new(config.drop_unacked));
+        let accept = {
+            let (stop, conns, handlers) = (stop.clone(), conns.clone(), handlers.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stream.set_nonblocking(false).unwrap();
+                            conns.lock().unwrap().push(stream.try_clone().unwrap());
+                            let (config, log, drop_unacked) =
+                                (config.clone(), log.clone(), drop_unacked.clone());
+                            let h = thread::spawn(move || serve(stream, config, log, drop_unacked));
+                            handlers.lock().unwrap().push(h);
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            })
+        };
+        Collector {
+            addr,
+            stop,
+            accept: Some(accept),
+            conns,
+            handlers,
+        }
+    }
+
+    /// Closes the listening socket and every connection.
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.accept.take().unwrap().join().unwrap();
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        let handlers: Vec<_> = self.handlers.lock().unwrap().drain(..).collect();
+        for h in handlers {
+            h.join().unwrap();
+        }
+    }
+}
+
+fn sha512_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha512::new();
+    for p in parts {
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+fn send(stream: &mut TcpStream, v: &Value) {
+    let mut buf = Vec::new();
+    rmpv::encode::write_value(&mut buf, v).unwrap();
+    let _ = stream.write_all(&buf);
+}
+
+fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    map.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// The collector's side of HELO / PING / PONG.
+fn handshake(stream: &mut TcpStream, config: &CollectorConfig, log: &Mutex<Log>) -> bool {
+    let key = config.shared_key.as_deref().unwrap();
+    send(
+        stream,
+        &Value::Array(vec![
+            "HELO".into(),
+            Value::Map(vec![
+                ("nonce".into(), Value::Binary(NONCE.to_vec())),
+                ("auth".into(), "".into()),
+                ("keepalive".into(), true.into()),
+            ]),
+        ]),
+    );
+    let Ok(ping) = rmpv::decode::read_value(stream) else {
+        return false;
+    };
+    let fields: Vec<Vec<u8>> = ping
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_slice().unwrap_or(b"?").to_vec())
+                .collect()
+        })
+        .unwrap_or_default();
+    if fields.len() != 6 || fields[0] != b"PING" {
+        log.lock()
+            .unwrap()
+            .errors
+            .push(format!("expected PING, got {ping}"));
+        return false;
+    }
+    let (hostname, salt, digest) = (&fields[1], &fields[2], &fields[3]);
+    let pong_key = config.impostor_key.as_deref().unwrap_or(key);
+    let good = config.impostor_key.is_some()
+        || digest[..] == *sha512_hex(&[salt, hostname, NONCE, key.as_bytes()]).as_bytes();
+    let pong_digest = sha512_hex(&[salt, COLLECTOR_HOST.as_bytes(), NONCE, pong_key.as_bytes()]);
+    let reason = if good { "" } else { "shared_key mismatch" };
+    send(
+        stream,
+        &Value::Array(vec![
+            "PONG".into(),
+            good.into(),
+            reason.into(),
+            COLLECTOR_HOST.into(),
+            if good { pong_digest.into() } else { "".into() },
+        ]),
+    );
+    let mut log = log.lock().unwrap();
+    if good {
+        log.handshakes_ok += 1;
+    } else {
+        log.handshakes_rejected += 1;
+    }
+    good
+}
+
+/// Checks one Forward-mode message; every departure is a framing error.
+fn check_framing(v: &Value, want_chunk: bool) -> Result<Message, String> {
+    let parts = v.as_array().ok_or(format!("not an array: {v}"))?;
+    if parts.len() != 3 {
+        return Err(format!("expected [tag, entries, option], got {v}"));
+    }
+    let tag = parts[0].as_str().ok_or("tag is not a string")?.to_string();
+    let entries = parts[1].as_array().ok_or("entries is not an array")?;
+    let option = &parts[2];
+    let size = get(option, "size")
+        .and_then(Value::as_u64)
+        .ok_or(format!("option {option} has no integer size"))?;
+    if size != entries.len() as u64 {
+        return Err(format!("size {size} but {} entries", entries.len()));
+    }
+    let chunk = get(option, "chunk").map(|c| c.as_str().unwrap_or("?").to_string());
+    if want_chunk && chunk.is_none() {
+        return Err(format!("option {option} has no chunk"));
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        match e.as_array().map(Vec::as_slice) {
+            Some([time, record]) if record.is_map() => out.push((time.clone(), record.clone())),
+            _ => return Err(format!("entry is not [time, map]: {e}")),
+        }
+    }
+    Ok(Message {
+        tag,
+        chunk,
+        entries: out,
+    })
+}
+
+fn serve(
+    mut stream: TcpStream,
+    config: CollectorConfig,
+    log: Arc<Mutex<Log>>,
+    drop_unacked: Arc<Mutex<usize>>,
+) {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    if config.shared_key.is_some() && !handshake(&mut stream, &config, &log) {
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
+    while let Ok(v) = rmpv::decode::read_value(&mut stream) {
+        let msg = match check_framing(&v, config.ack) {
+            Ok(m) => m,
+            Err(e) => {
+                log.lock().unwrap().errors.push(e);
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        };
+        {
+            let mut left = drop_unacked.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                log.lock().unwrap().unacked.push(msg);
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+        let chunk = msg.chunk.clone();
+        log.lock().unwrap().messages.push(msg);
+        if config.ack {
+            let id = chunk.unwrap_or_default();
+            send(&mut stream, &Value::Map(vec![("ack".into(), id.into())]));
+        }
+    }
+}
+
+const BASE_TS: u64 = 1_700_000_000_000_000_000;
+
+/// Record `i`: named `r{i}`, weight i + 1, instructions on even `i` only.
+fn record(i: u64) -> Record {
+    let mut r = Record::new(RecordKind::Region, &format!("r{i}"));
+    r.ts = BASE_TS + i * 1_000_000_007;
+    r.weight = i + 1;
+    r.wall_ns = 1000 + i;
+    if i % 2 == 0 {
+        r.instructions = Some(i * 10);
+    }
+    r
+}
+
+fn write(sink: &mut ForwardSink, range: std::ops::Range<u64>, per_batch: u64) {
+    let mut i = range.start;
+    while i < range.end {
+        let mut batch = Batch::new();
+        for j in i..(i + per_batch).min(range.end) {
+            batch.push(&record(j));
+        }
+        i += per_batch;
+        sink.write_batch(&batch).unwrap();
+    }
+}
+
+fn names(records: &[(Value, Value)]) -> Vec<String> {
+    records
+        .iter()
+        .map(|(_, r)| get(r, "name").and_then(Value::as_str).unwrap().to_string())
+        .collect()
+}
+
+fn expected_names(range: std::ops::Range<u64>) -> Vec<String> {
+    range.map(|i| format!("r{i}")).collect()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < WAIT, "gave up waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn fast_sink(addr: SocketAddr) -> dynostats::ForwardSinkBuilder {
+    let mut b = ForwardSink::builder(&addr.to_string());
+    b.backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .flush_timeout(WAIT);
+    b
+}
+
+#[test]
+fn records_arrive_framed_with_event_time_and_acks() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr)
+        .tag("dynostats.test")
+        .chunk_records(4)
+        .build()
+        .unwrap();
+    write(&mut sink, 0..11, 5);
+    sink.flush().unwrap();
+
+    let stats = sink.stats();
+    assert_eq!(stats.records_delivered, 11);
+    assert_eq!(stats.buffered_records, 0);
+    assert_eq!(sink.dropped(), 0);
+
+    let log = log.lock().unwrap();
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    // Batches of 5, 5, 1 in chunks of at most 4.
+    let sizes: Vec<usize> = log.messages.iter().map(|m| m.entries.len()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 11);
+    assert!(sizes.iter().all(|&n| (1..=4).contains(&n)), "{sizes:?}");
+    assert!(log.messages.iter().all(|m| m.tag == "dynostats.test"));
+    let mut ids: Vec<&String> = log
+        .messages
+        .iter()
+        .map(|m| m.chunk.as_ref().unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| id.len() == 24), "{ids:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), log.messages.len(), "chunk ids must be unique");
+
+    let records = log.records();
+    assert_eq!(names(&records), expected_names(0..11));
+    for (i, (time, rec)) in records.iter().enumerate() {
+        let i = i as u64;
+        let ts = BASE_TS + i * 1_000_000_007;
+        let (ty, data) = time.as_ext().expect("time is an ext value");
+        assert_eq!(ty, 0, "EventTime is ext type 0");
+        assert_eq!(data.len(), 8);
+        let secs = u32::from_be_bytes(data[..4].try_into().unwrap());
+        let nanos = u32::from_be_bytes(data[4..].try_into().unwrap());
+        assert_eq!(u64::from(secs), ts / 1_000_000_000);
+        assert_eq!(u64::from(nanos), ts % 1_000_000_000);
+        assert_eq!(get(rec, "v").and_then(Value::as_u64), Some(1));
+        assert_eq!(get(rec, "kind").and_then(Value::as_str), Some("region"));
+        assert_eq!(get(rec, "ts").and_then(Value::as_u64), Some(ts));
+        assert_eq!(get(rec, "weight").and_then(Value::as_u64), Some(i + 1));
+        assert_eq!(get(rec, "wall_ns").and_then(Value::as_u64), Some(1000 + i));
+        let instructions = get(rec, "instructions").and_then(Value::as_u64);
+        assert_eq!(instructions, (i % 2 == 0).then_some(i * 10), "record {i}");
+        assert!(get(rec, "cycles").is_none(), "absent counters are absent");
+    }
+    drop(log);
+    collector.stop();
+}
+
+#[test]
+fn integer_seconds_without_acks() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(CollectorConfig::default(), log.clone());
+    let mut sink = fast_sink(collector.addr)
+        .require_ack(false)
+        .time_encoding(TimeEncoding::IntegerSeconds)
+        .build()
+        .unwrap();
+    write(&mut sink, 0..6, 6);
+    sink.flush().unwrap();
+    assert_eq!(sink.stats().records_delivered, 6);
+    wait_until("6 records at the collector", || {
+        log.lock().unwrap().records().len() == 6
+    });
+    let log = log.lock().unwrap();
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    assert!(log.messages.iter().all(|m| m.chunk.is_none()));
+    assert!(log.messages.iter().all(|m| m.tag == "dynostats"));
+    for (i, (time, _)) in log.records().iter().enumerate() {
+        let ts = BASE_TS + i as u64 * 1_000_000_007;
+        assert_eq!(time.as_u64(), Some(ts / 1_000_000_000));
+    }
+    drop(log);
+    collector.stop();
+}
+
+#[test]
+fn collector_restart_loses_no_buffered_record_and_counts_overflow_exactly() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let config = CollectorConfig {
+        ack: true,
+        ..Default::default()
+    };
+    let collector = Collector::start(config.clone(), log.clone());
+    let addr = collector.addr;
+    let mut sink = fast_sink(addr)
+        .buffer_records(50)
+        .chunk_records(10)
+        .build()
+        .unwrap();
+
+    write(&mut sink, 0..30, 7);
+    sink.flush().unwrap();
+    assert_eq!(log.lock().unwrap().records().len(), 30);
+
+    // The collector goes away in the middle of the stream.
+    collector.stop();
+    write(&mut sink, 30..110, 8);
+    let stats = sink.stats();
+    assert_eq!(stats.records_delivered, 30);
+    assert_eq!(stats.buffered_records, 50);
+    assert_eq!(sink.dropped(), 30, "80 records offered, 50 buffered");
+    assert!(sink.last_error().is_some());
+
+    // It comes back on the same port: the buffer drains to it.
+    let collector = Collector::start_at(addr, config, log.clone());
+    sink.flush().unwrap();
+    let stats = sink.stats();
+    assert_eq!(stats.records_delivered, 80);
+    assert_eq!(stats.buffered_records, 0);
+    assert_eq!(sink.dropped(), 30);
+    assert!(stats.connects >= 2, "{stats:?}");
+
+    let log_now = log.lock().unwrap();
+    assert!(log_now.errors.is_empty(), "{:?}", log_now.errors);
+    // The oldest are kept: r30..r79 arrive, r80..r109 were dropped.
+    let mut want = expected_names(0..30);
+    want.extend(expected_names(30..80));
+    assert_eq!(names(&log_now.records()), want);
+    drop(log_now);
+    collector.stop();
+}
+
+#[test]
+fn unacked_chunk_is_sent_again_after_reconnect() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            drop_unacked: 1,
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr).chunk_records(5).build().unwrap();
+    write(&mut sink, 0..12, 12);
+    sink.flush().unwrap();
+
+    let stats = sink.stats();
+    assert_eq!(stats.records_delivered, 12);
+    assert_eq!(stats.chunks_resent, 1);
+    assert_eq!(stats.send_failures, 1);
+    let log_now = log.lock().unwrap();
+    assert_eq!(log_now.unacked.len(), 1);
+    let lost = &log_now.unacked[0];
+    assert_eq!(names(&lost.entries), expected_names(0..5));
+    // The same chunk, same id, is what the new connection got first.
+    assert_eq!(log_now.messages[0].chunk, lost.chunk);
+    assert_eq!(names(&log_now.records()), expected_names(0..12));
+    drop(log_now);
+    collector.stop();
+}
+
+#[test]
+fn shared_key_handshake_is_accepted() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            shared_key: Some("s3cret".into()),
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr)
+        .shared_key("s3cret")
+        .hostname("client-a")
+        .build()
+        .unwrap();
+    write(&mut sink, 0..5, 5);
+    sink.flush().unwrap();
+    assert_eq!(sink.stats().records_delivered, 5);
+    assert_eq!(sink.stats().handshake_failures, 0);
+    let log_now = log.lock().unwrap();
+    assert!(log_now.errors.is_empty(), "{:?}", log_now.errors);
+    assert_eq!(log_now.handshakes_ok, 1);
+    assert_eq!(names(&log_now.records()), expected_names(0..5));
+    drop(log_now);
+    collector.stop();
+}
+
+#[test]
+fn wrong_shared_key_is_a_counted_failure_with_a_clear_error() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            shared_key: Some("s3cret".into()),
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr)
+        .shared_key("wrong")
+        .flush_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    write(&mut sink, 0..3, 3);
+    let err = sink.flush().unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{text}");
+    assert!(text.contains("3 records not delivered"), "{text}");
+    assert!(text.contains("rejected the shared key"), "{text}");
+    assert!(text.contains("shared_key mismatch"), "{text}");
+    let stats = sink.stats();
+    assert!(stats.handshake_failures >= 1, "{stats:?}");
+    assert_eq!(stats.records_delivered, 0);
+    assert_eq!(stats.buffered_records, 3);
+    let log_now = log.lock().unwrap();
+    assert!(log_now.handshakes_rejected >= 1);
+    assert!(log_now.messages.is_empty());
+    drop(log_now);
+    collector.stop();
+}
+
+#[test]
+fn collector_that_does_not_know_the_key_gets_no_record() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            shared_key: Some("s3cret".into()),
+            impostor_key: Some("other".into()),
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr)
+        .shared_key("s3cret")
+        .flush_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    write(&mut sink, 0..2, 2);
+    let err = sink.flush().unwrap_err();
+    assert!(err.to_string().contains("digest does not match"), "{err}");
+    assert!(sink.stats().handshake_failures >= 1);
+    assert!(log.lock().unwrap().messages.is_empty());
+    collector.stop();
+}
+
+#[test]
+fn collector_asking_for_a_handshake_names_the_missing_key() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            shared_key: Some("s3cret".into()),
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr)
+        .flush_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    write(&mut sink, 0..2, 2);
+    let err = sink.flush().unwrap_err();
+    assert!(
+        err.to_string().contains("configure the sink's shared key"),
+        "{err}"
+    );
+    assert_eq!(sink.stats().records_delivered, 0);
+    collector.stop();
+}
+
+#[test]
+fn dead_collector_keeps_records_and_flush_gives_up_at_its_timeout() {
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut sink = fast_sink(addr)
+        .flush_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    write(&mut sink, 0..4, 4);
+    let err = sink.flush().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(err.to_string().contains("4 records not delivered"), "{err}");
+    assert!(err.to_string().contains("connecting to"), "{err}");
+    let stats = sink.stats();
+    assert!(stats.connect_failures >= 1);
+    assert_eq!(stats.buffered_records, 4);
+    assert_eq!(sink.dropped(), 0);
+}
+
+#[test]
+#[ignore = "throughput measurement, run by hand: cargo test --release --test forward_sink -- --ignored --nocapture"]
+fn throughput_to_a_local_collector() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr)
+        .buffer_records(1 << 20)
+        .build()
+        .unwrap();
+    let n = 200_000;
+    let started = Instant::now();
+    write(&mut sink, 0..n, 500);
+    sink.flush().unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(sink.stats().records_delivered, n);
+    assert_eq!(log.lock().unwrap().records().len() as u64, n);
+    println!(
+        "{n} records in {elapsed:?}: {:.0} records/s ({} chunks)",
+        n as f64 / elapsed.as_secs_f64(),
+        sink.stats().chunks_delivered
+    );
+    collector.stop();
+}
