@@ -32,6 +32,7 @@
 
 mod counters;
 mod error;
+mod measured;
 mod pipeline;
 mod probe;
 mod record;
@@ -44,6 +45,7 @@ pub use counters::{
     thread_counter_set, with_thread_counters,
 };
 pub use error::{Error, Unavailable};
+pub use measured::{Measure, Measured};
 pub use pipeline::emit;
 pub use probe::{
     CounterProbe, KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION, Probe, SelfCheck, known_loop, probe,
