@@ -33,6 +33,8 @@
 mod counters;
 mod error;
 mod measured;
+#[cfg(feature = "tower")]
+mod middleware;
 mod pipeline;
 mod probe;
 mod record;
@@ -46,6 +48,11 @@ pub use counters::{
 };
 pub use error::{Error, Unavailable};
 pub use measured::{Measure, Measured};
+#[cfg(feature = "tower")]
+pub use middleware::{
+    HeaderLabel, LabelRequest, Labels, MeasureLayer, MeasureService, MeasuredBody, OTHER,
+    ResponseFuture, UNMATCHED,
+};
 pub use pipeline::emit;
 pub use probe::{
     CounterProbe, KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION, Probe, SelfCheck, known_loop, probe,

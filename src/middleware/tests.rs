@@ -1,0 +1,349 @@
+//! The layer through `tower::ServiceExt::oneshot` and an axum router, with
+//! the records caught where they are delivered.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+use super::*;
+use crate::measured::capture;
+use crate::{Delta, Record};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// A label that tells this test's records from other tests'.
+fn tag(test: &'static str) -> impl Fn(&Request<axum::body::Body>, &mut Labels) + Clone {
+    move |_: &Request<axum::body::Body>, labels: &mut Labels| {
+        labels.insert("test", test);
+    }
+}
+
+fn take_tagged(test: &str) -> Vec<Record> {
+    capture::take_where(|r| r.labels.get("test").map(String::as_str) == Some(test))
+}
+
+fn router(test: &'static str, rate: u64) -> Router {
+    Router::new()
+        .route("/users/{id}", get(|| async { "a user" }))
+        .route("/cheap", get(|| async { "ok" }))
+        .layer(MeasureLayer::new(rate).labels(tag(test)))
+}
+
+fn get_req(uri: &str) -> Request<axum::body::Body> {
+    Request::builder()
+        .uri(uri)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+async fn send(app: Router, req: Request<axum::body::Body>) -> (StatusCode, Bytes) {
+    let res = app.oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, body)
+}
+
+#[test]
+fn one_record_per_request_with_the_route_template() {
+    runtime().block_on(async {
+        let (status, body) =
+            send(router("template", 1), get_req("/users/4711?token=hunter2")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], b"a user");
+    });
+    let records = take_tagged("template");
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r.kind, crate::RecordKind::Request);
+    assert_eq!(r.name, "/users/{id}");
+    assert_eq!(r.method.as_deref(), Some("GET"));
+    assert_eq!(r.status, Some(200));
+    assert_eq!(r.weight, 1);
+    assert!(!r.cancelled);
+    assert!(r.error.is_none());
+    assert!(r.polls.is_some_and(|p| p >= 1));
+    // Neither the path parameter nor the query string is anywhere in the
+    // encoded record.
+    let bytes = r.to_msgpack();
+    for secret in [&b"4711"[..], b"hunter2", b"token"] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "{:?} leaked into {r:?}",
+            std::str::from_utf8(secret)
+        );
+    }
+}
+
+#[test]
+fn unmatched_route_gets_the_fixed_name() {
+    runtime().block_on(async {
+        let (status, _) = send(router("unmatched", 1), get_req("/no/such/page")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    });
+    let records = take_tagged("unmatched");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].name, UNMATCHED);
+    assert_eq!(records[0].status, Some(404));
+}
+
+#[test]
+fn unsampled_requests_emit_nothing() {
+    runtime().block_on(async {
+        for _ in 0..50 {
+            let (status, _) = send(router("rate-zero", 0), get_req("/cheap")).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    });
+    assert!(take_tagged("rate-zero").is_empty());
+}
+
+#[test]
+fn one_in_n_is_sampled_with_weight_n() {
+    let requests = 4000;
+    let app = router("one-in-20", 20);
+    runtime().block_on(async {
+        for _ in 0..requests {
+            let (status, _) = send(app.clone(), get_req("/cheap")).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    });
+    let records = take_tagged("one-in-20");
+    // Expected 200; the geometric countdown's spread is about 14.
+    assert!((120..=280).contains(&records.len()), "{}", records.len());
+    assert!(records.iter().all(|r| r.weight == 20 && r.name == "/cheap"));
+}
+
+#[test]
+fn non_standard_method_is_not_recorded_verbatim() {
+    runtime().block_on(async {
+        let req = Request::builder()
+            .method(Method::from_bytes(b"SECRETMETHOD").unwrap())
+            .uri("/cheap")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (status, _) = send(router("method", 1), req).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    });
+    let records = take_tagged("method");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].method.as_deref(), Some(OTHER));
+}
+
+#[test]
+fn header_label_from_allow_list_only() {
+    let flag = HeaderLabel::new(http::HeaderName::from_static("x-flag"), ["blue"]);
+    let app = Router::new()
+        .route("/cheap", get(|| async { "ok" }))
+        .layer(MeasureLayer::new(1).labels((tag("header-label"), flag)));
+    runtime().block_on(async {
+        for value in ["blue", "password123"] {
+            let req = Request::builder()
+                .uri("/cheap")
+                .header("x-flag", value)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            send(app.clone(), req).await;
+        }
+        send(app.clone(), get_req("/cheap")).await;
+    });
+    let mut values: Vec<Option<String>> = take_tagged("header-label")
+        .into_iter()
+        .map(|r| r.labels.get("x-flag").cloned())
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [None, Some(OTHER.to_string()), Some("blue".to_string())]
+    );
+}
+
+/// A plain tower service (no axum) tagged through a label hook.
+fn plain_tag(test: &'static str) -> impl Fn(&Request<()>, &mut Labels) + Clone {
+    move |_: &Request<()>, labels: &mut Labels| {
+        labels.insert("test", test);
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Refused(u32);
+
+#[test]
+fn service_error_is_recorded_and_passed_through() {
+    let svc = ServiceBuilder::new()
+        .layer(MeasureLayer::new(1).labels(plain_tag("service-error")))
+        .service(service_fn(|_: Request<()>| async {
+            Err::<Response<http_body_util::Empty<Bytes>>, _>(Refused(7))
+        }));
+    let result = runtime().block_on(svc.oneshot(Request::new(())));
+    assert_eq!(result.err(), Some(Refused(7)));
+    let records = take_tagged("service-error");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].name, UNMATCHED);
+    assert_eq!(records[0].status, None);
+    assert_eq!(records[0].error.as_deref(), Some("service_error"));
+    assert!(!records[0].cancelled);
+}
+
+#[test]
+fn panic_is_recorded_and_passed_through() {
+    let svc = ServiceBuilder::new()
+        .layer(MeasureLayer::new(1).labels(plain_tag("panic")))
+        .service(service_fn(|_: Request<()>| async {
+            if std::hint::black_box(true) {
+                panic!("handler bug");
+            }
+            Ok::<_, Infallible>(Response::new(http_body_util::Empty::<Bytes>::new()))
+        }));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime().block_on(svc.oneshot(Request::new(())))
+    }));
+    let message = caught.err().and_then(|p| p.downcast_ref::<&str>().copied());
+    assert_eq!(message, Some("handler bug"));
+    let records = take_tagged("panic");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].error.as_deref(), Some("panic"));
+    assert!(records[0].cancelled);
+    assert_eq!(records[0].status, None);
+}
+
+/// A body that does `work` iterations of CPU work before each of its
+/// `frames` frames, and sums the CPU time of that work.
+struct WorkBody {
+    frames: usize,
+    work: u64,
+    spent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Body for WorkBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.frames == 0 {
+            return Poll::Ready(None);
+        }
+        self.frames -= 1;
+        let start = crate::snapshot();
+        let mut x = 0u64;
+        for i in 0..self.work {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        let end = crate::snapshot();
+        let cpu = Delta::between(&start, &end).cpu_ns.unwrap_or(0);
+        self.spent
+            .fetch_add(cpu, std::sync::atomic::Ordering::Relaxed);
+        // Pending once per frame, as a body waiting for its source would.
+        if self.frames % 2 == 0 {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(x.to_string())))))
+    }
+}
+
+fn streaming_service(
+    test: &'static str,
+    spent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> impl tower::Service<
+    Request<()>,
+    Response = Response<MeasuredBody<WorkBody>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    ServiceBuilder::new()
+        .layer(MeasureLayer::new(1).labels(plain_tag(test)))
+        .service(service_fn(move |_: Request<()>| {
+            let spent = spent.clone();
+            async move {
+                Ok::<_, Infallible>(Response::new(WorkBody {
+                    frames: 8,
+                    work: 2_000_000,
+                    spent,
+                }))
+            }
+        }))
+}
+
+#[test]
+fn work_while_streaming_the_body_is_counted() {
+    let spent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let svc = streaming_service("streaming", spent.clone());
+    runtime().block_on(async {
+        let res = svc.oneshot(Request::new(())).await.unwrap();
+        // The response is there but its body is not: no record yet.
+        assert!(take_tagged("streaming").is_empty());
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(!body.is_empty());
+    });
+    let records = take_tagged("streaming");
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    let body_cpu = spent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(body_cpu > 0);
+    let cpu = r.cpu_ns.expect("CPU time is measurable here");
+    assert!(cpu >= body_cpu, "record {cpu} < body work {body_cpu}");
+    // One poll of the response future, 8 frames and the end of the body.
+    assert_eq!(r.polls, Some(1 + 8 + 1));
+    assert!(!r.cancelled);
+}
+
+#[test]
+fn body_dropped_before_its_end_is_cancelled() {
+    let spent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let svc = streaming_service("body-dropped", spent);
+    runtime().block_on(async {
+        let res = svc.oneshot(Request::new(())).await.unwrap();
+        let mut body = res.into_body();
+        let first = body.frame().await;
+        assert!(first.is_some());
+        drop(body);
+    });
+    let records = take_tagged("body-dropped");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].cancelled);
+    assert_eq!(records[0].status, Some(200));
+    assert_eq!(records[0].polls, Some(2));
+}
+
+#[test]
+fn head_response_body_dropped_unread_is_not_cancelled() {
+    let spent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let svc = streaming_service("head", spent);
+    runtime().block_on(async {
+        let req = Request::builder().method(Method::HEAD).body(()).unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        drop(res);
+    });
+    let records = take_tagged("head");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(!records[0].cancelled);
+    assert_eq!(records[0].method.as_deref(), Some("HEAD"));
+}
+
+#[test]
+fn labels_are_bounded() {
+    let mut labels = Labels::default();
+    let long = "x".repeat(1000);
+    for i in 0..100 {
+        labels.insert(&format!("k{i}"), &long);
+    }
+    assert_eq!(labels.len(), crate::MAX_LABELS);
+    assert!(labels.iter().all(|(_, v)| v.len() == crate::MAX_LABEL_LEN));
+    // Replacing an existing key still works when full.
+    assert!(labels.insert("k0", "short"));
+    assert_eq!(labels.iter().next(), Some(("k0", "short")));
+}
