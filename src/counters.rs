@@ -238,6 +238,8 @@ pub struct Snapshot {
     /// Whether `cpu_ns` came from the task-clock event in the perf group (and
     /// so is subject to the same scaling as the other group members).
     cpu_in_group: bool,
+    /// Whether `context_switches` came from getrusage rather than the group.
+    switches_from_rusage: bool,
 }
 
 /// What happened between two snapshots of the same thread.
@@ -310,7 +312,7 @@ impl Delta {
         let any_perf = end.instructions.is_some()
             || end.cycles.is_some()
             || end.page_faults.is_some()
-            || end.context_switches.is_some()
+            || (end.context_switches.is_some() && !end.switches_from_rusage)
             || end.cpu_in_group;
         Delta {
             wall_ns: end.wall_ns.saturating_sub(start.wall_ns),
@@ -318,7 +320,13 @@ impl Delta {
             instructions: perf(start.instructions, end.instructions),
             cycles: perf(start.cycles, end.cycles),
             page_faults: perf(start.page_faults, end.page_faults),
-            context_switches: perf(start.context_switches, end.context_switches),
+            context_switches: if start.switches_from_rusage || end.switches_from_rusage {
+                end.context_switches
+                    .zip(start.context_switches)
+                    .and_then(|(e, s)| e.checked_sub(s))
+            } else {
+                perf(start.context_switches, end.context_switches)
+            },
             rss_start: start.rss_bytes,
             rss_end: end.rss_bytes,
             peak_rss: end.peak_rss_bytes,
@@ -417,6 +425,8 @@ pub struct Counters {
     set: CounterSet,
     group: Option<PerfGroup>,
     statm: Option<File>,
+    /// Context switches from getrusage instead of the perf group.
+    switches_from_rusage: bool,
     unavailable: Vec<Unavailable>,
     page_size: u64,
     generation: u64,
@@ -444,10 +454,12 @@ fn perf_builder(counter: Counter) -> Option<Builder<'static>> {
     };
     // pid = 0, cpu = -1: this thread, on any CPU. User space only, so the
     // counts do not depend on interrupts and system-call internals.
+    // Context switches happen in the kernel: with exclude_kernel they would
+    // always read 0.
     b.observe_self()
         .any_cpu()
         .enabled(true)
-        .exclude_kernel(true)
+        .exclude_kernel(counter != Counter::ContextSwitches)
         .exclude_hv(true);
     if counter.is_hardware() {
         // arm64 only lets user space read a counter that asked for it
@@ -499,6 +511,7 @@ impl Counters {
                 Err(e) => unavailable.push(Unavailable::from_open_error(counter, &e)),
             }
         };
+        let mut switches_from_rusage = false;
 
         // Hardware events first: if they alone are wanted beside clocks and
         // the kernel lets user space read them, no system call is needed.
@@ -537,6 +550,18 @@ impl Counters {
                 open_event(c, &mut counters, &mut slots, &mut unavailable);
             }
         }
+        // Counting kernel-side events needs perf_event_paranoid <= 1 (or
+        // CAP_PERFMON); without it, getrusage(RUSAGE_THREAD) counts the
+        // thread's context switches at the cost of one more system call.
+        if let Some(pos) = unavailable.iter().position(|u| {
+            u.counter == Counter::ContextSwitches
+                && matches!(u.errno, Some(libc::EACCES) | Some(libc::EPERM))
+        }) {
+            if sys::thread_context_switches().is_some() {
+                unavailable.remove(pos);
+                switches_from_rusage = true;
+            }
+        }
         let group = (!counters.is_empty()).then_some(PerfGroup {
             counters,
             slots,
@@ -564,6 +589,7 @@ impl Counters {
             set,
             group,
             statm,
+            switches_from_rusage,
             unavailable,
             page_size: sys::page_size(),
             generation: sys::fork_generation(),
@@ -618,6 +644,10 @@ impl Counters {
         }
         if self.set.contains(Counter::PeakRss) {
             s.peak_rss_bytes = sys::peak_rss_bytes();
+        }
+        if self.switches_from_rusage {
+            s.context_switches = sys::thread_context_switches();
+            s.switches_from_rusage = true;
         }
         s
     }

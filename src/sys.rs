@@ -62,6 +62,17 @@ pub(crate) fn peak_rss_bytes() -> Option<u64> {
     Some(usage.ru_maxrss as u64 * 1024)
 }
 
+/// Voluntary plus involuntary context switches of the calling thread
+/// (`getrusage(RUSAGE_THREAD)`).
+pub(crate) fn thread_context_switches() -> Option<u64> {
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage for the duration of the call.
+    let ret = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    check(ret).ok()?;
+    Some(usage.ru_nvcsw as u64 + usage.ru_nivcsw as u64)
+}
+
 /// The system page size in bytes.
 pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.

@@ -216,3 +216,35 @@ fn a_read_of_the_wrong_shape_gives_none_not_a_guess() {
     assert_eq!(s.instructions, None);
     drop(counters);
 }
+
+#[test]
+fn context_switches_fall_back_to_getrusage_when_kernel_events_are_refused() {
+    let kernel = FakeKernel::new();
+    kernel.fail(SOFTWARE, CONTEXT_SWITCHES, libc::EACCES);
+    let _hooks = kernel.install();
+    let mut counters = Counters::open(perf_only(&[
+        Counter::Instructions,
+        Counter::ContextSwitches,
+    ]));
+    assert!(counters.is_available(Counter::ContextSwitches));
+    let calls = kernel.calls();
+    let cs = calls
+        .iter()
+        .find(|c| c.config == CONTEXT_SWITCHES && c.type_ == SOFTWARE)
+        .unwrap();
+    // Context switches happen in the kernel: the event must include it.
+    assert!(!cs.exclude_kernel);
+    // Multiplexed group: instructions scale, getrusage's count does not.
+    kernel.queue_group_read(1_000, 1_000, &[0]);
+    let a = counters.snapshot();
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    kernel.queue_group_read(3_000, 2_000, &[500]);
+    let b = counters.snapshot();
+    let d = Delta::between(&a, &b);
+    assert_eq!(d.instructions, Some(1_000));
+    let switches = d.context_switches.unwrap();
+    assert!((3..1_000).contains(&switches), "{switches}");
+    drop(counters);
+}

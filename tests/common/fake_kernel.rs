@@ -87,7 +87,10 @@ impl FakeKernel {
 
     /// Makes `perf_event_open` of (type, config) fail with `errno`.
     pub fn fail(&self, type_: u32, config: u64, errno: i32) -> &Self {
-        self.state.borrow_mut().errors.insert((type_, config), errno);
+        self.state
+            .borrow_mut()
+            .errors
+            .insert((type_, config), errno);
         self
     }
 

@@ -1,1 +1,29 @@
+#![allow(dead_code)]
+
 pub mod fake_kernel;
+
+/// CPU time of the calling thread, from `CLOCK_THREAD_CPUTIME_ID` directly
+/// (independent of the library under test).
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the duration of the call.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(ret, 0);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Spins until the calling thread has used `ns` more nanoseconds of CPU,
+/// however long that takes on a loaded machine.
+pub fn burn_cpu_ns(ns: u64) {
+    let start = thread_cpu_ns();
+    let mut x = 1u64;
+    while thread_cpu_ns() - start < ns {
+        for _ in 0..1000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+    }
+}

@@ -1,0 +1,109 @@
+//! fork: a child's snapshots must not read the parent's counters. Alone in
+//! its test binary so no other test thread runs while the process forks.
+
+mod common;
+
+use common::burn_cpu_ns;
+use dynostats::{Counter, CounterSet, Counters, Delta, snapshot};
+
+const MS: u64 = 1_000_000;
+
+/// Child exit codes, one per failed check.
+const STALE_NOT_DETECTED: i32 = 10;
+const CHILD_COUNTED_PARENT_CPU: i32 = 11;
+const CHILD_RSS_NOT_OWN: i32 = 12;
+const STALE_DID_NOT_COUNT_PARENT: i32 = 13;
+const PIPE_FAILED: i32 = 14;
+
+fn pipe() -> [i32; 2] {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid array of two ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    fds
+}
+
+fn send_byte(fd: i32) -> bool {
+    // SAFETY: writes one byte from a valid buffer.
+    unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) == 1 }
+}
+
+fn recv_byte(fd: i32) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: `byte` is valid for a one-byte write.
+    unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) == 1 }
+}
+
+#[test]
+fn child_snapshots_do_not_include_the_parent_s_work() {
+    // The parent opens this thread's counters (thread-local and explicit).
+    let _ = snapshot();
+    let mut inherited = Counters::open(CounterSet::wall_only().with(Counter::CpuTime));
+    let _ = inherited.snapshot();
+    let started = pipe();
+    let burned = pipe();
+
+    // SAFETY: this test binary runs one test, so no other thread holds a
+    // lock the child could need; the child only computes, allocates and
+    // calls _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = child(started[1], burned[0], &mut inherited);
+        // SAFETY: _exit ends the child without running the parent's
+        // test-harness destructors.
+        unsafe { libc::_exit(code) };
+    }
+    // Parent: once the child has taken its first snapshots, burn 300 ms of
+    // CPU on the thread whose counters the child inherited.
+    assert!(recv_byte(started[0]));
+    burn_cpu_ns(300 * MS);
+    assert!(send_byte(burned[1]));
+    let mut status = 0;
+    // SAFETY: `status` is a valid int for waitpid to write.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "child did not exit normally");
+    let code = libc::WEXITSTATUS(status);
+    assert_eq!(code, 0, "child check failed with code {code}");
+}
+
+fn child(started: i32, burned: i32, inherited: &mut Counters) -> i32 {
+    if !inherited.is_stale() {
+        return STALE_NOT_DETECTED;
+    }
+    let stale_start = inherited.snapshot();
+    let start = snapshot();
+    // Wait, without using CPU, while the parent burns; then touch 32 MiB of
+    // fresh memory in the child only.
+    if !send_byte(started) || !recv_byte(burned) {
+        return PIPE_FAILED;
+    }
+    let mut v = vec![0u8; 32 << 20];
+    for i in (0..v.len()).step_by(4096) {
+        v[i] = 1;
+    }
+    std::hint::black_box(&v);
+    let end = snapshot();
+    let stale_end = inherited.snapshot();
+
+    let d = Delta::between(&start, &end);
+    // The child itself used a few ms of CPU; the parent used 300.
+    if d.cpu_ns.is_none_or(|ns| ns > 100 * MS) {
+        return CHILD_COUNTED_PARENT_CPU;
+    }
+    // RSS must be the child's own (a descriptor opened by the parent on
+    // /proc/self/statm names the parent).
+    let grown = d
+        .rss_end
+        .unwrap_or(0)
+        .saturating_sub(d.rss_start.unwrap_or(u64::MAX));
+    if grown < 32 << 20 {
+        return CHILD_RSS_NOT_OWN;
+    }
+    // What the reopen protects against: the inherited descriptor really does
+    // count the parent's thread.
+    let stale = Delta::between(&stale_start, &stale_end);
+    if stale.cpu_ns.is_none_or(|ns| ns < 290 * MS) {
+        return STALE_DID_NOT_COUNT_PARENT;
+    }
+    0
+}

@@ -1,0 +1,160 @@
+//! Software counters and clocks, for real, on this machine.
+
+use dynostats::{Counter, CounterSet, Counters, Delta};
+
+fn spin_for_ms(ms: u64) -> u64 {
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    while start.elapsed().as_millis() < u128::from(ms) {
+        for i in 0..1000u64 {
+            x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(i));
+        }
+    }
+    x
+}
+
+/// Nanoseconds this thread has spent runnable but waiting for a CPU
+/// (`run_delay` in `/proc/thread-self/schedstat`), if the kernel tracks it.
+fn run_delay_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time over the wall time the thread could run (wall time minus time
+/// spent waiting for a CPU while other processes ran), best of several
+/// tries: on a busy machine the thread is preempted, which this removes.
+fn best_cpu_wall_ratio(set: CounterSet) -> f64 {
+    let mut counters = Counters::open(set);
+    (0..20)
+        .map(|_| {
+            let delay0 = run_delay_ns();
+            let a = counters.snapshot();
+            std::hint::black_box(spin_for_ms(30));
+            let b = counters.snapshot();
+            let waited = run_delay_ns()
+                .zip(delay0)
+                .map_or(0, |(b, a)| b.saturating_sub(a));
+            let d = Delta::between(&a, &b);
+            let runnable = d.wall_ns.saturating_sub(waited).max(1);
+            d.cpu_ns.expect("CPU time is always available") as f64 / runnable as f64
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn busy_loop_cpu_time_is_within_a_few_percent_of_wall_time() {
+    // Through the perf task-clock event in the group.
+    let set = CounterSet::wall_only().with(Counter::CpuTime);
+    let counters = Counters::open(set);
+    assert!(counters.is_available(Counter::CpuTime));
+    drop(counters);
+    let ratio = best_cpu_wall_ratio(set);
+    assert!((0.95..=1.02).contains(&ratio), "task-clock ratio {ratio}");
+}
+
+#[test]
+fn sleeping_costs_no_cpu_time() {
+    let mut counters = Counters::open(CounterSet::wall_only().with(Counter::CpuTime));
+    let a = counters.snapshot();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let b = counters.snapshot();
+    let d = Delta::between(&a, &b);
+    assert!(d.wall_ns >= 100_000_000, "{d:?}");
+    assert!(d.cpu_ns.unwrap() < 20_000_000, "{d:?}");
+}
+
+#[test]
+fn page_faults_grow_when_fresh_memory_is_touched() {
+    const SIZE: usize = 64 << 20;
+    let mut counters = Counters::open(CounterSet::wall_only().with(Counter::PageFaults));
+    let a = counters.snapshot();
+    let mut v = vec![0u8; SIZE];
+    for i in (0..SIZE).step_by(4096) {
+        v[i] = 1;
+    }
+    std::hint::black_box(&v);
+    let b = counters.snapshot();
+    let faults = Delta::between(&a, &b).page_faults.unwrap();
+    // One fault per 4 KiB page, or per 2 MiB where transparent huge pages
+    // are always on.
+    let thp_always = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|s| s.contains("[always]"));
+    let min = if thp_always {
+        SIZE / (2 << 20)
+    } else {
+        SIZE / 4096
+    };
+    assert!(
+        faults >= min as u64,
+        "{faults} page faults, expected >= {min}"
+    );
+}
+
+#[test]
+fn context_switches_count_voluntary_sleeps() {
+    let mut counters = Counters::open(CounterSet::wall_only().with(Counter::ContextSwitches));
+    let a = counters.snapshot();
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let b = counters.snapshot();
+    let switches = Delta::between(&a, &b).context_switches.unwrap();
+    assert!(switches >= 5, "{switches}");
+}
+
+#[test]
+fn peak_rss_is_at_least_current_rss() {
+    let mut counters = Counters::open(
+        CounterSet::wall_only()
+            .with(Counter::Rss)
+            .with(Counter::PeakRss),
+    );
+    let s = counters.snapshot();
+    let (rss, peak) = (s.rss_bytes.unwrap(), s.peak_rss_bytes.unwrap());
+    assert!(rss > 0 && peak >= rss, "rss {rss} peak {peak}");
+}
+
+#[test]
+fn hardware_counters_are_absent_with_a_reason_or_present() {
+    // Whatever the machine, a hardware counter is either readable or
+    // reported unavailable with an errno: never silently missing.
+    let mut counters = Counters::open(CounterSet::default());
+    let s = counters.snapshot();
+    for (c, v) in [
+        (Counter::Instructions, s.instructions),
+        (Counter::Cycles, s.cycles),
+    ] {
+        let reported = counters.unavailable().iter().any(|u| u.counter == c);
+        assert_eq!(
+            v.is_none(),
+            reported,
+            "{c}: {v:?} {:?}",
+            counters.unavailable()
+        );
+        if reported {
+            let u = counters
+                .unavailable()
+                .iter()
+                .find(|u| u.counter == c)
+                .unwrap();
+            assert!(u.errno.is_some());
+            assert!(!u.reason.is_empty());
+        }
+    }
+}
+
+#[test]
+fn probe_reports_every_counter_and_a_cost_for_the_available_ones() {
+    let probe = dynostats::probe();
+    assert_eq!(probe.counters.len(), Counter::ALL.len());
+    for c in &probe.counters {
+        assert_eq!(c.available(), c.read_cost_ns.is_some(), "{c:?}");
+    }
+    for c in [Counter::WallTime, Counter::CpuTime, Counter::Rss] {
+        assert!(probe.counter(c).unwrap().available(), "{c}");
+    }
+    let table = probe.to_string();
+    for c in Counter::ALL {
+        assert!(table.contains(c.name()), "{table}");
+    }
+}
