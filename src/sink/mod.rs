@@ -6,6 +6,11 @@
 
 mod forward;
 mod udp;
+mod file;
+mod memory;
+
+pub use file::{DEFAULT_KEEP, FILE_MODE, FileSink, FileSinkBuilder};
+pub use memory::MemorySink;
 
 use std::io;
 
