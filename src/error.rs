@@ -36,6 +36,8 @@ pub enum Error {
     },
     /// A configuration value was rejected.
     InvalidConfig(String),
+    /// The pipeline was shut down, or its writer thread stopped.
+    Closed,
 }
 
 impl fmt::Display for Error {
@@ -51,6 +53,7 @@ impl fmt::Display for Error {
                 "truncated record at byte offset {offset}: the stream ends inside a record"
             ),
             Error::InvalidConfig(msg) => write!(f, "invalid configuration: {msg}"),
+            Error::Closed => f.write_str("the dynostats pipeline is shut down"),
         }
     }
 }

@@ -116,6 +116,11 @@ pub struct Record {
     /// completion, or a guard dropped while panicking.
     #[serde(default, skip_serializing_if = "is_false")]
     pub cancelled: bool,
+    /// True when the region was measured because it was forced
+    /// ([`crate::Region::forced`]), not picked by the sampler: its weight
+    /// is then 0.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub forced: bool,
     /// The error, for a request whose service failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -141,6 +146,11 @@ pub struct Detail {
     /// per reason, bytes written ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stats: BTreeMap<String, u64>,
+    /// Status: per sink (by name), its counts: `records_written`,
+    /// `bytes_written`, `records_dropped_sink_error`,
+    /// `records_dropped_by_sink`, `errors`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sinks: BTreeMap<String, BTreeMap<String, u64>>,
     /// Status: the last error of each sink, by sink name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, String>,
@@ -185,6 +195,7 @@ impl Record {
             source: crate::ReadPath::Software.as_str().to_string(),
             scaled: false,
             cancelled: false,
+            forced: false,
             error: None,
             pid: std::process::id(),
             detail: None,

@@ -1,15 +1,616 @@
-//! The shipping pipeline: a bounded queue, a background writer, sinks.
+//! The shipping pipeline: a bounded queue, one background writer, sinks.
 //!
-//! (Interface fixed; the implementation lands with the records issue.)
+//! Measured threads hand records to [`emit`] (or [`Pipeline::emit`]),
+//! which puts them on a bounded queue with `try_send`: it never blocks and
+//! never does I/O, and when the queue is full the record is dropped and
+//! counted. One writer thread per pipeline takes records off the queue,
+//! encodes them as MessagePack in batches (by count and by time) and hands
+//! each batch to every [`Sink`].
+//!
+//! # Which pipeline receives a record
+//!
+//! [`emit`] sends to the pipeline in force on the calling thread:
+//!
+//! 1. a thread-scoped override ([`Pipeline::scoped`] or
+//!    [`Pipeline::in_scope`]), which keeps tests independent of each other;
+//! 2. else the global pipeline, installed once with [`install`];
+//! 3. else nothing: the record is dropped and `emit` returns `false`. Until
+//!    a pipeline is installed or scoped, this costs one branch.
+//!
+//! # Shutdown
+//!
+//! [`Pipeline::shutdown`] (called by `Drop` too) stops accepting records,
+//! writes everything accepted before, flushes the sinks and joins the
+//! writer: nothing accepted is lost. A global pipeline lives in a `static`
+//! and is never dropped: call `dynostats::global_pipeline().map(|p|
+//! p.shutdown())` before the process exits.
 
-use crate::Record;
+mod writer;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::sink::Sink;
+use crate::{Error, Record};
+
+/// Default queue capacity, in records.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+/// Default number of records after which the writer writes a batch.
+pub const DEFAULT_BATCH_SIZE: usize = 512;
+/// Default longest time a record waits in a partial batch.
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// Default interval between status records.
+pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Set once any pipeline has been installed or scoped: until then [`emit`]
+/// is one branch.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static GLOBAL: OnceLock<Pipeline> = OnceLock::new();
+
+thread_local! {
+    static SCOPED: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+}
 
 /// Hands `record` to the pipeline in force on this thread (a thread-scoped
 /// override, else the global pipeline). Never blocks and never does I/O:
 /// when the queue is full the record is dropped and counted. Returns
 /// whether the record was accepted; with no pipeline installed it is a
 /// no-op that returns `false`.
+///
+/// ```
+/// use dynostats::{MemorySink, Pipeline, Record, RecordKind};
+///
+/// // Nothing installed on this thread: dropped.
+/// assert!(!dynostats::emit(Record::new(RecordKind::Region, "early")));
+///
+/// let mem = MemorySink::new();
+/// let pipeline = Pipeline::builder().sink(mem.clone()).build().unwrap();
+/// pipeline.in_scope(|| {
+///     assert!(dynostats::emit(Record::new(RecordKind::Region, "scoped")));
+/// });
+/// pipeline.flush().unwrap();
+/// assert_eq!(mem.records_of(RecordKind::Region)[0].name, "scoped");
+/// ```
+#[inline]
 pub fn emit(record: Record) -> bool {
-    let _ = record;
-    false
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return false;
+    }
+    emit_slow(record)
+}
+
+#[cold]
+fn emit_slow(record: Record) -> bool {
+    let mut record = Some(record);
+    let scoped = SCOPED
+        .try_with(|cell| match cell.try_borrow() {
+            Ok(slot) => slot
+                .as_ref()
+                .map(|shared| shared.emit(record.take().expect("taken once"))),
+            Err(_) => None,
+        })
+        .ok()
+        .flatten();
+    if let Some(accepted) = scoped {
+        return accepted;
+    }
+    match (GLOBAL.get(), record) {
+        (Some(pipeline), Some(record)) => pipeline.emit(record),
+        _ => false,
+    }
+}
+
+/// Whether any pipeline was ever installed or scoped in this process: when
+/// not, a sampled region need not even read its counters.
+#[inline]
+pub(crate) fn is_active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Installs `pipeline` as the process-wide pipeline that [`emit`] sends to
+/// (unless a thread has a scoped override). Works once: a second call
+/// returns an error holding the pipeline it was given.
+///
+/// ```no_run
+/// use dynostats::{FileSink, Pipeline};
+///
+/// let file = FileSink::create("/var/log/app/dynostats.msgpack").unwrap();
+/// let pipeline = Pipeline::builder().sink(file).build().unwrap();
+/// let installed = dynostats::install(pipeline).unwrap();
+/// // ... serve ...
+/// installed.shutdown().unwrap();
+/// ```
+pub fn install(pipeline: Pipeline) -> Result<&'static Pipeline, InstallError> {
+    GLOBAL.set(pipeline).map_err(InstallError)?;
+    ACTIVE.store(true, Ordering::Relaxed);
+    Ok(global_pipeline().expect("just installed"))
+}
+
+/// The pipeline installed with [`install`], if any.
+pub fn global_pipeline() -> Option<&'static Pipeline> {
+    GLOBAL.get()
+}
+
+/// The error of a second [`install`]: it holds the pipeline that was not
+/// installed.
+pub struct InstallError(Pipeline);
+
+impl InstallError {
+    /// The pipeline that was not installed.
+    pub fn into_inner(self) -> Pipeline {
+        self.0
+    }
+}
+
+impl fmt::Debug for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InstallError(..)")
+    }
+}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a global dynostats pipeline is already installed")
+    }
+}
+
+impl std::error::Error for InstallError {}
+
+/// Counts of what happened to records, read with [`Pipeline::stats`].
+///
+/// Once [`Pipeline::flush`] has returned, for every sink
+/// `accepted + status_records == written + dropped_sink_error` (counting
+/// the records accepted before the flush).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PipelineStats {
+    /// Records accepted on the queue.
+    pub accepted: u64,
+    /// Records dropped because the queue was full.
+    pub dropped_queue_full: u64,
+    /// Records dropped because the pipeline was shut down (or its writer
+    /// stopped).
+    pub dropped_closed: u64,
+    /// Status records the writer produced (written like any other record).
+    pub status_records: u64,
+    /// Queue capacity, in records.
+    pub queue_capacity: u64,
+    /// One entry per sink, in the order they were added.
+    pub sinks: Vec<SinkStats>,
+}
+
+/// What happened to the records handed to one sink.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkStats {
+    /// The sink's name (made unique within the pipeline).
+    pub name: String,
+    /// Records the sink accepted.
+    pub written: u64,
+    /// Bytes of the records the sink accepted.
+    pub bytes_written: u64,
+    /// Records lost because the sink returned an error (or panicked).
+    pub dropped_sink_error: u64,
+    /// Records the sink accepted and later dropped by itself
+    /// ([`Sink::dropped`]).
+    pub dropped_by_sink: u64,
+    /// Number of failed `write_batch` or `flush` calls.
+    pub errors: u64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+}
+
+/// What the measured threads and the writer share.
+struct Shared {
+    /// `None` once shut down: the writer then drains what is left.
+    tx: RwLock<Option<Sender<Record>>>,
+    control: Sender<Control>,
+    accepted: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    dropped_closed: AtomicU64,
+    status_records: AtomicU64,
+    capacity: usize,
+    sinks: Mutex<Vec<SinkStats>>,
+}
+
+enum Control {
+    /// Write everything queued, flush the sinks, then answer.
+    Flush(Sender<Result<(), Error>>),
+}
+
+impl Shared {
+    fn emit(&self, record: Record) -> bool {
+        let tx = self.tx.read().unwrap_or_else(PoisonError::into_inner);
+        let (counter, accepted) = match tx.as_ref() {
+            None => (&self.dropped_closed, false),
+            Some(tx) => match tx.try_send(record) {
+                Ok(()) => (&self.accepted, true),
+                Err(TrySendError::Full(_)) => (&self.dropped_queue_full, false),
+                Err(TrySendError::Disconnected(_)) => (&self.dropped_closed, false),
+            },
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        accepted
+    }
+
+    fn stats(&self) -> PipelineStats {
+        PipelineStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            dropped_queue_full: self.dropped_queue_full.load(Ordering::Relaxed),
+            dropped_closed: self.dropped_closed.load(Ordering::Relaxed),
+            status_records: self.status_records.load(Ordering::Relaxed),
+            queue_capacity: self.capacity as u64,
+            sinks: self
+                .sinks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+}
+
+/// A bounded queue, a background writer thread and its sinks.
+///
+/// Build one with [`Pipeline::builder`], then either [`install`] it for the
+/// whole process, or scope it to a thread ([`Pipeline::scoped`]), or call
+/// [`Pipeline::emit`] directly. Dropping the pipeline shuts it down
+/// gracefully (see [`Pipeline::shutdown`]).
+///
+/// ```
+/// use dynostats::{MemorySink, Pipeline, RecordKind};
+///
+/// let mem = MemorySink::new();
+/// let pipeline = Pipeline::builder().sink(mem.clone()).queue_capacity(1024).build().unwrap();
+/// {
+///     let _scope = pipeline.scoped();
+///     dynostats::Region::forced("startup").run(|| (0..1000u64).sum::<u64>());
+/// }
+/// let stats = pipeline.shutdown().unwrap();
+/// assert_eq!(stats.accepted, 1);
+/// assert_eq!(mem.records_of(RecordKind::Region)[0].name, "startup");
+/// ```
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("stats", &self.shared.stats())
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// A builder with the default settings and no sink yet.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// Puts `record` on this pipeline's queue. Never blocks: returns
+    /// `false` (and counts the drop) when the queue is full or the pipeline
+    /// is shut down.
+    pub fn emit(&self, record: Record) -> bool {
+        self.shared.emit(record)
+    }
+
+    /// Waits until every record accepted before this call is written and
+    /// the sinks are flushed.
+    ///
+    /// Returns the first error a sink reported while doing so (its records
+    /// are counted in [`SinkStats::dropped_sink_error`]), or
+    /// [`Error::Closed`] after shutdown.
+    pub fn flush(&self) -> Result<(), Error> {
+        let (ack, done) = crossbeam_channel::bounded(1);
+        self.shared
+            .control
+            .send(Control::Flush(ack))
+            .map_err(|_| Error::Closed)?;
+        done.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> PipelineStats {
+        self.shared.stats()
+    }
+
+    /// Stops accepting records, writes every record accepted so far,
+    /// flushes the sinks, writes a last status record and stops the writer
+    /// thread. Returns the final counts.
+    ///
+    /// Calling it again returns the counts at once. Records emitted after
+    /// shutdown are dropped and counted in
+    /// [`PipelineStats::dropped_closed`].
+    pub fn shutdown(&self) -> Result<PipelineStats, Error> {
+        // Taking the write lock waits for emits in progress; dropping the
+        // only sender lets the writer see the end of the queue after the
+        // last accepted record.
+        self.shared
+            .tx
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                return Err(Error::Closed);
+            }
+        }
+        Ok(self.shared.stats())
+    }
+
+    /// Makes this pipeline the one [`emit`] sends to on the calling thread,
+    /// until the returned guard is dropped (the previous one, if any, is
+    /// then restored). Guards must be dropped in reverse order of creation.
+    ///
+    /// This is how tests stay independent: each builds its own pipeline
+    /// with a [`MemorySink`](crate::MemorySink) and scopes it. Only the
+    /// calling thread is affected: records emitted by other threads (e.g.
+    /// the worker threads of a multi-threaded async runtime) go to their
+    /// own scoped or the global pipeline.
+    pub fn scoped(&self) -> ScopedPipeline<'_> {
+        ACTIVE.store(true, Ordering::Relaxed);
+        let previous = SCOPED
+            .try_with(|cell| cell.replace(Some(Arc::clone(&self.shared))))
+            .ok()
+            .flatten();
+        ScopedPipeline {
+            previous,
+            _pipeline: PhantomData,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Runs `f` with this pipeline scoped to the calling thread (see
+    /// [`Pipeline::scoped`]).
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _scope = self.scoped();
+        f()
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// The guard of [`Pipeline::scoped`]: while it lives, [`emit`] on this
+/// thread sends to that pipeline.
+///
+/// It cannot move to another thread:
+///
+/// ```compile_fail
+/// let pipeline = dynostats::Pipeline::builder()
+///     .sink(dynostats::MemorySink::new())
+///     .build()
+///     .unwrap();
+/// let scope = pipeline.scoped();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(scope));
+/// });
+/// ```
+#[must_use = "the pipeline is scoped only while the guard lives"]
+pub struct ScopedPipeline<'a> {
+    previous: Option<Arc<Shared>>,
+    _pipeline: PhantomData<&'a Pipeline>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for ScopedPipeline<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ScopedPipeline")
+    }
+}
+
+impl Drop for ScopedPipeline<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = SCOPED.try_with(|cell| cell.replace(previous));
+    }
+}
+
+/// Settings of a [`Pipeline`].
+///
+/// ```
+/// use std::time::Duration;
+/// use dynostats::{MemorySink, Pipeline};
+///
+/// let pipeline = Pipeline::builder()
+///     .sink(MemorySink::new())
+///     .queue_capacity(4096)
+///     .batch_size(256)
+///     .batch_interval(Duration::from_millis(50))
+///     .status_interval(Some(Duration::from_secs(30)))
+///     .label("host", "web-1")
+///     .build()
+///     .unwrap();
+/// assert_eq!(pipeline.stats().queue_capacity, 4096);
+/// ```
+#[must_use]
+pub struct PipelineBuilder {
+    sinks: Vec<Box<dyn Sink>>,
+    capacity: usize,
+    batch_size: usize,
+    batch_interval: Duration,
+    status_interval: Option<Duration>,
+    labels: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for PipelineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("capacity", &self.capacity)
+            .field("batch_size", &self.batch_size)
+            .field("batch_interval", &self.batch_interval)
+            .field("status_interval", &self.status_interval)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        PipelineBuilder {
+            sinks: Vec::new(),
+            capacity: DEFAULT_QUEUE_CAPACITY,
+            batch_size: DEFAULT_BATCH_SIZE,
+            batch_interval: DEFAULT_BATCH_INTERVAL,
+            status_interval: Some(DEFAULT_STATUS_INTERVAL),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+impl PipelineBuilder {
+    /// Adds a sink; every record goes to every sink.
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Queue capacity in records ([`DEFAULT_QUEUE_CAPACITY`]); when the
+    /// queue is full, records are dropped and counted.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The writer writes a batch once it holds this many records
+    /// ([`DEFAULT_BATCH_SIZE`]).
+    pub fn batch_size(mut self, records: usize) -> Self {
+        self.batch_size = records;
+        self
+    }
+
+    /// ... or once its oldest record has waited this long
+    /// ([`DEFAULT_BATCH_INTERVAL`]).
+    pub fn batch_interval(mut self, interval: Duration) -> Self {
+        self.batch_interval = interval;
+        self
+    }
+
+    /// How often the writer writes a status record
+    /// ([`DEFAULT_STATUS_INTERVAL`]); one is also written at start and at
+    /// shutdown. `None` writes no status record at all.
+    pub fn status_interval(mut self, interval: Option<Duration>) -> Self {
+        self.status_interval = interval;
+        self
+    }
+
+    /// A label added by the writer to every record that does not carry
+    /// this key already (host, build, region ...): it costs the measured
+    /// threads nothing. Bounded like [`Record::set_label`].
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        let key = crate::record::bounded(key, crate::MAX_LABEL_LEN);
+        if self.labels.len() < crate::MAX_LABELS || self.labels.contains_key(&key) {
+            self.labels
+                .insert(key, crate::record::bounded(value, crate::MAX_LABEL_LEN));
+        }
+        self
+    }
+
+    /// Starts the writer thread.
+    ///
+    /// Fails when there is no sink, the capacity or batch size is 0, or the
+    /// thread cannot be started.
+    pub fn build(self) -> Result<Pipeline, Error> {
+        if self.sinks.is_empty() {
+            return Err(Error::InvalidConfig(
+                "a pipeline needs at least one sink".to_string(),
+            ));
+        }
+        if self.capacity == 0 {
+            return Err(Error::InvalidConfig(
+                "the queue capacity must be at least 1".to_string(),
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::InvalidConfig(
+                "the batch size must be at least 1".to_string(),
+            ));
+        }
+        if self.status_interval == Some(Duration::ZERO) {
+            return Err(Error::InvalidConfig(
+                "the status interval must be positive (or None for no status records)".to_string(),
+            ));
+        }
+        let (tx, rx): (Sender<Record>, Receiver<Record>) =
+            crossbeam_channel::bounded(self.capacity);
+        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        let names = unique_names(&self.sinks);
+        let shared = Arc::new(Shared {
+            tx: RwLock::new(Some(tx)),
+            control: control_tx,
+            accepted: AtomicU64::new(0),
+            dropped_queue_full: AtomicU64::new(0),
+            dropped_closed: AtomicU64::new(0),
+            status_records: AtomicU64::new(0),
+            capacity: self.capacity,
+            sinks: Mutex::new(
+                names
+                    .iter()
+                    .map(|name| SinkStats {
+                        name: name.clone(),
+                        ..SinkStats::default()
+                    })
+                    .collect(),
+            ),
+        });
+        let writer = writer::Writer::new(
+            rx,
+            control_rx,
+            self.sinks,
+            names,
+            writer::Settings {
+                batch_size: self.batch_size,
+                batch_interval: self.batch_interval,
+                status_interval: self.status_interval,
+                labels: self.labels,
+            },
+            Arc::clone(&shared),
+        );
+        let handle = std::thread::Builder::new()
+            .name("dynostats-writer".to_string())
+            .spawn(move || writer.run())
+            .map_err(|source| Error::Io {
+                context: "starting the dynostats writer thread".to_string(),
+                source,
+            })?;
+        Ok(Pipeline {
+            shared,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+}
+
+/// Sink names, with `#2`, `#3` ... appended to repeats.
+fn unique_names(sinks: &[Box<dyn Sink>]) -> Vec<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    sinks
+        .iter()
+        .map(|sink| {
+            let name = sink.name();
+            let n = seen.entry(name.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 { name } else { format!("{name}#{n}") }
+        })
+        .collect()
 }

@@ -1,0 +1,318 @@
+//! The writer thread: takes records off the queue, batches, encodes and
+//! hands batches to the sinks; writes status records.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, select};
+
+use super::{Control, Shared, SinkStats};
+use crate::sink::{Batch, Sink};
+use crate::{Detail, Error, MAX_LABELS, Record, RecordKind};
+
+/// How long the writer sleeps when it has nothing to wait for.
+const IDLE: Duration = Duration::from_secs(3600);
+
+pub(super) struct Settings {
+    pub(super) batch_size: usize,
+    pub(super) batch_interval: Duration,
+    pub(super) status_interval: Option<Duration>,
+    pub(super) labels: BTreeMap<String, String>,
+}
+
+struct SinkSlot {
+    sink: Box<dyn Sink>,
+    stats: SinkStats,
+}
+
+pub(super) struct Writer {
+    rx: Receiver<Record>,
+    control: Receiver<Control>,
+    sinks: Vec<SinkSlot>,
+    settings: Settings,
+    shared: Arc<Shared>,
+    batch: Batch,
+    /// When the oldest record of the current batch must be written.
+    batch_deadline: Option<Instant>,
+    next_status: Option<Instant>,
+    /// The first sink error since the last flush, reported by `flush`.
+    pending_error: Option<Error>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        rx: Receiver<Record>,
+        control: Receiver<Control>,
+        sinks: Vec<Box<dyn Sink>>,
+        names: Vec<String>,
+        settings: Settings,
+        shared: Arc<Shared>,
+    ) -> Writer {
+        let sinks = sinks
+            .into_iter()
+            .zip(names)
+            .map(|(sink, name)| SinkSlot {
+                sink,
+                stats: SinkStats {
+                    name,
+                    ..SinkStats::default()
+                },
+            })
+            .collect();
+        Writer {
+            rx,
+            control,
+            sinks,
+            settings,
+            shared,
+            batch: Batch::new(),
+            batch_deadline: None,
+            next_status: None,
+            pending_error: None,
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        if let Some(interval) = self.settings.status_interval {
+            self.add_status();
+            self.next_status = Some(Instant::now() + interval);
+        }
+        loop {
+            let wake = [self.batch_deadline, self.next_status]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = wake.map_or(IDLE, |w| w.saturating_duration_since(Instant::now()));
+            select! {
+                recv(self.rx) -> msg => match msg {
+                    Ok(record) => {
+                        self.add(record);
+                        self.fill();
+                    }
+                    // Shut down and every accepted record taken.
+                    Err(_) => break,
+                },
+                recv(self.control) -> msg => {
+                    // The sender lives in `Shared`, which this writer holds:
+                    // the channel cannot disconnect.
+                    if let Ok(Control::Flush(ack)) = msg {
+                        let result = self.flush();
+                        let _ = ack.send(result);
+                    }
+                },
+                default(timeout) => {}
+            }
+            let now = Instant::now();
+            if self.batch.len() >= self.settings.batch_size
+                || self.batch_deadline.is_some_and(|d| d <= now)
+            {
+                self.write();
+            }
+            if let (Some(due), Some(interval)) = (self.next_status, self.settings.status_interval) {
+                if due <= now {
+                    self.add_status();
+                    self.next_status = Some(now + interval);
+                }
+            }
+        }
+        self.write();
+        if self.settings.status_interval.is_some() {
+            self.add_status();
+            self.write();
+        }
+        self.flush_sinks();
+    }
+
+    /// Adds the pipeline's labels to `record` and encodes it into the batch.
+    fn add(&mut self, mut record: Record) {
+        for (key, value) in &self.settings.labels {
+            if record.labels.len() >= MAX_LABELS {
+                break;
+            }
+            if !record.labels.contains_key(key) {
+                record.labels.insert(key.clone(), value.clone());
+            }
+        }
+        self.batch.push(&record);
+        if self.batch_deadline.is_none() {
+            self.batch_deadline = Some(Instant::now() + self.settings.batch_interval);
+        }
+    }
+
+    /// Takes what is already queued, up to a full batch, without waiting.
+    fn fill(&mut self) {
+        while self.batch.len() < self.settings.batch_size {
+            match self.rx.try_recv() {
+                Ok(record) => self.add(record),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Hands the batch to every sink and publishes the counts.
+    fn write(&mut self) {
+        self.batch_deadline = None;
+        if self.batch.is_empty() {
+            return;
+        }
+        let records = self.batch.len() as u64;
+        let bytes = self.batch.bytes().len() as u64;
+        for slot in &mut self.sinks {
+            let batch = &self.batch;
+            let sink = &mut slot.sink;
+            match guarded(|| sink.write_batch(batch)) {
+                Ok(()) => {
+                    slot.stats.written += records;
+                    slot.stats.bytes_written += bytes;
+                }
+                Err(e) => {
+                    slot.stats.dropped_sink_error += records;
+                    note_error(
+                        &mut slot.stats,
+                        &mut self.pending_error,
+                        "writing to sink",
+                        e,
+                    );
+                }
+            }
+            slot.stats.dropped_by_sink = guarded(|| Ok(slot.sink.dropped())).unwrap_or(0);
+        }
+        self.batch.clear();
+        self.publish();
+    }
+
+    /// Writes every record accepted before the flush request, flushes the
+    /// sinks and reports the first error since the previous flush.
+    fn flush(&mut self) -> Result<(), Error> {
+        // Everything accepted before the request is in the queue now; newer
+        // records may follow, so take no more than were there.
+        for _ in 0..self.rx.len() {
+            match self.rx.try_recv() {
+                Ok(record) => {
+                    self.add(record);
+                    if self.batch.len() >= self.settings.batch_size {
+                        self.write();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        self.write();
+        self.flush_sinks();
+        match self.pending_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn flush_sinks(&mut self) {
+        for slot in &mut self.sinks {
+            let sink = &mut slot.sink;
+            if let Err(e) = guarded(|| sink.flush()) {
+                note_error(&mut slot.stats, &mut self.pending_error, "flushing sink", e);
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let mut shared = self
+            .shared
+            .sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shared.clear();
+        shared.extend(self.sinks.iter().map(|slot| slot.stats.clone()));
+    }
+
+    /// Adds a status record to the batch.
+    fn add_status(&mut self) {
+        self.shared.status_records.fetch_add(1, Ordering::Relaxed);
+        let record = self.status_record();
+        self.add(record);
+    }
+
+    fn status_record(&self) -> Record {
+        let mut record = Record::new(RecordKind::Status, "dynostats");
+        record.weight = 0;
+        let mut detail = Detail::default();
+        let source = crate::with_thread_counters(|counters| {
+            for counter in counters.set().iter() {
+                let state = match counters.unavailable().iter().find(|u| u.counter == counter) {
+                    Some(u) => match u.errno {
+                        Some(errno) => {
+                            format!("{} ({})", u.reason, crate::error::errno_name(errno))
+                        }
+                        None => u.reason.clone(),
+                    },
+                    None => "ok".to_string(),
+                };
+                detail.counters.insert(counter.name().to_string(), state);
+            }
+            counters.source()
+        });
+        if let Some(source) = source {
+            record.source = source.as_str().to_string();
+        }
+        let s = &self.shared;
+        let stats = [
+            ("records_accepted", s.accepted.load(Ordering::Relaxed)),
+            (
+                "records_dropped_queue_full",
+                s.dropped_queue_full.load(Ordering::Relaxed),
+            ),
+            (
+                "records_dropped_closed",
+                s.dropped_closed.load(Ordering::Relaxed),
+            ),
+            ("status_records", s.status_records.load(Ordering::Relaxed)),
+            ("queue_capacity", s.capacity as u64),
+            ("queue_len", self.rx.len() as u64),
+            ("sample_rate", crate::sample_rate()),
+        ];
+        detail.stats = stats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        for slot in &self.sinks {
+            let st = &slot.stats;
+            let counts = [
+                ("records_written", st.written),
+                ("bytes_written", st.bytes_written),
+                ("records_dropped_sink_error", st.dropped_sink_error),
+                ("records_dropped_by_sink", st.dropped_by_sink),
+                ("errors", st.errors),
+            ];
+            detail.sinks.insert(
+                st.name.clone(),
+                counts
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            );
+            if let Some(e) = &st.last_error {
+                detail.errors.insert(st.name.clone(), e.clone());
+            }
+        }
+        record.detail = Some(detail);
+        record
+    }
+}
+
+/// Runs a sink call, turning a panic into an error so that one faulty sink
+/// cannot stop the writer.
+fn guarded<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(io::Error::other("the sink panicked")))
+}
+
+fn note_error(stats: &mut SinkStats, pending: &mut Option<Error>, what: &str, e: io::Error) {
+    stats.errors += 1;
+    stats.last_error = Some(e.to_string());
+    if pending.is_none() {
+        *pending = Some(Error::Io {
+            context: format!("{what} {}", stats.name),
+            source: e,
+        });
+    }
+}
