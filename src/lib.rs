@@ -37,7 +37,9 @@ mod measured;
 mod middleware;
 mod pipeline;
 mod probe;
+mod read;
 mod record;
+mod region;
 mod sample;
 mod sink;
 mod sys;
@@ -53,16 +55,26 @@ pub use middleware::{
     HeaderLabel, LabelRequest, Labels, MeasureLayer, MeasureService, MeasuredBody, OTHER,
     ResponseFuture, UNMATCHED,
 };
-pub use pipeline::emit;
+pub use pipeline::{
+    DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE, DEFAULT_QUEUE_CAPACITY, DEFAULT_STATUS_INTERVAL,
+    InstallError, Pipeline, PipelineBuilder, PipelineStats, ScopedPipeline, SinkStats, emit,
+    global_pipeline, install,
+};
 pub use probe::{
     CounterProbe, KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION, Probe, SelfCheck, known_loop, probe,
     self_check,
 };
+pub use read::{DEFAULT_MAX_RECORD_LEN, RecordReader, read};
 pub use record::{
     Detail, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, Record, RecordKind, SCHEMA_VERSION,
 };
+pub use region::{
+    DEFAULT_SAMPLE_RATE, Region, RegionGuard, measure, measure_fn, sample_rate, set_sample_rate,
+};
 pub use sample::Sampler;
-pub use sink::{Batch, EncodedRecord, Sink};
+pub use sink::{
+    Batch, DEFAULT_KEEP, EncodedRecord, FILE_MODE, FileSink, FileSinkBuilder, MemorySink, Sink,
+};
 pub use sink::{DEFAULT_DATAGRAM_LIMIT, MAX_DATAGRAM, UdpSink, UdpSinkBuilder, UdpStats};
 pub use sink::{ForwardSink, ForwardSinkBuilder, ForwardStats, TimeEncoding};
 

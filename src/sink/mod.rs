@@ -4,10 +4,10 @@
 //! records. Sinks run on that writer thread only, never on a measured thread,
 //! so they may block on I/O.
 
-mod forward;
-mod udp;
 mod file;
+mod forward;
 mod memory;
+mod udp;
 
 pub use file::{DEFAULT_KEEP, FILE_MODE, FileSink, FileSinkBuilder};
 pub use memory::MemorySink;
