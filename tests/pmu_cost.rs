@@ -1,0 +1,266 @@
+//! What the library's hot paths cost, in user-space instructions, and a
+//! guard against regressions: each figure must stay within 10% of the one
+//! checked in to BENCHMARKS.md.
+//!
+//! Instruction counts only mean something on a PMU, and the figures in
+//! BENCHMARKS.md were measured in the emulated aarch64 guest of
+//! `.ci/pmu-guest`, where they are exact and the same on every boot. So the
+//! figures are compared there only; on another PMU machine they are
+//! printed, and without a PMU the test prints why it skips.
+//!
+//! Method: a separate instructions counter (user space only, so the kernel
+//! side of system calls is not counted) is read around `REPS` repetitions
+//! of an operation and around `REPS` repetitions of nothing; the difference
+//! divided by `REPS` is the cost of one operation. The smallest of a few
+//! trials is kept, since an interrupt can only add.
+
+mod pmu_support;
+
+use std::hint::black_box;
+
+use dynostats::{
+    Counter, CounterSet, Counters, Delta, ReadPath, Record, RecordKind, Sampler, Snapshot,
+};
+use perf_event::events::Hardware;
+use pmu_support::{exact_guest, report, require_pmu, user_access};
+
+const REPS: u64 = 1000;
+const TRIALS: usize = 3;
+/// How much a figure may grow over the one checked in.
+const TOLERANCE_PERCENT: u64 = 10;
+
+struct Meter {
+    counter: perf_event::Counter,
+}
+
+impl Meter {
+    /// A meter of user-space instructions.
+    fn open() -> Meter {
+        Meter::with_kernel(false)
+    }
+
+    /// A meter that also counts the kernel's instructions (for the
+    /// informational figures only: interrupts make them vary).
+    fn with_kernel(kernel: bool) -> Meter {
+        let counter = perf_event::Builder::new(Hardware::INSTRUCTIONS)
+            .observe_self()
+            .any_cpu()
+            .exclude_kernel(!kernel)
+            .exclude_hv(true)
+            .enabled(true)
+            .build()
+            .expect("instructions counter for the meter");
+        Meter { counter }
+    }
+
+    /// Instructions of one `op` alone, the smallest of many single runs
+    /// (one interrupt would inflate a run of many).
+    fn single(&mut self, mut op: impl FnMut()) -> u64 {
+        let mut once = |op: &mut dyn FnMut()| -> u64 {
+            (0..200)
+                .map(|_| {
+                    let before = self.counter.read().expect("meter read");
+                    op();
+                    let after = self.counter.read().expect("meter read");
+                    after - before
+                })
+                .min()
+                .unwrap()
+        };
+        let nothing = once(&mut || black_box(()));
+        once(&mut op).saturating_sub(nothing)
+    }
+
+    fn around(&mut self, mut op: impl FnMut()) -> u64 {
+        let before = self.counter.read().expect("meter read");
+        for _ in 0..REPS {
+            op();
+        }
+        let after = self.counter.read().expect("meter read");
+        after - before
+    }
+
+    /// User-space instructions of one `op`, rounded to the nearest.
+    fn cost(&mut self, mut op: impl FnMut()) -> u64 {
+        let nothing = (0..TRIALS)
+            .map(|_| self.around(|| black_box(())))
+            .min()
+            .unwrap();
+        let full = (0..TRIALS).map(|_| self.around(&mut op)).min().unwrap();
+        (full.saturating_sub(nothing) + REPS / 2) / REPS
+    }
+}
+
+/// One measured figure: its key in BENCHMARKS.md and its value.
+type Figure = (&'static str, u64);
+
+fn snapshot_costs(meter: &mut Meter, user: bool) -> Vec<Figure> {
+    let access = user_access(user);
+    if access.enabled != user {
+        report(&format!(
+            "user access {user} cannot be set here: its figures are not measured"
+        ));
+        return Vec::new();
+    }
+    let path = if user {
+        ReadPath::Rdpmc
+    } else {
+        ReadPath::Read
+    };
+    let mut default = Counters::open(CounterSet::default());
+    let mut instructions = Counters::open(CounterSet::wall_only().with(Counter::Instructions));
+    assert_eq!(default.source(), path, "{default:?}");
+    assert_eq!(instructions.source(), path, "{instructions:?}");
+    let default_cost = meter.cost(|| {
+        black_box(default.snapshot());
+    });
+    let instructions_cost = meter.cost(|| {
+        black_box(instructions.snapshot());
+    });
+    let mut all = Meter::with_kernel(true);
+    report(&format!(
+        "path {path}: one snapshot with the kernel's instructions included (not checked): \
+         default set {}, instructions only {}",
+        all.single(|| {
+            black_box(default.snapshot());
+        }),
+        all.single(|| {
+            black_box(instructions.snapshot());
+        })
+    ));
+    // dynostats::snapshot() on a fresh thread, which opens its counters
+    // under this setting.
+    let thread_cost = std::thread::spawn(move || {
+        let mut meter = Meter::open();
+        assert_eq!(dynostats::with_thread_counters(|c| c.source()), Some(path));
+        meter.cost(|| {
+            black_box(dynostats::snapshot());
+        })
+    })
+    .join()
+    .unwrap();
+    if user {
+        vec![
+            ("snapshot_default_user", default_cost),
+            ("snapshot_instructions_user", instructions_cost),
+            ("thread_snapshot_default_user", thread_cost),
+        ]
+    } else {
+        vec![
+            ("snapshot_default_read", default_cost),
+            ("snapshot_instructions_read", instructions_cost),
+            ("thread_snapshot_default_read", thread_cost),
+        ]
+    }
+}
+
+/// A record like a guard's: fixed values, so that the encoding (whose
+/// length depends on the numbers) costs the same on every run.
+fn sample_record() -> Record {
+    let mut r = Record::new(RecordKind::Region, "checkout::price_cart");
+    r.ts = 1_764_000_000_000_000_000;
+    r.pid = 4242;
+    r.weight = 100;
+    let mut d = Delta::zero();
+    d.wall_ns = 1_250_000;
+    d.cpu_ns = Some(1_100_000);
+    d.instructions = Some(2_400_000);
+    d.cycles = Some(3_100_000);
+    d.page_faults = None;
+    d.context_switches = None;
+    d.rss_start = Some(48 << 20);
+    d.rss_end = Some(49 << 20);
+    d.source = ReadPath::Read;
+    r.set_delta(&d);
+    r.set_label("host", "web-17");
+    r
+}
+
+fn other_costs(meter: &mut Meter) -> Vec<Figure> {
+    let mut counters = Counters::open(CounterSet::default());
+    let a = counters.snapshot();
+    dynostats::known_loop(1000);
+    let b = counters.snapshot();
+    let (a, b): (Snapshot, Snapshot) = (black_box(a), black_box(b));
+    let delta_cost = meter.cost(|| {
+        black_box(Delta::between(black_box(&a), black_box(&b)));
+    });
+
+    // Mean of 10^15: the countdown drawn on the first call never runs out.
+    let sampler = Sampler::new(1_000_000_000_000_000);
+    let _ = sampler.sample();
+    let unsampled_cost = meter.cost(|| {
+        black_box(sampler.sample());
+    });
+
+    let record = sample_record();
+    let mut buf = Vec::with_capacity(512);
+    let encode_cost = meter.cost(|| {
+        buf.clear();
+        black_box(&record).write_msgpack(&mut buf);
+        black_box(&buf);
+    });
+    vec![
+        ("delta_between", delta_cost),
+        ("sampler_unsampled", unsampled_cost),
+        ("record_encode", encode_cost),
+    ]
+}
+
+/// The `| `key` | operation | instructions |` rows of BENCHMARKS.md.
+fn checked_in() -> Vec<(String, u64)> {
+    include_str!("../BENCHMARKS.md")
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.trim().trim_matches('|').split('|').collect();
+            let key = cells.first()?.trim().strip_prefix('`')?.strip_suffix('`')?;
+            let figure = cells.last()?.trim().parse().ok()?;
+            Some((key.to_string(), figure))
+        })
+        .collect()
+}
+
+#[test]
+fn hot_path_instruction_costs_stay_within_ten_percent_of_benchmarks_md() {
+    if !require_pmu("hot_path_instruction_costs_stay_within_ten_percent_of_benchmarks_md") {
+        return;
+    }
+    let mut meter = Meter::open();
+    let mut measured = snapshot_costs(&mut meter, false);
+    measured.extend(snapshot_costs(&mut meter, true));
+    measured.extend(other_costs(&mut meter));
+    let table = checked_in();
+    report("measured (user-space instructions per operation):");
+    for (key, value) in &measured {
+        let was = table.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+        report(&format!(
+            "  {key:<30} {value:>6}   (BENCHMARKS.md: {was:?})"
+        ));
+    }
+    if !exact_guest() {
+        report(
+            "SKIP comparison with BENCHMARKS.md: its figures hold in the emulated aarch64 \
+             guest only (.ci/pmu-guest)",
+        );
+        return;
+    }
+    let mut failures = Vec::new();
+    for (key, value) in &measured {
+        match table.iter().find(|(k, _)| k == key) {
+            None => failures.push(format!("{key}: measured {value}, no row in BENCHMARKS.md")),
+            Some((_, was)) if value * 100 > was * (100 + TOLERANCE_PERCENT) => failures.push(
+                format!("{key}: {value} instructions, more than {TOLERANCE_PERCENT}% over {was}"),
+            ),
+            Some((_, was)) if value * 100 < was * (100 - TOLERANCE_PERCENT) => report(&format!(
+                "note: {key} dropped from {was} to {value}: update BENCHMARKS.md"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (key, _) in &table {
+        if !measured.iter().any(|(k, _)| k == key) {
+            failures.push(format!("{key}: row in BENCHMARKS.md but not measured"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
