@@ -1,0 +1,98 @@
+//! Status records: written at start and periodically, saying which counters
+//! work (and why not), how they are read, and what happened to records.
+
+use std::time::Duration;
+
+use dynostats::{Counter, MemorySink, Pipeline, Record, RecordKind};
+
+#[test]
+fn status_records_describe_counters_and_counts() {
+    let mem = MemorySink::new();
+    let pipeline = Pipeline::builder()
+        .sink(mem.clone())
+        .status_interval(Some(Duration::from_millis(5)))
+        .batch_interval(Duration::from_millis(1))
+        .queue_capacity(64)
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        pipeline.emit(Record::new(RecordKind::Region, &format!("r{i}")));
+    }
+    // Wait for periodic status records (a liveness wait, not a timing
+    // assertion: it only fails if none ever comes).
+    let mut waited = 0;
+    while mem.records_of(RecordKind::Status).len() < 3 {
+        assert!(waited < 60_000, "no periodic status record");
+        std::thread::sleep(Duration::from_millis(1));
+        waited += 1;
+    }
+    let status = mem.records_of(RecordKind::Status);
+    let first = &status[0];
+    assert_eq!(first.name, "dynostats");
+    assert_eq!(first.weight, 0);
+    assert!(["rdpmc", "read", "software"].contains(&first.source.as_str()));
+    let detail = first.detail.as_ref().unwrap();
+
+    // Every counter of the thread set, "ok" or the reason it is not: the
+    // same answer this thread gets.
+    let expected: Vec<(String, Option<String>)> = dynostats::with_thread_counters(|c| {
+        c.set()
+            .iter()
+            .map(|counter| {
+                let reason = c
+                    .unavailable()
+                    .iter()
+                    .find(|u| u.counter == counter)
+                    .map(|u| u.reason.clone());
+                (counter.name().to_string(), reason)
+            })
+            .collect()
+    })
+    .unwrap();
+    assert_eq!(detail.counters.len(), expected.len());
+    for (name, reason) in expected {
+        let state = &detail.counters[&name];
+        match reason {
+            None => assert_eq!(state, "ok", "{name}"),
+            Some(reason) => assert!(state.starts_with(&reason), "{name}: {state}"),
+        }
+    }
+    assert_eq!(detail.counters[Counter::WallTime.name()], "ok");
+
+    for key in [
+        "records_accepted",
+        "records_dropped_queue_full",
+        "records_dropped_closed",
+        "status_records",
+        "queue_len",
+        "sample_rate",
+    ] {
+        assert!(detail.stats.contains_key(key), "{key}");
+    }
+    assert_eq!(detail.stats["queue_capacity"], 64);
+    assert_eq!(detail.stats["sample_rate"], dynostats::sample_rate());
+    assert!(detail.sinks["memory"].contains_key("bytes_written"));
+
+    // A later status record has counted the three records.
+    pipeline.flush().unwrap();
+    let status = mem.records_of(RecordKind::Status);
+    let counted = status.iter().any(|s| {
+        let d = s.detail.as_ref().unwrap();
+        d.stats["records_accepted"] == 3 && d.sinks["memory"]["records_written"] >= 4
+    });
+    assert!(counted, "{status:?}");
+}
+
+#[test]
+fn no_status_records_when_disabled() {
+    let mem = MemorySink::new();
+    let pipeline = Pipeline::builder()
+        .sink(mem.clone())
+        .status_interval(None)
+        .build()
+        .unwrap();
+    pipeline.emit(Record::new(RecordKind::Region, "only"));
+    let stats = pipeline.shutdown().unwrap();
+    assert_eq!(stats.status_records, 0);
+    assert_eq!(mem.len(), 1);
+}
