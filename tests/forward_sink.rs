@@ -2,7 +2,7 @@
 //! decodes with `rmpv` (not the crate's types), checks the framing, acks,
 //! runs the shared-key handshake, and is stopped and restarted mid-stream.
 
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,7 +149,12 @@ fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// The collector's side of HELO / PING / PONG.
-fn handshake(stream: &mut TcpStream, config: &CollectorConfig, log: &Mutex<Log>) -> bool {
+fn handshake(
+    stream: &mut TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    config: &CollectorConfig,
+    log: &Mutex<Log>,
+) -> bool {
     let key = config.shared_key.as_deref().unwrap();
     send(
         stream,
@@ -162,7 +167,7 @@ fn handshake(stream: &mut TcpStream, config: &CollectorConfig, log: &Mutex<Log>)
             ]),
         ]),
     );
-    let Ok(ping) = rmpv::decode::read_value(stream) else {
+    let Ok(ping) = rmpv::decode::read_value(reader) else {
         return false;
     };
     let fields: Vec<Vec<u8>> = ping
@@ -245,11 +250,12 @@ fn serve(
     drop_unacked: Arc<Mutex<usize>>,
 ) {
     stream.set_read_timeout(Some(WAIT)).unwrap();
-    if config.shared_key.is_some() && !handshake(&mut stream, &config, &log) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    if config.shared_key.is_some() && !handshake(&mut stream, &mut reader, &config, &log) {
         let _ = stream.shutdown(Shutdown::Both);
         return;
     }
-    while let Ok(v) = rmpv::decode::read_value(&mut stream) {
+    while let Ok(v) = rmpv::decode::read_value(&mut reader) {
         let msg = match check_framing(&v, config.ack) {
             Ok(m) => m,
             Err(e) => {
@@ -468,6 +474,29 @@ fn collector_restart_loses_no_buffered_record_and_counts_overflow_exactly() {
 }
 
 #[test]
+fn a_batch_larger_than_the_buffer_is_delivered_when_the_collector_keeps_up() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr)
+        .buffer_records(10)
+        .chunk_records(5)
+        .build()
+        .unwrap();
+    write(&mut sink, 0..25, 25);
+    sink.flush().unwrap();
+    assert_eq!(sink.dropped(), 0);
+    assert_eq!(sink.stats().records_delivered, 25);
+    assert_eq!(names(&log.lock().unwrap().records()), expected_names(0..25));
+    collector.stop();
+}
+
+#[test]
 fn unacked_chunk_is_sent_again_after_reconnect() {
     let log = Arc::new(Mutex::new(Log::default()));
     let collector = Collector::start(
@@ -646,8 +675,19 @@ fn throughput_to_a_local_collector() {
         .build()
         .unwrap();
     let n = 200_000;
+    let batches: Vec<Batch> = (0..n / 500)
+        .map(|b| {
+            let mut batch = Batch::new();
+            for i in b * 500..(b + 1) * 500 {
+                batch.push(&record(i));
+            }
+            batch
+        })
+        .collect();
     let started = Instant::now();
-    write(&mut sink, 0..n, 500);
+    for batch in &batches {
+        sink.write_batch(batch).unwrap();
+    }
     sink.flush().unwrap();
     let elapsed = started.elapsed();
     assert_eq!(sink.stats().records_delivered, n);

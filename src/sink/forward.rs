@@ -762,19 +762,30 @@ impl Sink for ForwardSink {
         self.name.clone()
     }
 
-    /// Buffers the records (dropping and counting those beyond the buffer
-    /// limits) and delivers what it can without waiting for a reconnect
-    /// delay. Never fails: undelivered records stay buffered, and the
+    /// Buffers the records and delivers what it can without waiting for a
+    /// reconnect delay. When the buffer is full it first delivers to make
+    /// room; records that still do not fit are dropped and counted. Never fails: undelivered records stay buffered, and the
     /// last error is in [`ForwardSink::last_error`].
     fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
         let (mut records, mut bytes) = self.buffered();
+        // Whether delivering now may make room (it stops helping once it
+        // frees nothing: the collector is down or in a reconnect delay).
+        let mut may_deliver = true;
         for record in batch.iter() {
             let mut entry = Vec::with_capacity(record.bytes.len() + 16);
             encode_time(&mut entry, record.ts, self.config.time);
             entry.extend_from_slice(record.bytes);
-            if records + 1 > self.config.buffer_records
-                || bytes + entry.len() > self.config.buffer_bytes
-            {
+            let (max_records, max_bytes) = (self.config.buffer_records, self.config.buffer_bytes);
+            let fits = |records: usize, bytes: usize| {
+                records < max_records && bytes + entry.len() <= max_bytes
+            };
+            if !fits(records, bytes) && may_deliver {
+                let _ = self.deliver(None);
+                let before = records;
+                (records, bytes) = self.buffered();
+                may_deliver = records < before;
+            }
+            if !fits(records, bytes) {
                 self.stats.dropped += 1;
                 continue;
             }
