@@ -341,8 +341,9 @@ struct Chunk {
 ///
 /// The buffer holds records accepted but not yet delivered, including the
 /// chunk awaiting its ack, and is bounded both in records and in bytes.
-/// When a new record does not fit, **the new record is dropped** (the
-/// oldest are kept) and counted in [`Sink::dropped`]. Records already in
+/// When a new record does not fit, the sink first delivers what it can;
+/// if there is still no room, **the new record is dropped** (the oldest
+/// are kept) and counted in [`Sink::dropped`]. Records already in
 /// the buffer may be in flight, and keeping them keeps every chunk id
 /// naming the same records when it is sent again.
 ///
