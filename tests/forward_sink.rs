@@ -497,6 +497,31 @@ fn a_batch_larger_than_the_buffer_is_delivered_when_the_collector_keeps_up() {
 }
 
 #[test]
+fn without_acks_a_closed_connection_is_noticed_before_writing() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(CollectorConfig::default(), log.clone());
+    let addr = collector.addr;
+    let mut sink = fast_sink(addr).require_ack(false).build().unwrap();
+    write(&mut sink, 0..5, 5);
+    wait_until("5 records at the collector", || {
+        log.lock().unwrap().records().len() == 5
+    });
+    // The collector restarts; the sink still holds the old connection,
+    // which the collector closed.
+    collector.stop();
+    let collector = Collector::start_at(addr, CollectorConfig::default(), log.clone());
+    assert!(sink.is_connected());
+    write(&mut sink, 5..10, 5);
+    sink.flush().unwrap();
+    wait_until("10 records at the collector", || {
+        log.lock().unwrap().records().len() == 10
+    });
+    assert_eq!(names(&log.lock().unwrap().records()), expected_names(0..10));
+    assert_eq!(sink.stats().connects, 2);
+    collector.stop();
+}
+
+#[test]
 fn unacked_chunk_is_sent_again_after_reconnect() {
     let log = Arc::new(Mutex::new(Log::default()));
     let collector = Collector::start(
