@@ -446,3 +446,32 @@ fn throughput_to_a_local_collector() {
     );
     collector.stop();
 }
+
+#[test]
+fn a_key_for_a_collector_without_one_gives_a_clear_error() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let collector = Collector::start(
+        CollectorConfig {
+            ack: true,
+            ..Default::default()
+        },
+        log.clone(),
+    );
+    let mut sink = fast_sink(collector.addr)
+        .shared_key("s3cret")
+        .ack_timeout(Duration::from_millis(100))
+        .flush_timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    write(&mut sink, 0..2, 2);
+    let err = sink.flush().unwrap_err();
+    assert!(err.to_string().contains("no HELO"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is the collector configured with a shared key?"),
+        "{err}"
+    );
+    assert!(sink.stats().handshake_failures >= 1);
+    assert!(log.lock().unwrap().messages.is_empty());
+    collector.stop();
+}

@@ -194,7 +194,9 @@ impl ForwardSinkBuilder {
     }
 
     /// The hostname sent in the handshake (default: the kernel's
-    /// hostname).
+    /// hostname). Fluentd refuses a handshake whose two hostnames are
+    /// equal, so give a different one when the collector runs on the same
+    /// host under the host's name.
     pub fn hostname(&mut self, hostname: &str) -> &mut Self {
         self.hostname = Some(hostname.to_string());
         self
@@ -649,7 +651,16 @@ impl ForwardSink {
         deadline: Option<Instant>,
     ) -> io::Result<()> {
         let timeout = Self::bounded(self.config.ack_timeout, deadline);
-        let helo = read_reply(stream, timeout, "HELO")?;
+        let helo = read_reply(stream, timeout, "HELO").map_err(|e| {
+            if e.kind() == io::ErrorKind::TimedOut {
+                io::Error::new(
+                    e.kind(),
+                    format!("{e}: is the collector configured with a shared key?"),
+                )
+            } else {
+                e
+            }
+        })?;
         let (nonce, auth) = parse_helo(&helo).ok_or_else(|| {
             invalid_reply(format!(
                 "expected [\"HELO\", {{\"nonce\": ...}}], got {}",
