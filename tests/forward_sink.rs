@@ -475,3 +475,36 @@ fn a_key_for_a_collector_without_one_gives_a_clear_error() {
     assert!(log.lock().unwrap().messages.is_empty());
     collector.stop();
 }
+
+#[test]
+fn a_collector_that_never_acks_bounds_the_flush_and_gets_the_chunk_again() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    // Reads and keeps every message, acks none.
+    let collector = Collector::start(CollectorConfig::default(), log.clone());
+    let mut sink = fast_sink(collector.addr)
+        .ack_timeout(Duration::from_millis(50))
+        .flush_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    write(&mut sink, 0..3, 3);
+    let err = sink.flush().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("3 records not delivered"), "{err}");
+    assert!(err.to_string().contains("no ack"), "{err}");
+    let stats = sink.stats();
+    assert_eq!(stats.records_delivered, 0);
+    assert!(stats.chunks_resent >= 1, "{stats:?}");
+    // Every copy the collector got is the same chunk.
+    wait_until("two copies at the collector", || {
+        log.lock().unwrap().messages.len() >= 2
+    });
+    let log = log.lock().unwrap();
+    assert!(
+        log.messages
+            .iter()
+            .all(|m| m.chunk == log.messages[0].chunk)
+    );
+    assert!(log.messages.iter().all(|m| m.entries.len() == 3));
+    drop(log);
+    collector.stop();
+}

@@ -629,7 +629,7 @@ impl ForwardSink {
             return Err(last.unwrap_or_else(|| io::Error::other("no address to connect to")));
         };
         stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(self.config.write_timeout))?;
+        stream.set_write_timeout(Some(Self::bounded(self.config.write_timeout, deadline)))?;
         if let Some(key) = self.config.shared_key.clone() {
             if let Err(e) = self.handshake(&stream, &key, deadline) {
                 self.stats.handshake_failures += 1;
@@ -728,6 +728,7 @@ impl ForwardSink {
             self.stats.chunks_resent += 1;
         }
         chunk.sends += 1;
+        stream.set_write_timeout(Some(Self::bounded(self.config.write_timeout, deadline)))?;
         let mut writer = stream;
         writer
             .write_all(&chunk.message)
