@@ -25,7 +25,10 @@ pub struct UdpStats {
     pub records_sent: u64,
     /// Records larger than [`MAX_DATAGRAM`], dropped.
     pub oversize_dropped: u64,
-    /// `send` calls that failed (after the one retry on `ECONNREFUSED`).
+    /// Errors `send` returned. An `ECONNREFUSED` reports an ICMP error for
+    /// an earlier datagram; the current one is then sent once more, and
+    /// counted in [`send_error_dropped`](Self::send_error_dropped) only if
+    /// that fails too.
     pub send_errors: u64,
     /// Records in datagrams whose `send` failed, dropped.
     pub send_error_dropped: u64,
