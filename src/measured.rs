@@ -169,6 +169,14 @@ impl PollAccounting {
     }
 }
 
+/// Whether a sampled future or request should be measured: only when a
+/// pipeline can take its record (the unit tests of the crate catch records
+/// without one).
+#[inline]
+pub(crate) fn records_wanted() -> bool {
+    crate::pipeline::is_active() || cfg!(test)
+}
+
 /// Hands a finished record to the pipeline.
 pub(crate) fn deliver(record: Record) {
     #[cfg(test)]
@@ -270,8 +278,9 @@ impl<F> std::fmt::Debug for Measured<F> {
 impl<F> Measured<F> {
     /// Wraps `inner`. `weight` is `Some(rate)` when the future is sampled
     /// (the record stands for `rate` futures), `None` to run it unmeasured.
+    /// Nothing is measured while no pipeline is installed or scoped.
     pub fn new(inner: F, name: impl Into<Cow<'static, str>>, weight: Option<u64>) -> Measured<F> {
-        let state = weight.map(|weight| {
+        let state = weight.filter(|_| records_wanted()).map(|weight| {
             Box::new(RegionState {
                 name: name.into(),
                 weight,
@@ -316,26 +325,37 @@ impl<F: Future> Future for Measured<F> {
 /// Measure any future per poll: `fut.measured("name")`.
 ///
 /// ```
-/// use dynostats::Measure;
+/// use dynostats::{Measure, MemorySink, Pipeline, RecordKind, Sampler};
 ///
 /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
 /// #     let mut f = std::pin::pin!(f);
 /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
 /// # }
-/// let fut = async { (0..1000u64).sum::<u64>() }.measured("sum");
+/// let mem = MemorySink::new();
+/// let pipeline = Pipeline::builder().sink(mem.clone()).build().unwrap();
+/// let _scope = pipeline.scoped();
+///
+/// // Sampled by the global sampler (1 in 1000 by default), like `measure`.
+/// let fut = async { 7 }.measured("seven");
+/// assert_eq!(block_on(fut), 7);
+///
+/// // Sampled by a sampler of its own: here every time.
+/// let every = Sampler::new(1);
+/// let fut = async { (0..1000u64).sum::<u64>() }.measured_with("sum", &every);
 /// assert!(fut.is_sampled());
 /// assert_eq!(block_on(fut), 499_500);
 ///
-/// // 1 in 100 of these futures is measured.
-/// let sampler = dynostats::Sampler::new(100);
-/// let fut = async { 7 }.measured_with("seven", &sampler);
-/// assert_eq!(block_on(fut), 7);
+/// pipeline.flush().unwrap();
+/// let sum = mem.records_of(RecordKind::Region).into_iter().find(|r| r.name == "sum").unwrap();
+/// assert_eq!((sum.polls, sum.threads, sum.weight), (Some(1), Some(1), 1));
 /// ```
 pub trait Measure: Future + Sized {
-    /// Measures this future (every time: weight 1).
+    /// Measures this future when the global sampler picks it, like
+    /// [`measure`](crate::measure) does for a code region (see
+    /// [`set_sample_rate`](crate::set_sample_rate)); the weight is the rate.
     fn measured(self, name: impl Into<Cow<'static, str>>) -> Measured<Self> {
-        Measured::new(self, name, Some(1))
+        Measured::new(self, name, crate::region::SAMPLER.sample())
     }
 
     /// Measures this future when `sampler` picks it (weight = the rate);
@@ -380,6 +400,11 @@ mod tests {
         x
     }
 
+    /// Measures `fut` every time.
+    fn always<F: Future>(fut: F, name: &'static str) -> Measured<F> {
+        fut.measured_with(name, &Sampler::new(1))
+    }
+
     fn only(name: &str) -> Record {
         let mut records = capture::take(name);
         assert_eq!(records.len(), 1, "{records:?}");
@@ -399,7 +424,7 @@ mod tests {
     fn polls_threads_and_completion_on_two_threads() {
         // Poll by hand on this thread, then move the future to another
         // thread: exactly 2 polls by 2 distinct threads.
-        let mut fut = Box::pin(YieldTimes(1).measured("two-threads"));
+        let mut fut = Box::pin(always(YieldTimes(1), "two-threads"));
         let mut cx = Context::from_waker(Waker::noop());
         assert!(fut.as_mut().poll(&mut cx).is_pending());
         let ready = std::thread::spawn(move || {
@@ -420,7 +445,7 @@ mod tests {
 
     #[test]
     fn dropped_before_completion_is_cancelled() {
-        let mut fut = Box::pin(YieldTimes(5).measured("dropped"));
+        let mut fut = Box::pin(always(YieldTimes(5), "dropped"));
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..3 {
             assert!(fut.as_mut().poll(&mut cx).is_pending());
@@ -434,7 +459,7 @@ mod tests {
 
     #[test]
     fn never_polled_has_no_counters() {
-        drop(YieldTimes(1).measured("never-polled"));
+        drop(always(YieldTimes(1), "never-polled"));
         let r = only("never-polled");
         assert!(r.cancelled);
         assert_eq!(r.polls, Some(0));
@@ -471,7 +496,7 @@ mod tests {
             cpu_work(1000);
             panic!("boom");
         }
-        .measured("panicking");
+        .measured_with("panicking", &Sampler::new(1));
         let mut fut = Box::pin(fut);
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut cx = Context::from_waker(Waker::noop());
@@ -496,7 +521,7 @@ mod tests {
                 YieldTimes(2).await;
                 cpu_work(2_000_000);
             }
-            .measured("nested-inner");
+            .measured_with("nested-inner", &Sampler::new(1));
             inner.await;
             // A synchronous region inside the poll: a start/end pair read on
             // one thread with no await in between.
@@ -507,7 +532,7 @@ mod tests {
             inner_work.store(region.cpu_ns.unwrap_or(0) as usize, Ordering::Relaxed);
             YieldTimes(1).await;
         }
-        .measured("nested-outer");
+        .measured_with("nested-outer", &Sampler::new(1));
         let mut fut = Box::pin(fut);
         let mut cx = Context::from_waker(Waker::noop());
         while fut.as_mut().poll(&mut cx).is_pending() {}
@@ -573,7 +598,7 @@ mod tests {
                         tokio::task::yield_now().await;
                     }
                 }
-                .measured(name)
+                .measured_with(name, &Sampler::new(1))
                 .await;
                 let naive_end = crate::snapshot();
                 let naive = Delta::between(&naive_start, &naive_end).cpu_ns.unwrap_or(0);

@@ -20,7 +20,7 @@ use crate::{Delta, Record, RecordKind, Sampler, Snapshot};
 /// one region in 1000 is measured.
 pub const DEFAULT_SAMPLE_RATE: u64 = 1000;
 
-static SAMPLER: Sampler = Sampler::global(DEFAULT_SAMPLE_RATE);
+pub(crate) static SAMPLER: Sampler = Sampler::global(DEFAULT_SAMPLE_RATE);
 
 /// Sets the rate of the global sampler used by [`measure`], [`measure_fn`]
 /// and [`Region::new`]: 1 in `rate` regions is measured (1 = all, 0 =

@@ -37,6 +37,9 @@ use crate::Sampler;
 /// and the body's polls, `threads` the distinct threads that ran any of
 /// them. Wall time runs from the `call` to the end of the body.
 ///
+/// Nothing is measured while no pipeline is installed or scoped (see
+/// [`install`](crate::install)): the records would have nowhere to go.
+///
 /// # Failures
 ///
 /// An error from the inner service is recorded (`error: "service_error"`,

@@ -57,7 +57,12 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> ResponseFuture<S::Future> {
-        let Some(weight) = self.sampler.sample() else {
+        // Nothing is measured while no pipeline can take the record.
+        let weight = self
+            .sampler
+            .sample()
+            .filter(|_| crate::measured::records_wanted());
+        let Some(weight) = weight else {
             return ResponseFuture::new(self.inner.call(request), None);
         };
         let mut state = Box::new(RequestState::new(&request, weight, &self.labeler));

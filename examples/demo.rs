@@ -1,0 +1,398 @@
+//! The main demo: an axum service measured by `MeasureLayer`, a load of a
+//! few thousand requests from concurrent clients, a graceful shutdown that
+//! writes every record to `dynostats-demo.msgpack`, and a per-endpoint
+//! table read back from that file.
+//!
+//! ```text
+//! cargo run --release --example demo
+//! ```
+//!
+//! Everything listens on and connects to 127.0.0.1 only.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use bytes::Bytes;
+use dynostats::{FileSink, MeasureLayer, Pipeline, Record, RecordKind};
+use http_body::Frame;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use indicatif::{ProgressBar, ProgressStyle};
+
+const OUTPUT: &str = "dynostats-demo.msgpack";
+/// Requests sent in total.
+const REQUESTS: usize = 4000;
+/// Concurrent clients.
+const CLIENTS: usize = 8;
+/// 1 request in this many is measured.
+const SAMPLE_RATE: u64 = 4;
+/// The load stops early after this long, whatever is left.
+const LOAD_DEADLINE: Duration = Duration::from_secs(40);
+/// One request gives up after this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Some CPU work that the optimizer cannot remove: `rounds` steps of a
+/// 64-bit mixing function.
+fn mix(rounds: u64, seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for i in 0..rounds {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd).wrapping_add(i);
+    }
+    std::hint::black_box(x)
+}
+
+/// Cheap: a constant.
+async fn cheap() -> &'static str {
+    "ok"
+}
+
+/// Cheap, with a path parameter: the record holds `/users/{id}`, never
+/// the id.
+async fn user(axum::extract::Path(id): axum::extract::Path<u64>) -> String {
+    format!("user {id}")
+}
+
+/// CPU-heavy: a few hundred thousand mixing rounds.
+async fn compute() -> String {
+    format!("{:x}", mix(400_000, 7))
+}
+
+/// Awaits between pieces of CPU work: wall time is far above CPU time, and
+/// the task may resume on another worker thread after each sleep.
+async fn mixed() -> String {
+    let a = mix(100_000, 1);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let b = mix(100_000, a);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    format!("{:x}", mix(100_000, b))
+}
+
+/// Memory-hungry: builds a 32 MiB working set and keeps it until the
+/// response has been sent (as a response that borrows from a large buffer
+/// would), so the record's RSS change shows it.
+async fn alloc() -> Body {
+    let mut scratch = vec![0u8; 32 << 20];
+    // Touch every page so it is resident.
+    for (i, page) in scratch.chunks_mut(4096).enumerate() {
+        page[0] = i as u8;
+    }
+    let sum: u64 = scratch.iter().step_by(4096).map(|&b| u64::from(b)).sum();
+    Body::new(HoldingBody {
+        _scratch: scratch,
+        summary: Some(Bytes::from(format!("{sum}"))),
+    })
+}
+
+struct HoldingBody {
+    _scratch: Vec<u8>,
+    summary: Option<Bytes>,
+}
+
+impl http_body::Body for HoldingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.summary.take().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.summary.is_none()
+    }
+}
+
+/// Does its work while the body streams: 16 chunks, each computed when the
+/// client's connection asks for it. A layer that stopped measuring at the
+/// response head would miss almost all of it.
+async fn stream() -> Body {
+    Body::new(ChunkBody { left: 16, seed: 3 })
+}
+
+struct ChunkBody {
+    left: u32,
+    seed: u64,
+}
+
+impl http_body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        self.left -= 1;
+        self.seed = mix(30_000, self.seed);
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
+            "{:x}\n",
+            self.seed
+        ))))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/cheap", get(cheap))
+        .route("/users/{id}", get(user))
+        .route("/compute", get(compute))
+        .route("/mixed", get(mixed))
+        .route("/alloc", get(alloc))
+        .route("/stream", get(stream))
+        .layer(MeasureLayer::new(SAMPLE_RATE))
+}
+
+/// The path of request `i`, and the endpoint it should be recorded under.
+fn request_path(i: usize) -> (String, &'static str) {
+    match i % 20 {
+        0..=5 => ("/cheap".into(), "/cheap"),
+        6..=9 => (format!("/users/{}", i * 7919 % 100_000), "/users/{id}"),
+        10..=12 => ("/compute".into(), "/compute"),
+        13..=15 => ("/mixed".into(), "/mixed"),
+        16 => ("/alloc".into(), "/alloc"),
+        17 | 18 => ("/stream".into(), "/stream"),
+        _ => (format!("/no/such/page/{i}"), dynostats::UNMATCHED),
+    }
+}
+
+#[derive(Default)]
+struct Sent {
+    ok: usize,
+    failed: usize,
+    per_endpoint: BTreeMap<&'static str, usize>,
+}
+
+async fn drive_load(addr: std::net::SocketAddr) -> Sent {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let next = Arc::new(AtomicUsize::new(0));
+    let bar = ProgressBar::new(REQUESTS as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} requests  {per_sec}  {elapsed}")
+            .expect("a valid template"),
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let client = client.clone();
+        let next = next.clone();
+        let bar = bar.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = Sent::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= REQUESTS || started.elapsed() > LOAD_DEADLINE {
+                    break;
+                }
+                let (path, endpoint) = request_path(i);
+                let uri: http::Uri = format!("http://{addr}{path}").parse().expect("a valid URI");
+                let ok = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                    let response = client.get(uri).await.ok()?;
+                    response.into_body().collect().await.ok()
+                })
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+                if ok {
+                    sent.ok += 1;
+                    *sent.per_endpoint.entry(endpoint).or_default() += 1;
+                } else {
+                    sent.failed += 1;
+                }
+                bar.inc(1);
+            }
+            sent
+        }));
+    }
+    let mut total = Sent::default();
+    for task in tasks {
+        let sent = task.await.expect("a client task does not panic");
+        total.ok += sent.ok;
+        total.failed += sent.failed;
+        for (k, v) in sent.per_endpoint {
+            *total.per_endpoint.entry(k).or_default() += v;
+        }
+    }
+    bar.finish();
+    total
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn human_bytes(b: i64) -> String {
+    let a = b.unsigned_abs() as f64;
+    let sign = if b < 0 { "-" } else { "" };
+    if a >= (1 << 20) as f64 {
+        format!("{sign}{:.1} MiB", a / (1 << 20) as f64)
+    } else if a >= 1024.0 {
+        format!("{sign}{:.0} KiB", a / 1024.0)
+    } else {
+        format!("{sign}{a} B")
+    }
+}
+
+fn print_table(records: &[Record], sent: &Sent) {
+    let mut by_endpoint: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == RecordKind::Request) {
+        by_endpoint.entry(r.name.as_str()).or_default().push(r);
+    }
+    let have_instructions = records.iter().any(|r| r.instructions.is_some());
+    // Without a PMU there are no instruction counts: CPU time stands in,
+    // and the header says so.
+    let (cost_title, cost): (&str, fn(&Record) -> Option<String>) = if have_instructions {
+        ("instructions per request", |r| {
+            r.instructions.map(|n| n.to_string())
+        })
+    } else {
+        (
+            "CPU µs per request (no PMU here: instructions unavailable)",
+            |r| r.cpu_ns.map(|n| format!("{:.1}", n as f64 / 1e3)),
+        )
+    };
+    println!();
+    println!("per endpoint; cost = {cost_title}");
+    println!(
+        "{:<12} {:>7} {:>9} {:>6} {:>10} {:>10} {:>11} {:>10} {:>10} {:>5} {:>7}",
+        "endpoint",
+        "sampled",
+        "est.total",
+        "sent",
+        "cost p50",
+        "cost p99",
+        "CPU total",
+        "wall p50",
+        "RSS Δ p50",
+        "polls",
+        "threads"
+    );
+    for (name, rs) in &by_endpoint {
+        // Sort by the numeric value, print the formatted one.
+        let mut costs: Vec<(f64, String)> = rs
+            .iter()
+            .filter_map(|r| cost(r))
+            .map(|c| (c.parse().unwrap_or(0.0), c))
+            .collect();
+        costs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let pick = |p: f64| -> String {
+            if costs.is_empty() {
+                return "-".into();
+            }
+            let rank = (p * (costs.len() - 1) as f64).round() as usize;
+            costs[rank.min(costs.len() - 1)].1.clone()
+        };
+        let mut wall: Vec<u64> = rs.iter().map(|r| r.wall_ns).collect();
+        wall.sort_unstable();
+        let mut rss: Vec<i64> = rs
+            .iter()
+            .filter_map(|r| Some(r.rss_end? as i64 - r.rss_start? as i64))
+            .collect();
+        rss.sort_unstable();
+        let mut polls: Vec<u64> = rs.iter().filter_map(|r| r.polls).collect();
+        polls.sort_unstable();
+        let estimated: u64 = rs.iter().map(|r| r.weight).sum();
+        let cpu_total: u64 = rs.iter().filter_map(|r| Some(r.cpu_ns? * r.weight)).sum();
+        let threads = rs.iter().filter_map(|r| r.threads).max().unwrap_or(0);
+        println!(
+            "{:<12} {:>7} {:>9} {:>6} {:>10} {:>10} {:>8.1} ms {:>7.0} µs {:>10} {:>5} {:>7}",
+            name,
+            rs.len(),
+            estimated,
+            sent.per_endpoint.get(name).copied().unwrap_or(0),
+            pick(0.5),
+            pick(0.99),
+            cpu_total as f64 / 1e6,
+            percentile(&wall, 0.5) as f64 / 1e3,
+            human_bytes(rss.get(rss.len() / 2).copied().unwrap_or(0)),
+            percentile(&polls, 0.5),
+            threads,
+        );
+    }
+    println!(
+        "\nest.total = sum of the records' weights (sent = what the clients sent); CPU total = \
+         sum of CPU time x weight; polls = median polls of the response future and body; \
+         threads = most worker threads one request ran on."
+    );
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let _ = std::fs::remove_file(OUTPUT);
+    let pipeline = Pipeline::builder()
+        .sink(FileSink::create(OUTPUT)?)
+        // Large enough that no sampled request of this run is dropped.
+        .queue_capacity(REQUESTS * 2)
+        .build()?;
+    let pipeline = dynostats::install(pipeline).map_err(|_| "a pipeline was already installed")?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let sent = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app())
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        println!(
+            "serving on http://{addr}, sending {REQUESTS} requests from {CLIENTS} clients, \
+             measuring 1 in {SAMPLE_RATE}"
+        );
+        let sent = drive_load(addr).await;
+        // Graceful shutdown: in-flight requests finish, their records are
+        // emitted before the server task ends.
+        let _ = stop.send(());
+        server.await??;
+        Ok::<_, Box<dyn std::error::Error>>(sent)
+    })?;
+    drop(runtime);
+
+    // Writes every accepted record and flushes the file.
+    let stats = pipeline.shutdown()?;
+    let records: Vec<Record> =
+        dynostats::read(std::fs::File::open(OUTPUT)?).collect::<Result<_, _>>()?;
+    println!(
+        "\n{} requests answered, {} failed; {} records in {OUTPUT} ({} accepted, {} dropped by the pipeline)",
+        sent.ok,
+        sent.failed,
+        records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Request)
+            .count(),
+        stats.accepted,
+        stats.dropped_queue_full + stats.dropped_closed,
+    );
+    print_table(&records, &sent);
+    println!("\nfinished in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
