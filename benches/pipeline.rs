@@ -1,1 +1,188 @@
-fn main() {}
+//! What sampling, recording and shipping cost.
+//!
+//! - `measure_unsampled`: a guard the sampler did not pick, beside an empty
+//!   function call (the floor).
+//! - `measure_sampled`: a sampled guard with the default counter set,
+//!   beside the two raw counter snapshots it consists of.
+//! - `encode`: one typical record to MessagePack.
+//! - `emit_and_write`: records emitted on one thread and written to a file
+//!   by the writer thread, in records per second.
+
+use std::hint::black_box;
+use std::io;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use dynostats::{Batch, FileSink, Pipeline, Record, RecordKind, Region, Sampler, Sink};
+
+/// Discards what it is given: the writer's cost without I/O.
+struct NullSink;
+
+impl Sink for NullSink {
+    fn name(&self) -> String {
+        "null".to_string()
+    }
+    fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+#[inline(never)]
+fn empty() {
+    black_box(());
+}
+
+fn measure_unsampled(c: &mut Criterion) {
+    let pipeline = Pipeline::builder()
+        .sink(NullSink)
+        .status_interval(None)
+        .build()
+        .unwrap();
+    let _scope = pipeline.scoped();
+    let mut g = c.benchmark_group("measure_unsampled");
+    g.bench_function("empty_function", |b| b.iter(empty));
+    dynostats::set_sample_rate(u64::MAX / 2);
+    g.bench_function("measure_not_picked", |b| {
+        b.iter(|| {
+            let guard = dynostats::measure(black_box("region"));
+            empty();
+            drop(guard);
+        })
+    });
+    dynostats::set_sample_rate(0);
+    g.bench_function("measure_disabled", |b| {
+        b.iter(|| {
+            let guard = dynostats::measure(black_box("region"));
+            empty();
+            drop(guard);
+        })
+    });
+    g.finish();
+    dynostats::set_sample_rate(dynostats::DEFAULT_SAMPLE_RATE);
+}
+
+fn measure_sampled(c: &mut Criterion) {
+    let pipeline = Pipeline::builder()
+        .sink(NullSink)
+        .status_interval(None)
+        .build()
+        .unwrap();
+    let _scope = pipeline.scoped();
+    let every = Sampler::new(1);
+    let mut g = c.benchmark_group("measure_sampled");
+    g.bench_function("two_snapshots", |b| {
+        b.iter(|| {
+            let start = dynostats::snapshot();
+            empty();
+            let end = dynostats::snapshot();
+            black_box(dynostats::Delta::between(&start, &end))
+        })
+    });
+    g.bench_function("measure_picked", |b| {
+        b.iter(|| {
+            let guard = Region::with_sampler(&every, black_box("region")).start();
+            empty();
+            drop(guard);
+        })
+    });
+    g.finish();
+    let stats = pipeline.shutdown().unwrap();
+    eprintln!(
+        "measure_sampled: {} records accepted, {} dropped (queue full)",
+        stats.accepted, stats.dropped_queue_full
+    );
+}
+
+fn typical_record() -> Record {
+    let mut r = Record::new(RecordKind::Request, "/users/{id}");
+    r.method = Some("GET".to_string());
+    r.status = Some(200);
+    r.set_label("host", "web-1");
+    r.weight = 1000;
+    r.wall_ns = 1_234_567;
+    r.cpu_ns = Some(987_654);
+    r.instructions = Some(4_567_890);
+    r.cycles = Some(3_456_789);
+    r.rss_start = Some(40 << 20);
+    r.rss_end = Some(41 << 20);
+    r.polls = Some(3);
+    r
+}
+
+fn encode(c: &mut Criterion) {
+    let record = typical_record();
+    let mut g = c.benchmark_group("encode");
+    g.bench_function("record_to_msgpack", |b| {
+        let mut buf = Vec::with_capacity(512);
+        b.iter(|| {
+            buf.clear();
+            black_box(&record).write_msgpack(&mut buf);
+            black_box(buf.len())
+        })
+    });
+    g.bench_function("record_clone", |b| b.iter(|| black_box(record.clone())));
+    g.finish();
+}
+
+/// Emits `n` records from this thread (waiting for room rather than
+/// dropping, so every record is written) and waits until the file holds
+/// them.
+fn emit_and_write_n(n: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::builder()
+        .sink(FileSink::create(dir.path().join("bench.msgpack")).unwrap())
+        .queue_capacity(64 * 1024)
+        .batch_size(1024)
+        .status_interval(None)
+        .build()
+        .unwrap();
+    let record = typical_record();
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        if pipeline.emit(record.clone()) {
+            sent += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    pipeline.flush().unwrap();
+    let elapsed = start.elapsed();
+    let stats = pipeline.shutdown().unwrap();
+    assert_eq!(stats.sinks[0].written, n);
+    elapsed
+}
+
+fn emit_and_write(c: &mut Criterion) {
+    const N: u64 = 200_000;
+    let mut g = c.benchmark_group("emit_and_write");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    g.bench_function("file_200k_records", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| emit_and_write_n(N)).sum())
+    });
+    // Batch encoding alone, on one thread: the writer's share.
+    g.bench_function("batch_encode_200k_records", |b| {
+        let record = typical_record();
+        b.iter_batched_ref(
+            Batch::new,
+            |batch| {
+                for _ in 0..N {
+                    batch.push(&record);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    measure_unsampled,
+    measure_sampled,
+    encode,
+    emit_and_write
+);
+criterion_main!(benches);

@@ -116,8 +116,9 @@ impl Region {
         }
     }
 
-    /// A region that is measured whatever the sampler says, for debugging
-    /// one region without changing the global rate.
+    /// A region that is measured whatever the sampler says (as long as a
+    /// pipeline is installed or scoped), for debugging one region without
+    /// changing the global rate.
     ///
     /// The global sampler is still consulted, so extrapolated totals stay
     /// right: when it picks the region too, the record is an ordinary one

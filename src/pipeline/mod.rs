@@ -1,11 +1,13 @@
 //! The shipping pipeline: a bounded queue, one background writer, sinks.
 //!
 //! Measured threads hand records to [`emit`] (or [`Pipeline::emit`]),
-//! which puts them on a bounded queue with `try_send`: it never blocks and
+//! which pushes them on a bounded lock-free queue: it never blocks and
 //! never does I/O, and when the queue is full the record is dropped and
 //! counted. One writer thread per pipeline takes records off the queue,
-//! encodes them as MessagePack in batches (by count and by time) and hands
-//! each batch to every [`Sink`].
+//! encodes them as MessagePack in batches and hands each batch to every
+//! [`Sink`]. The writer wakes up every batch interval, or as soon as a
+//! batch's worth of records is waiting; a measured thread does not wake it
+//! for every record (a wake-up is a system call).
 //!
 //! # Which pipeline receives a record
 //!
@@ -36,7 +38,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::Sender;
+use crossbeam_queue::ArrayQueue;
 
 use crate::sink::Sink;
 use crate::{Error, Record};
@@ -45,8 +48,8 @@ use crate::{Error, Record};
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 /// Default number of records after which the writer writes a batch.
 pub const DEFAULT_BATCH_SIZE: usize = 512;
-/// Default longest time a record waits in a partial batch.
-pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// Default interval at which the writer wakes up to write what is queued.
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(100);
 /// Default interval between status records.
 pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -210,9 +213,16 @@ pub struct SinkStats {
 
 /// What the measured threads and the writer share.
 struct Shared {
-    /// `None` once shut down: the writer then drains what is left.
-    tx: RwLock<Option<Sender<Record>>>,
+    queue: ArrayQueue<Record>,
+    /// True once shut down. Emitters hold the read lock while pushing, so
+    /// once shutdown has taken the write lock no record can arrive after
+    /// the writer's last drain.
+    closed: RwLock<bool>,
     control: Sender<Control>,
+    /// Queue length at which an emitter wakes the writer early.
+    wake_at: usize,
+    /// A wake-up was sent and the writer has not drained since.
+    wake_sent: AtomicBool,
     accepted: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_closed: AtomicU64,
@@ -222,23 +232,32 @@ struct Shared {
 }
 
 enum Control {
+    /// A batch's worth of records is waiting.
+    Wake,
     /// Write everything queued, flush the sinks, then answer.
     Flush(Sender<Result<(), Error>>),
+    /// Write everything queued, then stop (the queue is closed already).
+    Shutdown,
 }
 
 impl Shared {
     fn emit(&self, record: Record) -> bool {
-        let tx = self.tx.read().unwrap_or_else(PoisonError::into_inner);
-        let (counter, accepted) = match tx.as_ref() {
-            None => (&self.dropped_closed, false),
-            Some(tx) => match tx.try_send(record) {
-                Ok(()) => (&self.accepted, true),
-                Err(TrySendError::Full(_)) => (&self.dropped_queue_full, false),
-                Err(TrySendError::Disconnected(_)) => (&self.dropped_closed, false),
-            },
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        accepted
+        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            self.dropped_closed.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if self.queue.push(record).is_err() {
+            self.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        if self.queue.len() >= self.wake_at && !self.wake_sent.swap(true, Ordering::AcqRel) {
+            // The writer holds `Shared`, so the channel is open while it
+            // runs; if it stopped, its records are counted at shutdown.
+            let _ = self.control.send(Control::Wake);
+        }
+        true
     }
 
     fn stats(&self) -> PipelineStats {
@@ -331,14 +350,14 @@ impl Pipeline {
     /// shutdown are dropped and counted in
     /// [`PipelineStats::dropped_closed`].
     pub fn shutdown(&self) -> Result<PipelineStats, Error> {
-        // Taking the write lock waits for emits in progress; dropping the
-        // only sender lets the writer see the end of the queue after the
-        // last accepted record.
-        self.shared
-            .tx
+        // Taking the write lock waits for emits in progress; after it, no
+        // record can be pushed, so the writer's last drain takes them all.
+        *self
+            .shared
+            .closed
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        let _ = self.shared.control.send(Control::Shutdown);
         let handle = self
             .writer
             .lock()
@@ -487,21 +506,24 @@ impl PipelineBuilder {
     }
 
     /// Queue capacity in records ([`DEFAULT_QUEUE_CAPACITY`]); when the
-    /// queue is full, records are dropped and counted.
+    /// queue is full, records are dropped and counted. The queue is
+    /// allocated up front, one `Record` (about 450 bytes) per slot.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// The writer writes a batch once it holds this many records
-    /// ([`DEFAULT_BATCH_SIZE`]).
+    /// The most records the writer hands to the sinks at once
+    /// ([`DEFAULT_BATCH_SIZE`]); a measured thread wakes the writer early
+    /// when this many records (or half the queue) are waiting.
     pub fn batch_size(mut self, records: usize) -> Self {
         self.batch_size = records;
         self
     }
 
-    /// ... or once its oldest record has waited this long
-    /// ([`DEFAULT_BATCH_INTERVAL`]).
+    /// How often the writer wakes up to write what is queued
+    /// ([`DEFAULT_BATCH_INTERVAL`]): the longest a record waits when few
+    /// are emitted.
     pub fn batch_interval(mut self, interval: Duration) -> Self {
         self.batch_interval = interval;
         self
@@ -547,18 +569,24 @@ impl PipelineBuilder {
                 "the batch size must be at least 1".to_string(),
             ));
         }
+        if self.batch_interval.is_zero() {
+            return Err(Error::InvalidConfig(
+                "the batch interval must be positive".to_string(),
+            ));
+        }
         if self.status_interval == Some(Duration::ZERO) {
             return Err(Error::InvalidConfig(
                 "the status interval must be positive (or None for no status records)".to_string(),
             ));
         }
-        let (tx, rx): (Sender<Record>, Receiver<Record>) =
-            crossbeam_channel::bounded(self.capacity);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let names = unique_names(&self.sinks);
         let shared = Arc::new(Shared {
-            tx: RwLock::new(Some(tx)),
+            queue: ArrayQueue::new(self.capacity),
+            closed: RwLock::new(false),
             control: control_tx,
+            wake_at: self.batch_size.min(self.capacity.div_ceil(2)).max(1),
+            wake_sent: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_closed: AtomicU64::new(0),
@@ -575,7 +603,6 @@ impl PipelineBuilder {
             ),
         });
         let writer = writer::Writer::new(
-            rx,
             control_rx,
             self.sinks,
             names,

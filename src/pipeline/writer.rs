@@ -8,14 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{Control, Shared, SinkStats};
 use crate::sink::{Batch, Sink};
 use crate::{Detail, Error, MAX_LABELS, Record, RecordKind};
-
-/// How long the writer sleeps when it has nothing to wait for.
-const IDLE: Duration = Duration::from_secs(3600);
 
 pub(super) struct Settings {
     pub(super) batch_size: usize,
@@ -30,14 +27,11 @@ struct SinkSlot {
 }
 
 pub(super) struct Writer {
-    rx: Receiver<Record>,
     control: Receiver<Control>,
     sinks: Vec<SinkSlot>,
     settings: Settings,
     shared: Arc<Shared>,
     batch: Batch,
-    /// When the oldest record of the current batch must be written.
-    batch_deadline: Option<Instant>,
     next_status: Option<Instant>,
     /// The first sink error since the last flush, reported by `flush`.
     pending_error: Option<Error>,
@@ -45,7 +39,6 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn new(
-        rx: Receiver<Record>,
         control: Receiver<Control>,
         sinks: Vec<Box<dyn Sink>>,
         names: Vec<String>,
@@ -64,13 +57,11 @@ impl Writer {
             })
             .collect();
         Writer {
-            rx,
             control,
             sinks,
             settings,
             shared,
             batch: Batch::new(),
-            batch_deadline: None,
             next_status: None,
             pending_error: None,
         }
@@ -81,36 +72,27 @@ impl Writer {
             self.add_status();
             self.next_status = Some(Instant::now() + interval);
         }
+        let mut next_write = Instant::now() + self.settings.batch_interval;
         loop {
-            let wake = [self.batch_deadline, self.next_status]
-                .into_iter()
-                .flatten()
-                .min();
-            let timeout = wake.map_or(IDLE, |w| w.saturating_duration_since(Instant::now()));
-            select! {
-                recv(self.rx) -> msg => match msg {
-                    Ok(record) => {
-                        self.add(record);
-                        self.fill();
-                    }
-                    // Shut down and every accepted record taken.
-                    Err(_) => break,
-                },
-                recv(self.control) -> msg => {
-                    // The sender lives in `Shared`, which this writer holds:
-                    // the channel cannot disconnect.
-                    if let Ok(Control::Flush(ack)) = msg {
-                        let result = self.flush();
-                        let _ = ack.send(result);
-                    }
-                },
-                default(timeout) => {}
+            let wake = self.next_status.map_or(next_write, |s| s.min(next_write));
+            let message = self
+                .control
+                .recv_timeout(wake.saturating_duration_since(Instant::now()));
+            match message {
+                Ok(Control::Wake) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Control::Flush(ack)) => {
+                    let result = self.flush();
+                    let _ = ack.send(result);
+                }
+                // Shut down: the queue is closed, so this drain is the last.
+                Ok(Control::Shutdown) => break,
+                // The sender lives in `Shared`, which this writer holds.
+                Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.drain(usize::MAX);
             let now = Instant::now();
-            if self.batch.len() >= self.settings.batch_size
-                || self.batch_deadline.is_some_and(|d| d <= now)
-            {
-                self.write();
+            if now >= next_write {
+                next_write = now + self.settings.batch_interval;
             }
             if let (Some(due), Some(interval)) = (self.next_status, self.settings.status_interval) {
                 if due <= now {
@@ -118,13 +100,30 @@ impl Writer {
                     self.next_status = Some(now + interval);
                 }
             }
+            self.write();
         }
+        self.drain(usize::MAX);
         self.write();
         if self.settings.status_interval.is_some() {
             self.add_status();
             self.write();
         }
         self.flush_sinks();
+    }
+
+    /// Takes up to `limit` queued records, writing a batch whenever it is
+    /// full; the last partial batch stays for the caller to write.
+    fn drain(&mut self, limit: usize) {
+        self.shared.wake_sent.store(false, Ordering::Release);
+        for _ in 0..limit {
+            let Some(record) = self.shared.queue.pop() else {
+                break;
+            };
+            self.add(record);
+            if self.batch.len() >= self.settings.batch_size {
+                self.write();
+            }
+        }
     }
 
     /// Adds the pipeline's labels to `record` and encodes it into the batch.
@@ -138,24 +137,10 @@ impl Writer {
             }
         }
         self.batch.push(&record);
-        if self.batch_deadline.is_none() {
-            self.batch_deadline = Some(Instant::now() + self.settings.batch_interval);
-        }
-    }
-
-    /// Takes what is already queued, up to a full batch, without waiting.
-    fn fill(&mut self) {
-        while self.batch.len() < self.settings.batch_size {
-            match self.rx.try_recv() {
-                Ok(record) => self.add(record),
-                Err(_) => break,
-            }
-        }
     }
 
     /// Hands the batch to every sink and publishes the counts.
     fn write(&mut self) {
-        self.batch_deadline = None;
         if self.batch.is_empty() {
             return;
         }
@@ -190,17 +175,8 @@ impl Writer {
     fn flush(&mut self) -> Result<(), Error> {
         // Everything accepted before the request is in the queue now; newer
         // records may follow, so take no more than were there.
-        for _ in 0..self.rx.len() {
-            match self.rx.try_recv() {
-                Ok(record) => {
-                    self.add(record);
-                    if self.batch.len() >= self.settings.batch_size {
-                        self.write();
-                    }
-                }
-                Err(_) => break,
-            }
-        }
+        let queued = self.shared.queue.len();
+        self.drain(queued);
         self.write();
         self.flush_sinks();
         match self.pending_error.take() {
@@ -271,7 +247,7 @@ impl Writer {
             ),
             ("status_records", s.status_records.load(Ordering::Relaxed)),
             ("queue_capacity", s.capacity as u64),
-            ("queue_len", self.rx.len() as u64),
+            ("queue_len", s.queue.len() as u64),
             ("sample_rate", crate::sample_rate()),
         ];
         detail.stats = stats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
