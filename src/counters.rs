@@ -628,14 +628,62 @@ impl Counters {
     }
 
     /// Reads every counter of the set now.
+    ///
+    /// The hardware counters are read first, then the clocks and RSS. To
+    /// measure a region, [`Counters::snapshot_start`] at its start and this
+    /// at its end keep every other read of the library outside the region.
     pub fn snapshot(&mut self) -> Snapshot {
+        let mut s = Snapshot::default();
+        if let Some(group) = &self.group {
+            read_group(group, &mut s);
+        }
+        s.wall_ns = sys::monotonic_ns();
+        self.read_rest(&mut s);
+        s
+    }
+
+    /// Reads every counter of the set now, for the start of a region: the
+    /// hardware counters last.
+    ///
+    /// Between the hardware reads of two [`Counters::snapshot`]s lie the
+    /// library's other reads (clocks, `/proc/self/statm` and its parsing,
+    /// whose instruction count depends on the RSS digits). Starting with this
+    /// and ending with [`Counters::snapshot_end`] leaves only a fixed stretch
+    /// of the library's code inside the measured instructions.
+    pub fn snapshot_start(&mut self) -> Snapshot {
         let mut s = Snapshot {
             wall_ns: sys::monotonic_ns(),
             ..Snapshot::default()
         };
+        let cpu_from_group = self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.slots.contains(&Counter::CpuTime));
+        // Marks CPU time as taken care of; the group read sets it.
+        s.cpu_in_group = cpu_from_group;
+        self.read_rest(&mut s);
+        s.cpu_in_group = false;
         if let Some(group) = &self.group {
             read_group(group, &mut s);
         }
+        if cpu_from_group && !s.cpu_in_group && self.set.contains(Counter::CpuTime) {
+            // The group read failed: the clock still gives CPU time.
+            s.cpu_ns = sys::thread_cpu_ns();
+        }
+        s
+    }
+
+    /// Reads every counter of the set now, for the end of a region started
+    /// with [`Counters::snapshot_start`]: the hardware counters first. The
+    /// same as [`Counters::snapshot`].
+    #[inline]
+    pub fn snapshot_end(&mut self) -> Snapshot {
+        self.snapshot()
+    }
+
+    /// Everything but the perf group: CPU time (unless the group carries
+    /// it), RSS, peak RSS, context switches from `getrusage`.
+    fn read_rest(&self, s: &mut Snapshot) {
         if self.set.contains(Counter::CpuTime) && !s.cpu_in_group {
             s.cpu_ns = sys::thread_cpu_ns();
         }
@@ -649,7 +697,6 @@ impl Counters {
             s.context_switches = sys::thread_context_switches();
             s.switches_from_rusage = true;
         }
-        s
     }
 }
 
@@ -779,6 +826,35 @@ pub fn snapshot() -> Snapshot {
         wall_ns: sys::monotonic_ns(),
         ..Snapshot::default()
     })
+}
+
+/// Reads the calling thread's counters at the start of a region, hardware
+/// counters last (see [`Counters::snapshot_start`]); end the region with
+/// [`snapshot_end`]. Guards and measured futures use this pair, so a
+/// record's instructions are the region's own plus a fixed overhead that
+/// does not depend on the process's RSS.
+///
+/// ```
+/// let start = dynostats::snapshot_start();
+/// let v: Vec<u64> = (0..10_000).collect();
+/// let end = dynostats::snapshot_end();
+/// let delta = dynostats::Delta::between(&start, &end);
+/// assert_eq!(v.len(), 10_000);
+/// assert!(delta.wall_ns > 0);
+/// ```
+#[inline]
+pub fn snapshot_start() -> Snapshot {
+    with_thread_counters(Counters::snapshot_start).unwrap_or_else(|| Snapshot {
+        wall_ns: sys::monotonic_ns(),
+        ..Snapshot::default()
+    })
+}
+
+/// Reads the calling thread's counters at the end of a region started with
+/// [`snapshot_start`], hardware counters first. The same as [`snapshot`].
+#[inline]
+pub fn snapshot_end() -> Snapshot {
+    snapshot()
 }
 
 #[cfg(test)]

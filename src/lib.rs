@@ -46,7 +46,7 @@ mod sys;
 
 pub use counters::{
     Counter, CounterSet, Counters, Delta, ReadPath, Snapshot, set_thread_counters, snapshot,
-    thread_counter_set, with_thread_counters,
+    snapshot_end, snapshot_start, thread_counter_set, with_thread_counters,
 };
 pub use error::{Error, Unavailable};
 pub use measured::{Measure, Measured};
