@@ -91,7 +91,7 @@ impl PollAccounting {
     pub(crate) fn begin(&mut self) {
         let thread = thread_id();
         self.threads.insert(thread);
-        let start = crate::snapshot();
+        let start = crate::snapshot_start();
         if self.first_wall_ns.is_none() {
             self.first_wall_ns = Some(start.wall_ns);
             self.first_unix_ns = crate::sys::realtime_ns();
@@ -103,7 +103,7 @@ impl PollAccounting {
     /// adds it to the totals; `poll` says whether it counts as a poll.
     #[inline]
     pub(crate) fn end(&mut self, poll: bool) {
-        let end = crate::snapshot();
+        let end = crate::snapshot_end();
         if let Some((_, start)) = self.open.take() {
             self.add(&Delta::between(&start, &end));
         }

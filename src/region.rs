@@ -185,7 +185,7 @@ fn start_active(record: Box<Record>) -> Box<Active> {
         start: Snapshot::default(),
     });
     // Last, so that the region's own setup is not measured.
-    active.start = crate::snapshot();
+    active.start = crate::snapshot_start();
     active
 }
 
@@ -224,7 +224,7 @@ impl Drop for RegionGuard {
 
 #[cold]
 fn finish(active: Box<Active>) {
-    let end = crate::snapshot();
+    let end = crate::snapshot_end();
     let Active { mut record, start } = *active;
     record.set_delta(&Delta::between(&start, &end));
     record.cancelled = std::thread::panicking();
