@@ -7,15 +7,29 @@
 //! Elsewhere every test prints why it skips and passes. On the emulated
 //! PMU, where cycles advance one per instruction, the tests also check
 //! cycles against instructions and that every run gives the same count.
+//!
+//! Records (sampled guards, measured futures) carry the region's own
+//! instructions plus a fixed overhead of the library: the part of the two
+//! counter reads that falls between them. The library does not calibrate
+//! it away; these tests check that it is the same for an empty region and a
+//! loop, so that `record(loop of n) - record(empty) == n * per iteration`
+//! exactly. BENCHMARKS.md gives its value in the emulated guest.
 
 mod pmu_support;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
 
-use dynostats::{Counter, CounterSet, Counters, Delta, ReadPath};
+use dynostats::{
+    Counter, CounterSet, Counters, Delta, Measure, MemorySink, Pipeline, ReadPath, Record,
+    RecordKind,
+};
 use perf_event::events::Hardware;
 use pmu_support::{
-    LoopCount, count_loop, exact_guest, per_iteration, report, require_pmu, user_access,
+    LoopCount, count_loop, edges, exact_guest, per_iteration, report, require_pmu, thread_edges,
+    user_access,
 };
 
 /// Iterations of the known loop in most tests.
@@ -64,14 +78,17 @@ fn snapshot_delta_counts_the_loop_exactly_on_every_read_path() {
             continue;
         }
         // A fresh thread opens its counters under this setting.
-        let (path, counted) = std::thread::spawn(|| {
-            let counted = count_loop(dynostats::snapshot, N);
+        // A fresh thread opens its counters under this setting. Plain
+        // snapshot() pairs first (exact while the RSS keeps its number of
+        // digits, as here), then the start/end pair the guards use.
+        let (path, plain, paired) = std::thread::spawn(|| {
+            let plain = count_loop(|_| dynostats::snapshot(), N);
+            let paired = count_loop(thread_edges, N);
             let path = dynostats::with_thread_counters(|c| c.source()).unwrap();
-            (path, counted)
+            (path, plain, paired)
         })
         .join()
         .unwrap();
-        let what = format!("dynostats::snapshot, default set, path {path}");
         let expected_path = if user {
             ReadPath::Rdpmc
         } else {
@@ -80,12 +97,23 @@ fn snapshot_delta_counts_the_loop_exactly_on_every_read_path() {
         if cfg!(target_arch = "aarch64") {
             assert_eq!(path, expected_path);
         }
-        assert_exact(&what, &counted, N);
-        assert_cycles_match(&what, &counted.full_deltas);
-        for d in counted.full_deltas.iter().chain(&counted.empty_deltas) {
-            assert_eq!(d.source, path, "{d:?}");
-            assert!(!d.scaled, "{d:?}");
-            assert!(d.cpu_ns.is_some() && d.rss_end.is_some(), "{d:?}");
+        for (what, counted) in [
+            (
+                format!("snapshot() pairs, default set, path {path}"),
+                &plain,
+            ),
+            (
+                format!("snapshot_start()/snapshot_end(), default set, path {path}"),
+                &paired,
+            ),
+        ] {
+            assert_exact(&what, counted, N);
+            assert_cycles_match(&what, &counted.full_deltas);
+            for d in counted.full_deltas.iter().chain(&counted.empty_deltas) {
+                assert_eq!(d.source, path, "{d:?}");
+                assert!(!d.scaled, "{d:?}");
+                assert!(d.cpu_ns.is_some() && d.rss_end.is_some(), "{d:?}");
+            }
         }
     }
 }
@@ -101,7 +129,7 @@ fn group_read_takes_instructions_and_cycles_at_one_instant() {
     let mut counters = Counters::open(set);
     assert!(counters.unavailable().is_empty(), "{counters:?}");
     assert_eq!(counters.source(), ReadPath::Read);
-    let counted = count_loop(|| counters.snapshot(), N);
+    let counted = count_loop(edges(&mut counters), N);
     assert_exact("group read", &counted, N);
     // Two separate reads would differ by the instructions between them; one
     // group read gives equal deltas on the emulated PMU.
@@ -135,8 +163,8 @@ fn user_space_reads_match_read_exactly() {
     let mut read = Counters::open(CounterSet::default().with(Counter::PageFaults));
     assert_eq!(read.source(), ReadPath::Read);
 
-    let by_user = count_loop(|| user.snapshot(), N);
-    let by_read = count_loop(|| read.snapshot(), N);
+    let by_user = count_loop(edges(&mut user), N);
+    let by_read = count_loop(edges(&mut read), N);
     assert_exact("user-space read", &by_user, N);
     assert_exact("read(2)", &by_read, N);
     assert_eq!(by_user.loop_instructions(), by_read.loop_instructions());
@@ -145,8 +173,8 @@ fn user_space_reads_match_read_exactly() {
         assert_eq!(d.source, ReadPath::Rdpmc, "{d:?}");
     }
     report(&format!(
-        "empty region between two snapshots of the default set: {} instructions by user-space \
-         read, {} by read(2) (with page faults)",
+        "empty region between snapshot_start and snapshot_end of the default set: {} \
+         instructions by user-space read, {} by read(2) (with page faults)",
         by_user.empty_region(),
         by_read.empty_region()
     ));
@@ -253,7 +281,8 @@ fn each_thread_counts_only_its_own_loop() {
                 // Open the thread's counters before the race starts.
                 let _ = dynostats::snapshot();
                 start.wait();
-                let counted = count_loop(dynostats::snapshot, n);
+                // Start/end pairs: the other thread's exit changes the RSS.
+                let counted = count_loop(thread_edges, n);
                 (n, counted, switches.read().unwrap_or(0))
             })
         })
@@ -266,4 +295,184 @@ fn each_thread_counts_only_its_own_loop() {
             n,
         );
     }
+}
+
+/// Runs `f` on a fresh thread with a pipeline scoped to it, and returns
+/// what `f` returned and the region records the pipeline received.
+fn with_pipeline<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> (R, Vec<Record>) {
+    std::thread::spawn(move || {
+        let memory = MemorySink::new();
+        let pipeline = Pipeline::builder()
+            .sink(memory.clone())
+            .status_interval(None)
+            .build()
+            .expect("pipeline");
+        let result = {
+            let _scope = pipeline.scoped();
+            f()
+        };
+        pipeline.flush().expect("flush");
+        (result, memory.records_of(RecordKind::Region))
+    })
+    .join()
+    .unwrap()
+}
+
+/// The instructions of the records named `name`, in emission order.
+fn instructions_of(records: &[Record], name: &str) -> Vec<u64> {
+    records
+        .iter()
+        .filter(|r| r.name == name)
+        .map(|r| r.instructions.expect("instructions in the record"))
+        .collect()
+}
+
+fn assert_loop_plus_overhead(what: &str, full: &[u64], empty: &[u64], loop_instructions: u64) {
+    assert_eq!(full.len(), pmu_support::RUNS, "{what}: records {full:?}");
+    assert_eq!(empty.len(), pmu_support::RUNS, "{what}: records {empty:?}");
+    let overhead = *empty.iter().min().unwrap();
+    let measured = full.iter().min().unwrap() - overhead;
+    report(&format!(
+        "{what}: records of the loop {full:?}, of the empty region {empty:?}: loop {measured} \
+         (expected {loop_instructions}), fixed overhead {overhead}"
+    ));
+    assert_eq!(measured, loop_instructions, "{what}");
+    if exact_guest() {
+        assert!(
+            full.iter()
+                .chain(empty)
+                .all(|&c| c == full[0] || c == overhead),
+            "{what}: runs differ"
+        );
+        assert!(
+            full.iter().all(|&c| c == overhead + loop_instructions),
+            "{what}"
+        );
+    }
+}
+
+/// One guard around the known loop; not inlined, so that the same code
+/// runs for every `n` (a constant `n` could change the instructions that
+/// load it inside the region).
+#[inline(never)]
+fn guarded_loop(name: &str, n: u64) {
+    let guard = dynostats::measure(name);
+    assert!(guard.is_sampled());
+    dynostats::known_loop(n);
+    drop(guard);
+}
+
+#[test]
+fn sampled_guard_record_is_the_loop_plus_a_fixed_overhead() {
+    if !require_pmu("sampled_guard_record_is_the_loop_plus_a_fixed_overhead") {
+        return;
+    }
+    for user in [false, true] {
+        let access = user_access(user);
+        if access.enabled != user {
+            report(&format!(
+                "SKIP guard with user access {user}: cannot change it here"
+            ));
+            continue;
+        }
+        let (path, records) = with_pipeline(|| {
+            dynostats::set_sample_rate(1);
+            for (name, n) in [("guard-empty", 0), ("guard-loop", N)] {
+                for _ in 0..pmu_support::RUNS {
+                    guarded_loop(name, n);
+                }
+            }
+            dynostats::with_thread_counters(|c| c.source()).unwrap()
+        });
+        for r in &records {
+            assert_eq!(r.weight, 1, "{r:?}");
+            assert_eq!(r.source, path.as_str(), "{r:?}");
+            assert!(!r.scaled && !r.cancelled, "{r:?}");
+            if exact_guest() {
+                assert_eq!(r.cycles, r.instructions, "{r:?}");
+            }
+        }
+        assert_loop_plus_overhead(
+            &format!("measure() guard, path {path}"),
+            &instructions_of(&records, "guard-loop"),
+            &instructions_of(&records, "guard-empty"),
+            N * per_iteration(),
+        );
+    }
+}
+
+/// Runs `iterations` of the known loop in each of `polls` polls, waking
+/// itself in between.
+struct KnownWork {
+    polls: u32,
+    iterations: u64,
+}
+
+impl Future for KnownWork {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        dynostats::known_loop(self.iterations);
+        self.polls -= 1;
+        if self.polls == 0 {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn measured_future_counts_its_own_polls_exactly_with_other_work_interleaved() {
+    if !require_pmu("measured_future_counts_its_own_polls_exactly_with_other_work_interleaved") {
+        return;
+    }
+    let _access = user_access(false);
+    const POLLS: u32 = 4;
+    let (own, other) = (N, 3 * N);
+    let (_, records) = with_pipeline(move || {
+        let mut cx = Context::from_waker(Waker::noop());
+        for run in 0..2 * pmu_support::RUNS {
+            // Empty runs first, then the loop: the same code either way.
+            let iterations = if run < pmu_support::RUNS { 0 } else { own };
+            let name = if iterations == 0 {
+                "future-empty"
+            } else {
+                "future-loop"
+            };
+            let mut mine = Box::pin(
+                KnownWork {
+                    polls: POLLS,
+                    iterations,
+                }
+                .measured(name),
+            );
+            // Another task on the same thread, unmeasured, polled between
+            // this one's polls, plus work of the thread itself.
+            let mut theirs = Box::pin(KnownWork {
+                polls: POLLS,
+                iterations: other,
+            });
+            let mut ready = false;
+            for _ in 0..POLLS {
+                ready = mine.as_mut().poll(&mut cx).is_ready();
+                let _ = theirs.as_mut().poll(&mut cx);
+                dynostats::known_loop(other);
+            }
+            assert!(ready, "the future completes on its last poll");
+            drop(mine);
+        }
+    });
+    for r in &records {
+        assert_eq!(r.polls, Some(u64::from(POLLS)), "{r:?}");
+        assert_eq!(r.threads, Some(1), "{r:?}");
+        assert!(!r.cancelled, "{r:?}");
+    }
+    assert_loop_plus_overhead(
+        &format!("measured future, {POLLS} polls, other work interleaved"),
+        &instructions_of(&records, "future-loop"),
+        &instructions_of(&records, "future-empty"),
+        u64::from(POLLS) * own * per_iteration(),
+    );
 }

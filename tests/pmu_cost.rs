@@ -18,8 +18,13 @@ mod pmu_support;
 
 use std::hint::black_box;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use dynostats::{
-    Counter, CounterSet, Counters, Delta, ReadPath, Record, RecordKind, Sampler, Snapshot,
+    Counter, CounterSet, Counters, Delta, Measure, MemorySink, Pipeline, ReadPath, Record,
+    RecordKind, Sampler, Snapshot,
 };
 use perf_event::events::Hardware;
 use pmu_support::{exact_guest, report, require_pmu, user_access};
@@ -139,19 +144,96 @@ fn snapshot_costs(meter: &mut Meter, user: bool) -> Vec<Figure> {
     })
     .join()
     .unwrap();
+    let (guard_cost, guard_overhead, future_overhead) =
+        std::thread::spawn(move || region_costs(path))
+            .join()
+            .unwrap();
     if user {
         vec![
             ("snapshot_default_user", default_cost),
             ("snapshot_instructions_user", instructions_cost),
             ("thread_snapshot_default_user", thread_cost),
+            ("measure_sampled_user", guard_cost),
+            ("guard_overhead_user", guard_overhead),
+            ("future_overhead_4_polls_user", future_overhead),
         ]
     } else {
         vec![
             ("snapshot_default_read", default_cost),
             ("snapshot_instructions_read", instructions_cost),
             ("thread_snapshot_default_read", thread_cost),
+            ("measure_sampled_read", guard_cost),
+            ("guard_overhead_read", guard_overhead),
+            ("future_overhead_4_polls_read", future_overhead),
         ]
     }
+}
+
+/// Pending three times (waking itself), then ready: four polls, no work.
+struct FourPolls(u32);
+
+impl Future for FourPolls {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0 += 1;
+        if self.0 == 4 {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+#[inline(never)]
+fn empty_guard() {
+    drop(dynostats::measure("guard-overhead"));
+}
+
+/// On a fresh thread with a pipeline scoped to it: what a sampled
+/// `measure()` guard costs its thread (start, end and handing the record
+/// to the queue; the writer thread's work is not counted), and the
+/// instructions the records of an empty guard and of an empty 4-poll
+/// measured future carry (the library's fixed overhead in a record).
+fn region_costs(path: ReadPath) -> (u64, u64, u64) {
+    let memory = MemorySink::new();
+    let pipeline = Pipeline::builder()
+        .sink(memory.clone())
+        .status_interval(None)
+        .build()
+        .expect("pipeline");
+    let scope = pipeline.scoped();
+    dynostats::set_sample_rate(1);
+    let mut meter = Meter::open();
+    assert_eq!(dynostats::with_thread_counters(|c| c.source()), Some(path));
+    let guard_cost = meter.cost(|| {
+        drop(black_box(dynostats::measure("guard-cost")));
+    });
+    for _ in 0..pmu_support::RUNS {
+        empty_guard();
+    }
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..pmu_support::RUNS {
+        let mut future = Box::pin(FourPolls(0).measured("future-overhead"));
+        while future.as_mut().poll(&mut cx).is_pending() {}
+    }
+    drop(scope);
+    pipeline.flush().expect("flush");
+    let records = memory.records_of(RecordKind::Region);
+    let smallest = |name: &str| {
+        records
+            .iter()
+            .filter(|r| r.name == name)
+            .map(|r| r.instructions.expect("instructions in the record"))
+            .min()
+            .expect("records")
+    };
+    (
+        guard_cost,
+        smallest("guard-overhead"),
+        smallest("future-overhead"),
+    )
 }
 
 /// A record like a guard's: fixed values, so that the encoding (whose
@@ -192,6 +274,11 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
     let unsampled_cost = meter.cost(|| {
         black_box(sampler.sample());
     });
+    dynostats::set_sample_rate(1_000_000_000_000_000);
+    drop(dynostats::measure("warm-up"));
+    let unsampled_guard_cost = meter.cost(|| {
+        drop(black_box(dynostats::measure("unsampled")));
+    });
 
     let record = sample_record();
     let mut buf = Vec::with_capacity(512);
@@ -203,6 +290,7 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
     vec![
         ("delta_between", delta_cost),
         ("sampler_unsampled", unsampled_cost),
+        ("measure_unsampled", unsampled_guard_cost),
         ("record_encode", encode_cost),
     ]
 }

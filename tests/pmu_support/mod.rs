@@ -149,15 +149,42 @@ impl LoopCount {
     }
 }
 
+/// Which end of a region a snapshot is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edge {
+    /// Taken before the region.
+    Start,
+    /// Taken after it.
+    End,
+}
+
+/// `dynostats::snapshot_start()` / `snapshot_end()`, the pair the library's
+/// guards use: only a fixed stretch of library code between the counter
+/// reads.
+pub fn thread_edges(edge: Edge) -> Snapshot {
+    match edge {
+        Edge::Start => dynostats::snapshot_start(),
+        Edge::End => dynostats::snapshot_end(),
+    }
+}
+
+/// `Counters::snapshot_start()` / `snapshot_end()` of `counters`.
+pub fn edges(counters: &mut Counters) -> impl FnMut(Edge) -> Snapshot + '_ {
+    |edge| match edge {
+        Edge::Start => counters.snapshot_start(),
+        Edge::End => counters.snapshot_end(),
+    }
+}
+
 /// Measures `known_loop(n)` and `known_loop(0)` [`RUNS`] times each between
 /// two snapshots taken by `snap`.
-pub fn count_loop(mut snap: impl FnMut() -> Snapshot, n: u64) -> LoopCount {
+pub fn count_loop(mut snap: impl FnMut(Edge) -> Snapshot, n: u64) -> LoopCount {
     let mut run = |iterations: u64| -> Vec<Delta> {
         (0..RUNS)
             .map(|_| {
-                let start = snap();
+                let start = snap(Edge::Start);
                 dynostats::known_loop(iterations);
-                let end = snap();
+                let end = snap(Edge::End);
                 Delta::between(&start, &end)
             })
             .collect()
