@@ -432,6 +432,7 @@ fn measured_future_counts_its_own_polls_exactly_with_other_work_interleaved() {
     const POLLS: u32 = 4;
     let (own, other) = (N, 3 * N);
     let (_, records) = with_pipeline(move || {
+        dynostats::set_sample_rate(1);
         let mut cx = Context::from_waker(Waker::noop());
         for run in 0..2 * pmu_support::RUNS {
             // Empty runs first, then the loop: the same code either way.
