@@ -2,6 +2,7 @@
 //! the records caught where they are delivered.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -346,4 +347,27 @@ fn labels_are_bounded() {
     // Replacing an existing key still works when full.
     assert!(labels.insert("k0", "short"));
     assert_eq!(labels.iter().next(), Some(("k0", "short")));
+}
+
+#[test]
+fn response_dropped_before_it_is_ready_is_cancelled() {
+    // The client went away while the handler was still waiting.
+    let svc = ServiceBuilder::new()
+        .layer(MeasureLayer::new(1).labels(plain_tag("never-ready")))
+        .service(service_fn(|_: Request<()>| async {
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(Response::new(http_body_util::Empty::<Bytes>::new()))
+        }));
+    let mut future = Box::pin(svc.oneshot(Request::new(())));
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    for _ in 0..3 {
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+    }
+    drop(future);
+    let records = take_tagged("never-ready");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].cancelled);
+    assert_eq!(records[0].status, None);
+    assert!(records[0].error.is_none());
+    assert_eq!(records[0].polls, Some(3));
 }
