@@ -4,6 +4,7 @@
 //! the field names below; a counter that was not measured is absent from the
 //! map (never 0). Any MessagePack reader decodes a record without this crate.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -108,8 +109,9 @@ pub struct Record {
     /// Number of distinct threads that polled the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u64>,
-    /// How counters were read: `"rdpmc"`, `"read"` or `"software"`.
-    pub source: String,
+    /// How counters were read: `"rdpmc"`, `"read"` or `"software"`
+    /// (borrowed when set from a [`crate::ReadPath`]: no allocation).
+    pub source: Cow<'static, str>,
     /// True when multiplexing scaled a count (the counts are estimates).
     #[serde(default, skip_serializing_if = "is_false")]
     pub scaled: bool,
@@ -209,7 +211,7 @@ impl Record {
             peak_rss: None,
             polls: None,
             threads: None,
-            source: crate::ReadPath::Software.as_str().to_string(),
+            source: Cow::Borrowed(crate::ReadPath::Software.as_str()),
             scaled: false,
             cancelled: false,
             forced: false,
@@ -231,7 +233,7 @@ impl Record {
         self.rss_end = delta.rss_end;
         self.peak_rss = delta.peak_rss;
         self.scaled = delta.scaled;
-        self.source = delta.source.as_str().to_string();
+        self.source = Cow::Borrowed(delta.source.as_str());
         self
     }
 

@@ -75,9 +75,14 @@ impl Writer {
         let mut next_write = Instant::now() + self.settings.batch_interval;
         loop {
             let wake = self.next_status.map_or(next_write, |s| s.min(next_write));
-            let message = self
-                .control
-                .recv_timeout(wake.saturating_duration_since(Instant::now()));
+            // More than a batch still waiting (emitters outpace the
+            // writer): only look at the control channel, do not sleep.
+            let timeout = if self.shared.queue.len() >= self.shared.wake_at {
+                Duration::ZERO
+            } else {
+                wake.saturating_duration_since(Instant::now())
+            };
+            let message = self.control.recv_timeout(timeout);
             match message {
                 Ok(Control::Wake) | Err(RecvTimeoutError::Timeout) => {}
                 Ok(Control::Flush(ack)) => {
@@ -89,7 +94,9 @@ impl Writer {
                 // The sender lives in `Shared`, which this writer holds.
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            self.drain(usize::MAX);
+            // At most what is queued now, so that flush and shutdown
+            // requests are seen even under a steady flood.
+            self.drain(self.shared.queue.len());
             let now = Instant::now();
             if now >= next_write {
                 next_write = now + self.settings.batch_interval;
@@ -232,7 +239,7 @@ impl Writer {
             counters.source()
         });
         if let Some(source) = source {
-            record.source = source.as_str().to_string();
+            record.source = source.as_str().into();
         }
         let s = &self.shared;
         let stats = [
