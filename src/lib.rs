@@ -26,6 +26,17 @@
 //! panics and no number is invented: such counters are `None` in every
 //! [`Delta`], and [`probe`] says why. CPU time, wall time and RSS still work.
 //!
+//! # Sampled regions and shipping records
+//!
+//! [`measure`] (or [`measure_fn`], [`Region`]) measures 1 in N regions
+//! ([`set_sample_rate`]) and hands one [`Record`] per sample to [`emit`].
+//! A [`Pipeline`] (a bounded queue and one writer thread) writes records to
+//! its [`Sink`]s: [`FileSink`], [`UdpSink`], [`ForwardSink`],
+//! [`MemorySink`] or your own. In executables, [`install`] one pipeline
+//! for the process and shut it down before exiting; in tests, scope one to
+//! the test's thread with [`Pipeline::scoped`]. [`read`] reads records
+//! back. The record format is documented in `docs/records.md`.
+//!
 //! See `ARCHITECTURE.md` for the modules and the data flow.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]

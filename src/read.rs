@@ -372,6 +372,32 @@ mod tests {
     }
 
     #[test]
+    fn any_damaged_byte_leaves_earlier_records_intact() {
+        let (bytes, first) = two_records();
+        for pos in first..bytes.len() {
+            for value in [0x00, 0x7f, 0x80, 0xc1, 0xd9, 0xdb, 0xdf, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[pos] = value;
+                let results: Vec<_> = read(&damaged[..]).collect();
+                assert_eq!(
+                    results[0].as_ref().unwrap().name,
+                    "a",
+                    "byte {pos} = {value:#x}"
+                );
+                for result in &results[1..] {
+                    match result {
+                        Ok(_) => {}
+                        Err(Error::Truncated { offset } | Error::Decode { offset, .. }) => {
+                            assert!(*offset >= first as u64 && *offset < damaged.len() as u64)
+                        }
+                        Err(other) => panic!("byte {pos} = {value:#x}: {other}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn limit_is_configurable() {
         let (bytes, _) = two_records();
         let mut it = read(&bytes[..]).max_record_len(8);

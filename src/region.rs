@@ -7,10 +7,7 @@
 //! counters ([`crate::snapshot`]) now and again when it is dropped, and
 //! hands a [`RecordKind::Region`] record to the pipeline ([`crate::emit`]).
 //!
-//! A sampled guard's fixed overhead in instructions (two snapshots, the
-//! record, the queue) is measured in the PMU guest, where instruction
-//! counts are exact; see `ARCHITECTURE.md`. Its cost in nanoseconds on this
-//! project's machines is in `benches/pipeline.rs`.
+//! Costs are documented on [`measure`].
 
 use std::marker::PhantomData;
 
@@ -24,7 +21,9 @@ pub(crate) static SAMPLER: Sampler = Sampler::global(DEFAULT_SAMPLE_RATE);
 
 /// Sets the rate of the global sampler used by [`measure`], [`measure_fn`]
 /// and [`Region::new`]: 1 in `rate` regions is measured (1 = all, 0 =
-/// none). Records carry the rate as their `weight`.
+/// none). Records carry the rate as their `weight`. A thread picks up the
+/// new rate after its next sampled region (at once when sampling was
+/// disabled).
 pub fn set_sample_rate(rate: u64) {
     SAMPLER.set_rate(rate);
 }
@@ -41,6 +40,16 @@ pub fn sample_rate() -> u64 {
 /// would have nowhere to go). The record is emitted even when the region
 /// panics (then with `cancelled: true`). Guards nest: an inner region gets
 /// its own record.
+///
+/// # Cost
+///
+/// Unsampled: one thread-local decrement and a branch (a few ns; see
+/// `benches/pipeline.rs`). Sampled: two counter snapshots (mostly system
+/// calls: see [`crate::probe`] for their cost on this machine), one record
+/// allocation and a push on a lock-free queue; the encoding and the I/O
+/// happen on the pipeline's writer thread. The fixed overhead of a sampled
+/// guard in instructions is measured in the PMU guest, where instruction
+/// counts are exact.
 ///
 /// ```
 /// use dynostats::{MemorySink, Pipeline, Region, RecordKind};
