@@ -28,8 +28,8 @@ pub const DEFAULT_MAX_RECORD_LEN: usize = 4 << 20;
 ///   longer than the limit; the iteration then ends, since the next record
 ///   boundary is unknown.
 /// - [`Error::Decode`] when a well-formed MessagePack map is not a record
-///   (e.g. a field of the wrong type); the iteration goes on with the next
-///   object.
+///   (e.g. a field of the wrong type, or arrays nested more than 32 levels
+///   deep); the iteration goes on with the next object.
 ///
 /// ```
 /// use dynostats::{Error, Record, RecordKind};
@@ -261,7 +261,7 @@ impl<R: Read> Iterator for RecordReader<R> {
                 None
             }
             Ok(Framed::Object) => {
-                Some(rmp_serde::from_slice(&self.buf).map_err(|e| Error::Decode {
+                Some(crate::record::decode(&self.buf).map_err(|e| Error::Decode {
                     offset: start,
                     message: format!("not a dynostats record: {e}"),
                 }))

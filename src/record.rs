@@ -360,8 +360,12 @@ impl Record {
     }
 
     /// Decodes one record from a MessagePack map.
+    ///
+    /// Arrays and maps nested more than 32 levels deep (counting the record
+    /// itself; they can only hide in fields this crate does not know) are
+    /// an error, so a hostile record cannot exhaust the stack.
     pub fn from_msgpack(bytes: &[u8]) -> Result<Record, crate::Error> {
-        rmp_serde::from_slice(bytes).map_err(|e| crate::Error::Decode {
+        decode(bytes).map_err(|e| crate::Error::Decode {
             offset: 0,
             message: e.to_string(),
         })
@@ -392,6 +396,21 @@ mod msgpack {
             let _ = rmp::encode::write_bool(self.0, value);
         }
     }
+}
+
+/// Deepest nesting of MessagePack arrays and maps the record decoder
+/// follows (the record map itself is level 1). Records written by this
+/// crate nest 4 levels; the decoder recurses once per level, and
+/// rmp-serde's own default (1023 levels) overflows a 2 MiB thread stack in
+/// debug builds.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+/// Decodes one record, following at most [`MAX_DEPTH`] levels of nesting.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    // rmp-serde refuses the level at which its budget reaches 0.
+    de.set_max_depth(MAX_DEPTH + 1);
+    Record::deserialize(&mut de)
 }
 
 #[cfg(test)]
@@ -464,6 +483,34 @@ mod tests {
         assert!(!keys.contains(&"cycles".to_string()));
         assert!(!keys.contains(&"scaled".to_string()));
         assert_eq!(Record::from_msgpack(&bytes).unwrap(), r);
+    }
+
+    /// The record `{..fields of r, "z": [[[...nil...]]]}` with the record
+    /// map and `arrays` arrays: `arrays + 1` levels in all.
+    fn nested(arrays: usize) -> Vec<u8> {
+        let mut bytes = Record::new(RecordKind::Region, "deep").to_msgpack();
+        // Bump the fixmap's entry count by one for the extra key.
+        assert!(matches!(bytes[0], 0x80..=0x8e), "{:#x}", bytes[0]);
+        bytes[0] += 1;
+        bytes.extend_from_slice(&[0xa1, b'z']);
+        bytes.extend(std::iter::repeat_n(0x91, arrays));
+        bytes.push(0xc0);
+        bytes
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_exhausting_the_stack() {
+        // 32 levels decode (the unknown field is ignored); 33 do not.
+        assert_eq!(Record::from_msgpack(&nested(31)).unwrap().name, "deep");
+        let err = Record::from_msgpack(&nested(32)).unwrap_err();
+        assert!(err.to_string().contains("depth"), "{err}");
+        // Far deeper than the old limit, on a thread with a small stack.
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(|| Record::from_msgpack(&nested(100_000)).unwrap_err())
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
