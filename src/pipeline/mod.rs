@@ -412,7 +412,7 @@ impl Drop for Pipeline {
 ///
 /// It cannot move to another thread:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let pipeline = dynostats::Pipeline::builder()
 ///     .sink(dynostats::MemorySink::new())
 ///     .build()
