@@ -86,12 +86,22 @@ fn measure_sampled(c: &mut Criterion) {
             drop(guard);
         })
     });
-    g.finish();
     let stats = pipeline.shutdown().unwrap();
     eprintln!(
         "measure_sampled: {} records accepted, {} dropped (queue full)",
         stats.accepted, stats.dropped_queue_full
     );
+    // The same guard into a shut-down pipeline: the record is built and
+    // then dropped on this thread, with no writer thread competing for the
+    // two cores. The measured thread's own cost, without the queue push.
+    g.bench_function("measure_picked_no_writer", |b| {
+        b.iter(|| {
+            let guard = Region::with_sampler(&every, black_box("region")).start();
+            empty();
+            drop(guard);
+        })
+    });
+    g.finish();
 }
 
 fn typical_record() -> Record {

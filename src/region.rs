@@ -105,7 +105,9 @@ pub fn measure_fn<R>(name: &str, f: impl FnOnce() -> R) -> R {
 #[must_use = "a region is measured only once started"]
 #[derive(Debug)]
 pub struct Region {
-    record: Option<Box<Record>>,
+    /// The record and room for the start snapshot: one allocation, made
+    /// only when sampled.
+    active: Option<Box<Active>>,
 }
 
 impl Region {
@@ -120,7 +122,7 @@ impl Region {
     #[inline]
     pub fn with_sampler(sampler: &Sampler, name: &str) -> Region {
         match sampler.sample() {
-            None => Region { record: None },
+            None => Region { active: None },
             Some(weight) => Region::sampled(name, weight, false),
         }
     }
@@ -144,13 +146,16 @@ impl Region {
     #[cold]
     fn sampled(name: &str, weight: u64, forced: bool) -> Region {
         if !crate::pipeline::is_active() {
-            return Region { record: None };
+            return Region { active: None };
         }
         let mut record = Record::new(RecordKind::Region, name);
         record.weight = weight;
         record.forced = forced;
         Region {
-            record: Some(Box::new(record)),
+            active: Some(Box::new(Active {
+                record,
+                start: Snapshot::default(),
+            })),
         }
     }
 
@@ -158,15 +163,15 @@ impl Region {
     /// a sampled region; does nothing for an unsampled one.
     #[inline]
     pub fn label(mut self, key: &str, value: &str) -> Region {
-        if let Some(record) = &mut self.record {
-            record.set_label(key, value);
+        if let Some(active) = &mut self.active {
+            active.record.set_label(key, value);
         }
         self
     }
 
     /// Whether this region will be measured.
     pub fn is_sampled(&self) -> bool {
-        self.record.is_some()
+        self.active.is_some()
     }
 
     /// Reads the counters and returns the guard that measures until it is
@@ -174,7 +179,7 @@ impl Region {
     #[inline]
     pub fn start(self) -> RegionGuard {
         RegionGuard {
-            active: self.record.map(start_active),
+            active: self.active.map(start_active),
             _not_send: PhantomData,
         }
     }
@@ -188,13 +193,9 @@ impl Region {
 }
 
 #[cold]
-fn start_active(record: Box<Record>) -> Box<Active> {
-    let mut active = Box::new(Active {
-        record: *record,
-        start: Snapshot::default(),
-    });
+fn start_active(mut active: Box<Active>) -> Box<Active> {
     // Last, so that the region's own setup is not measured.
-    active.start = crate::snapshot_start();
+    active.start = crate::snapshot();
     active
 }
 
