@@ -46,7 +46,7 @@ use crate::{Error, Record};
 
 /// Default queue capacity, in records.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
-/// Default number of records after which the writer writes a batch.
+/// Default largest number of records the writer hands to a sink at once.
 pub const DEFAULT_BATCH_SIZE: usize = 512;
 /// Default interval at which the writer wakes up to write what is queued.
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(100);
@@ -325,9 +325,10 @@ impl Pipeline {
     /// Waits until every record accepted before this call is written and
     /// the sinks are flushed.
     ///
-    /// Returns the first error a sink reported while doing so (its records
-    /// are counted in [`SinkStats::dropped_sink_error`]), or
-    /// [`Error::Closed`] after shutdown.
+    /// Returns the first error a sink reported since the previous flush
+    /// (the records concerned are counted in
+    /// [`SinkStats::dropped_sink_error`]), or [`Error::Closed`] after
+    /// shutdown.
     pub fn flush(&self) -> Result<(), Error> {
         let (ack, done) = crossbeam_channel::bounded(1);
         self.shared
