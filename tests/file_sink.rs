@@ -51,13 +51,20 @@ fn round_trip_through_a_file() {
 }
 
 #[test]
-fn new_files_have_mode_0640() {
+fn new_files_have_mode_0640_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mode.msgpack");
-    let sink = FileSink::create(&path).unwrap();
-    drop(sink);
-    let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o640, "mode {mode:o}");
+    for (umask, name) in [(0o022, "a.msgpack"), (0o077, "b.msgpack"), (0o002, "c.msgpack")] {
+        // SAFETY: umask only sets the process's file mode mask; the other
+        // tests of this binary create files whose mode does not depend on it.
+        let previous = unsafe { libc::umask(umask) };
+        let path = dir.path().join(name);
+        let sink = FileSink::create(&path);
+        // SAFETY: as above.
+        unsafe { libc::umask(previous) };
+        drop(sink.unwrap());
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "umask {umask:o}: mode {mode:o}");
+    }
 }
 
 #[test]
