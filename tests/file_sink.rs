@@ -53,7 +53,11 @@ fn round_trip_through_a_file() {
 #[test]
 fn new_files_have_mode_0640_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
-    for (umask, name) in [(0o022, "a.msgpack"), (0o077, "b.msgpack"), (0o002, "c.msgpack")] {
+    for (umask, name) in [
+        (0o022, "a.msgpack"),
+        (0o077, "b.msgpack"),
+        (0o002, "c.msgpack"),
+    ] {
         // SAFETY: umask only sets the process's file mode mask; the other
         // tests of this binary create files whose mode does not depend on it.
         let previous = unsafe { libc::umask(umask) };
