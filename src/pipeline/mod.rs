@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -56,7 +56,10 @@ pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
 /// Set once any pipeline has been installed or scoped: until then [`emit`]
 /// is one branch.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-static GLOBAL: OnceLock<Pipeline> = OnceLock::new();
+/// The installed pipeline, leaked so that it can be handed out as
+/// `&'static`. Replaced only in a forked child, where the parent's pipeline
+/// has no writer thread.
+static GLOBAL: RwLock<Option<&'static Pipeline>> = RwLock::new(None);
 
 thread_local! {
     static SCOPED: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
@@ -105,7 +108,7 @@ fn emit_slow(record: Record) -> bool {
     if let Some(accepted) = scoped {
         return accepted;
     }
-    match (GLOBAL.get(), record) {
+    match (global_pipeline(), record) {
         (Some(pipeline), Some(record)) => pipeline.emit(record),
         _ => false,
     }
@@ -122,6 +125,11 @@ pub(crate) fn is_active() -> bool {
 /// (unless a thread has a scoped override). Works once: a second call
 /// returns an error holding the pipeline it was given.
 ///
+/// After `fork`, the child has no writer thread (threads do not survive
+/// `fork`): the parent's pipeline refuses records there (counted as
+/// `dropped_closed`), and the child may install a pipeline of its own.
+/// Pre-fork servers should install one in each worker after forking.
+///
 /// ```no_run
 /// use dynostats::{FileSink, Pipeline};
 ///
@@ -132,14 +140,23 @@ pub(crate) fn is_active() -> bool {
 /// installed.shutdown().unwrap();
 /// ```
 pub fn install(pipeline: Pipeline) -> Result<&'static Pipeline, InstallError> {
-    GLOBAL.set(pipeline).map_err(InstallError)?;
+    let mut global = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
+    if global.is_some_and(|installed| !installed.shared.is_forked()) {
+        return Err(InstallError(pipeline));
+    }
+    // Never dropped: a global pipeline is shut down explicitly, and one
+    // inherited from a parent process must not be (its writer thread is
+    // not in this process).
+    let installed: &'static Pipeline = Box::leak(Box::new(pipeline));
+    *global = Some(installed);
     ACTIVE.store(true, Ordering::Relaxed);
-    Ok(global_pipeline().expect("just installed"))
+    Ok(installed)
 }
 
-/// The pipeline installed with [`install`], if any.
+/// The pipeline installed with [`install`], if any (in a forked child,
+/// possibly the parent's, which refuses records).
 pub fn global_pipeline() -> Option<&'static Pipeline> {
-    GLOBAL.get()
+    *GLOBAL.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The error of a second [`install`]: it holds the pipeline that was not
@@ -221,6 +238,10 @@ struct Shared {
     control: Sender<Control>,
     /// Queue length at which an emitter wakes the writer early.
     wake_at: usize,
+    /// The fork generation the writer thread runs in: in a forked child
+    /// there is no writer, and no lock may be taken (another thread of the
+    /// parent may have held it at the fork).
+    generation: u64,
     /// A wake-up was sent and the writer has not drained since.
     wake_sent: AtomicBool,
     accepted: AtomicU64,
@@ -241,7 +262,16 @@ enum Control {
 }
 
 impl Shared {
+    /// Whether this process is a fork of the one the writer runs in.
+    fn is_forked(&self) -> bool {
+        crate::sys::fork_generation() != self.generation
+    }
+
     fn emit(&self, record: Record) -> bool {
+        if self.is_forked() {
+            self.dropped_closed.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
         if *closed {
             self.dropped_closed.fetch_add(1, Ordering::Relaxed);
@@ -260,6 +290,20 @@ impl Shared {
         true
     }
 
+    fn sink_stats(&self) -> Vec<SinkStats> {
+        match self.sinks.try_lock() {
+            Ok(sinks) => sinks.clone(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().clone(),
+            // In a forked child the writer that held the lock is gone.
+            Err(TryLockError::WouldBlock) if self.is_forked() => Vec::new(),
+            Err(TryLockError::WouldBlock) => self
+                .sinks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
     fn stats(&self) -> PipelineStats {
         PipelineStats {
             accepted: self.accepted.load(Ordering::Relaxed),
@@ -267,11 +311,7 @@ impl Shared {
             dropped_closed: self.dropped_closed.load(Ordering::Relaxed),
             status_records: self.status_records.load(Ordering::Relaxed),
             queue_capacity: self.capacity as u64,
-            sinks: self
-                .sinks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
+            sinks: self.sink_stats(),
         }
     }
 }
@@ -330,6 +370,9 @@ impl Pipeline {
     /// [`SinkStats::dropped_sink_error`]), or [`Error::Closed`] after
     /// shutdown.
     pub fn flush(&self) -> Result<(), Error> {
+        if self.shared.is_forked() {
+            return Err(Error::Closed);
+        }
         let (ack, done) = crossbeam_channel::bounded(1);
         self.shared
             .control
@@ -349,8 +392,14 @@ impl Pipeline {
     ///
     /// Calling it again returns the counts at once. Records emitted after
     /// shutdown are dropped and counted in
-    /// [`PipelineStats::dropped_closed`].
+    /// [`PipelineStats::dropped_closed`]. In a process forked from the one
+    /// that built the pipeline there is no writer to stop: it returns
+    /// [`Error::Closed`].
     pub fn shutdown(&self) -> Result<PipelineStats, Error> {
+        if self.shared.is_forked() {
+            // The writer is in the parent process; nothing to drain here.
+            return Err(Error::Closed);
+        }
         // Taking the write lock waits for emits in progress; after it, no
         // record can be pushed, so the writer's last drain takes them all.
         *self
@@ -587,6 +636,7 @@ impl PipelineBuilder {
             closed: RwLock::new(false),
             control: control_tx,
             wake_at: self.batch_size.min(self.capacity.div_ceil(2)).max(1),
+            generation: crate::sys::fork_generation(),
             wake_sent: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
