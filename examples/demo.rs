@@ -334,8 +334,9 @@ fn print_table(records: &[Record], sent: &Sent) {
     }
     println!(
         "\nest.total = sum of the records' weights (sent = what the clients sent); CPU total = \
-         sum of CPU time x weight; polls = median polls of the response future and body; \
-         threads = most worker threads one request ran on."
+         sum of CPU time x weight; RSS is the whole process's, so concurrent requests blur \
+         it; polls = median polls of the response future and body; threads = most worker \
+         threads one request ran on."
     );
 }
 
