@@ -8,6 +8,11 @@
 //! and of the body, plus building and handing over the record to a
 //! pipeline whose writer thread encodes it and hands it to a sink that
 //! discards it.
+//!
+//! Two groups run the same cases: `request` in wall time, `request_cpu` in
+//! the bench thread's CPU time, which a machine shared with other work
+//! disturbs much less. `bare` runs first and again last (`bare_again`):
+//! the gap between the two is the drift of the machine during the run.
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
@@ -15,11 +20,12 @@ use std::task::{Context, Poll, Waker};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dynostats::{Batch, MeasureLayer, Pipeline, Sink};
 use http::Request;
 use http_body::Body as _;
-use tower::Service;
+use tower::{Layer, Service};
 
 fn ready<F: Future>(f: F) -> F::Output {
     let mut cx = Context::from_waker(Waker::noop());
@@ -90,37 +96,136 @@ fn router() -> Router {
     )
 }
 
-fn layer(c: &mut Criterion) {
-    let pipeline = Pipeline::builder()
-        .sink(Discard)
-        .status_interval(None)
-        .build()
-        .unwrap();
-    let pipeline = dynostats::install(pipeline).unwrap_or_else(|_| panic!("installed once"));
-    let mut group = c.benchmark_group("request");
+/// The calling thread's CPU time (the perf task-clock, through
+/// `dynostats::snapshot`), in nanoseconds. On a machine shared with other
+/// work, wall time also counts the time the bench thread waited for a CPU;
+/// this does not. It leaves out the pipeline's writer thread, which encodes
+/// the records off the request path.
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        dynostats::snapshot()
+            .cpu_ns
+            .expect("thread CPU time is measurable")
+    }
+
+    fn end(&self, start: u64) -> u64 {
+        self.start().saturating_sub(start)
+    }
+
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuNanos
+    }
+}
+
+struct CpuNanos;
+
+impl ValueFormatter for CpuNanos {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical < 1e3 {
+            (1.0, "ns cpu")
+        } else if typical < 1e6 {
+            (1e-3, "µs cpu")
+        } else {
+            (1e-6, "ms cpu")
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+
+    fn scale_throughputs(&self, _: f64, _: &Throughput, values: &mut [f64]) -> &'static str {
+        values.iter_mut().for_each(|v| *v = 1e9 / *v);
+        "elem/s cpu"
+    }
+
+    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
+        "ns cpu"
+    }
+}
+
+fn install_pipeline() -> &'static Pipeline {
+    static PIPELINE: std::sync::OnceLock<&'static Pipeline> = std::sync::OnceLock::new();
+    PIPELINE.get_or_init(|| {
+        let pipeline = Pipeline::builder()
+            .sink(Discard)
+            .status_interval(None)
+            .build()
+            .unwrap();
+        dynostats::install(pipeline).unwrap_or_else(|_| panic!("installed once"))
+    })
+}
+
+fn wall(c: &mut Criterion) {
+    layer(c, "request");
+}
+
+fn cpu(c: &mut Criterion<ThreadCpu>) {
+    layer(c, "request_cpu");
+}
+
+fn layer<M: Measurement>(c: &mut Criterion<M>, name: &str) {
+    let pipeline = install_pipeline();
+    let mut group = c.benchmark_group(name);
     let mut bare = router();
     assert_eq!(one_request(&mut bare), 7);
     group.bench_function("bare", |b| b.iter(|| one_request(&mut bare)));
-    // axum's Router::layer boxes each route once more: an identity layer
-    // shows what any layer costs there, apart from this one's own work.
-    let mut identity = router().layer(tower::layer::util::Identity::new());
-    assert_eq!(one_request(&mut identity), 7);
-    group.bench_function("identity_layer", |b| b.iter(|| one_request(&mut identity)));
+
+    // The layer around the whole router, as tower composes it: the layer's
+    // own cost on top of the bare router. (No MatchedPath out here: sampled
+    // requests are named <unmatched>, which costs the same.)
+    let mut outer_1000 = MeasureLayer::new(1000).layer(router());
+    assert_eq!(one_request(&mut outer_1000), 7);
+    group.bench_function("around_router_1_in_1000", |b| {
+        b.iter(|| one_request(&mut outer_1000))
+    });
+    let mut outer_1 = MeasureLayer::new(1).layer(router());
+    assert_eq!(one_request(&mut outer_1), 7);
+    group.bench_function("around_router_1_in_1", |b| {
+        b.iter(|| one_request(&mut outer_1))
+    });
+
+    // With axum's Router::layer, as services use it (route templates).
     let mut sampled_1000 = router().layer(MeasureLayer::new(1000));
     assert_eq!(one_request(&mut sampled_1000), 7);
-    group.bench_function("layer_1_in_1000", |b| {
+    group.bench_function("router_layer_1_in_1000", |b| {
         b.iter(|| one_request(&mut sampled_1000))
     });
     let mut sampled_1 = router().layer(MeasureLayer::new(1));
     assert_eq!(one_request(&mut sampled_1), 7);
-    group.bench_function("layer_1_in_1", |b| b.iter(|| one_request(&mut sampled_1)));
+    group.bench_function("router_layer_1_in_1", |b| {
+        b.iter(|| one_request(&mut sampled_1))
+    });
+
+    // The bare router once more: how far the machine drifted meanwhile.
+    group.bench_function("bare_again", |b| b.iter(|| one_request(&mut bare)));
     group.finish();
-    let stats = pipeline.shutdown().unwrap();
+    let stats = pipeline.stats();
     println!(
-        "records: {} accepted, {} dropped (queue full)",
+        "records so far: {} accepted, {} dropped (queue full)",
         stats.accepted, stats.dropped_queue_full
     );
 }
 
-criterion_group!(benches, layer);
-criterion_main!(benches);
+criterion_group!(wall_time, wall);
+criterion_group! {
+    name = cpu_time;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = cpu
+}
+criterion_main!(wall_time, cpu_time);
