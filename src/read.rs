@@ -240,6 +240,20 @@ impl<R: Read> RecordReader<R> {
     }
 }
 
+/// Checks that `reader` holds a whole number of MessagePack maps, without
+/// decoding them: returns their total length, or the error naming the
+/// offset of the first incomplete ([`Error::Truncated`]) or damaged
+/// ([`Error::Decode`]) object.
+pub(crate) fn check_framing<R: Read>(reader: R) -> Result<u64, Error> {
+    let mut records = RecordReader::new(reader);
+    loop {
+        match records.frame()? {
+            Framed::End => return Ok(records.offset),
+            Framed::Object => {}
+        }
+    }
+}
+
 fn io_error(offset: u64, source: io::Error) -> Error {
     Error::Io {
         context: format!("reading records near byte offset {offset}"),

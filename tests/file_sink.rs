@@ -157,3 +157,50 @@ fn opening_a_file_in_a_missing_directory_is_an_error() {
     assert!(matches!(err, dynostats::Error::Io { .. }));
     assert!(err.to_string().contains("no/such/dir"), "{err}");
 }
+
+#[test]
+fn an_incomplete_last_record_is_cut_before_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crashed.msgpack");
+    let sent: Vec<Record> = (0..3).map(numbered).collect();
+    let mut bytes: Vec<u8> = sent.iter().flat_map(|r| r.to_msgpack()).collect();
+    let whole = bytes.len() as u64;
+    // A crash in the middle of the fourth record.
+    let partial = numbered(3).to_msgpack();
+    bytes.extend_from_slice(&partial[..partial.len() / 2]);
+    fs::write(&path, &bytes).unwrap();
+
+    let pipeline = Pipeline::builder()
+        .sink(FileSink::create(&path).unwrap())
+        .status_interval(None)
+        .build()
+        .unwrap();
+    pipeline.emit(numbered(4));
+    let err = pipeline.flush().unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("incomplete record at byte offset {whole}")),
+        "{err}"
+    );
+    let stats = pipeline.shutdown().unwrap();
+    assert_eq!(stats.sinks[0].written, 1);
+    assert_eq!(stats.sinks[0].errors, 1);
+    // Every record is readable: the three before the crash, then the new one.
+    let mut expected = sent;
+    expected.push(numbered(4));
+    assert_eq!(read_file(&path), expected);
+}
+
+#[test]
+fn a_file_that_is_not_a_record_file_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    fs::write(&path, "not MessagePack\n").unwrap();
+    match FileSink::create(&path) {
+        Err(dynostats::Error::Decode { offset, message }) => {
+            assert_eq!(offset, 0);
+            assert!(message.contains("move it away"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fs::read_to_string(&path).unwrap(), "not MessagePack\n");
+}

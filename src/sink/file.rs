@@ -24,7 +24,9 @@ pub const DEFAULT_KEEP: usize = 5;
 /// A write error (disk full, permissions) is returned to the pipeline,
 /// which counts the batch's records as dropped and reports the error in
 /// its stats and status records. A failed write is cut back to the last
-/// complete record, so that the file stays readable.
+/// complete record, so that the file stays readable; so is an incomplete
+/// record found at the end of an existing file when the sink opens it (see
+/// [`FileSinkBuilder::build`]).
 ///
 /// ```
 /// use dynostats::{FileSink, Pipeline, Record, RecordKind};
@@ -50,8 +52,9 @@ pub struct FileSink {
     max_bytes: Option<u64>,
     keep: usize,
     sync_on_flush: bool,
-    /// A rotation failure, reported by the next `flush` (the records went
-    /// to the current file instead, so none were lost).
+    /// Reported by the next `flush`: a rotation failure (the records went
+    /// to the current file instead, so none were lost), or the incomplete
+    /// record cut off at opening.
     deferred: Option<io::Error>,
 }
 
@@ -87,16 +90,58 @@ impl FileSinkBuilder {
     }
 
     /// Opens (or creates) the file.
+    ///
+    /// An existing file is read once to check that it ends with a complete
+    /// record, so that new records are not appended where no reader can
+    /// find them. An incomplete last record (left by a crash mid-write) is
+    /// cut off, and reported by the sink's first flush. A file that is not a
+    /// record file, or is damaged before its end, is left alone and the
+    /// call fails with [`Error::Decode`] naming the offset.
     pub fn build(self) -> Result<FileSink, Error> {
         if self.max_bytes == Some(0) {
             return Err(Error::InvalidConfig(
                 "FileSink max_bytes must be at least 1".to_string(),
             ));
         }
-        let (file, len) = open_append(&self.path).map_err(|source| Error::Io {
+        let opening = |source| Error::Io {
             context: format!("opening {}", self.path.display()),
             source,
-        })?;
+        };
+        let (file, mut len) = open_append(&self.path).map_err(opening)?;
+        let mut deferred = None;
+        if len > 0 && file.metadata().map_err(opening)?.is_file() {
+            let existing = File::open(&self.path).map_err(opening)?;
+            match crate::read::check_framing(existing) {
+                Ok(_) => {}
+                Err(Error::Truncated { offset }) => {
+                    file.set_len(offset).map_err(|source| Error::Io {
+                        context: format!(
+                            "cutting the incomplete record at byte offset {offset} of {}",
+                            self.path.display()
+                        ),
+                        source,
+                    })?;
+                    deferred = Some(io::Error::other(format!(
+                        "cut {} bytes of an incomplete record at byte offset {offset} of {} \
+                         (left by an earlier crash) before appending",
+                        len - offset,
+                        self.path.display()
+                    )));
+                    len = offset;
+                }
+                Err(Error::Decode { offset, message }) => {
+                    return Err(Error::Decode {
+                        offset,
+                        message: format!(
+                            "{} is not a record file or is damaged ({message}); \
+                             FileSink does not append to it: move it away",
+                            self.path.display()
+                        ),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(FileSink {
             path: self.path,
             file: Some(file),
@@ -104,7 +149,7 @@ impl FileSinkBuilder {
             max_bytes: self.max_bytes,
             keep: self.keep,
             sync_on_flush: self.sync_on_flush,
-            deferred: None,
+            deferred,
         })
     }
 }
