@@ -195,7 +195,7 @@ impl Region {
 #[cold]
 fn start_active(mut active: Box<Active>) -> Box<Active> {
     // Last, so that the region's own setup is not measured.
-    active.start = crate::snapshot();
+    active.start = crate::snapshot_start();
     active
 }
 
