@@ -253,6 +253,14 @@ pin_project! {
     /// record is marked `cancelled`; when its poll panicked, it also carries
     /// `error: "panic"`.
     ///
+    /// Why per poll: on a multi-threaded runtime the task moves between
+    /// worker threads at every `.await`, and the counters are per thread. A
+    /// start/end pair around the whole future subtracts two different
+    /// threads' counters, and even on one thread it counts every other task
+    /// that ran there while this one was pending (`tests/measured_future.rs`
+    /// shows a start/end pair taking in all of another task's work, and the
+    /// per-poll total none of it).
+    ///
     /// Measured futures nest: an inner measured future (or a guard used
     /// inside a poll) runs inside a poll of the outer one, so the outer
     /// totals include the inner work.

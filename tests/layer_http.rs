@@ -1,6 +1,7 @@
 //! A real HTTP round trip: an axum service with `MeasureLayer` on
 //! 127.0.0.1, a hyper client sending N requests from a few concurrent
 //! tasks, graceful shutdown, then exactly N request records in the file.
+#![cfg(feature = "axum")]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

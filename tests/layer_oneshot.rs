@@ -4,6 +4,7 @@
 //!
 //! Each test scopes its own pipeline to its thread and drives the
 //! requests on a current-thread runtime, so records stay apart.
+#![cfg(feature = "axum")]
 
 use std::convert::Infallible;
 

@@ -270,5 +270,6 @@ impl Drop for RequestState {
     }
 }
 
-#[cfg(test)]
+// The tests name endpoints by their axum route templates.
+#[cfg(all(test, feature = "axum"))]
 mod tests;
