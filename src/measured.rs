@@ -80,15 +80,24 @@ pub(crate) struct PollAccounting {
     /// `CLOCK_MONOTONIC` and Unix time at the start of the first segment.
     first_wall_ns: Option<u64>,
     first_unix_ns: u64,
-    /// The segment in progress: its thread and start snapshot. Still set
-    /// when the inner code panicked.
-    open: Option<(u32, Snapshot)>,
+    /// The segment in progress. Still set when the inner code panicked.
+    open: Option<OpenSegment>,
+}
+
+/// A measured segment that has started and not yet ended.
+#[derive(Debug)]
+struct OpenSegment {
+    thread: u32,
+    /// Whether the segment is a poll (else e.g. a service's `call`).
+    poll: bool,
+    start: Snapshot,
 }
 
 impl PollAccounting {
-    /// Starts a measured segment on the calling thread.
+    /// Starts a measured segment on the calling thread; `poll` says whether
+    /// it counts as a poll.
     #[inline]
-    pub(crate) fn begin(&mut self) {
+    pub(crate) fn begin(&mut self, poll: bool) {
         let thread = thread_id();
         self.threads.insert(thread);
         let start = crate::snapshot_start();
@@ -96,28 +105,30 @@ impl PollAccounting {
             self.first_wall_ns = Some(start.wall_ns);
             self.first_unix_ns = crate::sys::realtime_ns();
         }
-        self.open = Some((thread, start));
+        self.open = Some(OpenSegment {
+            thread,
+            poll,
+            start,
+        });
     }
 
     /// Ends the segment started by [`begin`](Self::begin) on this thread and
-    /// adds it to the totals; `poll` says whether it counts as a poll.
+    /// adds it to the totals.
     #[inline]
-    pub(crate) fn end(&mut self, poll: bool) {
+    pub(crate) fn end(&mut self) {
         let end = crate::snapshot_end();
-        if let Some((_, start)) = self.open.take() {
-            self.add(&Delta::between(&start, &end));
-        }
-        if poll {
-            self.polls += 1;
+        if let Some(open) = self.open.take() {
+            self.add(&Delta::between(&open.start, &end));
+            self.polls += u64::from(open.poll);
         }
     }
 
     /// Runs `f` as one measured segment.
     #[inline]
     pub(crate) fn measure<R>(&mut self, poll: bool, f: impl FnOnce() -> R) -> R {
-        self.begin();
+        self.begin(poll);
         let r = f();
-        self.end(poll);
+        self.end();
         r
     }
 
@@ -134,14 +145,14 @@ impl PollAccounting {
     /// thread cannot be read from here and is left out. Returns whether a
     /// segment was open.
     pub(crate) fn close_interrupted(&mut self) -> bool {
-        let Some((thread, _)) = self.open else {
+        let Some(open) = &self.open else {
             return false;
         };
-        if thread == thread_id() {
-            self.end(true);
+        if open.thread == thread_id() {
+            self.end();
         } else {
+            self.polls += u64::from(open.poll);
             self.open = None;
-            self.polls += 1;
         }
         true
     }

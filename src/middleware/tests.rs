@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 use super::*;
 use crate::measured::capture;
@@ -370,4 +370,42 @@ fn response_dropped_before_it_is_ready_is_cancelled() {
     assert_eq!(records[0].status, None);
     assert!(records[0].error.is_none());
     assert_eq!(records[0].polls, Some(3));
+}
+
+/// A service whose `call` itself panics, before any future exists.
+#[derive(Clone)]
+struct PanicsInCall;
+
+impl tower::Service<Request<()>> for PanicsInCall {
+    type Response = Response<http_body_util::Empty<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        panic!("in call")
+    }
+}
+
+#[test]
+fn panic_in_call_is_recorded_and_passed_through() {
+    let mut svc = MeasureLayer::new(1)
+        .labels(plain_tag("panic-in-call"))
+        .layer(PanicsInCall);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tower::Service::call(&mut svc, Request::new(()))
+    }));
+    let message = caught.err().and_then(|p| p.downcast_ref::<&str>().copied());
+    assert_eq!(message, Some("in call"));
+    let records = take_tagged("panic-in-call");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].error.as_deref(), Some("panic"));
+    assert!(records[0].cancelled);
+    // The call segment was read on this thread, though it is not a poll.
+    assert!(records[0].cpu_ns.is_some());
+    assert_eq!(records[0].threads, Some(1));
+    assert_eq!(records[0].polls, Some(0));
 }
