@@ -73,9 +73,9 @@ fn measure_sampled(c: &mut Criterion) {
     let mut g = c.benchmark_group("measure_sampled");
     g.bench_function("two_snapshots", |b| {
         b.iter(|| {
-            let start = dynostats::snapshot();
+            let start = dynostats::snapshot_start();
             empty();
-            let end = dynostats::snapshot();
+            let end = dynostats::snapshot_end();
             black_box(dynostats::Delta::between(&start, &end))
         })
     });
