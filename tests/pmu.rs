@@ -477,3 +477,52 @@ fn measured_future_counts_its_own_polls_exactly_with_other_work_interleaved() {
         u64::from(POLLS) * own * per_iteration(),
     );
 }
+
+#[cfg(feature = "tower")]
+#[test]
+fn tower_layer_request_record_is_the_handler_loop_plus_a_fixed_overhead() {
+    if !require_pmu("tower_layer_request_record_is_the_handler_loop_plus_a_fixed_overhead") {
+        return;
+    }
+    let _access = user_access(false);
+    let records = std::thread::spawn(|| {
+        let memory = MemorySink::new();
+        let pipeline = Pipeline::builder()
+            .sink(memory.clone())
+            .status_interval(None)
+            .build()
+            .expect("pipeline");
+        {
+            let _scope = pipeline.scoped();
+            let mut service = tower::Layer::layer(
+                &dynostats::MeasureLayer::new(1),
+                pmu_support::known_work_service(),
+            );
+            for n in [0, N] {
+                for _ in 0..pmu_support::RUNS {
+                    pmu_support::one_request(&mut service, pmu_support::known_work_request(n));
+                }
+            }
+        }
+        pipeline.flush().expect("flush");
+        memory.records_of(RecordKind::Request)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(records.len(), 2 * pmu_support::RUNS, "{records:?}");
+    for r in &records {
+        assert!(!r.cancelled && r.error.is_none(), "{r:?}");
+        assert_eq!(r.status, Some(200), "{r:?}");
+    }
+    let instructions: Vec<u64> = records
+        .iter()
+        .map(|r| r.instructions.expect("instructions in the record"))
+        .collect();
+    let (empty, full) = instructions.split_at(pmu_support::RUNS);
+    assert_loop_plus_overhead(
+        "MeasureLayer request, handler runs the loop",
+        full,
+        empty,
+        N * per_iteration(),
+    );
+}

@@ -144,29 +144,52 @@ fn snapshot_costs(meter: &mut Meter, user: bool) -> Vec<Figure> {
     })
     .join()
     .unwrap();
-    let (guard_cost, guard_overhead, future_overhead) =
-        std::thread::spawn(move || region_costs(path))
-            .join()
-            .unwrap();
-    if user {
+    let regions = std::thread::spawn(move || region_costs(path))
+        .join()
+        .unwrap();
+    let mut figures = if user {
         vec![
             ("snapshot_default_user", default_cost),
             ("snapshot_instructions_user", instructions_cost),
             ("thread_snapshot_default_user", thread_cost),
-            ("measure_sampled_user", guard_cost),
-            ("guard_overhead_user", guard_overhead),
-            ("future_overhead_4_polls_user", future_overhead),
+            ("measure_sampled_user", regions.guard_cost),
+            ("guard_overhead_user", regions.guard_overhead),
+            ("future_overhead_4_polls_user", regions.future_overhead),
         ]
     } else {
         vec![
             ("snapshot_default_read", default_cost),
             ("snapshot_instructions_read", instructions_cost),
             ("thread_snapshot_default_read", thread_cost),
-            ("measure_sampled_read", guard_cost),
-            ("guard_overhead_read", guard_overhead),
-            ("future_overhead_4_polls_read", future_overhead),
+            ("measure_sampled_read", regions.guard_cost),
+            ("guard_overhead_read", regions.guard_overhead),
+            ("future_overhead_4_polls_read", regions.future_overhead),
         ]
-    }
+    };
+    #[cfg(feature = "tower")]
+    figures.extend(if user {
+        [
+            ("layer_sampled_user", regions.layer_cost),
+            ("layer_overhead_user", regions.layer_overhead),
+        ]
+    } else {
+        [
+            ("layer_sampled_read", regions.layer_cost),
+            ("layer_overhead_read", regions.layer_overhead),
+        ]
+    });
+    figures
+}
+
+/// What measuring regions costs, measured on one thread with a pipeline.
+struct RegionCosts {
+    guard_cost: u64,
+    guard_overhead: u64,
+    future_overhead: u64,
+    #[cfg(feature = "tower")]
+    layer_cost: u64,
+    #[cfg(feature = "tower")]
+    layer_overhead: u64,
 }
 
 /// Pending three times (waking itself), then ready: four polls, no work.
@@ -193,10 +216,11 @@ fn empty_guard() {
 
 /// On a fresh thread with a pipeline scoped to it: what a sampled
 /// `measure()` guard costs its thread (start, end and handing the record
-/// to the queue; the writer thread's work is not counted), and the
-/// instructions the records of an empty guard and of an empty 4-poll
-/// measured future carry (the library's fixed overhead in a record).
-fn region_costs(path: ReadPath) -> (u64, u64, u64) {
+/// to the queue; the writer thread's work is not counted), what the tower
+/// layer adds to a sampled request, and the instructions the records of an
+/// empty guard, an empty 4-poll measured future and a request to a service
+/// that does nothing carry (the library's fixed overhead in a record).
+fn region_costs(path: ReadPath) -> RegionCosts {
     let memory = MemorySink::new();
     let pipeline = Pipeline::builder()
         .sink(memory.clone())
@@ -218,22 +242,39 @@ fn region_costs(path: ReadPath) -> (u64, u64, u64) {
         let mut future = Box::pin(FourPolls(0).measured("future-overhead"));
         while future.as_mut().poll(&mut cx).is_pending() {}
     }
+    #[cfg(feature = "tower")]
+    let layer_cost = {
+        let mut bare = pmu_support::known_work_service();
+        let mut layered = tower::Layer::layer(
+            &dynostats::MeasureLayer::new(1),
+            pmu_support::known_work_service(),
+        );
+        let bare_cost =
+            meter.cost(|| pmu_support::one_request(&mut bare, pmu_support::known_work_request(0)));
+        let layered_cost = meter
+            .cost(|| pmu_support::one_request(&mut layered, pmu_support::known_work_request(0)));
+        layered_cost.saturating_sub(bare_cost)
+    };
     drop(scope);
     pipeline.flush().expect("flush");
-    let records = memory.records_of(RecordKind::Region);
-    let smallest = |name: &str| {
+    let records = memory.records();
+    let smallest = |name: &str, kind: RecordKind| {
         records
             .iter()
-            .filter(|r| r.name == name)
+            .filter(|r| r.name == name && r.kind == kind)
             .map(|r| r.instructions.expect("instructions in the record"))
             .min()
             .expect("records")
     };
-    (
+    RegionCosts {
         guard_cost,
-        smallest("guard-overhead"),
-        smallest("future-overhead"),
-    )
+        guard_overhead: smallest("guard-overhead", RecordKind::Region),
+        future_overhead: smallest("future-overhead", RecordKind::Region),
+        #[cfg(feature = "tower")]
+        layer_cost,
+        #[cfg(feature = "tower")]
+        layer_overhead: smallest(dynostats::UNMATCHED, RecordKind::Request),
+    }
 }
 
 /// A record like a guard's: fixed values, so that the encoding (whose
@@ -279,6 +320,18 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
     let unsampled_guard_cost = meter.cost(|| {
         drop(black_box(dynostats::measure("unsampled")));
     });
+    #[cfg(feature = "tower")]
+    let unsampled_layer_cost = {
+        let mut bare = pmu_support::known_work_service();
+        let layer = dynostats::MeasureLayer::new(1_000_000_000_000_000);
+        let mut layered = tower::Layer::layer(&layer, pmu_support::known_work_service());
+        pmu_support::one_request(&mut layered, pmu_support::known_work_request(0));
+        let bare_cost =
+            meter.cost(|| pmu_support::one_request(&mut bare, pmu_support::known_work_request(0)));
+        let layered_cost = meter
+            .cost(|| pmu_support::one_request(&mut layered, pmu_support::known_work_request(0)));
+        layered_cost.saturating_sub(bare_cost)
+    };
 
     let record = sample_record();
     let mut buf = Vec::with_capacity(512);
@@ -287,12 +340,15 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
         black_box(&record).write_msgpack(&mut buf);
         black_box(&buf);
     });
-    vec![
+    let mut figures = vec![
         ("delta_between", delta_cost),
         ("sampler_unsampled", unsampled_cost),
         ("measure_unsampled", unsampled_guard_cost),
         ("record_encode", encode_cost),
-    ]
+    ];
+    #[cfg(feature = "tower")]
+    figures.push(("layer_unsampled", unsampled_layer_cost));
+    figures
 }
 
 /// The `| `key` | operation | instructions |` rows of BENCHMARKS.md.

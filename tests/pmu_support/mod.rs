@@ -204,3 +204,53 @@ pub fn count_loop(mut snap: impl FnMut(Edge) -> Snapshot, n: u64) -> LoopCount {
         empty_deltas,
     }
 }
+
+#[cfg(feature = "tower")]
+/// A request for the known-work service: it runs `known_loop(n)`, with `n`
+/// as the body, so that every request runs the same code and nothing is
+/// allocated or freed inside the measured polls (the allocator's state
+/// would make their counts vary).
+pub fn known_work_request(n: u64) -> http::Request<u64> {
+    http::Request::new(n)
+}
+
+#[cfg(feature = "tower")]
+/// A service that runs the known loop of its request, and answers an empty
+/// body.
+pub fn known_work_service() -> impl tower::Service<
+    http::Request<u64>,
+    Response = http::Response<String>,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone {
+    tower::service_fn(|request: http::Request<u64>| {
+        let n = *request.body();
+        async move {
+            dynostats::known_loop(n);
+            Ok(http::Response::new(String::new()))
+        }
+    })
+}
+
+#[cfg(feature = "tower")]
+/// Sends one request through `service` on this thread by hand: ready, call,
+/// poll the response future, poll the body to its end, drop it.
+pub fn one_request<S, B>(service: &mut S, request: http::Request<u64>)
+where
+    S: tower::Service<http::Request<u64>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Unpin,
+{
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    let mut future = std::pin::pin!(service.call(request));
+    let Poll::Ready(Ok(response)) = future.as_mut().poll(&mut cx) else {
+        panic!("the known-work service answers in one poll");
+    };
+    let mut body = response.into_body();
+    while let Poll::Ready(Some(frame)) = std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
+        assert!(frame.is_ok());
+    }
+}
