@@ -247,12 +247,8 @@ impl UserPage {
             if self.load_u32(PAGE_LOCK) != seq {
                 continue;
             }
-            // Sign-extend the `width`-bit hardware value, as the kernel
-            // documents for `pmc_width`.
-            let shift = 64u32.saturating_sub(width.clamp(1, 64));
-            let pmc = ((raw << shift) as i64) >> shift;
             return Some(UserCount {
-                count: offset.wrapping_add(pmc) as u64,
+                count: user_count(offset, raw, width),
                 time_enabled,
                 time_running,
             });
@@ -268,22 +264,48 @@ impl UserPage {
         let shift = u32::from(self.load_u16(PAGE_TIME_SHIFT)).min(63);
         let mult = u64::from(self.load_u32(PAGE_TIME_MULT));
         let time_offset = self.load_u64(PAGE_TIME_OFFSET);
-        let mut cyc = read_timestamp()?;
-        if caps & CAP_USER_TIME_SHORT != 0 {
-            // The counter is narrower than 64 bits (arm64): count from the
-            // page's base value, modulo the counter width.
-            let base = self.load_u64(PAGE_TIME_CYCLES);
-            let mask = self.load_u64(PAGE_TIME_MASK);
-            cyc = base.wrapping_add(cyc.wrapping_sub(base) & mask);
-        }
-        let quot = cyc >> shift;
-        let rem = cyc & ((1u64 << shift) - 1);
-        Some(
-            time_offset
-                .wrapping_add(quot.wrapping_mul(mult))
-                .wrapping_add(rem.wrapping_mul(mult) >> shift),
-        )
+        let cyc = read_timestamp()?;
+        let short = (caps & CAP_USER_TIME_SHORT != 0).then(|| {
+            (
+                self.load_u64(PAGE_TIME_CYCLES),
+                self.load_u64(PAGE_TIME_MASK),
+            )
+        });
+        Some(ns_since_update(cyc, shift, mult, time_offset, short))
     }
+}
+
+/// The count of a user-read event: the page's `offset` plus the raw
+/// `width`-bit hardware value sign-extended, as the kernel documents for
+/// `pmc_width`.
+#[inline]
+fn user_count(offset: i64, raw: u64, width: u32) -> u64 {
+    let shift = 64u32.saturating_sub(width.clamp(1, 64));
+    let pmc = ((raw << shift) as i64) >> shift;
+    offset.wrapping_add(pmc) as u64
+}
+
+/// Nanoseconds since the page's last update for timestamp `cyc`, from the
+/// page's `time_shift`, `time_mult`, `time_offset` and, with
+/// `cap_user_time_short`, `(time_cycles, time_mask)`: a counter narrower
+/// than 64 bits (arm64) is counted from `time_cycles`, modulo its width.
+#[inline]
+fn ns_since_update(
+    cyc: u64,
+    shift: u32,
+    mult: u64,
+    time_offset: u64,
+    short: Option<(u64, u64)>,
+) -> u64 {
+    let cyc = match short {
+        Some((base, mask)) => base.wrapping_add(cyc.wrapping_sub(base) & mask),
+        None => cyc,
+    };
+    let quot = cyc >> shift;
+    let rem = cyc & ((1u64 << shift) - 1);
+    time_offset
+        .wrapping_add(quot.wrapping_mul(mult))
+        .wrapping_add(rem.wrapping_mul(mult) >> shift)
 }
 
 impl Drop for UserPage {
@@ -477,3 +499,47 @@ pub(crate) const KNOWN_LOOP_INSTRUCTIONS: Option<u64> =
     } else {
         None
     };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_count_sign_extends_narrow_counters() {
+        // A 32-bit counter the kernel started at -16: 16 events before it
+        // wraps to 0, offset holding the count at the start (1000 + 16).
+        assert_eq!(user_count(1016, 0xffff_fff0, 32), 1000);
+        assert_eq!(user_count(1016, 0xffff_fff0 + 20, 32), 1020);
+        // After the wrap the raw value is small and positive.
+        assert_eq!(user_count(1016, 4, 32), 1020);
+        // High bits above the width are ignored (arm64 sets them on the
+        // cycle counter used as a 32-bit one).
+        assert_eq!(user_count(1016, 0xffff_ffff_0000_0004, 32), 1020);
+        // A 48-bit x86 counter and a full 64-bit one.
+        assert_eq!(user_count(-5, 0x0000_ffff_ffff_fffb, 48), (-10i64) as u64);
+        assert_eq!(user_count(7, 35, 64), 42);
+    }
+
+    #[test]
+    fn ns_since_update_follows_the_uapi_conversion() {
+        // 1 GHz counter: mult = 1 << shift, one ns per cycle.
+        let shift = 24;
+        let one_ns = 1u64 << shift;
+        let offset = 0u64.wrapping_sub(1_000_000); // update at 1_000_000 ns
+        assert_eq!(ns_since_update(1_000_250, shift, one_ns, offset, None), 250);
+        // 62.5 MHz counter (arm64's usual rate): 16 ns per cycle.
+        assert_eq!(ns_since_update(62_500, shift, 16 * one_ns, offset, None), 0);
+        assert_eq!(
+            ns_since_update(62_510, shift, 16 * one_ns, offset, None),
+            160
+        );
+        // A 56-bit counter that wrapped since the base value was taken.
+        let mask = (1u64 << 56) - 1;
+        let base = mask - 9; // 10 cycles before the wrap
+        let offset = 0u64.wrapping_sub(base + 5); // update at base + 5 ns
+        assert_eq!(
+            ns_since_update(5, shift, one_ns, offset, Some((base, mask))),
+            10
+        );
+    }
+}
