@@ -8,12 +8,13 @@
 //! PMU, where cycles advance one per instruction, the tests also check
 //! cycles against instructions and that every run gives the same count.
 //!
-//! Records (sampled guards, measured futures) carry the region's own
-//! instructions plus a fixed overhead of the library: the part of the two
-//! counter reads that falls between them. The library does not calibrate
-//! it away; these tests check that it is the same for an empty region and a
-//! loop, so that `record(loop of n) - record(empty) == n * per iteration`
-//! exactly. BENCHMARKS.md gives its value in the emulated guest.
+//! Records (sampled guards, measured futures, tower-layer requests) carry
+//! the region's own instructions plus a fixed overhead of the library: the
+//! part of the two counter reads that falls between them. The library does
+//! not calibrate it away; these tests check that it is the same for an
+//! empty region and a loop, so that
+//! `record(loop of n) - record(empty) == n * per iteration` exactly.
+//! BENCHMARKS.md gives its value in the emulated guest.
 
 mod pmu_support;
 
