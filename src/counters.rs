@@ -638,7 +638,8 @@ impl Counters {
             read_group(group, &mut s);
         }
         s.wall_ns = sys::monotonic_ns();
-        self.read_rest(&mut s);
+        let cpu_from_clock = !s.cpu_in_group;
+        self.read_rest(&mut s, cpu_from_clock);
         s
     }
 
@@ -659,10 +660,7 @@ impl Counters {
             .group
             .as_ref()
             .is_some_and(|g| g.slots.contains(&Counter::CpuTime));
-        // Marks CPU time as taken care of; the group read sets it.
-        s.cpu_in_group = cpu_from_group;
-        self.read_rest(&mut s);
-        s.cpu_in_group = false;
+        self.read_rest(&mut s, !cpu_from_group);
         if let Some(group) = &self.group {
             read_group(group, &mut s);
         }
@@ -681,10 +679,10 @@ impl Counters {
         self.snapshot()
     }
 
-    /// Everything but the perf group: CPU time (unless the group carries
-    /// it), RSS, peak RSS, context switches from `getrusage`.
-    fn read_rest(&self, s: &mut Snapshot) {
-        if self.set.contains(Counter::CpuTime) && !s.cpu_in_group {
+    /// Everything but the perf group: CPU time from the clock (when
+    /// `cpu_from_clock`), RSS, peak RSS, context switches from `getrusage`.
+    fn read_rest(&self, s: &mut Snapshot, cpu_from_clock: bool) {
+        if cpu_from_clock && self.set.contains(Counter::CpuTime) {
             s.cpu_ns = sys::thread_cpu_ns();
         }
         if let Some(statm) = &self.statm {
