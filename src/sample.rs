@@ -2,6 +2,9 @@
 //! no allocation on the "not sampled" path.
 //!
 //! Each [`Sampler`] owns a slot in a small thread-local array of countdowns.
+//! A process that creates more samplers than there are slots gives the
+//! extra ones an independent coin flip per event (probability 1/N) instead:
+//! the same distribution, at the cost of a random draw per decision.
 //! When a countdown reaches zero the event is sampled and a new countdown is
 //! drawn from a geometric distribution of mean N, so that sampled events are
 //! not phase-locked to request patterns (a plain "every Nth" would always
@@ -10,8 +13,8 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Thread-local countdown slots; samplers beyond this many share the last.
-const SLOTS: usize = 32;
+/// Thread-local countdown slots.
+const SLOTS: usize = 64;
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
 
@@ -36,13 +39,15 @@ thread_local! {
 #[derive(Debug)]
 pub struct Sampler {
     rate: AtomicU64,
-    slot: usize,
+    /// The countdown slot, or `None` when every slot was taken.
+    slot: Option<usize>,
 }
 
 impl Sampler {
     /// A sampler that picks 1 in `rate` events (0 = none, 1 = all).
     pub fn new(rate: u64) -> Sampler {
-        let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed).min(SLOTS - 1);
+        let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        let slot = (slot < SLOTS).then_some(slot);
         Sampler {
             rate: AtomicU64::new(rate),
             slot,
@@ -54,7 +59,7 @@ impl Sampler {
     pub(crate) const fn global(rate: u64) -> Sampler {
         Sampler {
             rate: AtomicU64::new(rate),
-            slot: 0,
+            slot: Some(0),
         }
     }
 
@@ -78,9 +83,12 @@ impl Sampler {
         if rate == 0 {
             return None;
         }
+        let Some(slot) = self.slot else {
+            return (rate == 1 || next_uniform() * rate as f64 <= 1.0).then_some(rate);
+        };
         COUNTDOWNS
             .try_with(|slots| {
-                let cell = &slots[self.slot];
+                let cell = &slots[slot];
                 let mut left = cell.get();
                 if left == 0 {
                     // First event of this sampler on this thread.
@@ -176,6 +184,21 @@ mod tests {
             }
         }
         assert!(gaps.len() > 10, "{gaps:?}");
+    }
+
+    #[test]
+    fn samplers_beyond_the_slots_keep_their_own_rate() {
+        let many: Vec<Sampler> = (0..SLOTS + 8).map(|_| Sampler::new(1000)).collect();
+        let last = Sampler::new(10);
+        assert!(last.slot.is_none());
+        let n = 200_000;
+        let picks = (0..n).filter(|_| last.sample().is_some()).count() as f64;
+        let expected = n as f64 / 10.0;
+        assert!((picks - expected).abs() < expected * 0.05, "{picks}");
+        // And the slotless ones at rate 1000 do not share its decisions.
+        let other = many.last().unwrap();
+        let picks = (0..n).filter(|_| other.sample().is_some()).count() as f64;
+        assert!((100.0..300.0).contains(&picks), "{picks}");
     }
 
     #[test]
