@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::burn_cpu_ns;
+use common::{burn_cpu_ns, touch_fresh_memory};
 use dynostats::{Counter, CounterSet, Counters, Delta, snapshot};
 
 const MS: u64 = 1_000_000;
@@ -77,11 +77,7 @@ fn child(started: i32, burned: i32, inherited: &mut Counters) -> i32 {
     if !send_byte(started) || !recv_byte(burned) {
         return PIPE_FAILED;
     }
-    let mut v = vec![0u8; 32 << 20];
-    for i in (0..v.len()).step_by(4096) {
-        v[i] = 1;
-    }
-    std::hint::black_box(&v);
+    let _resident = touch_fresh_memory(32 << 20);
     let end = snapshot();
     let stale_end = inherited.snapshot();
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::burn_cpu_ns;
+use common::{burn_cpu_ns, touch_fresh_memory};
 use dynostats::{Delta, snapshot};
 
 const MS: u64 = 1_000_000;
@@ -13,11 +13,7 @@ fn work_on_another_thread_is_not_counted() {
     let worker = std::thread::spawn(|| {
         let a = snapshot();
         burn_cpu_ns(200 * MS);
-        let mut v = vec![0u8; 16 << 20];
-        for i in (0..v.len()).step_by(4096) {
-            v[i] = 1;
-        }
-        std::hint::black_box(&v);
+        let _resident = touch_fresh_memory(16 << 20);
         Delta::between(&a, &snapshot())
     });
     let theirs = worker.join().unwrap();

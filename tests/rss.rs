@@ -1,6 +1,9 @@
 //! RSS for real. Alone in its test binary: RSS is process-wide, and another
 //! test freeing memory at the same time would shrink it.
 
+mod common;
+
+use common::touch_fresh_memory;
 use dynostats::{Counter, CounterSet, Counters, Delta};
 
 #[test]
@@ -8,11 +11,7 @@ fn rss_grows_by_the_memory_touched() {
     const SIZE: usize = 64 << 20;
     let mut counters = Counters::open(CounterSet::wall_only().with(Counter::Rss));
     let a = counters.snapshot();
-    let mut v = vec![0u8; SIZE];
-    for i in (0..SIZE).step_by(4096) {
-        v[i] = 1;
-    }
-    std::hint::black_box(&v);
+    let v = touch_fresh_memory(SIZE);
     let b = counters.snapshot();
     let d = Delta::between(&a, &b);
     let grown = d.rss_end.unwrap() - d.rss_start.unwrap();

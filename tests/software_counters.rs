@@ -1,5 +1,8 @@
 //! Software counters and clocks, for real, on this machine.
 
+mod common;
+
+use common::touch_fresh_memory;
 use dynostats::{Counter, CounterSet, Counters, Delta};
 
 fn spin_for_ms(ms: u64) -> u64 {
@@ -69,11 +72,7 @@ fn page_faults_grow_when_fresh_memory_is_touched() {
     const SIZE: usize = 64 << 20;
     let mut counters = Counters::open(CounterSet::wall_only().with(Counter::PageFaults));
     let a = counters.snapshot();
-    let mut v = vec![0u8; SIZE];
-    for i in (0..SIZE).step_by(4096) {
-        v[i] = 1;
-    }
-    std::hint::black_box(&v);
+    let _resident = touch_fresh_memory(SIZE);
     let b = counters.snapshot();
     let faults = Delta::between(&a, &b).page_faults.unwrap();
     // One fault per 4 KiB page, or per 2 MiB where transparent huge pages

@@ -27,3 +27,14 @@ pub fn burn_cpu_ns(ns: u64) {
         std::hint::black_box(x);
     }
 }
+
+/// Allocates `bytes` of fresh memory and writes one byte per 4 KiB page, so
+/// every page becomes resident (and faults once). Keep the result alive for
+/// as long as the memory must stay resident.
+pub fn touch_fresh_memory(bytes: usize) -> Vec<u8> {
+    let mut v = vec![0u8; bytes];
+    for i in (0..bytes).step_by(4096) {
+        v[i] = 1;
+    }
+    std::hint::black_box(v)
+}
