@@ -35,7 +35,9 @@
 //! [`MemorySink`] or your own. In executables, [`install`] one pipeline
 //! for the process and shut it down before exiting; in tests, scope one to
 //! the test's thread with [`Pipeline::scoped`]. [`read`] reads records
-//! back. The record format is documented in `docs/records.md`.
+//! back, and a [`Report`] aggregates them per endpoint and per region (the
+//! `dynostats report` command, feature `cli`). The record format is
+//! documented in `docs/records.md`.
 //!
 //! See `ARCHITECTURE.md` for the modules and the data flow.
 #![deny(missing_docs)]
@@ -51,6 +53,7 @@ mod probe;
 mod read;
 mod record;
 mod region;
+mod report;
 mod sample;
 mod sink;
 mod sys;
@@ -82,6 +85,7 @@ pub use record::{
 pub use region::{
     DEFAULT_SAMPLE_RATE, Region, RegionGuard, measure, measure_fn, sample_rate, set_sample_rate,
 };
+pub use report::{Drops, Group, Metric, MetricStats, ReadError, Report, SinkDrops, SortBy, Table};
 pub use sample::Sampler;
 pub use sink::{
     Batch, DEFAULT_KEEP, EncodedRecord, FILE_MODE, FileSink, FileSinkBuilder, MemorySink, Sink,
