@@ -700,14 +700,7 @@ impl fmt::Display for Table<'_> {
             Metric::Instructions => ("instr", "instructions (user space)".to_string()),
             _ => (
                 "CPU",
-                format!(
-                    "CPU time (cpu_ns): no record carries instructions{}",
-                    report
-                        .unavailable
-                        .get("instructions")
-                        .map(|why| format!(" ({why})"))
-                        .unwrap_or_default()
-                ),
+                "CPU time (cpu_ns): no record carries instructions".to_string(),
             ),
         };
         writeln!(f, "headline: {title}")?;
@@ -839,13 +832,12 @@ impl fmt::Display for Table<'_> {
         for (counter, why) in &report.unavailable {
             writeln!(f, "unavailable: {counter}: {why}")?;
         }
-        writeln!(
-            f,
-            "est.events = sum of weights; total = estimated total (sum of weight x value) and \
-             /event = total / events, over completed sampled records; p50, p99 = exact \
-             nearest-rank quantiles of the sampled values, unweighted; absent = completed \
-             records without the counter (not measured, not 0); cancelled, failed and forced \
-             (weight 0) records are counted, not measured."
+        f.write_str(
+            "est.events = sum of weights. Over completed sampled records: total = estimated \
+             total (sum of weight x value),\n/event = total / their events, p50 and p99 = \
+             exact nearest-rank quantiles of the sampled values (unweighted),\nabsent = records \
+             without the counter (not measured, not 0). Cancelled, failed and forced (weight 0) \
+             records are counted, not measured.\n",
         )
     }
 }

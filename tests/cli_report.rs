@@ -1,0 +1,291 @@
+//! `dynostats report`: records written by a real pipeline to a file, read
+//! back by the binary; the numbers it prints, its JSON, and what it does
+//! with damaged, missing and incomplete input.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Condvar, Mutex};
+
+use dynostats::{Batch, FileSink, Pipeline, Record, RecordKind, Sink};
+
+fn region(name: &str, weight: u64, instructions: Option<u64>) -> Record {
+    let mut r = Record::new(RecordKind::Region, name);
+    r.weight = weight;
+    r.instructions = instructions;
+    r
+}
+
+/// The records of the main test, through a pipeline (with its status
+/// records) into `path`.
+fn write_known_records(path: &Path) {
+    let pipeline = Pipeline::builder()
+        .sink(FileSink::create(path).unwrap())
+        .build()
+        .unwrap();
+    let mut records = Vec::new();
+    // parse: instructions 1000..=10000 and cpu 2000..=20000 ns, weight 100.
+    for i in 1..=10 {
+        let mut r = region("parse", 100, Some(i * 1_000));
+        r.cpu_ns = Some(i * 2_000);
+        records.push(r);
+    }
+    // Two more without instructions: absent, not 0.
+    for _ in 0..2 {
+        records.push(region("parse", 100, None));
+    }
+    // Forced: weight 0, and far out of range; it must move nothing.
+    let mut forced = region("parse", 0, Some(1_000_000_000));
+    forced.forced = true;
+    records.push(forced);
+    // A request endpoint: 4 completed, 1 cancelled, weight 10.
+    for cancelled in [false, false, false, false, true] {
+        let mut r = Record::new(RecordKind::Request, "/users/{id}");
+        r.method = Some("GET".into());
+        r.status = Some(200);
+        r.weight = 10;
+        r.instructions = Some(if cancelled { 1 } else { 5_000_000 });
+        r.cancelled = cancelled;
+        records.push(r);
+    }
+    for _ in 0..3 {
+        records.push(region("render", 1, Some(7_000)));
+    }
+    for r in records {
+        assert!(pipeline.emit(r));
+    }
+    pipeline.shutdown().unwrap();
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dynostats"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The table's rows: the cells of each line that starts with a kind.
+fn rows(stdout: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("region ") || l.starts_with("request "))
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_table_shows_weighted_totals_and_exact_quantiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.msgpack");
+    write_known_records(&path);
+    let file = path.to_str().unwrap();
+
+    let out = run(&["report", file]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("headline: instructions"), "{stdout}");
+    // Sorted by estimated instructions: 200M, 5.5M, 21k.
+    let table = rows(&stdout);
+    let names: Vec<&str> = table.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(names, ["GET /users/{id}", "parse", "render"], "{stdout}");
+    // kind, name, sampled, est.events, cancelled, errors, forced, total,
+    // /event, p50, p99, absent, CPU /event.
+    assert_eq!(
+        table[0][2..12],
+        [
+            "5", "50", "1", "0", "0", "200M", "5.00M", "5.00M", "5.00M", "0"
+        ],
+        "{stdout}"
+    );
+    assert_eq!(
+        table[1][2..13],
+        [
+            "12", "1200", "0", "0", "1", "5.50M", "5500", "5000", "10.0k", "2", "11.0 µs"
+        ],
+        "{stdout}"
+    );
+    assert_eq!(
+        table[2][2..12],
+        [
+            "3", "3", "0", "0", "0", "21.0k", "7000", "7000", "7000", "0"
+        ]
+    );
+    // The pipeline's status records: read, not rows, and no drops.
+    assert!(
+        stdout.contains("23 records read, 2 of them status records"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no records dropped"), "{stdout}");
+
+    let only_requests = text(&run(&["report", "--kind", "request", file]).stdout);
+    assert_eq!(rows(&only_requests).len(), 1, "{only_requests}");
+    let by_name = text(&run(&["report", "--sort", "name", file]).stdout);
+    let names: Vec<String> = rows(&by_name).into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(names, ["parse", "render", "GET /users/{id}"], "{by_name}");
+
+    // JSON: the exact numbers, every metric.
+    let out = run(&["report", "--json", file]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = &json["report"];
+    assert_eq!(report["headline"], "instructions");
+    assert_eq!(json["files"][0]["records"], 23);
+    let parse = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "parse")
+        .unwrap();
+    assert_eq!(parse["sampled"], 12);
+    assert_eq!(parse["events"], 1200);
+    assert_eq!(parse["forced"], 1);
+    let instructions = &parse["metrics"]["instructions"];
+    assert_eq!(instructions["total"], 5_500_000);
+    assert_eq!(instructions["mean_per_event"], 5_500.0);
+    assert_eq!(instructions["p50"], 5_000);
+    assert_eq!(instructions["p99"], 10_000);
+    assert_eq!(instructions["samples"], 10);
+    assert_eq!(instructions["absent"], 2);
+    let cpu = &parse["metrics"]["cpu_ns"];
+    assert_eq!(
+        (&cpu["total"], &cpu["absent"]),
+        (&11_000_000.into(), &2.into())
+    );
+    assert!(parse["metrics"]["cycles"]["p50"].is_null());
+    let users = &report["groups"][0];
+    assert_eq!(
+        (&users["method"], &users["cancelled"]),
+        (&"GET".into(), &1.into())
+    );
+}
+
+#[test]
+fn a_damaged_file_prints_what_was_read_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.msgpack");
+    write_known_records(&path);
+    let good = fs::metadata(&path).unwrap().len();
+    // A writer that crashed mid-record.
+    let partial = region("late", 1, Some(1)).to_msgpack();
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&partial[..partial.len() / 2])
+        .unwrap();
+    let file = path.to_str().unwrap();
+
+    let out = run(&["report", file]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("23 records read"), "{stdout}");
+    assert_eq!(rows(&stdout).len(), 3, "{stdout}");
+    assert!(!stdout.contains("late"), "{stdout}");
+    let expected = format!("truncated record at byte offset {good}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("the 23 records before it"), "{stderr}");
+    assert!(
+        stdout.contains(&format!("INCOMPLETE: {file}: {expected}")),
+        "{stdout}"
+    );
+
+    let out = run(&["report", "--json", file]);
+    assert_eq!(out.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["files"][0]["offset"], good);
+    assert_eq!(json["files"][0]["records"], 23);
+    assert_eq!(json["report"]["groups"].as_array().unwrap().len(), 3);
+
+    // Garbage: not a record stream at all.
+    let garbage = dir.path().join("garbage");
+    fs::write(&garbage, b"hello, not msgpack").unwrap();
+    let out = run(&["report", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("byte offset 0"));
+
+    // A missing file among good ones: the good ones are still reported.
+    let out = run(&["report", file, "/nonexistent/records.msgpack"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/records.msgpack: cannot open"));
+    assert_eq!(rows(&text(&out.stdout)).len(), 3);
+}
+
+/// A sink that holds the writer inside `write_batch` until opened.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<(bool, bool)>, Condvar)>);
+
+impl Gate {
+    fn wait_entered(&self) {
+        let (lock, changed) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        while !state.0 {
+            state = changed.wait(state).unwrap();
+        }
+    }
+    fn open(&self) {
+        let (lock, changed) = &*self.0;
+        lock.lock().unwrap().1 = true;
+        changed.notify_all();
+    }
+}
+
+impl Sink for Gate {
+    fn name(&self) -> String {
+        "gate".to_string()
+    }
+    fn write_batch(&mut self, _: &Batch) -> io::Result<()> {
+        let (lock, changed) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        state.0 = true;
+        changed.notify_all();
+        while !state.1 {
+            state = changed.wait(state).unwrap();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn records_the_writer_dropped_are_reported() {
+    const CAPACITY: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.msgpack");
+    let gate = Gate::default();
+    let pipeline = Pipeline::builder()
+        .sink(FileSink::create(&path).unwrap())
+        .sink(gate.clone())
+        .queue_capacity(CAPACITY)
+        .build()
+        .unwrap();
+    // The writer blocks on the batch of its first status record; the
+    // queue then takes CAPACITY records and drops the rest.
+    gate.wait_entered();
+    let accepted = (0..CAPACITY + 5)
+        .filter(|_| pipeline.emit(region("r", 1, Some(1))))
+        .count();
+    assert_eq!(accepted, CAPACITY);
+    gate.open();
+    pipeline.shutdown().unwrap();
+
+    let out = run(&["report", path.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(
+            "WARNING: the writer dropped records, the table is missing them: 5 (queue full)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(rows(&stdout)[0][2], CAPACITY.to_string(), "{stdout}");
+}
