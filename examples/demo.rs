@@ -1,7 +1,7 @@
 //! The main demo: an axum service measured by `MeasureLayer`, a load of a
 //! few thousand requests from concurrent clients, a graceful shutdown that
-//! writes every record to `dynostats-demo.msgpack`, and a per-endpoint
-//! table read back from that file.
+//! writes every record to `dynostats-demo.msgpack`, and the per-endpoint
+//! [`dynostats::Report`] of the records read back from that file.
 //!
 //! ```text
 //! cargo run --release --example demo
@@ -21,7 +21,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use dynostats::{FileSink, MeasureLayer, Pipeline, Record, RecordKind};
+use dynostats::{FileSink, MeasureLayer, Pipeline, RecordKind, Report};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -236,108 +236,25 @@ async fn drive_load(addr: std::net::SocketAddr) -> Sent {
     total
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (p * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn human_bytes(b: i64) -> String {
-    let a = b.unsigned_abs() as f64;
-    let sign = if b < 0 { "-" } else { "" };
-    if a >= (1 << 20) as f64 {
-        format!("{sign}{:.1} MiB", a / (1 << 20) as f64)
-    } else if a >= 1024.0 {
-        format!("{sign}{:.0} KiB", a / 1024.0)
-    } else {
-        format!("{sign}{a} B")
-    }
-}
-
-fn print_table(records: &[Record], sent: &Sent) {
-    let mut by_endpoint: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.kind == RecordKind::Request) {
-        by_endpoint.entry(r.name.as_str()).or_default().push(r);
-    }
-    let have_instructions = records.iter().any(|r| r.instructions.is_some());
-    // Without a PMU there are no instruction counts: CPU time stands in,
-    // and the header says so.
-    let (cost_title, cost): (&str, fn(&Record) -> Option<String>) = if have_instructions {
-        ("instructions per request", |r| {
-            r.instructions.map(|n| n.to_string())
-        })
-    } else {
-        (
-            "CPU µs per request (no PMU here: instructions unavailable)",
-            |r| r.cpu_ns.map(|n| format!("{:.1}", n as f64 / 1e3)),
-        )
-    };
+/// The report of the records read back, then what only the demo knows:
+/// how many requests the clients sent per endpoint, beside the estimate
+/// from the samples' weights.
+fn print_report(report: &Report, sent: &Sent, multi_thread: (usize, usize)) {
     println!();
-    println!("per endpoint; cost = {cost_title}");
-    println!(
-        "{:<12} {:>7} {:>9} {:>6} {:>10} {:>10} {:>11} {:>10} {:>10} {:>5} {:>7}",
-        "endpoint",
-        "sampled",
-        "est.total",
-        "sent",
-        "cost p50",
-        "cost p99",
-        "CPU total",
-        "wall p50",
-        "RSS Δ p50",
-        "polls",
-        "threads"
-    );
-    for (name, rs) in &by_endpoint {
-        // Sort by the numeric value, print the formatted one.
-        let mut costs: Vec<(f64, String)> = rs
-            .iter()
-            .filter_map(|r| cost(r))
-            .map(|c| (c.parse().unwrap_or(0.0), c))
-            .collect();
-        costs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let pick = |p: f64| -> String {
-            if costs.is_empty() {
-                return "-".into();
-            }
-            let rank = (p * (costs.len() - 1) as f64).round() as usize;
-            costs[rank.min(costs.len() - 1)].1.clone()
-        };
-        let mut wall: Vec<u64> = rs.iter().map(|r| r.wall_ns).collect();
-        wall.sort_unstable();
-        let mut rss: Vec<i64> = rs
-            .iter()
-            .filter_map(|r| Some(r.rss_end? as i64 - r.rss_start? as i64))
-            .collect();
-        rss.sort_unstable();
-        let mut polls: Vec<u64> = rs.iter().filter_map(|r| r.polls).collect();
-        polls.sort_unstable();
-        let estimated: u64 = rs.iter().map(|r| r.weight).sum();
-        let cpu_total: u64 = rs.iter().filter_map(|r| Some(r.cpu_ns? * r.weight)).sum();
-        let threads = rs.iter().filter_map(|r| r.threads).max().unwrap_or(0);
-        println!(
-            "{:<12} {:>7} {:>9} {:>6} {:>10} {:>10} {:>8.1} ms {:>7.0} µs {:>10} {:>5} {:>7}",
-            name,
-            rs.len(),
-            estimated,
-            sent.per_endpoint.get(name).copied().unwrap_or(0),
-            pick(0.5),
-            pick(0.99),
-            cpu_total as f64 / 1e6,
-            percentile(&wall, 0.5) as f64 / 1e3,
-            human_bytes(rss.get(rss.len() / 2).copied().unwrap_or(0)),
-            percentile(&polls, 0.5),
-            threads,
-        );
+    print!("{}", report.table().kind(Some(RecordKind::Request)));
+    println!("\nsent by the clients vs estimated from the samples (sum of weights):");
+    for (endpoint, count) in &sent.per_endpoint {
+        let estimated = report
+            .group(RecordKind::Request, endpoint, Some("GET"))
+            .map_or(0, |g| g.events());
+        println!("  {endpoint:<14} sent {count:>5}  estimated {estimated:>5}");
     }
     println!(
-        "\nest.total = sum of the records' weights (sent = what the clients sent); CPU total = \
-         sum of CPU time x weight; RSS is the whole process's, so concurrent requests blur \
-         it; polls = median polls of the response future and body; threads = most worker \
-         threads one request ran on."
+        "{} of {} sampled requests ran on more than one worker thread: their counters are \
+         summed over every poll, on whichever thread ran it.",
+        multi_thread.0, multi_thread.1
     );
+    println!("\nThe same table from the file: cargo run --features cli -- report {OUTPUT}");
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -380,20 +297,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Writes every accepted record and flushes the file.
     let stats = pipeline.shutdown()?;
-    let records: Vec<Record> =
-        dynostats::read(std::fs::File::open(OUTPUT)?).collect::<Result<_, _>>()?;
+    let mut report = Report::new();
+    let mut multi_thread = (0, 0);
+    for record in dynostats::read(std::fs::File::open(OUTPUT)?) {
+        let record = record?;
+        if record.kind == RecordKind::Request {
+            multi_thread.0 += usize::from(record.threads.is_some_and(|t| t > 1));
+            multi_thread.1 += 1;
+        }
+        report.add(&record);
+    }
     println!(
-        "\n{} requests answered, {} failed; {} records in {OUTPUT} ({} accepted, {} dropped by the pipeline)",
+        "\n{} requests answered, {} failed; {} request records in {OUTPUT} ({} accepted, {} dropped by the pipeline)",
         sent.ok,
         sent.failed,
-        records
-            .iter()
-            .filter(|r| r.kind == RecordKind::Request)
-            .count(),
+        multi_thread.1,
         stats.accepted,
         stats.dropped_queue_full + stats.dropped_closed,
     );
-    print_table(&records, &sent);
+    print_report(&report, &sent, multi_thread);
     println!("\nfinished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
