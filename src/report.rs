@@ -6,27 +6,6 @@
 //! estimated total, the mean per event and exact per-sample quantiles. It is
 //! what `dynostats report FILE...` (feature `cli`) prints, and what a
 //! program reading records can build itself with [`Report::add`].
-//!
-//! # How records count
-//!
-//! - **Sampled** records (picked by the sampler) stand for `weight` events
-//!   each: estimated totals are `sum(weight * value)`, the mean per event
-//!   is that total divided by the weights of the records that carry the
-//!   value.
-//! - **Forced** records (`forced: true`, [`crate::Region::forced`]) were not
-//!   picked by the sampler and have weight 0. They are counted in their own
-//!   column and left out of every statistic, so forcing the measurement of
-//!   a few interesting (slow, large) regions does not move the quantiles.
-//! - **Cancelled** records and records with an **error** are sampled like
-//!   the rest (their weight counts in the estimated events) and counted in
-//!   their own columns, but left out of the metric statistics, which
-//!   describe completed work: a request cancelled half-way cost less than
-//!   one that finished.
-//! - A counter absent from a record was not measured: the record is counted
-//!   in that metric's `absent` column, never as 0.
-//! - **Status** records are not rows of the table. The drops they report
-//!   (queue full, after shutdown, per sink) are summed in [`Drops`] and
-//!   printed below the table.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -328,8 +307,28 @@ struct ProcessDrops {
 /// Records aggregated per kind, name and method: what `dynostats report`
 /// prints.
 ///
-/// See the [module documentation](self) for how sampled, forced, cancelled,
-/// failed and status records count.
+/// # How records count
+///
+/// - **Sampled** records (picked by the sampler) stand for `weight` events
+///   each: estimated totals are `sum(weight * value)`, the mean per event
+///   is that total divided by the weights of the records that carry the
+///   value.
+/// - **Forced** records (`forced: true`, [`crate::Region::forced`]) were not
+///   picked by the sampler and have weight 0. They are counted in their own
+///   column and left out of every statistic, so forcing the measurement of
+///   a few interesting (slow, large) regions does not move the quantiles.
+/// - **Cancelled** records and records with an **error** are sampled like
+///   the rest (their weight counts in the estimated events) and counted in
+///   their own columns, but left out of the metric statistics, which
+///   describe completed work: a request cancelled half-way cost less than
+///   one that finished.
+/// - A counter absent from a record was not measured: the record is counted
+///   in that metric's `absent` column, never as 0.
+/// - **Status** records are not rows of the table. The drops they report
+///   (queue full, after shutdown, per sink) are summed in [`Drops`] and
+///   printed below the table.
+///
+/// # Example
 ///
 /// ```
 /// use dynostats::{Metric, Record, RecordKind, Report};
