@@ -423,7 +423,9 @@ impl Report {
         let key = (record.kind.as_str(), record.name.clone(), method);
         self.groups
             .entry(key)
-            .or_insert_with(|| Group::new(record.kind, &record.name, record.method.as_deref()))
+            .or_insert_with_key(|(_, name, method)| {
+                Group::new(record.kind, name, method.as_deref())
+            })
             .add(record);
     }
 
@@ -1008,6 +1010,13 @@ mod tests {
             .unwrap();
         assert_eq!(post.sampled(), 1);
         assert_eq!(report.groups().count(), 2);
+        // Only requests are split by method.
+        let mut r = region("/a", 1, None);
+        r.method = Some("GET".into());
+        report.add(&r);
+        report.add(&region("/a", 1, None));
+        let a = report.group(RecordKind::Region, "/a", Some("GET")).unwrap();
+        assert_eq!((a.sampled(), a.method()), (2, None));
     }
 
     #[test]
