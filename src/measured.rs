@@ -181,49 +181,10 @@ impl PollAccounting {
 }
 
 /// Whether a sampled future or request should be measured: only when a
-/// pipeline can take its record (the unit tests of the crate catch records
-/// without one).
+/// pipeline can take its record.
 #[inline]
 pub(crate) fn records_wanted() -> bool {
-    crate::pipeline::is_active() || cfg!(test)
-}
-
-/// Hands a finished record to the pipeline.
-pub(crate) fn deliver(record: Record) {
-    #[cfg(test)]
-    capture::push(&record);
-    crate::emit(record);
-}
-
-/// Every record delivered by this module, for the unit tests of the crate
-/// (records may be delivered on any runtime thread).
-#[cfg(test)]
-pub(crate) mod capture {
-    use std::sync::Mutex;
-
-    use crate::Record;
-
-    static RECORDS: Mutex<Vec<Record>> = Mutex::new(Vec::new());
-
-    pub(crate) fn push(record: &Record) {
-        RECORDS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record.clone());
-    }
-
-    /// Removes and returns the records named `name`.
-    pub(crate) fn take(name: &str) -> Vec<Record> {
-        take_where(|r| r.name == name)
-    }
-
-    /// Removes and returns the records that match `pred`.
-    pub(crate) fn take_where(pred: impl Fn(&Record) -> bool) -> Vec<Record> {
-        let mut all = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
-        let (mine, rest) = all.drain(..).partition(|r| pred(r));
-        *all = rest;
-        mine
-    }
+    crate::pipeline::is_active()
 }
 
 /// What a sampled [`Measured`] carries. Dropping it delivers the record, so
@@ -246,7 +207,7 @@ impl Drop for RegionState {
         if panicked {
             record.error = Some("panic".to_string());
         }
-        deliver(record);
+        crate::emit(record);
     }
 }
 
@@ -393,6 +354,7 @@ impl<F: Future> Measure for F {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::test_records;
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
     use std::task::Waker;
@@ -421,11 +383,12 @@ mod tests {
 
     /// Measures `fut` every time.
     fn always<F: Future>(fut: F, name: &'static str) -> Measured<F> {
+        test_records::install();
         fut.measured_with(name, &Sampler::new(1))
     }
 
     fn only(name: &str) -> Record {
-        let mut records = capture::take(name);
+        let mut records = test_records::named(name);
         assert_eq!(records.len(), 1, "{records:?}");
         records.pop().unwrap()
     }
@@ -490,17 +453,19 @@ mod tests {
 
     #[test]
     fn unsampled_emits_nothing() {
+        test_records::install();
         let sampler = Sampler::new(0);
         let mut fut = Box::pin(YieldTimes(0).measured_with("unsampled", &sampler));
         assert!(!fut.is_sampled());
         let mut cx = Context::from_waker(Waker::noop());
         assert!(fut.as_mut().poll(&mut cx).is_ready());
         drop(fut);
-        assert!(capture::take("unsampled").is_empty());
+        assert!(test_records::named("unsampled").is_empty());
     }
 
     #[test]
     fn weight_is_the_rate() {
+        test_records::install();
         let sampler = Sampler::new(1);
         sampler.set_rate(1);
         let mut fut = Box::pin(YieldTimes(0).measured_with("weighted", &sampler));
@@ -511,6 +476,7 @@ mod tests {
 
     #[test]
     fn panic_in_poll_is_recorded() {
+        test_records::install();
         let fut = async {
             cpu_work(1000);
             panic!("boom");
@@ -533,6 +499,7 @@ mod tests {
 
     #[test]
     fn nested_outer_includes_inner_and_sync_region() {
+        test_records::install();
         let inner_work = Arc::new(AtomicUsize::new(0));
         let fut = async {
             let inner = async {

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use http::{HeaderName, Method, Request};
 
-use crate::measured::{PollAccounting, deliver};
+use crate::measured::PollAccounting;
 use crate::{MAX_LABEL_LEN, MAX_LABELS, Record, RecordKind};
 
 pub use body::MeasuredBody;
@@ -266,7 +266,7 @@ impl Drop for RequestState {
             record.cancelled = !self.completed && !body_skipped;
             record.error = self.error.map(str::to_string);
         }
-        deliver(record);
+        crate::emit(record);
     }
 }
 

@@ -1,5 +1,5 @@
 //! The layer through `tower::ServiceExt::oneshot` and an axum router, with
-//! the records caught where they are delivered.
+//! the records read back from the unit tests' global pipeline.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 use super::*;
-use crate::measured::capture;
+use crate::pipeline::test_records;
 use crate::{Delta, Record};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -24,15 +24,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A label that tells this test's records from other tests'.
+/// A label that tells this test's records from other tests'. Installs the
+/// unit tests' pipeline, so the layer built with it measures.
 fn tag(test: &'static str) -> impl Fn(&Request<axum::body::Body>, &mut Labels) + Clone {
+    test_records::install();
     move |_: &Request<axum::body::Body>, labels: &mut Labels| {
         labels.insert("test", test);
     }
 }
 
-fn take_tagged(test: &str) -> Vec<Record> {
-    capture::take_where(|r| r.labels.get("test").map(String::as_str) == Some(test))
+fn tagged(test: &str) -> Vec<Record> {
+    test_records::matching(|r| r.labels.get("test").map(String::as_str) == Some(test))
 }
 
 fn router(test: &'static str, rate: u64) -> Router {
@@ -64,7 +66,7 @@ fn one_record_per_request_with_the_route_template() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(&body[..], b"a user");
     });
-    let records = take_tagged("template");
+    let records = tagged("template");
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
     assert_eq!(r.kind, crate::RecordKind::Request);
@@ -93,7 +95,7 @@ fn unmatched_route_gets_the_fixed_name() {
         let (status, _) = send(router("unmatched", 1), get_req("/no/such/page")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     });
-    let records = take_tagged("unmatched");
+    let records = tagged("unmatched");
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].name, UNMATCHED);
     assert_eq!(records[0].status, Some(404));
@@ -107,7 +109,7 @@ fn unsampled_requests_emit_nothing() {
             assert_eq!(status, StatusCode::OK);
         }
     });
-    assert!(take_tagged("rate-zero").is_empty());
+    assert!(tagged("rate-zero").is_empty());
 }
 
 #[test]
@@ -120,7 +122,7 @@ fn one_in_n_is_sampled_with_weight_n() {
             assert_eq!(status, StatusCode::OK);
         }
     });
-    let records = take_tagged("one-in-20");
+    let records = tagged("one-in-20");
     // Expected 200; the geometric countdown's spread is about 14.
     assert!((120..=280).contains(&records.len()), "{}", records.len());
     assert!(records.iter().all(|r| r.weight == 20 && r.name == "/cheap"));
@@ -137,7 +139,7 @@ fn non_standard_method_is_not_recorded_verbatim() {
         let (status, _) = send(router("method", 1), req).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     });
-    let records = take_tagged("method");
+    let records = tagged("method");
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].method.as_deref(), Some(OTHER));
 }
@@ -159,7 +161,7 @@ fn header_label_from_allow_list_only() {
         }
         send(app.clone(), get_req("/cheap")).await;
     });
-    let mut values: Vec<Option<String>> = take_tagged("header-label")
+    let mut values: Vec<Option<String>> = tagged("header-label")
         .into_iter()
         .map(|r| r.labels.get("x-flag").cloned())
         .collect();
@@ -170,8 +172,10 @@ fn header_label_from_allow_list_only() {
     );
 }
 
-/// A plain tower service (no axum) tagged through a label hook.
+/// A plain tower service (no axum) tagged through a label hook; installs
+/// the unit tests' pipeline like [`tag`].
 fn plain_tag(test: &'static str) -> impl Fn(&Request<()>, &mut Labels) + Clone {
+    test_records::install();
     move |_: &Request<()>, labels: &mut Labels| {
         labels.insert("test", test);
     }
@@ -189,7 +193,7 @@ fn service_error_is_recorded_and_passed_through() {
         }));
     let result = runtime().block_on(svc.oneshot(Request::new(())));
     assert_eq!(result.err(), Some(Refused(7)));
-    let records = take_tagged("service-error");
+    let records = tagged("service-error");
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].name, UNMATCHED);
     assert_eq!(records[0].status, None);
@@ -212,7 +216,7 @@ fn panic_is_recorded_and_passed_through() {
     }));
     let message = caught.err().and_then(|p| p.downcast_ref::<&str>().copied());
     assert_eq!(message, Some("handler bug"));
-    let records = take_tagged("panic");
+    let records = tagged("panic");
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].error.as_deref(), Some("panic"));
     assert!(records[0].cancelled);
@@ -286,11 +290,11 @@ fn work_while_streaming_the_body_is_counted() {
     runtime().block_on(async {
         let res = svc.oneshot(Request::new(())).await.unwrap();
         // The response is there but its body is not: no record yet.
-        assert!(take_tagged("streaming").is_empty());
+        assert!(tagged("streaming").is_empty());
         let body = res.into_body().collect().await.unwrap().to_bytes();
         assert!(!body.is_empty());
     });
-    let records = take_tagged("streaming");
+    let records = tagged("streaming");
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
     let body_cpu = spent.load(std::sync::atomic::Ordering::Relaxed);
@@ -313,7 +317,7 @@ fn body_dropped_before_its_end_is_cancelled() {
         assert!(first.is_some());
         drop(body);
     });
-    let records = take_tagged("body-dropped");
+    let records = tagged("body-dropped");
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].cancelled);
     assert_eq!(records[0].status, Some(200));
@@ -329,7 +333,7 @@ fn head_response_body_dropped_unread_is_not_cancelled() {
         let res = svc.oneshot(req).await.unwrap();
         drop(res);
     });
-    let records = take_tagged("head");
+    let records = tagged("head");
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(!records[0].cancelled);
     assert_eq!(records[0].method.as_deref(), Some("HEAD"));
@@ -364,7 +368,7 @@ fn response_dropped_before_it_is_ready_is_cancelled() {
         assert!(future.as_mut().poll(&mut cx).is_pending());
     }
     drop(future);
-    let records = take_tagged("never-ready");
+    let records = tagged("never-ready");
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].cancelled);
     assert_eq!(records[0].status, None);
@@ -400,7 +404,7 @@ fn panic_in_call_is_recorded_and_passed_through() {
     }));
     let message = caught.err().and_then(|p| p.downcast_ref::<&str>().copied());
     assert_eq!(message, Some("in call"));
-    let records = take_tagged("panic-in-call");
+    let records = tagged("panic-in-call");
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].error.as_deref(), Some("panic"));
     assert!(records[0].cancelled);

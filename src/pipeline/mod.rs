@@ -27,6 +27,8 @@
 //! and is never dropped: call `dynostats::global_pipeline().map(|p|
 //! p.shutdown())` before the process exits.
 
+#[cfg(test)]
+pub(crate) mod test_records;
 mod writer;
 
 use std::cell::RefCell;
