@@ -225,9 +225,10 @@ pub struct Snapshot {
     pub page_faults: Option<u64>,
     /// Raw context-switch count of the perf event.
     pub context_switches: Option<u64>,
-    /// Current RSS of the process, bytes.
+    /// Current RSS of the process, bytes (`None` in the snapshots that
+    /// leave it out, e.g. [`Counters::snapshot_start_counts`]).
     pub rss_bytes: Option<u64>,
-    /// Peak RSS of the process so far, bytes.
+    /// Peak RSS of the process so far, bytes (likewise).
     pub peak_rss_bytes: Option<u64>,
     /// Nanoseconds the perf group has been enabled (0 without a group).
     pub time_enabled: u64,
@@ -634,12 +635,7 @@ impl Counters {
     /// at its end keep every other read of the library outside the region.
     pub fn snapshot(&mut self) -> Snapshot {
         let mut s = Snapshot::default();
-        if let Some(group) = &self.group {
-            read_group(group, &mut s);
-        }
-        s.wall_ns = sys::monotonic_ns();
-        let cpu_from_clock = !s.cpu_in_group;
-        self.read_rest(&mut s, cpu_from_clock);
+        self.read_end(&mut s, true);
         s
     }
 
@@ -652,22 +648,8 @@ impl Counters {
     /// and ending with [`Counters::snapshot_end`] leaves only a fixed stretch
     /// of the library's code inside the measured instructions.
     pub fn snapshot_start(&mut self) -> Snapshot {
-        let mut s = Snapshot {
-            wall_ns: sys::monotonic_ns(),
-            ..Snapshot::default()
-        };
-        let cpu_from_group = self
-            .group
-            .as_ref()
-            .is_some_and(|g| g.slots.contains(&Counter::CpuTime));
-        self.read_rest(&mut s, !cpu_from_group);
-        if let Some(group) = &self.group {
-            read_group(group, &mut s);
-        }
-        if cpu_from_group && !s.cpu_in_group && self.set.contains(Counter::CpuTime) {
-            // The group read failed: the clock still gives CPU time.
-            s.cpu_ns = sys::thread_cpu_ns();
-        }
+        let mut s = Snapshot::default();
+        self.read_start(&mut s, true);
         s
     }
 
@@ -679,17 +661,112 @@ impl Counters {
         self.snapshot()
     }
 
+    /// [`Counters::snapshot_start`] without RSS and peak RSS: the hardware
+    /// counters last, after the clocks (and `getrusage` when context
+    /// switches come from it), and no read of `/proc/self/statm`.
+    ///
+    /// For a region measured in pieces, such as a future measured per
+    /// poll: its counts are the sum over the pieces, but RSS is a level, so
+    /// it is wanted only at the region's start and end. Start the first
+    /// piece with [`Counters::snapshot_start`] (its RSS is the region's
+    /// `rss_start`), the others with this, end every piece with
+    /// [`Counters::snapshot_end_counts`], and read [`Counters::rss_bytes`]
+    /// when the region is over. A [`Delta`] of two such snapshots has no
+    /// RSS, and [`Delta::accumulate`] keeps the first piece's `rss_start`.
+    ///
+    /// ```
+    /// use dynostats::{Counter, CounterSet, Counters, Delta};
+    ///
+    /// let mut counters = Counters::open(CounterSet::wall_only().with(Counter::Rss));
+    /// let mut total = Delta::between(&counters.snapshot_start(), &counters.snapshot_end_counts());
+    /// for _ in 0..3 {
+    ///     let start = counters.snapshot_start_counts();
+    ///     let end = counters.snapshot_end_counts();
+    ///     assert_eq!((start.rss_bytes, end.rss_bytes), (None, None));
+    ///     total.accumulate(&Delta::between(&start, &end));
+    /// }
+    /// total.rss_end = counters.rss_bytes();
+    /// assert!(total.rss_start.is_some() && total.rss_end.is_some());
+    /// ```
+    pub fn snapshot_start_counts(&mut self) -> Snapshot {
+        let mut s = Snapshot::default();
+        self.read_start(&mut s, false);
+        s
+    }
+
+    /// [`Counters::snapshot_end`] without RSS and peak RSS: the hardware
+    /// counters first, then the clocks; the end of a piece started with
+    /// [`Counters::snapshot_start_counts`] or [`Counters::snapshot_start`].
+    pub fn snapshot_end_counts(&mut self) -> Snapshot {
+        let mut s = Snapshot::default();
+        self.read_end(&mut s, false);
+        s
+    }
+
+    /// The process's current RSS in bytes, from the `/proc/self/statm`
+    /// descriptor these counters keep open: one `pread`, no perf read.
+    /// `None` when RSS is not in the set or cannot be read.
+    #[inline]
+    pub fn rss_bytes(&self) -> Option<u64> {
+        read_statm_rss(self.statm.as_ref()?, self.page_size)
+    }
+
+    /// The process's peak RSS so far in bytes (`getrusage`), when peak RSS
+    /// is in the set.
+    #[inline]
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        if self.set.contains(Counter::PeakRss) {
+            sys::peak_rss_bytes()
+        } else {
+            None
+        }
+    }
+
+    /// Fills `s`, a default snapshot, for the start of a region: hardware
+    /// counters last; RSS and peak RSS only when `memory`.
+    #[inline(always)]
+    fn read_start(&mut self, s: &mut Snapshot, memory: bool) {
+        s.wall_ns = sys::monotonic_ns();
+        let cpu_from_group = self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.slots.contains(&Counter::CpuTime));
+        self.read_rest(s, !cpu_from_group, memory);
+        if let Some(group) = &self.group {
+            read_group(group, s);
+        }
+        if cpu_from_group && !s.cpu_in_group && self.set.contains(Counter::CpuTime) {
+            // The group read failed: the clock still gives CPU time.
+            s.cpu_ns = sys::thread_cpu_ns();
+        }
+    }
+
+    /// Fills `s`, a default snapshot, for the end of a region: hardware
+    /// counters first; RSS and peak RSS only when `memory`.
+    #[inline(always)]
+    fn read_end(&mut self, s: &mut Snapshot, memory: bool) {
+        if let Some(group) = &self.group {
+            read_group(group, s);
+        }
+        s.wall_ns = sys::monotonic_ns();
+        let cpu_from_clock = !s.cpu_in_group;
+        self.read_rest(s, cpu_from_clock, memory);
+    }
+
     /// Everything but the perf group: CPU time from the clock (when
-    /// `cpu_from_clock`), RSS, peak RSS, context switches from `getrusage`.
-    fn read_rest(&self, s: &mut Snapshot, cpu_from_clock: bool) {
+    /// `cpu_from_clock`), context switches from `getrusage`, and RSS and
+    /// peak RSS when `memory`. Kept out of line: inlined, it added 14
+    /// instructions to a guard record's fixed overhead in the PMU guest
+    /// (the snapshot functions then save and restore more registers, on
+    /// the measured side of the hardware reads).
+    #[inline(never)]
+    fn read_rest(&self, s: &mut Snapshot, cpu_from_clock: bool, memory: bool) {
         if cpu_from_clock && self.set.contains(Counter::CpuTime) {
             s.cpu_ns = sys::thread_cpu_ns();
         }
-        if let Some(statm) = &self.statm {
-            s.rss_bytes = read_statm_rss(statm, self.page_size);
-        }
-        if self.set.contains(Counter::PeakRss) {
-            s.peak_rss_bytes = sys::peak_rss_bytes();
+        if memory {
+            s.rss_bytes = self.rss_bytes();
+            s.peak_rss_bytes = self.peak_rss_bytes();
         }
         if self.switches_from_rusage {
             s.context_switches = sys::thread_context_switches();
@@ -855,6 +932,33 @@ pub fn snapshot_end() -> Snapshot {
     snapshot()
 }
 
+/// The calling thread's [`Counters::snapshot_start_counts`]: a start
+/// without RSS, for every piece but the first of a region measured in
+/// pieces.
+#[inline]
+pub(crate) fn snapshot_start_counts() -> Snapshot {
+    with_thread_counters(Counters::snapshot_start_counts).unwrap_or_else(|| Snapshot {
+        wall_ns: sys::monotonic_ns(),
+        ..Snapshot::default()
+    })
+}
+
+/// The calling thread's [`Counters::snapshot_end_counts`]: an end without
+/// RSS.
+#[inline]
+pub(crate) fn snapshot_end_counts() -> Snapshot {
+    with_thread_counters(Counters::snapshot_end_counts).unwrap_or_else(|| Snapshot {
+        wall_ns: sys::monotonic_ns(),
+        ..Snapshot::default()
+    })
+}
+
+/// The process's RSS and peak RSS now, as the calling thread's counters
+/// read them ([`Counters::rss_bytes`], [`Counters::peak_rss_bytes`]).
+pub(crate) fn memory_now() -> (Option<u64>, Option<u64>) {
+    with_thread_counters(|c| (c.rss_bytes(), c.peak_rss_bytes())).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -914,6 +1018,47 @@ mod tests {
         });
         assert_eq!(total.instructions, None);
         assert_eq!(total.cpu_ns, Some(21));
+    }
+
+    #[test]
+    fn counts_only_snapshots_leave_out_rss() {
+        let set = CounterSet::wall_only()
+            .with(Counter::CpuTime)
+            .with(Counter::Rss)
+            .with(Counter::PeakRss);
+        let mut c = Counters::open(set);
+        let full = c.snapshot_start();
+        assert!(full.rss_bytes.is_some() && full.peak_rss_bytes.is_some());
+        assert!(full.cpu_ns.is_some());
+        for s in [c.snapshot_start_counts(), c.snapshot_end_counts()] {
+            assert_eq!((s.rss_bytes, s.peak_rss_bytes), (None, None));
+            assert!(s.cpu_ns.is_some() && s.wall_ns >= full.wall_ns);
+        }
+        assert!(c.rss_bytes().is_some_and(|b| b > 0));
+        assert!(c.peak_rss_bytes().is_some_and(|b| b > 0));
+        let without = Counters::open(CounterSet::wall_only());
+        assert_eq!(
+            (without.rss_bytes(), without.peak_rss_bytes()),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn accumulate_keeps_the_first_rss_start_and_the_last_rss_end() {
+        let rss = |start, end| Delta {
+            rss_start: start,
+            rss_end: end,
+            ..Delta::zero()
+        };
+        // A first piece that read RSS at its start, then pieces without.
+        let mut total = rss(Some(100), None);
+        total.accumulate(&rss(None, None));
+        total.accumulate(&rss(None, None));
+        assert_eq!((total.rss_start, total.rss_end), (Some(100), None));
+        total.accumulate(&rss(Some(300), Some(400)));
+        assert_eq!((total.rss_start, total.rss_end), (Some(100), Some(400)));
+        total.accumulate(&rss(None, None));
+        assert_eq!((total.rss_start, total.rss_end), (Some(100), Some(400)));
     }
 
     #[test]

@@ -71,9 +71,17 @@ impl ThreadSet {
 
 /// Per-poll accounting of one task: the sum of the deltas of its polls,
 /// the number of polls and the threads that ran them.
+///
+/// Counts are summed over segments, but RSS is a level that the record
+/// wants only at the task's start and end: the first segment starts with a
+/// full snapshot (its RSS is the record's `rss_start`), every other
+/// boundary is read without RSS (no `/proc/self/statm` per poll), and RSS
+/// and peak RSS are read once more when the record is built
+/// ([`fill`](Self::fill)).
 #[derive(Debug, Default)]
 pub(crate) struct PollAccounting {
-    /// Sum of the measured segments; `None` before the first one.
+    /// Sum of the measured segments; `None` before the first one. Its
+    /// `rss_start` is the first segment's; it holds no `rss_end`.
     total: Option<Delta>,
     polls: u64,
     threads: ThreadSet,
@@ -100,11 +108,16 @@ impl PollAccounting {
     pub(crate) fn begin(&mut self, poll: bool) {
         let thread = thread_id();
         self.threads.insert(thread);
-        let start = crate::snapshot_start();
-        if self.first_wall_ns.is_none() {
-            self.first_wall_ns = Some(start.wall_ns);
+        let start = if self.first_wall_ns.is_none() {
+            // The Unix time first, so that no read but the snapshot's own
+            // falls inside the segment.
             self.first_unix_ns = crate::sys::realtime_ns();
-        }
+            let start = crate::snapshot_start();
+            self.first_wall_ns = Some(start.wall_ns);
+            start
+        } else {
+            crate::counters::snapshot_start_counts()
+        };
         self.open = Some(OpenSegment {
             thread,
             poll,
@@ -116,7 +129,7 @@ impl PollAccounting {
     /// adds it to the totals.
     #[inline]
     pub(crate) fn end(&mut self) {
-        let end = crate::snapshot_end();
+        let end = crate::counters::snapshot_end_counts();
         if let Some(open) = self.open.take() {
             self.add(&Delta::between(&open.start, &end));
             self.polls += u64::from(open.poll);
@@ -163,11 +176,14 @@ impl PollAccounting {
     }
 
     /// Writes the totals into `record`: counters summed over the segments,
+    /// RSS at the first segment's start and now (read here, with peak RSS),
     /// wall time from the first segment's start to now, `ts` from the first
     /// segment's start, `polls` and `threads`.
     pub(crate) fn fill(&self, record: &mut Record) {
         if let Some(total) = &self.total {
-            record.set_delta(total);
+            let mut total = *total;
+            (total.rss_end, total.peak_rss) = crate::counters::memory_now();
+            record.set_delta(&total);
         }
         if let Some(first) = self.first_wall_ns {
             record.wall_ns = crate::sys::monotonic_ns().saturating_sub(first);
@@ -218,7 +234,8 @@ pin_project! {
     /// When sampled, every `poll` of the inner future is bracketed by two
     /// reads of the polling thread's counters and the difference is added
     /// to the task's totals: instructions, cycles and CPU time are the sum
-    /// over polls, wall time runs from the first poll to completion. When
+    /// over polls, wall time runs from the first poll to completion, RSS is
+    /// read at the start of the first poll and when the record is built. When
     /// the inner future completes, one record of kind `region` is emitted
     /// with the totals, `polls` and `threads` (the number of distinct
     /// threads that polled it). When it is dropped before completing, the
