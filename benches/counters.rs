@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dynostats::{Counter, CounterSet, Counters};
+use dynostats::{counters::Counter, counters::CounterSet, counters::Counters};
 use perf_event::events::Software;
 use perf_event::{Builder, Group};
 

@@ -22,7 +22,7 @@ use axum::body::Body;
 use axum::routing::get;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dynostats::{Batch, MeasureLayer, Pipeline, Sink};
+use dynostats::{Pipeline, sink::Batch, sink::Sink, tower::MeasureLayer};
 use http::Request;
 use http_body::Body as _;
 use tower::{Layer, Service};

@@ -13,7 +13,9 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use dynostats::{Batch, FileSink, Pipeline, Record, RecordKind, Region, Sampler, Sink};
+use dynostats::{
+    Pipeline, Record, RecordKind, Region, sample::Sampler, sink::Batch, sink::FileSink, sink::Sink,
+};
 
 /// Discards what it is given: the writer's cost without I/O.
 struct NullSink;
@@ -59,7 +61,7 @@ fn measure_unsampled(c: &mut Criterion) {
         })
     });
     g.finish();
-    dynostats::set_sample_rate(dynostats::DEFAULT_SAMPLE_RATE);
+    dynostats::set_sample_rate(dynostats::sample::Sampler::DEFAULT_RATE);
 }
 
 fn measure_sampled(c: &mut Criterion) {
@@ -73,9 +75,9 @@ fn measure_sampled(c: &mut Criterion) {
     let mut g = c.benchmark_group("measure_sampled");
     g.bench_function("two_snapshots", |b| {
         b.iter(|| {
-            let start = dynostats::snapshot_start();
+            let start = dynostats::counters::snapshot_start();
             empty();
-            let end = dynostats::snapshot_end();
+            let end = dynostats::counters::snapshot_end();
             black_box(dynostats::Delta::between(&start, &end))
         })
     });

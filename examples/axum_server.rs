@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Path;
 use axum::routing::{get, post};
-use dynostats::{FileSink, HeaderLabel, MeasureLayer, Pipeline};
+use dynostats::{Pipeline, sink::FileSink, tower::HeaderLabel, tower::MeasureLayer};
 
 async fn user(Path(id): Path<u64>) -> String {
     format!("user {id}\n")

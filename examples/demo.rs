@@ -21,7 +21,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use dynostats::{FileSink, MeasureLayer, Pipeline, RecordKind, Report};
+use dynostats::{Pipeline, RecordKind, Report, sink::FileSink, tower::MeasureLayer};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -170,7 +170,7 @@ fn request_path(i: usize) -> (String, &'static str) {
         13..=15 => ("/mixed".into(), "/mixed"),
         16 => ("/alloc".into(), "/alloc"),
         17 | 18 => ("/stream".into(), "/stream"),
-        _ => (format!("/no/such/page/{i}"), dynostats::UNMATCHED),
+        _ => (format!("/no/such/page/{i}"), dynostats::tower::UNMATCHED),
     }
 }
 

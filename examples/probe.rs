@@ -9,9 +9,9 @@ fn main() {
     let probe = dynostats::probe();
     println!("{probe}");
     println!();
-    let check = dynostats::self_check(1_000_000);
+    let check = dynostats::probe::self_check(1_000_000);
     println!("{check}");
-    if let dynostats::SelfCheck::Ran { .. } = check {
+    if let dynostats::probe::SelfCheck::Ran { .. } = check {
         if !check.passed() {
             std::process::exit(1);
         }

@@ -6,7 +6,7 @@
 //! python3 scripts/check_msgpack.py /tmp/records.msgpack > /dev/null
 //! ```
 
-use dynostats::{FileSink, Pipeline, Region};
+use dynostats::{Pipeline, Region, sink::FileSink};
 
 fn work(n: u64) -> u64 {
     (0..n).fold(0u64, |acc, i| acc.wrapping_mul(31).wrapping_add(i))

@@ -24,74 +24,83 @@
 //! Virtual machines often have no virtual PMU, `perf_event_paranoid` may
 //! forbid hardware counters, seccomp may forbid `perf_event_open`. Nothing
 //! panics and no number is invented: such counters are `None` in every
-//! [`Delta`], and [`probe`] says why. CPU time, wall time and RSS still work.
+//! [`Delta`], and [`probe()`] says why. CPU time, wall time and RSS still
+//! work.
 //!
-//! # Sampled regions and shipping records
+//! # In libraries
 //!
-//! [`measure`] (or [`measure_fn`], [`Region`]) measures 1 in N regions
-//! ([`set_sample_rate`]) and hands one [`Record`] per sample to [`emit`].
-//! A [`Pipeline`] (a bounded queue and one writer thread) writes records to
-//! its [`Sink`]s: [`FileSink`], [`UdpSink`], [`ForwardSink`],
-//! [`MemorySink`] or your own. In executables, [`install`] one pipeline
-//! for the process and shut it down before exiting; in tests, scope one to
-//! the test's thread with [`Pipeline::scoped`]. [`read`] reads records
-//! back, and a [`Report`] aggregates them per endpoint and per region (the
-//! `dynostats report` command, feature `cli`). The record format is
-//! documented in `docs/records.md`.
+//! Instrument code, never configure where records go: [`measure`],
+//! [`measure_fn`] and [`Region`] measure 1 in N code regions
+//! ([`set_sample_rate`]), [`Measure::measured`] measures a future per poll.
+//! Until the executable installs a pipeline, all of it is one branch.
 //!
-//! See `ARCHITECTURE.md` for the modules and the data flow.
+//! # In executables
+//!
+//! Build a [`Pipeline`] (a bounded queue and one writer thread) with its
+//! [`sink`]s ([`sink::FileSink`], [`sink::UdpSink`], [`sink::ForwardSink`],
+//! [`sink::MemorySink`] or your own), [`install`] it once for the process
+//! and shut it down before exiting. An axum or tower service adds
+//! [`tower::MeasureLayer`] (feature `tower`). In tests, scope a pipeline to
+//! the test's thread with [`Pipeline::scoped`].
+//!
+//! # Reading records back
+//!
+//! [`read()`] reads records from any `io::Read`; a [`Report`] aggregates them
+//! per endpoint and per region (the `dynostats report` command, feature
+//! `cli`). The record format is documented in `docs/records.md`.
+//!
+//! # Modules
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`counters`] | per-thread counters: [`Snapshot`], [`Delta`], the counter set and read path, why a counter is absent |
+//! | [`sample`] | 1-in-N decisions: [`sample::Sampler`] and the global rate |
+//! | [`record`] | the [`Record`] schema, its labels, encoding and [`read()`] |
+//! | [`sink`] | where records go: the [`sink::Sink`] trait and the sinks |
+//! | [`pipeline`] | the queue, the writer thread, [`emit`], [`install`], statistics and status records |
+//! | [`instrument`] | sampled guards and futures measured per poll |
+//! | [`probe`](mod@probe) | what this machine can measure, why not, and at what cost |
+//! | [`tower`] | the tower middleware (feature `tower`) |
+//! | [`report`] | aggregation of records for the `dynostats` command |
+//!
+//! # Crate features
+//!
+//! - `tower` (default): [`tower::MeasureLayer`] for any
+//!   `Service<http::Request<B>>`.
+//! - `axum` (default): endpoint names from axum's `MatchedPath`.
+//! - `forward` (default): [`sink::ForwardSink`], the Fluentd Forward sink.
+//! - `cli`: the `dynostats` command.
+//!
+//! See `ARCHITECTURE.md` for the layers and the data flow.
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 #![warn(rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod counters;
+pub mod counters;
 mod error;
-mod measured;
-#[cfg(feature = "tower")]
-mod middleware;
-mod pipeline;
-mod probe;
-mod read;
-mod record;
-mod region;
-mod report;
-mod sample;
-mod sink;
+pub mod instrument;
+pub mod pipeline;
+pub mod probe;
+pub mod record;
+pub mod report;
+pub mod sample;
+pub mod sink;
+#[allow(unsafe_code)]
 mod sys;
-
-pub use counters::{
-    Counter, CounterSet, Counters, Delta, ReadPath, Snapshot, set_thread_counters, snapshot,
-    snapshot_end, snapshot_start, thread_counter_set, with_thread_counters,
-};
-pub use error::{Error, Unavailable};
-pub use measured::{Measure, Measured};
 #[cfg(feature = "tower")]
-pub use middleware::{
-    HeaderLabel, LabelRequest, Labels, MeasureLayer, MeasureService, MeasuredBody, OTHER,
-    ResponseFuture, UNMATCHED,
-};
-pub use pipeline::{
-    DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE, DEFAULT_QUEUE_CAPACITY, DEFAULT_STATUS_INTERVAL,
-    InstallError, Pipeline, PipelineBuilder, PipelineStats, ScopedPipeline, SinkStats, emit,
-    global_pipeline, install,
-};
-pub use probe::{
-    CounterProbe, KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION, Probe, SelfCheck, known_loop, probe,
-    self_check,
-};
-pub use read::{DEFAULT_MAX_RECORD_LEN, RecordReader, read};
-pub use record::{
-    Detail, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, Record, RecordKind, SCHEMA_VERSION,
-};
-pub use region::{
-    DEFAULT_SAMPLE_RATE, Region, RegionGuard, measure, measure_fn, sample_rate, set_sample_rate,
-};
-pub use report::{Drops, Group, Metric, MetricStats, ReadError, Report, SinkDrops, SortBy, Table};
-pub use sample::Sampler;
-pub use sink::{
-    Batch, DEFAULT_KEEP, EncodedRecord, FILE_MODE, FileSink, FileSinkBuilder, MemorySink, Sink,
-};
-pub use sink::{DEFAULT_DATAGRAM_LIMIT, MAX_DATAGRAM, UdpSink, UdpSinkBuilder, UdpStats};
-pub use sink::{ForwardSink, ForwardSinkBuilder, ForwardStats, TimeEncoding};
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+
+pub use counters::{Delta, Snapshot, snapshot};
+pub use error::Error;
+pub use instrument::{Measure, Measured, Region, RegionGuard, measure, measure_fn};
+pub use pipeline::{Pipeline, emit, install};
+pub use probe::probe;
+pub use record::{Record, RecordKind, read};
+pub use report::Report;
+pub use sample::{sample_rate, set_sample_rate};
 
 // The README's examples are compiled and run as doctests.
 #[doc = include_str!("../README.md")]

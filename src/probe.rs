@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::counters::{Counter, CounterSet, Counters, Delta, ReadPath};
-use crate::error::{Unavailable, paranoid_level};
+use crate::counters::{Unavailable, paranoid_level};
 use crate::sys;
 
 /// One counter's availability on this machine and thread.
@@ -34,7 +34,7 @@ impl CounterProbe {
 pub struct Probe {
     /// Every counter, in [`Counter::ALL`] order.
     pub counters: Vec<CounterProbe>,
-    /// The set threads open by default ([`crate::thread_counter_set`]).
+    /// The set threads open by default ([`crate::counters::thread_counter_set`]).
     pub default_set: CounterSet,
     /// How that set is read.
     pub default_source: ReadPath,
@@ -72,7 +72,7 @@ fn median_read_cost(counters: &mut Counters) -> u64 {
 ///
 /// ```
 /// let probe = dynostats::probe();
-/// let wall = probe.counter(dynostats::Counter::WallTime).unwrap();
+/// let wall = probe.counter(dynostats::counters::Counter::WallTime).unwrap();
 /// assert!(wall.available());
 /// println!("{probe}");
 /// ```
@@ -95,7 +95,7 @@ pub fn probe() -> Probe {
             }
         })
         .collect();
-    let default_set = crate::thread_counter_set();
+    let default_set = crate::counters::thread_counter_set();
     let mut opened = Counters::open(default_set);
     Probe {
         counters,
@@ -119,13 +119,7 @@ impl fmt::Display for Probe {
                 .map_or_else(|| "-".to_string(), |n| n.to_string());
             let (avail, reason) = match &c.unavailable {
                 None => ("yes", String::new()),
-                Some(u) => (
-                    "no",
-                    match u.errno {
-                        Some(e) => format!("{} ({})", u.reason, crate::error::errno_name(e)),
-                        None => u.reason.clone(),
-                    },
-                ),
+                Some(u) => ("no", u.explanation()),
             };
             let path = if c.available() {
                 c.source.as_str()

@@ -30,11 +30,11 @@ thread_local! {
 /// thread-local decrement and a branch when the event is not sampled.
 ///
 /// ```
-/// let sampler = dynostats::Sampler::new(100);
+/// let sampler = dynostats::sample::Sampler::new(100);
 /// let sampled = (0..100_000).filter(|_| sampler.sample().is_some()).count();
 /// assert!((500..2000).contains(&sampled), "{sampled}");
-/// assert_eq!(dynostats::Sampler::new(1).sample(), Some(1));
-/// assert_eq!(dynostats::Sampler::new(0).sample(), None);
+/// assert_eq!(dynostats::sample::Sampler::new(1).sample(), Some(1));
+/// assert_eq!(dynostats::sample::Sampler::new(0).sample(), None);
 /// ```
 #[derive(Debug)]
 pub struct Sampler {
@@ -46,6 +46,10 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// The rate of the global sampler until [`set_sample_rate`] changes it:
+    /// one region in 1000 is measured.
+    pub const DEFAULT_RATE: u64 = 1000;
+
     /// A sampler that picks 1 in `rate` events (0 = none, 1 = all).
     pub fn new(rate: u64) -> Sampler {
         let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed).min(SLOTS);
@@ -56,7 +60,6 @@ impl Sampler {
     }
 
     /// The sampler used by the crate's guards, slot 0.
-    #[allow(dead_code)] // Used by the guards of the pipeline module.
     pub(crate) const fn global(rate: u64) -> Sampler {
         Sampler {
             rate: AtomicU64::new(rate),
@@ -104,6 +107,24 @@ impl Sampler {
             .ok()
             .flatten()
     }
+}
+
+/// The process-wide sampler behind [`crate::measure`], measured futures and
+/// regions that name no sampler of their own.
+pub(crate) static SAMPLER: Sampler = Sampler::global(Sampler::DEFAULT_RATE);
+
+/// Sets the rate of the global sampler used by [`crate::measure`],
+/// [`crate::measure_fn`], [`crate::Region::new`] and [`crate::Measure::measured`]: 1 in `rate` regions is measured (1 = all, 0 =
+/// none). Records carry the rate as their `weight`. A thread picks up the
+/// new rate after its next sampled region (at once when sampling was
+/// disabled).
+pub fn set_sample_rate(rate: u64) {
+    SAMPLER.set_rate(rate);
+}
+
+/// The rate of the global sampler.
+pub fn sample_rate() -> u64 {
+    SAMPLER.rate()
 }
 
 /// A geometric variate with mean `rate`, at least 1.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Condvar, Mutex};
 
-use dynostats::{Batch, FileSink, Pipeline, Record, RecordKind, Sink};
+use dynostats::{Pipeline, Record, RecordKind, sink::Batch, sink::FileSink, sink::Sink};
 
 fn region(name: &str, weight: u64, instructions: Option<u64>) -> Record {
     let mut r = Record::new(RecordKind::Region, name);

@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use dynostats::{Error, FileSink, Pipeline, Record, RecordKind};
+use dynostats::{Error, Pipeline, Record, RecordKind, sink::FileSink};
 
 const N: u64 = 20;
 

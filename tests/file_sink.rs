@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use dynostats::{FileSink, MemorySink, Pipeline, Record, RecordKind};
+use dynostats::{Pipeline, Record, RecordKind, sink::FileSink, sink::MemorySink};
 
 fn read_file(path: &Path) -> Vec<Record> {
     dynostats::read(File::open(path).unwrap())

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{burn_cpu_ns, touch_fresh_memory};
-use dynostats::{Counter, CounterSet, Counters, Delta, snapshot};
+use dynostats::{Delta, counters::Counter, counters::CounterSet, counters::Counters, snapshot};
 
 const MS: u64 = 1_000_000;
 

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 
-use dynostats::{Error, FileSink, MemorySink, Pipeline, Record, RecordKind};
+use dynostats::{Error, Pipeline, Record, RecordKind, sink::FileSink, sink::MemorySink};
 
 /// Child exit codes, one per failed check.
 const PARENT_PIPELINE_ACCEPTED: i32 = 30;
@@ -15,7 +15,7 @@ const CHILD_EMIT_REFUSED: i32 = 33;
 const CHILD_SHUTDOWN_FAILED: i32 = 34;
 
 fn child(path: &std::path::Path) -> i32 {
-    let inherited = dynostats::global_pipeline().unwrap();
+    let inherited = dynostats::pipeline::global_pipeline().unwrap();
     if dynostats::emit(Record::new(RecordKind::Region, "lost")) {
         return PARENT_PIPELINE_ACCEPTED;
     }

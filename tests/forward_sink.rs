@@ -8,7 +8,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dynostats::{Batch, ForwardSink, Record, RecordKind, Sink, TimeEncoding};
+use dynostats::{
+    Record, RecordKind, sink::Batch, sink::ForwardSink, sink::Sink, sink::TimeEncoding,
+};
 use forward_collector::{Collector, CollectorConfig, Log, WAIT, get, wait_until};
 use rmpv::Value;
 
@@ -49,11 +51,10 @@ fn expected_names(range: std::ops::Range<u64>) -> Vec<String> {
     range.map(|i| format!("r{i}")).collect()
 }
 
-fn fast_sink(addr: SocketAddr) -> dynostats::ForwardSinkBuilder {
-    let mut b = ForwardSink::builder(&addr.to_string());
-    b.backoff(Duration::from_millis(10), Duration::from_millis(100))
-        .flush_timeout(WAIT);
-    b
+fn fast_sink(addr: SocketAddr) -> dynostats::sink::ForwardSinkBuilder {
+    ForwardSink::builder(&addr.to_string())
+        .backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .flush_timeout(WAIT)
 }
 
 #[test]

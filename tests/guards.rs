@@ -6,7 +6,9 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use dynostats::{Counter, MemorySink, Pipeline, RecordKind, Region, Sampler};
+use dynostats::{
+    Pipeline, RecordKind, Region, counters::Counter, sample::Sampler, sink::MemorySink,
+};
 
 static RATE: Mutex<()> = Mutex::new(());
 
@@ -46,7 +48,7 @@ fn sampled_guard_emits_one_region_record() {
     assert!(r.wall_ns > 0);
     assert_eq!(r.pid, std::process::id());
     // Counters this thread cannot read are absent, the others present.
-    let available = dynostats::with_thread_counters(|c| {
+    let available = dynostats::counters::with_thread_counters(|c| {
         (
             c.is_available(Counter::Instructions),
             c.is_available(Counter::CpuTime),
@@ -147,7 +149,7 @@ fn forced_regions_have_weight_zero_unless_sampled() {
     assert_eq!(records.len(), 2);
     assert!(records[0].forced);
     assert_eq!(records[0].weight, 0);
-    assert_eq!(records[0].labels["flag"], "new-parser");
+    assert_eq!(records[0].labels.get("flag"), Some("new-parser"));
     assert!(!records[1].forced);
     assert_eq!(records[1].weight, 1);
 }
@@ -166,6 +168,6 @@ fn labels_and_own_sampler() {
     p.flush().unwrap();
     let records = mem.records();
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].labels["feature"], "on");
+    assert_eq!(records[0].labels.get("feature"), Some("on"));
     assert_eq!(records[0].weight, 1);
 }

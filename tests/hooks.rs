@@ -5,7 +5,9 @@
 mod common;
 
 use common::fake_kernel::*;
-use dynostats::{Counter, CounterSet, Counters, Delta, ReadPath};
+use dynostats::{
+    Delta, counters::Counter, counters::CounterSet, counters::Counters, counters::ReadPath,
+};
 
 fn perf_only(counters: &[Counter]) -> CounterSet {
     counters

@@ -1,7 +1,7 @@
 //! The global pipeline: installed once, a second install hands the value
 //! back, and a thread-scoped override takes precedence.
 
-use dynostats::{MemorySink, Pipeline, Record, RecordKind};
+use dynostats::{Pipeline, Record, RecordKind, sink::MemorySink};
 
 fn pipeline(mem: &MemorySink) -> Pipeline {
     Pipeline::builder()
@@ -13,7 +13,7 @@ fn pipeline(mem: &MemorySink) -> Pipeline {
 
 #[test]
 fn install_once_then_emit_anywhere() {
-    assert!(dynostats::global_pipeline().is_none());
+    assert!(dynostats::pipeline::global_pipeline().is_none());
     assert!(!dynostats::emit(Record::new(RecordKind::Region, "before")));
 
     let global_mem = MemorySink::new();
@@ -39,7 +39,10 @@ fn install_once_then_emit_anywhere() {
     assert_eq!(names(&global_mem), ["global"]);
     assert_eq!(names(&other_mem), ["other", "scoped"]);
 
-    let stats = dynostats::global_pipeline().unwrap().shutdown().unwrap();
+    let stats = dynostats::pipeline::global_pipeline()
+        .unwrap()
+        .shutdown()
+        .unwrap();
     assert_eq!(stats.sinks[0].written, 1);
     assert!(!dynostats::emit(Record::new(RecordKind::Region, "after")));
     assert_eq!(installed.stats().dropped_closed, 1);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
-use dynostats::{FileSink, MeasureLayer, Pipeline, Record, RecordKind};
+use dynostats::{Pipeline, Record, RecordKind, sink::FileSink, tower::MeasureLayer};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;

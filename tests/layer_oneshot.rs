@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use dynostats::{MeasureLayer, MemorySink, Pipeline, Record, RecordKind};
+use dynostats::{Pipeline, Record, RecordKind, sink::MemorySink, tower::MeasureLayer};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -89,7 +89,7 @@ fn each_sampled_request_has_method_status_and_template() {
             ("GET", "/users/{id}", Some(200)),
             ("DELETE", "/users/{id}", Some(204)),
             ("GET", "/health", Some(200)),
-            ("GET", dynostats::UNMATCHED, Some(404)),
+            ("GET", dynostats::tower::UNMATCHED, Some(404)),
         ]
     );
     for r in &records {
@@ -166,6 +166,10 @@ fn any_http_service_works_behind_the_layer() {
     });
     let statuses: Vec<Option<u16>> = records.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [Some(400), Some(202)]);
-    assert!(records.iter().all(|r| r.name == dynostats::UNMATCHED));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.name == dynostats::tower::UNMATCHED)
+    );
     assert!(records.iter().all(|r| r.method.as_deref() == Some("POST")));
 }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use dynostats::{Delta, Measure, MemorySink, Pipeline, Record, RecordKind, Region, Sampler};
+use dynostats::{
+    Delta, Measure, Pipeline, Record, RecordKind, Region, sample::Sampler, sink::MemorySink,
+};
 
 fn sink() -> &'static MemorySink {
     static SINK: OnceLock<MemorySink> = OnceLock::new();
@@ -29,7 +31,10 @@ fn sink() -> &'static MemorySink {
 /// The region records named `name`, after a flush.
 fn records(name: &str) -> Vec<Record> {
     let mem = sink();
-    dynostats::global_pipeline().unwrap().flush().unwrap();
+    dynostats::pipeline::global_pipeline()
+        .unwrap()
+        .flush()
+        .unwrap();
     mem.records_of(RecordKind::Region)
         .into_iter()
         .filter(|r| r.name == name)

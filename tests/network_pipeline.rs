@@ -8,7 +8,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dynostats::{ForwardSink, Pipeline, Record, RecordKind, UdpSink};
+use dynostats::{Pipeline, Record, RecordKind, sink::ForwardSink, sink::UdpSink};
 use forward_collector::{Collector, CollectorConfig, Log, WAIT, get};
 use rmpv::Value;
 

@@ -24,8 +24,8 @@ use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Waker};
 
 use dynostats::{
-    Counter, CounterSet, Counters, Delta, Measure, MemorySink, Pipeline, ReadPath, Record,
-    RecordKind,
+    Delta, Measure, Pipeline, Record, RecordKind, counters::Counter, counters::CounterSet,
+    counters::Counters, counters::ReadPath, sink::MemorySink,
 };
 use perf_event::events::Hardware;
 use pmu_support::{
@@ -85,7 +85,7 @@ fn snapshot_delta_counts_the_loop_exactly_on_every_read_path() {
         let (path, plain, paired) = std::thread::spawn(|| {
             let plain = count_loop(|_| dynostats::snapshot(), N);
             let paired = count_loop(thread_edges, N);
-            let path = dynostats::with_thread_counters(|c| c.source()).unwrap();
+            let path = dynostats::counters::with_thread_counters(|c| c.source()).unwrap();
             (path, plain, paired)
         })
         .join()
@@ -213,7 +213,7 @@ fn multiplexed(user: bool) {
     // counters of the emulated PMU and the 4 to 8 of common x86 cores.
     let mut crowd = crowd_the_pmu(10);
     let start = counters.snapshot();
-    dynostats::known_loop(n);
+    dynostats::probe::known_loop(n);
     let end = counters.snapshot();
     let delta = Delta::between(&start, &end);
     let crowd_times: Vec<_> = crowd
@@ -359,7 +359,7 @@ fn assert_loop_plus_overhead(what: &str, full: &[u64], empty: &[u64], loop_instr
 fn guarded_loop(name: &str, n: u64) {
     let guard = dynostats::measure(name);
     assert!(guard.is_sampled());
-    dynostats::known_loop(n);
+    dynostats::probe::known_loop(n);
     drop(guard);
 }
 
@@ -383,7 +383,7 @@ fn sampled_guard_record_is_the_loop_plus_a_fixed_overhead() {
                     guarded_loop(name, n);
                 }
             }
-            dynostats::with_thread_counters(|c| c.source()).unwrap()
+            dynostats::counters::with_thread_counters(|c| c.source()).unwrap()
         });
         for r in &records {
             assert_eq!(r.weight, 1, "{r:?}");
@@ -413,7 +413,7 @@ impl Future for KnownWork {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        dynostats::known_loop(self.iterations);
+        dynostats::probe::known_loop(self.iterations);
         self.polls -= 1;
         if self.polls == 0 {
             Poll::Ready(())
@@ -460,7 +460,7 @@ fn measured_future_counts_its_own_polls_exactly_with_other_work_interleaved() {
             for _ in 0..POLLS {
                 ready = mine.as_mut().poll(&mut cx).is_ready();
                 let _ = theirs.as_mut().poll(&mut cx);
-                dynostats::known_loop(other);
+                dynostats::probe::known_loop(other);
             }
             assert!(ready, "the future completes on its last poll");
             drop(mine);
@@ -496,7 +496,7 @@ fn tower_layer_request_record_is_the_handler_loop_plus_a_fixed_overhead() {
         {
             let _scope = pipeline.scoped();
             let mut service = tower::Layer::layer(
-                &dynostats::MeasureLayer::new(1),
+                &dynostats::tower::MeasureLayer::new(1),
                 pmu_support::known_work_service(),
             );
             for n in [0, N] {

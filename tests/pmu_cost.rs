@@ -23,8 +23,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use dynostats::{
-    Counter, CounterSet, Counters, Delta, Measure, MemorySink, Pipeline, ReadPath, Record,
-    RecordKind, Sampler, Snapshot,
+    Delta, Measure, Pipeline, Record, RecordKind, Snapshot, counters::Counter,
+    counters::CounterSet, counters::Counters, counters::ReadPath, sample::Sampler,
+    sink::MemorySink,
 };
 use perf_event::events::Hardware;
 use pmu_support::{exact_guest, report, require_pmu, user_access};
@@ -137,7 +138,10 @@ fn snapshot_costs(meter: &mut Meter, user: bool) -> Vec<Figure> {
     // under this setting.
     let thread_cost = std::thread::spawn(move || {
         let mut meter = Meter::open();
-        assert_eq!(dynostats::with_thread_counters(|c| c.source()), Some(path));
+        assert_eq!(
+            dynostats::counters::with_thread_counters(|c| c.source()),
+            Some(path)
+        );
         meter.cost(|| {
             black_box(dynostats::snapshot());
         })
@@ -230,7 +234,10 @@ fn region_costs(path: ReadPath) -> RegionCosts {
     let scope = pipeline.scoped();
     dynostats::set_sample_rate(1);
     let mut meter = Meter::open();
-    assert_eq!(dynostats::with_thread_counters(|c| c.source()), Some(path));
+    assert_eq!(
+        dynostats::counters::with_thread_counters(|c| c.source()),
+        Some(path)
+    );
     let guard_cost = meter.cost(|| {
         drop(black_box(dynostats::measure("guard-cost")));
     });
@@ -246,7 +253,7 @@ fn region_costs(path: ReadPath) -> RegionCosts {
     let layer_cost = {
         let mut bare = pmu_support::known_work_service();
         let mut layered = tower::Layer::layer(
-            &dynostats::MeasureLayer::new(1),
+            &dynostats::tower::MeasureLayer::new(1),
             pmu_support::known_work_service(),
         );
         let bare_cost =
@@ -273,7 +280,7 @@ fn region_costs(path: ReadPath) -> RegionCosts {
         #[cfg(feature = "tower")]
         layer_cost,
         #[cfg(feature = "tower")]
-        layer_overhead: smallest(dynostats::UNMATCHED, RecordKind::Request),
+        layer_overhead: smallest(dynostats::tower::UNMATCHED, RecordKind::Request),
     }
 }
 
@@ -302,7 +309,7 @@ fn sample_record() -> Record {
 fn other_costs(meter: &mut Meter) -> Vec<Figure> {
     let mut counters = Counters::open(CounterSet::default());
     let a = counters.snapshot();
-    dynostats::known_loop(1000);
+    dynostats::probe::known_loop(1000);
     let b = counters.snapshot();
     let (a, b): (Snapshot, Snapshot) = (black_box(a), black_box(b));
     let delta_cost = meter.cost(|| {
@@ -323,7 +330,7 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
     #[cfg(feature = "tower")]
     let unsampled_layer_cost = {
         let mut bare = pmu_support::known_work_service();
-        let layer = dynostats::MeasureLayer::new(1_000_000_000_000_000);
+        let layer = dynostats::tower::MeasureLayer::new(1_000_000_000_000_000);
         let mut layered = tower::Layer::layer(&layer, pmu_support::known_work_service());
         pmu_support::one_request(&mut layered, pmu_support::known_work_request(0));
         let bare_cost =

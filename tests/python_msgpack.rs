@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use dynostats::{FileSink, Pipeline, Record, RecordKind};
+use dynostats::{Pipeline, Record, RecordKind, sink::FileSink};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_msgpack.py")

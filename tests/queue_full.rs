@@ -5,7 +5,7 @@
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 
-use dynostats::{Batch, Pipeline, Record, RecordKind, Region, Sampler, Sink};
+use dynostats::{Pipeline, Record, RecordKind, Region, sample::Sampler, sink::Batch, sink::Sink};
 
 #[derive(Default)]
 struct Gate {

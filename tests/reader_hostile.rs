@@ -6,7 +6,7 @@
 
 use std::io::{self, Read};
 
-use dynostats::{DEFAULT_MAX_RECORD_LEN, Detail, Error, Record, RecordKind};
+use dynostats::{Error, Record, RecordKind, record::Detail, record::RecordReader};
 
 /// xorshift64*: a small seeded generator, so every run damages the stream
 /// the same way and a failure names its case.
@@ -308,7 +308,7 @@ fn huge_length_prefixes_are_refused_at_the_record_offset() {
             let len: u32 = match n {
                 _ if !wide => rng.next() as u16 as u32 | 1 << 15,
                 0 => u32::MAX,
-                1 => DEFAULT_MAX_RECORD_LEN as u32 + 1,
+                1 => RecordReader::<&[u8]>::DEFAULT_MAX_RECORD_LEN as u32 + 1,
                 _ => rng.next() as u32 | 1 << 31,
             };
             let mut prefix = vec![marker];
@@ -402,12 +402,16 @@ fn a_hostile_length_reads_no_further_than_the_limit() {
         let (err, pulled) = read_endless(
             &[0x81, 0xa1, b'k', marker, 0xff, 0xff, 0xff, 0xff],
             b'x',
-            DEFAULT_MAX_RECORD_LEN,
+            RecordReader::<&[u8]>::DEFAULT_MAX_RECORD_LEN,
         );
         assert!(matches!(&err, Error::Decode { offset: 0, message } if message.contains("limit")));
         assert!(pulled <= SLACK, "{marker:#x}: pulled {pulled} bytes");
     }
-    let (err, pulled) = read_endless(&[0xdf, 0xff, 0xff, 0xff, 0xff], 0, DEFAULT_MAX_RECORD_LEN);
+    let (err, pulled) = read_endless(
+        &[0xdf, 0xff, 0xff, 0xff, 0xff],
+        0,
+        RecordReader::<&[u8]>::DEFAULT_MAX_RECORD_LEN,
+    );
     assert!(matches!(&err, Error::Decode { offset: 0, message } if message.contains("limit")));
     assert!(pulled <= SLACK);
     // Endless nesting, and an endless stream of one-byte map entries.

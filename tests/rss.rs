@@ -4,7 +4,7 @@
 mod common;
 
 use common::touch_fresh_memory;
-use dynostats::{Counter, CounterSet, Counters, Delta};
+use dynostats::{Delta, counters::Counter, counters::CounterSet, counters::Counters};
 
 #[test]
 fn rss_grows_by_the_memory_touched() {

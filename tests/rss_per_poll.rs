@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use common::touch_fresh_memory;
-use dynostats::{Measure, MemorySink, Pipeline, Record, RecordKind, Sampler};
+use dynostats::{Measure, Pipeline, Record, RecordKind, sample::Sampler, sink::MemorySink};
 
 /// Memory allocated and touched between the first and the last poll.
 const SIZE: usize = 40 << 20;
@@ -120,11 +120,12 @@ fn request_rss_spans_its_call_to_the_end_of_its_body() {
     let records = recorded(RecordKind::Request, || {
         // The handler touches the memory and the body hands it out: it is
         // still resident when the body ends and the record is built.
-        let mut svc = dynostats::MeasureLayer::new(1).layer(service_fn(|_: Request<()>| async {
-            Ok::<_, Infallible>(Response::new(http_body_util::Full::new(Bytes::from(
-                touch_fresh_memory(SIZE),
-            ))))
-        }));
+        let mut svc =
+            dynostats::tower::MeasureLayer::new(1).layer(service_fn(|_: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(http_body_util::Full::new(Bytes::from(
+                    touch_fresh_memory(SIZE),
+                ))))
+            }));
         let mut response = Box::pin(svc.call(Request::new(())));
         let Poll::Ready(Ok(response)) = response.as_mut().poll(&mut cx) else {
             panic!("the handler is ready at once");

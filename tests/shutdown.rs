@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
 
-use dynostats::{Error, FileSink, MemorySink, Pipeline, Record, RecordKind};
+use dynostats::{Error, Pipeline, Record, RecordKind, sink::FileSink, sink::MemorySink};
 
 const THREADS: u64 = 4;
 const PER_THREAD: u64 = 2500;

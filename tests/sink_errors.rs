@@ -4,7 +4,7 @@
 
 use std::io;
 
-use dynostats::{Batch, Error, MemorySink, Pipeline, Record, RecordKind, Sink};
+use dynostats::{Error, Pipeline, Record, RecordKind, sink::Batch, sink::MemorySink, sink::Sink};
 
 /// Fails every other batch, panics on the third.
 struct FlakySink {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::touch_fresh_memory;
-use dynostats::{Counter, CounterSet, Counters, Delta};
+use dynostats::{Delta, counters::Counter, counters::CounterSet, counters::Counters};
 
 fn spin_for_ms(ms: u64) -> u64 {
     let start = std::time::Instant::now();

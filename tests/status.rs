@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dynostats::{Counter, MemorySink, Pipeline, Record, RecordKind};
+use dynostats::{Pipeline, Record, RecordKind, counters::Counter, sink::MemorySink};
 
 #[test]
 fn status_records_describe_counters_and_counts() {
@@ -35,7 +35,7 @@ fn status_records_describe_counters_and_counts() {
 
     // Every counter of the thread set, "ok" or the reason it is not: the
     // same answer this thread gets.
-    let expected: Vec<(String, Option<String>)> = dynostats::with_thread_counters(|c| {
+    let expected: Vec<(String, Option<String>)> = dynostats::counters::with_thread_counters(|c| {
         c.set()
             .iter()
             .map(|counter| {

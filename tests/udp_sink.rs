@@ -3,9 +3,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use dynostats::{
-    Batch, DEFAULT_DATAGRAM_LIMIT, Detail, MAX_DATAGRAM, Record, RecordKind, Sink, UdpSink,
-};
+use dynostats::{Record, RecordKind, record::Detail, sink::Batch, sink::Sink, sink::UdpSink};
 use rmpv::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -58,7 +56,7 @@ fn keys(map: &Value) -> Vec<&str> {
 #[test]
 fn a_record_arrives_field_by_field_with_absent_counters_absent() {
     let agent = agent();
-    let mut sink = sink_to(&agent, DEFAULT_DATAGRAM_LIMIT);
+    let mut sink = sink_to(&agent, UdpSink::DEFAULT_DATAGRAM_LIMIT);
     let mut r = Record::new(RecordKind::Request, "/users/{id}");
     r.ts = 1_700_000_000_123_456_789;
     r.method = Some("GET".into());
@@ -204,7 +202,7 @@ fn oversize_records_go_alone_or_are_dropped_and_counted() {
     let mut batch = Batch::new();
     batch.push(&Record::new(RecordKind::Region, "small-1"));
     batch.push(&big_record("over-limit", 5000));
-    batch.push(&big_record("over-max", MAX_DATAGRAM + 1));
+    batch.push(&big_record("over-max", UdpSink::MAX_DATAGRAM + 1));
     batch.push(&Record::new(RecordKind::Region, "small-2"));
     sink.write_batch(&batch).unwrap();
 
@@ -220,7 +218,7 @@ fn oversize_records_go_alone_or_are_dropped_and_counted() {
     assert_eq!(seen[0].0, "small-1");
     assert_eq!(seen[1].0, "over-limit");
     assert!(
-        seen[1].1 > 5000 && seen[1].1 <= MAX_DATAGRAM,
+        seen[1].1 > 5000 && seen[1].1 <= UdpSink::MAX_DATAGRAM,
         "{}",
         seen[1].1
     );

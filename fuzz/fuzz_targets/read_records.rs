@@ -19,7 +19,7 @@ fuzz_target!(|input: &[u8]| {
     check(input, dynostats::read(input));
 });
 
-fn check(input: &[u8], mut reader: dynostats::RecordReader<&[u8]>) {
+fn check(input: &[u8], mut reader: dynostats::record::RecordReader<&[u8]>) {
     let len = input.len() as u64;
     let mut items = 0usize;
     let mut last_error_ends = false;

@@ -7,7 +7,9 @@
 
 use std::sync::OnceLock;
 
-use crate::{MemorySink, Pipeline, Record};
+use super::{Pipeline, global};
+use crate::record::Record;
+use crate::sink::MemorySink;
 
 static SINK: OnceLock<MemorySink> = OnceLock::new();
 
@@ -22,7 +24,7 @@ pub(crate) fn install() {
             .status_interval(None)
             .build()
             .expect("the unit tests' pipeline");
-        if crate::install(pipeline).is_err() {
+        if global::install(pipeline).is_err() {
             panic!("a global pipeline is already installed: the unit tests install only this one");
         }
         memory
@@ -33,7 +35,7 @@ pub(crate) fn install() {
 /// `pred`, in the order they were emitted (there are no status records).
 pub(crate) fn matching(pred: impl Fn(&Record) -> bool) -> Vec<Record> {
     install();
-    let pipeline = crate::global_pipeline().expect("installed above");
+    let pipeline = global::global_pipeline().expect("installed above");
     pipeline.flush().expect("flush of the unit tests' pipeline");
     SINK.get()
         .expect("installed above")

@@ -1,7 +1,6 @@
 //! The writer thread: takes records off the queue, batches, encodes and
 //! hands batches to the sinks; writes status records.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
@@ -10,15 +9,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::{Control, Shared, SinkStats};
+use super::stats::SinkStats;
+use super::{Control, Shared, status};
+use crate::error::Error;
+use crate::record::{Labels, Record};
 use crate::sink::{Batch, Sink};
-use crate::{Detail, Error, MAX_LABELS, Record, RecordKind};
 
 pub(super) struct Settings {
     pub(super) batch_size: usize,
     pub(super) batch_interval: Duration,
     pub(super) status_interval: Option<Duration>,
-    pub(super) labels: BTreeMap<String, String>,
+    pub(super) labels: Labels,
 }
 
 struct SinkSlot {
@@ -135,14 +136,7 @@ impl Writer {
 
     /// Adds the pipeline's labels to `record` and encodes it into the batch.
     fn add(&mut self, mut record: Record) {
-        for (key, value) in &self.settings.labels {
-            if record.labels.len() >= MAX_LABELS {
-                break;
-            }
-            if !record.labels.contains_key(key) {
-                record.labels.insert(key.clone(), value.clone());
-            }
-        }
+        record.labels.insert_missing(&self.settings.labels);
         self.batch.push(&record);
     }
 
@@ -215,71 +209,10 @@ impl Writer {
     /// Adds a status record to the batch.
     fn add_status(&mut self) {
         self.shared.status_records.fetch_add(1, Ordering::Relaxed);
-        let record = self.status_record();
+        let mut totals = self.shared.counts();
+        totals.sinks = self.sinks.iter().map(|slot| slot.stats.clone()).collect();
+        let record = status::record(&totals, self.shared.queue.len() as u64);
         self.add(record);
-    }
-
-    fn status_record(&self) -> Record {
-        let mut record = Record::new(RecordKind::Status, "dynostats");
-        record.weight = 0;
-        let mut detail = Detail::default();
-        let source = crate::with_thread_counters(|counters| {
-            for counter in counters.set().iter() {
-                let state = match counters.unavailable().iter().find(|u| u.counter == counter) {
-                    Some(u) => match u.errno {
-                        Some(errno) => {
-                            format!("{} ({})", u.reason, crate::error::errno_name(errno))
-                        }
-                        None => u.reason.clone(),
-                    },
-                    None => "ok".to_string(),
-                };
-                detail.counters.insert(counter.name().to_string(), state);
-            }
-            counters.source()
-        });
-        if let Some(source) = source {
-            record.source = source.as_str().into();
-        }
-        let s = &self.shared;
-        let stats = [
-            ("records_accepted", s.accepted.load(Ordering::Relaxed)),
-            (
-                "records_dropped_queue_full",
-                s.dropped_queue_full.load(Ordering::Relaxed),
-            ),
-            (
-                "records_dropped_closed",
-                s.dropped_closed.load(Ordering::Relaxed),
-            ),
-            ("status_records", s.status_records.load(Ordering::Relaxed)),
-            ("queue_capacity", s.capacity as u64),
-            ("queue_len", s.queue.len() as u64),
-            ("sample_rate", crate::sample_rate()),
-        ];
-        detail.stats = stats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        for slot in &self.sinks {
-            let st = &slot.stats;
-            let counts = [
-                ("records_written", st.written),
-                ("bytes_written", st.bytes_written),
-                ("records_dropped_sink_error", st.dropped_sink_error),
-                ("records_dropped_by_sink", st.dropped_by_sink),
-                ("errors", st.errors),
-            ];
-            detail.sinks.insert(
-                st.name.clone(),
-                counts
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-            );
-            if let Some(e) = &st.last_error {
-                detail.errors.insert(st.name.clone(), e.clone());
-            }
-        }
-        record.detail = Some(detail);
-        record
     }
 }
 

@@ -5,21 +5,16 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::Error;
-use crate::sink::{Batch, Sink};
-
-/// Mode of the files the sink creates: owner read/write, group read.
-pub const FILE_MODE: u32 = 0o640;
-/// Rotated files kept by default.
-pub const DEFAULT_KEEP: usize = 5;
+use super::{Batch, Sink};
+use crate::error::Error;
 
 /// Appends records to a file as a plain concatenation of MessagePack maps,
-/// readable by [`crate::read`] or any MessagePack stream decoder.
+/// readable by [`crate::read()`] or any MessagePack stream decoder.
 ///
 /// With [`FileSinkBuilder::max_bytes`], the file is rotated before it would
 /// grow past that size: `path` becomes `path.1`, `path.1` becomes `path.2`
 /// and so on, keeping [`FileSinkBuilder::keep`] old files. Records are
-/// never split across files. New files get mode 0640 ([`FILE_MODE`]).
+/// never split across files. New files get mode 0640 ([`FileSink::MODE`]).
 ///
 /// A write error (disk full, permissions) is returned to the pipeline,
 /// which counts the batch's records as dropped and reports the error in
@@ -29,7 +24,7 @@ pub const DEFAULT_KEEP: usize = 5;
 /// [`FileSinkBuilder::build`]).
 ///
 /// ```
-/// use dynostats::{FileSink, Pipeline, Record, RecordKind};
+/// use dynostats::{sink::FileSink, Pipeline, Record, RecordKind};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("records.msgpack");
@@ -76,7 +71,7 @@ impl FileSinkBuilder {
         self
     }
 
-    /// How many rotated files to keep ([`DEFAULT_KEEP`]); 0 keeps none.
+    /// How many rotated files to keep ([`FileSink::DEFAULT_KEEP`]); 0 keeps none.
     pub fn keep(mut self, files: usize) -> Self {
         self.keep = files;
         self
@@ -111,7 +106,7 @@ impl FileSinkBuilder {
         let mut deferred = None;
         if len > 0 && file.metadata().map_err(opening)?.is_file() {
             let existing = File::open(&self.path).map_err(opening)?;
-            match crate::read::check_framing(existing) {
+            match crate::record::check_framing(existing) {
                 Ok(_) => {}
                 Err(Error::Truncated { offset }) => {
                     file.set_len(offset).map_err(|source| Error::Io {
@@ -154,18 +149,18 @@ impl FileSinkBuilder {
     }
 }
 
-/// Opens `path` for appending, creating it with mode [`FILE_MODE`]
+/// Opens `path` for appending, creating it with mode [`FileSink::MODE`]
 /// (whatever the umask) if it does not exist. Returns the file and its
 /// length.
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
     let created = OpenOptions::new()
         .append(true)
         .create_new(true)
-        .mode(FILE_MODE)
+        .mode(FileSink::MODE)
         .open(path);
     let file = match created {
         Ok(file) => {
-            file.set_permissions(Permissions::from_mode(FILE_MODE))?;
+            file.set_permissions(Permissions::from_mode(FileSink::MODE))?;
             file
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -178,6 +173,11 @@ fn open_append(path: &Path) -> io::Result<(File, u64)> {
 }
 
 impl FileSink {
+    /// Mode of the files the sink creates: owner read/write, group read.
+    pub const MODE: u32 = 0o640;
+    /// Rotated files kept by default.
+    pub const DEFAULT_KEEP: usize = 5;
+
     /// A sink appending to `path` (created if missing), without rotation.
     pub fn create(path: impl AsRef<Path>) -> Result<FileSink, Error> {
         FileSink::builder(path).build()
@@ -188,7 +188,7 @@ impl FileSink {
         FileSinkBuilder {
             path: path.as_ref().to_path_buf(),
             max_bytes: None,
-            keep: DEFAULT_KEEP,
+            keep: FileSink::DEFAULT_KEEP,
             sync_on_flush: false,
         }
     }

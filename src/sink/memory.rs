@@ -3,8 +3,9 @@
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::sink::{Batch, Sink};
-use crate::{Error, Record, RecordKind};
+use super::{Batch, Sink};
+use crate::error::Error;
+use crate::record::{Record, RecordKind};
 
 /// Keeps every record written to it in memory, as encoded MessagePack.
 ///
@@ -17,7 +18,7 @@ use crate::{Error, Record, RecordKind};
 /// [`MemorySink::records_of`] to pick one kind.
 ///
 /// ```
-/// use dynostats::{MemorySink, Pipeline, Record, RecordKind};
+/// use dynostats::{sink::MemorySink, Pipeline, Record, RecordKind};
 ///
 /// let mem = MemorySink::new();
 /// let pipeline = Pipeline::builder().sink(mem.clone()).build().unwrap();
@@ -62,7 +63,7 @@ impl MemorySink {
     }
 
     /// Everything written so far: the records back to back, exactly as a
-    /// [`FileSink`](crate::FileSink) would have written them.
+    /// [`FileSink`](super::FileSink) would have written them.
     pub fn bytes(&self) -> Vec<u8> {
         self.lock().bytes.clone()
     }
@@ -73,7 +74,7 @@ impl MemorySink {
     /// encoder (the error names the byte offset).
     pub fn try_records(&self) -> Result<Vec<Record>, Error> {
         let bytes = self.bytes();
-        crate::read(&bytes[..]).collect()
+        crate::record::read(&bytes[..]).collect()
     }
 
     /// Every record written so far, in order.

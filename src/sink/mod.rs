@@ -5,19 +5,20 @@
 //! so they may block on I/O.
 
 mod file;
+#[cfg(feature = "forward")]
 mod forward;
 mod memory;
 mod udp;
 
-pub use file::{DEFAULT_KEEP, FILE_MODE, FileSink, FileSinkBuilder};
-pub use memory::MemorySink;
-
 use std::io;
 
-use crate::Record;
+use crate::record::Record;
 
+pub use file::{FileSink, FileSinkBuilder};
+#[cfg(feature = "forward")]
 pub use forward::{ForwardSink, ForwardSinkBuilder, ForwardStats, TimeEncoding};
-pub use udp::{DEFAULT_DATAGRAM_LIMIT, MAX_DATAGRAM, UdpSink, UdpSinkBuilder, UdpStats};
+pub use memory::MemorySink;
+pub use udp::{UdpSink, UdpSinkBuilder, UdpStats};
 
 /// A batch of records, each already encoded as one MessagePack map.
 ///
@@ -133,7 +134,7 @@ impl Sink for Box<dyn Sink> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RecordKind;
+    use crate::record::RecordKind;
 
     #[test]
     fn batch_iter_splits_records() {

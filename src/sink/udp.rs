@@ -5,15 +5,8 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 
-use crate::{Batch, Error, Sink};
-
-/// Largest UDP payload over IPv4 (65535 bytes minus the IP and UDP
-/// headers); a record larger than this cannot be sent and is dropped.
-pub const MAX_DATAGRAM: usize = 65_507;
-
-/// Default datagram size limit, in bytes: under a 1500-byte Ethernet MTU
-/// with room for IP and UDP headers and tunnels.
-pub const DEFAULT_DATAGRAM_LIMIT: usize = 1400;
+use super::{Batch, Sink};
+use crate::error::Error;
 
 /// What a [`UdpSink`] did, counted since it was built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,7 +16,7 @@ pub struct UdpStats {
     pub datagrams_sent: u64,
     /// Records in those datagrams.
     pub records_sent: u64,
-    /// Records larger than [`MAX_DATAGRAM`], dropped.
+    /// Records larger than [`UdpSink::MAX_DATAGRAM`], dropped.
     pub oversize_dropped: u64,
     /// Errors `send` returned. An `ECONNREFUSED` reports an ICMP error for
     /// an earlier datagram; the current one is then sent once more, and
@@ -36,6 +29,7 @@ pub struct UdpStats {
 
 /// Configures a [`UdpSink`]; made by [`UdpSink::builder`].
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct UdpSinkBuilder {
     addr: String,
     datagram_limit: usize,
@@ -44,15 +38,15 @@ pub struct UdpSinkBuilder {
 
 impl UdpSinkBuilder {
     /// Largest datagram the sink builds from several records, in bytes
-    /// (default [`DEFAULT_DATAGRAM_LIMIT`]); between 1 and [`MAX_DATAGRAM`].
-    pub fn datagram_limit(&mut self, bytes: usize) -> &mut Self {
+    /// (default [`UdpSink::DEFAULT_DATAGRAM_LIMIT`]); between 1 and [`UdpSink::MAX_DATAGRAM`].
+    pub fn datagram_limit(mut self, bytes: usize) -> Self {
         self.datagram_limit = bytes;
         self
     }
 
     /// Whether several records may share a datagram (default `true`).
     /// With `false`, every record is its own datagram.
-    pub fn pack(&mut self, pack: bool) -> &mut Self {
+    pub fn pack(mut self, pack: bool) -> Self {
         self.pack = pack;
         self
     }
@@ -63,11 +57,12 @@ impl UdpSinkBuilder {
     /// name resolution. Fails with [`Error::InvalidConfig`] for a limit out
     /// of range or an address that does not resolve, and with
     /// [`Error::Io`] when the socket cannot be opened.
-    pub fn build(&self) -> Result<UdpSink, Error> {
-        if self.datagram_limit == 0 || self.datagram_limit > MAX_DATAGRAM {
+    pub fn build(self) -> Result<UdpSink, Error> {
+        if self.datagram_limit == 0 || self.datagram_limit > UdpSink::MAX_DATAGRAM {
             return Err(Error::InvalidConfig(format!(
-                "UDP datagram limit {} is out of range: it must be between 1 and {MAX_DATAGRAM} bytes",
-                self.datagram_limit
+                "UDP datagram limit {} is out of range: it must be between 1 and {} bytes",
+                self.datagram_limit,
+                UdpSink::MAX_DATAGRAM
             )));
         }
         let target = resolve(&self.addr)?;
@@ -117,19 +112,19 @@ fn resolve(addr: &str) -> Result<SocketAddr, Error> {
 /// file) as long as the datagram stays under a size limit, 1400 bytes by
 /// default so that it fits in one Ethernet frame. A record larger than the
 /// limit is sent alone when it fits in the largest UDP datagram
-/// ([`MAX_DATAGRAM`] bytes); larger still, it is dropped and counted.
+/// ([`UdpSink::MAX_DATAGRAM`] bytes); larger still, it is dropped and counted.
 ///
 /// UDP is best effort: a datagram the network or the agent loses is not
 /// seen by the sink. What the kernel does report (an oversize record, a
 /// failed `send`, `ECONNREFUSED` after the agent's port sent back an ICMP
 /// "port unreachable") is counted in [`UdpStats`] and never stops the
-/// sink. Use [`ForwardSink`](crate::ForwardSink) where every record must
+/// sink. Use [`ForwardSink`](super::ForwardSink) where every record must
 /// arrive.
 ///
 /// ```
 /// use std::net::UdpSocket;
 /// use std::time::Duration;
-/// use dynostats::{Batch, Record, RecordKind, Sink, UdpSink};
+/// use dynostats::{sink::Batch, Record, RecordKind, sink::Sink, sink::UdpSink};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // A stand-in for the local agent.
@@ -165,11 +160,18 @@ pub struct UdpSink {
 }
 
 impl UdpSink {
+    /// Largest UDP payload over IPv4 (65535 bytes minus the IP and UDP
+    /// headers); a record larger than this cannot be sent and is dropped.
+    pub const MAX_DATAGRAM: usize = 65_507;
+    /// Default datagram size limit, in bytes: under a 1500-byte Ethernet MTU
+    /// with room for IP and UDP headers and tunnels.
+    pub const DEFAULT_DATAGRAM_LIMIT: usize = 1400;
+
     /// A builder for a sink sending to `addr` (`host:port`).
     pub fn builder(addr: &str) -> UdpSinkBuilder {
         UdpSinkBuilder {
             addr: addr.to_string(),
-            datagram_limit: DEFAULT_DATAGRAM_LIMIT,
+            datagram_limit: UdpSink::DEFAULT_DATAGRAM_LIMIT,
             pack: true,
         }
     }
@@ -227,7 +229,7 @@ impl Sink for UdpSink {
     fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
         for record in batch.iter() {
             let len = record.bytes.len();
-            if len > MAX_DATAGRAM {
+            if len > UdpSink::MAX_DATAGRAM {
                 self.stats.oversize_dropped += 1;
                 continue;
             }
@@ -253,7 +255,7 @@ mod tests {
 
     #[test]
     fn limit_out_of_range_is_a_config_error() {
-        for limit in [0, MAX_DATAGRAM + 1] {
+        for limit in [0, UdpSink::MAX_DATAGRAM + 1] {
             let err = UdpSink::builder("127.0.0.1:9")
                 .datagram_limit(limit)
                 .build()

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::sync::{Mutex, MutexGuard};
 
-use dynostats::{Counter, CounterSet, Counters, Delta, Snapshot};
+use dynostats::{Delta, Snapshot, counters::Counter, counters::CounterSet, counters::Counters};
 
 /// Runs per measurement; the smallest count is kept, since an interrupt
 /// can only add instructions (on the emulated PMU every run is identical).
@@ -26,7 +26,7 @@ pub fn report(line: &str) {
 /// Whether a hardware instructions counter can be opened on this thread;
 /// prints why not (and so why `test` skips) when it cannot.
 pub fn require_pmu(test: &str) -> bool {
-    if dynostats::KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION.is_none() {
+    if dynostats::probe::KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION.is_none() {
         report(&format!(
             "SKIP {test}: no known instruction loop on this architecture (x86_64 and aarch64 only)"
         ));
@@ -42,9 +42,9 @@ pub fn require_pmu(test: &str) -> bool {
     }
 }
 
-/// Instructions per iteration of [`dynostats::known_loop`].
+/// Instructions per iteration of [`dynostats::probe::known_loop`].
 pub fn per_iteration() -> u64 {
-    dynostats::KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION.expect("checked by require_pmu")
+    dynostats::probe::KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION.expect("checked by require_pmu")
 }
 
 /// Whether this is the emulated aarch64 machine of `../shared/pmu-guest`
@@ -158,13 +158,13 @@ pub enum Edge {
     End,
 }
 
-/// `dynostats::snapshot_start()` / `snapshot_end()`, the pair the library's
+/// `dynostats::counters::snapshot_start()` / `snapshot_end()`, the pair the library's
 /// guards use: only a fixed stretch of library code between the counter
 /// reads.
 pub fn thread_edges(edge: Edge) -> Snapshot {
     match edge {
-        Edge::Start => dynostats::snapshot_start(),
-        Edge::End => dynostats::snapshot_end(),
+        Edge::Start => dynostats::counters::snapshot_start(),
+        Edge::End => dynostats::counters::snapshot_end(),
     }
 }
 
@@ -183,7 +183,7 @@ pub fn count_loop(mut snap: impl FnMut(Edge) -> Snapshot, n: u64) -> LoopCount {
         (0..RUNS)
             .map(|_| {
                 let start = snap(Edge::Start);
-                dynostats::known_loop(iterations);
+                dynostats::probe::known_loop(iterations);
                 let end = snap(Edge::End);
                 Delta::between(&start, &end)
             })
@@ -226,7 +226,7 @@ pub fn known_work_service() -> impl tower::Service<
     tower::service_fn(|request: http::Request<u64>| {
         let n = *request.body();
         async move {
-            dynostats::known_loop(n);
+            dynostats::probe::known_loop(n);
             Ok(http::Response::new(String::new()))
         }
     })

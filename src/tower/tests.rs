@@ -6,17 +6,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use ::tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 use super::*;
+use crate::counters::{self, Delta};
 use crate::pipeline::test_records;
-use crate::{Delta, Record};
+use crate::record::{Record, RecordKind};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -34,7 +35,7 @@ fn tag(test: &'static str) -> impl Fn(&Request<axum::body::Body>, &mut Labels) +
 }
 
 fn tagged(test: &str) -> Vec<Record> {
-    test_records::matching(|r| r.labels.get("test").map(String::as_str) == Some(test))
+    test_records::matching(|r| r.labels.get("test") == Some(test))
 }
 
 fn router(test: &'static str, rate: u64) -> Router {
@@ -69,7 +70,7 @@ fn one_record_per_request_with_the_route_template() {
     let records = tagged("template");
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
-    assert_eq!(r.kind, crate::RecordKind::Request);
+    assert_eq!(r.kind, RecordKind::Request);
     assert_eq!(r.name, "/users/{id}");
     assert_eq!(r.method.as_deref(), Some("GET"));
     assert_eq!(r.status, Some(200));
@@ -163,7 +164,7 @@ fn header_label_from_allow_list_only() {
     });
     let mut values: Vec<Option<String>> = tagged("header-label")
         .into_iter()
-        .map(|r| r.labels.get("x-flag").cloned())
+        .map(|r| r.labels.get("x-flag").map(str::to_string))
         .collect();
     values.sort();
     assert_eq!(
@@ -243,12 +244,12 @@ impl Body for WorkBody {
             return Poll::Ready(None);
         }
         self.frames -= 1;
-        let start = crate::snapshot();
+        let start = counters::snapshot();
         let mut x = 0u64;
         for i in 0..self.work {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
         }
-        let end = crate::snapshot();
+        let end = counters::snapshot();
         let cpu = Delta::between(&start, &end).cpu_ns.unwrap_or(0);
         self.spent
             .fetch_add(cpu, std::sync::atomic::Ordering::Relaxed);
@@ -346,8 +347,8 @@ fn labels_are_bounded() {
     for i in 0..100 {
         labels.insert(&format!("k{i}"), &long);
     }
-    assert_eq!(labels.len(), crate::MAX_LABELS);
-    assert!(labels.iter().all(|(_, v)| v.len() == crate::MAX_LABEL_LEN));
+    assert_eq!(labels.len(), Labels::MAX);
+    assert!(labels.iter().all(|(_, v)| v.len() == Labels::MAX_LEN));
     // Replacing an existing key still works when full.
     assert!(labels.insert("k0", "short"));
     assert_eq!(labels.iter().next(), Some(("k0", "short")));

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::MeasureService;
-use crate::Sampler;
+use crate::sample::Sampler;
 
 /// A tower [`Layer`] that measures each sampled request per poll and
 /// emits one record of kind `request`.
@@ -13,7 +13,7 @@ use crate::Sampler;
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use dynostats::MeasureLayer;
+/// use dynostats::tower::MeasureLayer;
 ///
 /// let app: Router = Router::new()
 ///     .route("/users/{id}", get(|| async { "a user" }))
@@ -26,9 +26,9 @@ use crate::Sampler;
 /// Per sampled request: `method` (`"<other>"` for a non-standard method),
 /// `status` (absent when the inner service failed), `name` = the endpoint
 /// as the route template from axum's `MatchedPath` (e.g. `/users/{id}`), or
-/// [`UNMATCHED`](crate::UNMATCHED) when there is none. Never the raw path, query string or
-/// headers: labels from the request come only from a [`LabelRequest`](crate::LabelRequest)
-/// hook such as [`HeaderLabel`](crate::HeaderLabel), bounded in count and length.
+/// [`UNMATCHED`](super::UNMATCHED) when there is none. Never the raw path, query string or
+/// headers: labels from the request come only from a [`LabelRequest`](super::LabelRequest)
+/// hook such as [`HeaderLabel`](super::HeaderLabel), bounded in count and length.
 ///
 /// The counters are summed over the measured segments of the request: the
 /// inner service's `call`, every poll of its response future, and every poll
@@ -53,7 +53,7 @@ use crate::Sampler;
 /// # Configuration
 ///
 /// ```
-/// use dynostats::{HeaderLabel, MeasureLayer};
+/// use dynostats::{tower::HeaderLabel, tower::MeasureLayer};
 ///
 /// let layer = MeasureLayer::new(1000)
 ///     .labels(HeaderLabel::new(http::HeaderName::from_static("x-feature"), ["a", "b"]));
@@ -80,7 +80,7 @@ impl MeasureLayer {
 
 impl<L> MeasureLayer<L> {
     /// Adds labels from each sampled request with `labeler` (see
-    /// [`LabelRequest`](crate::LabelRequest)).
+    /// [`LabelRequest`](super::LabelRequest)).
     pub fn labels<L2>(self, labeler: L2) -> MeasureLayer<L2> {
         MeasureLayer {
             sampler: self.sampler,

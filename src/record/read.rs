@@ -5,17 +5,22 @@
 //! markers and lengths, without trusting any length further than the
 //! bytes actually present and the record size limit), then decodes that
 //! object into a [`Record`]. So a hostile length prefix cannot make it
-//! allocate more than [`DEFAULT_MAX_RECORD_LEN`] bytes, and every error
+//! allocate more than [`RecordReader::DEFAULT_MAX_RECORD_LEN`] bytes, and every error
 //! names the byte offset of the record concerned.
 
 use std::fmt;
 use std::io::{self, BufReader, Read};
 
-use crate::{Error, Record};
+use serde::Deserialize;
 
-/// Largest record the reader accepts by default, in bytes (4 MiB). Records
-/// written by this crate are a few hundred bytes.
-pub const DEFAULT_MAX_RECORD_LEN: usize = 4 << 20;
+use super::Record;
+use crate::error::Error;
+
+impl<R> RecordReader<R> {
+    /// Largest record the reader accepts by default, in bytes (4 MiB).
+    /// Records written by this crate are a few hundred bytes.
+    pub const DEFAULT_MAX_RECORD_LEN: usize = 4 << 20;
+}
 
 /// Reads records from `reader` (a file, a socket, a byte slice).
 ///
@@ -86,14 +91,14 @@ impl<R: Read> RecordReader<R> {
         RecordReader {
             inner: BufReader::new(reader),
             offset: 0,
-            max_len: DEFAULT_MAX_RECORD_LEN,
+            max_len: Self::DEFAULT_MAX_RECORD_LEN,
             buf: Vec::new(),
             done: false,
         }
     }
 
     /// Sets the largest record accepted, in bytes
-    /// ([`DEFAULT_MAX_RECORD_LEN`]); a longer one is an [`Error::Decode`].
+    /// ([`RecordReader::DEFAULT_MAX_RECORD_LEN`]); a longer one is an [`Error::Decode`].
     #[must_use]
     pub fn max_record_len(mut self, bytes: usize) -> Self {
         self.max_len = bytes;
@@ -274,12 +279,10 @@ impl<R: Read> Iterator for RecordReader<R> {
                 self.done = true;
                 None
             }
-            Ok(Framed::Object) => {
-                Some(crate::record::decode(&self.buf).map_err(|e| Error::Decode {
-                    offset: start,
-                    message: format!("not a dynostats record: {e}"),
-                }))
-            }
+            Ok(Framed::Object) => Some(decode(&self.buf).map_err(|e| Error::Decode {
+                offset: start,
+                message: format!("not a dynostats record: {e}"),
+            })),
             Err(e) => {
                 self.done = true;
                 Some(Err(e))
@@ -288,10 +291,25 @@ impl<R: Read> Iterator for RecordReader<R> {
     }
 }
 
+/// Deepest nesting of MessagePack arrays and maps the record decoder
+/// follows (the record map itself is level 1). Records written by this
+/// crate nest 4 levels; the decoder recurses once per level, and
+/// rmp-serde's own default (1023 levels) overflows a 2 MiB thread stack in
+/// debug builds.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+/// Decodes one record, following at most [`MAX_DEPTH`] levels of nesting.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    // rmp-serde refuses the level at which its budget reaches 0.
+    de.set_max_depth(MAX_DEPTH + 1);
+    Record::deserialize(&mut de)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RecordKind;
+    use crate::record::RecordKind;
 
     fn two_records() -> (Vec<u8>, usize) {
         let mut bytes = Record::new(RecordKind::Region, "a").to_msgpack();
@@ -419,5 +437,33 @@ mod tests {
             it.next(),
             Some(Err(Error::Decode { offset: 0, .. }))
         ));
+    }
+
+    /// The record `{..fields of r, "z": [[[...nil...]]]}` with the record
+    /// map and `arrays` arrays: `arrays + 1` levels in all.
+    fn nested(arrays: usize) -> Vec<u8> {
+        let mut bytes = Record::new(RecordKind::Region, "deep").to_msgpack();
+        // Bump the fixmap's entry count by one for the extra key.
+        assert!(matches!(bytes[0], 0x80..=0x8e), "{:#x}", bytes[0]);
+        bytes[0] += 1;
+        bytes.extend_from_slice(&[0xa1, b'z']);
+        bytes.extend(std::iter::repeat_n(0x91, arrays));
+        bytes.push(0xc0);
+        bytes
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_exhausting_the_stack() {
+        // 32 levels decode (the unknown field is ignored); 33 do not.
+        assert_eq!(Record::from_msgpack(&nested(31)).unwrap().name, "deep");
+        let err = Record::from_msgpack(&nested(32)).unwrap_err();
+        assert!(err.to_string().contains("depth"), "{err}");
+        // Far deeper than the old limit, on a thread with a small stack.
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(|| Record::from_msgpack(&nested(100_000)).unwrap_err())
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

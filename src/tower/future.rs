@@ -5,7 +5,8 @@ use std::task::{Context, Poll};
 use http::Response;
 use pin_project_lite::pin_project;
 
-use super::{MeasuredBody, RequestState};
+use super::MeasuredBody;
+use super::request::RequestState;
 
 pin_project! {
     /// The response future of [`MeasureService`](crate::MeasureService):

@@ -6,147 +6,31 @@
 //! estimated total, the mean per event and exact per-sample quantiles. It is
 //! what `dynostats report FILE...` (feature `cli`) prints, and what a
 //! program reading records can build itself with [`Report::add`].
+//!
+//! The module is split by concern: [`Metric`] and its statistics in
+//! `metric`, drops from status records in `drops`, the printed and
+//! serialized [`Table`] in `table`, and the human units every output shares
+//! in `format`.
 
-use std::cmp::Reverse;
+mod drops;
+mod format;
+mod metric;
+mod table;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 
-use serde::Serialize;
+pub use drops::{Drops, SinkDrops};
+pub use metric::{Metric, MetricStats};
+pub use table::{SortBy, Table};
 
-use crate::{Error, Record, RecordKind};
+use drops::DropTally;
+use metric::Values;
 
-/// A quantity measured per record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Metric {
-    /// User-space instructions retired (`instructions`).
-    Instructions,
-    /// User-space CPU cycles (`cycles`).
-    Cycles,
-    /// CPU time in nanoseconds (`cpu_ns`).
-    CpuNs,
-    /// Wall-clock time in nanoseconds (`wall_ns`, always present).
-    WallNs,
-    /// Change of the process's resident set size in bytes, `rss_end -
-    /// rss_start` (negative when memory was returned); present when both
-    /// are.
-    RssChange,
-}
-
-impl Metric {
-    /// Every metric, in the order of the record's fields.
-    pub const ALL: [Metric; 5] = [
-        Metric::Instructions,
-        Metric::Cycles,
-        Metric::CpuNs,
-        Metric::WallNs,
-        Metric::RssChange,
-    ];
-
-    /// The metric's name: the record field (`instructions`, `cycles`,
-    /// `cpu_ns`, `wall_ns`) or `rss_change`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Instructions => "instructions",
-            Metric::Cycles => "cycles",
-            Metric::CpuNs => "cpu_ns",
-            Metric::WallNs => "wall_ns",
-            Metric::RssChange => "rss_change",
-        }
-    }
-
-    /// The metric's value in `record`, `None` when the record does not
-    /// carry it. Values beyond `i64` (over 292 years of nanoseconds) are
-    /// clamped to `i64::MAX`.
-    pub fn value(self, record: &Record) -> Option<i64> {
-        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        match self {
-            Metric::Instructions => record.instructions.map(clamp),
-            Metric::Cycles => record.cycles.map(clamp),
-            Metric::CpuNs => record.cpu_ns.map(clamp),
-            Metric::WallNs => Some(clamp(record.wall_ns)),
-            Metric::RssChange => {
-                let change = i128::from(record.rss_end?) - i128::from(record.rss_start?);
-                Some(change.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
-            }
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// What a group's records say about one [`Metric`].
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct MetricStats {
-    /// Completed sampled records that carry the metric.
-    pub samples: u64,
-    /// Completed sampled records that do not (not measured; never counted
-    /// as 0).
-    pub absent: u64,
-    /// Estimated total over every event: `sum(weight * value)`.
-    pub total: i128,
-    /// `total` divided by the summed weights of the records that carry the
-    /// metric: the mean per event. `None` without such records.
-    pub mean_per_event: Option<f64>,
-    /// Median of the sampled values (unweighted), exact: nearest rank in
-    /// the sorted values, no interpolation.
-    pub p50: Option<i64>,
-    /// 99th percentile of the sampled values, exact like `p50`.
-    pub p99: Option<i64>,
-}
-
-/// The `percent`-th percentile of `sorted` by nearest rank: the smallest
-/// value with at least `percent`% of the values at or below it.
-fn nearest_rank(sorted: &[i64], percent: u64) -> Option<i64> {
-    let n = sorted.len() as u64;
-    if n == 0 {
-        return None;
-    }
-    // 1-based rank ceil(n * percent / 100), in integers.
-    let rank = (n * percent).div_ceil(100).max(1);
-    Some(sorted[(rank - 1) as usize])
-}
-
-/// The values of one metric in one group.
-#[derive(Clone, Debug, Default)]
-struct Values {
-    values: Vec<i64>,
-    total: i128,
-    weight: u128,
-    absent: u64,
-}
-
-impl Values {
-    fn add(&mut self, value: Option<i64>, weight: u64) {
-        match value {
-            Some(v) => {
-                self.values.push(v);
-                self.total = self
-                    .total
-                    .saturating_add(i128::from(v).saturating_mul(i128::from(weight)));
-                self.weight += u128::from(weight);
-            }
-            None => self.absent += 1,
-        }
-    }
-
-    fn stats(&self) -> MetricStats {
-        let mut sorted = self.values.clone();
-        sorted.sort_unstable();
-        MetricStats {
-            samples: sorted.len() as u64,
-            absent: self.absent,
-            total: self.total,
-            mean_per_event: (self.weight > 0).then(|| self.total as f64 / self.weight as f64),
-            p50: nearest_rank(&sorted, 50),
-            p99: nearest_rank(&sorted, 99),
-        }
-    }
-}
+use crate::counters::Counter;
+use crate::error::Error;
+use crate::record::{Record, RecordKind};
 
 /// The records of one kind, name and method (requests) in a [`Report`].
 #[derive(Clone, Debug)]
@@ -250,60 +134,6 @@ impl Group {
     }
 }
 
-/// Records the writers dropped, from the status records read.
-///
-/// Status records carry counts cumulative since their pipeline started, so
-/// per process id the largest count seen is kept (files can be read in any
-/// order), and the processes are summed. Two pipelines of one process
-/// writing to the same files would be under-counted. Records dropped after
-/// a writer's last status record are not seen.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Drops {
-    /// Status records read.
-    pub status_records: u64,
-    /// Records dropped because the pipeline's queue was full
-    /// (`records_dropped_queue_full`).
-    pub queue_full: u64,
-    /// Records emitted after the pipeline shut down
-    /// (`records_dropped_closed`).
-    pub closed: u64,
-    /// Per sink name: records lost by that sink alone.
-    pub sinks: BTreeMap<String, SinkDrops>,
-}
-
-/// Records one sink lost (see [`Drops`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct SinkDrops {
-    /// The sink returned an error for their batch
-    /// (`records_dropped_sink_error`).
-    pub sink_error: u64,
-    /// Accepted, then dropped by the sink itself, e.g. a full network
-    /// buffer (`records_dropped_by_sink`).
-    pub by_sink: u64,
-}
-
-impl Drops {
-    /// True when any record was dropped, by the queue or by any sink.
-    pub fn any(&self) -> bool {
-        self.queue_full > 0
-            || self.closed > 0
-            || self
-                .sinks
-                .values()
-                .any(|s| s.sink_error > 0 || s.by_sink > 0)
-    }
-}
-
-/// The largest cumulative counts seen in one process's status records.
-#[derive(Clone, Debug, Default)]
-struct ProcessDrops {
-    queue_full: u64,
-    closed: u64,
-    sinks: BTreeMap<String, SinkDrops>,
-}
-
 /// Records aggregated per kind, name and method: what `dynostats report`
 /// prints.
 ///
@@ -331,7 +161,7 @@ struct ProcessDrops {
 /// # Example
 ///
 /// ```
-/// use dynostats::{Metric, Record, RecordKind, Report};
+/// use dynostats::{report::Metric, Record, RecordKind, Report};
 ///
 /// let mut report = Report::new();
 /// for (cpu_ns, weight) in [(100, 10), (300, 10), (200, 1)] {
@@ -361,7 +191,7 @@ pub struct Report {
     groups: BTreeMap<(&'static str, String, Option<String>), Group>,
     records: u64,
     status_records: u64,
-    processes: BTreeMap<u32, ProcessDrops>,
+    drops: DropTally,
     unavailable: BTreeMap<String, String>,
 }
 
@@ -391,7 +221,7 @@ impl Report {
     /// added before it, and the report keeps them.
     pub fn read_from(&mut self, reader: impl Read) -> Result<u64, ReadError> {
         let mut records_read = 0;
-        for record in crate::read(reader) {
+        for record in crate::record::read(reader) {
             match record {
                 Ok(record) => {
                     self.add(&record);
@@ -412,7 +242,21 @@ impl Report {
     pub fn add(&mut self, record: &Record) {
         self.records += 1;
         if record.kind == RecordKind::Status {
-            self.add_status(record);
+            self.status_records += 1;
+            if let Some(detail) = &record.detail {
+                self.drops.add(record.pid, detail);
+                for (counter, state) in &detail.counters {
+                    if state != "ok" {
+                        self.unavailable
+                            .entry(
+                                counter
+                                    .parse::<Counter>()
+                                    .map_or_else(|_| counter.clone(), |c| c.name().to_string()),
+                            )
+                            .or_insert_with(|| state.clone());
+                    }
+                }
+            }
             return;
         }
         let method = if record.kind == RecordKind::Request {
@@ -427,30 +271,6 @@ impl Report {
                 Group::new(record.kind, name, method.as_deref())
             })
             .add(record);
-    }
-
-    fn add_status(&mut self, record: &Record) {
-        self.status_records += 1;
-        let Some(detail) = &record.detail else {
-            return;
-        };
-        for (counter, state) in &detail.counters {
-            if state != "ok" {
-                self.unavailable
-                    .entry(counter.clone())
-                    .or_insert_with(|| state.clone());
-            }
-        }
-        let process = self.processes.entry(record.pid).or_default();
-        let stat = |key: &str| detail.stats.get(key).copied().unwrap_or(0);
-        process.queue_full = process.queue_full.max(stat("records_dropped_queue_full"));
-        process.closed = process.closed.max(stat("records_dropped_closed"));
-        for (sink, counts) in &detail.sinks {
-            let drops = process.sinks.entry(sink.clone()).or_default();
-            let count = |key: &str| counts.get(key).copied().unwrap_or(0);
-            drops.sink_error = drops.sink_error.max(count("records_dropped_sink_error"));
-            drops.by_sink = drops.by_sink.max(count("records_dropped_by_sink"));
-        }
     }
 
     /// Records added, status records included.
@@ -476,20 +296,7 @@ impl Report {
     /// Records the writers dropped, from the status records (see
     /// [`Drops`]).
     pub fn drops(&self) -> Drops {
-        let mut drops = Drops {
-            status_records: self.status_records,
-            ..Drops::default()
-        };
-        for process in self.processes.values() {
-            drops.queue_full += process.queue_full;
-            drops.closed += process.closed;
-            for (sink, counts) in &process.sinks {
-                let total = drops.sinks.entry(sink.clone()).or_default();
-                total.sink_error += counts.sink_error;
-                total.by_sink += counts.by_sink;
-            }
-        }
-        drops
+        self.drops.totals(self.status_records)
     }
 
     /// Counters the status records say were unavailable, with the first
@@ -516,11 +323,7 @@ impl Report {
     /// A table of the report, to print ([`fmt::Display`]) or serialize,
     /// sorted by the headline's estimated total.
     pub fn table(&self) -> Table<'_> {
-        Table {
-            report: self,
-            sort: SortBy::default(),
-            kind: None,
-        }
+        Table::new(self)
     }
 }
 
@@ -573,336 +376,11 @@ impl From<ReadError> for Error {
     }
 }
 
-/// The order of a [`Table`]'s rows. Numbers sort largest first, rows
-/// without a value last.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SortBy {
-    /// The headline metric's estimated total.
-    #[default]
-    Total,
-    /// The headline metric's mean per event.
-    Mean,
-    /// The headline metric's median.
-    P50,
-    /// The headline metric's 99th percentile.
-    P99,
-    /// Estimated events.
-    Events,
-    /// Sampled records.
-    Sampled,
-    /// Kind, name and method, alphabetically.
-    Name,
-}
-
-/// A view of a [`Report`] for printing: one row per group, the headline
-/// metric's statistics, wall time and RSS change, then the drops and the
-/// unavailable counters. Serializes (with serde) to every metric's
-/// statistics.
-#[derive(Clone, Copy, Debug)]
-pub struct Table<'a> {
-    report: &'a Report,
-    sort: SortBy,
-    kind: Option<RecordKind>,
-}
-
-impl<'a> Table<'a> {
-    /// Orders the rows by `sort`.
-    #[must_use]
-    pub fn sort(mut self, sort: SortBy) -> Self {
-        self.sort = sort;
-        self
-    }
-
-    /// Keeps only the groups of `kind` (all kinds with `None`).
-    #[must_use]
-    pub fn kind(mut self, kind: Option<RecordKind>) -> Self {
-        self.kind = kind;
-        self
-    }
-
-    /// The rows, filtered and sorted, with the headline's statistics.
-    fn rows(&self) -> Vec<(&'a Group, MetricStats)> {
-        let headline = self.report.headline();
-        let mut rows: Vec<_> = self
-            .report
-            .groups()
-            .filter(|g| self.kind.is_none_or(|k| g.kind == k))
-            .map(|g| (g, g.stats(headline)))
-            .collect();
-        // Stable: equal keys stay in name order.
-        match self.sort {
-            SortBy::Name => {}
-            SortBy::Events => rows.sort_by_key(|r| Reverse(r.0.events)),
-            SortBy::Sampled => rows.sort_by_key(|r| Reverse(r.0.sampled)),
-            SortBy::Total => rows.sort_by_key(|r| Reverse((r.1.samples > 0, r.1.total))),
-            SortBy::Mean => rows.sort_by(|a, b| {
-                let key = |s: &MetricStats| s.mean_per_event.unwrap_or(f64::NEG_INFINITY);
-                key(&b.1).total_cmp(&key(&a.1))
-            }),
-            // `None` sorts below any value: last once reversed.
-            SortBy::P50 => rows.sort_by_key(|r| Reverse(r.1.p50)),
-            SortBy::P99 => rows.sort_by_key(|r| Reverse(r.1.p99)),
-        }
-        rows
-    }
-}
-
-/// `x` with three significant digits (at least the integer part).
-fn sig3(x: f64) -> String {
-    let a = x.abs();
-    if a >= 100.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    }
-}
-
-/// A value of `metric`, short and with its unit.
-fn human(metric: Metric, x: f64) -> String {
-    let a = x.abs();
-    match metric {
-        Metric::Instructions | Metric::Cycles => match a {
-            _ if a < 10_000.0 => format!("{x:.0}"),
-            _ if a < 1e6 => format!("{}k", sig3(x / 1e3)),
-            _ if a < 1e9 => format!("{}M", sig3(x / 1e6)),
-            _ if a < 1e12 => format!("{}G", sig3(x / 1e9)),
-            _ => format!("{}T", sig3(x / 1e12)),
-        },
-        Metric::CpuNs | Metric::WallNs => match a {
-            _ if a < 1e3 => format!("{x:.0} ns"),
-            _ if a < 1e6 => format!("{} µs", sig3(x / 1e3)),
-            _ if a < 1e9 => format!("{} ms", sig3(x / 1e6)),
-            _ => format!("{} s", sig3(x / 1e9)),
-        },
-        Metric::RssChange => {
-            const KIB: f64 = 1024.0;
-            match a {
-                _ if a < KIB => format!("{x:.0} B"),
-                _ if a < KIB * KIB => format!("{} KiB", sig3(x / KIB)),
-                _ if a < KIB * KIB * KIB => format!("{} MiB", sig3(x / (KIB * KIB))),
-                _ => format!("{} GiB", sig3(x / (KIB * KIB * KIB))),
-            }
-        }
-    }
-}
-
-fn human_opt(metric: Metric, x: Option<i64>) -> String {
-    x.map_or_else(|| "-".to_string(), |v| human(metric, v as f64))
-}
-
-impl fmt::Display for Table<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let report = self.report;
-        let headline = report.headline();
-        let (short, title) = match headline {
-            Metric::Instructions => ("instr", "instructions (user space)".to_string()),
-            _ => (
-                "CPU",
-                "CPU time (cpu_ns): no record carries instructions".to_string(),
-            ),
-        };
-        writeln!(f, "headline: {title}")?;
-        let cpu_column = headline != Metric::CpuNs;
-        let mut header: Vec<String> = [
-            "kind",
-            "name",
-            "sampled",
-            "est.events",
-            "cancelled",
-            "errors",
-            "forced",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for what in ["total", "/event", "p50", "p99", "absent"] {
-            header.push(format!("{short} {what}"));
-        }
-        if cpu_column {
-            header.push("CPU /event".into());
-        }
-        header.extend(["wall p50", "wall p99", "RSS Δ p50"].map(String::from));
-        let mut lines = vec![header];
-        for (group, stats) in self.rows() {
-            let wall = group.stats(Metric::WallNs);
-            let mut line = vec![
-                group.kind.as_str().to_string(),
-                group.label(),
-                group.sampled.to_string(),
-                group.events.to_string(),
-                group.cancelled.to_string(),
-                group.errors.to_string(),
-                group.forced.to_string(),
-                if stats.samples > 0 {
-                    human(headline, stats.total as f64)
-                } else {
-                    "-".into()
-                },
-                stats
-                    .mean_per_event
-                    .map_or_else(|| "-".into(), |m| human(headline, m)),
-                human_opt(headline, stats.p50),
-                human_opt(headline, stats.p99),
-                stats.absent.to_string(),
-            ];
-            if cpu_column {
-                line.push(
-                    group
-                        .stats(Metric::CpuNs)
-                        .mean_per_event
-                        .map_or_else(|| "-".into(), |m| human(Metric::CpuNs, m)),
-                );
-            }
-            line.push(human_opt(Metric::WallNs, wall.p50));
-            line.push(human_opt(Metric::WallNs, wall.p99));
-            line.push(human_opt(
-                Metric::RssChange,
-                group.stats(Metric::RssChange).p50,
-            ));
-            lines.push(line);
-        }
-        let columns = lines[0].len();
-        let widths: Vec<usize> = (0..columns)
-            .map(|c| {
-                lines
-                    .iter()
-                    .map(|l| l[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for line in &lines {
-            let mut text = String::new();
-            for (c, cell) in line.iter().enumerate() {
-                let pad = widths[c] - cell.chars().count();
-                if c > 0 {
-                    text.push_str("  ");
-                }
-                // Kind and name to the left, numbers to the right.
-                if c < 2 {
-                    text.push_str(cell);
-                    text.extend(std::iter::repeat_n(' ', pad));
-                } else {
-                    text.extend(std::iter::repeat_n(' ', pad));
-                    text.push_str(cell);
-                }
-            }
-            writeln!(f, "{}", text.trim_end())?;
-        }
-        if lines.len() == 1 {
-            writeln!(f, "(no records)")?;
-        }
-
-        writeln!(f)?;
-        let drops = report.drops();
-        writeln!(
-            f,
-            "{} records read, {} of them status records",
-            report.records, drops.status_records
-        )?;
-        if drops.status_records == 0 {
-            writeln!(
-                f,
-                "no status records: whether the writer dropped records is unknown"
-            )?;
-        } else if drops.any() {
-            writeln!(
-                f,
-                "WARNING: the writer dropped records, the table is missing them: \
-                 {} (queue full), {} (emitted after shutdown)",
-                drops.queue_full, drops.closed
-            )?;
-            for (sink, d) in &drops.sinks {
-                if d.sink_error > 0 || d.by_sink > 0 {
-                    writeln!(
-                        f,
-                        "WARNING: sink {sink} dropped {} records on errors, {} itself",
-                        d.sink_error, d.by_sink
-                    )?;
-                }
-            }
-        } else {
-            writeln!(
-                f,
-                "no records dropped (as of each writer's last status record)"
-            )?;
-        }
-        for (counter, why) in &report.unavailable {
-            writeln!(f, "unavailable: {counter}: {why}")?;
-        }
-        f.write_str(
-            "est.events = sum of weights. Over completed sampled records: total = estimated \
-             total (sum of weight x value),\n/event = total / their events, p50 and p99 = \
-             exact nearest-rank quantiles of the sampled values (unweighted),\nabsent = records \
-             without the counter (not measured, not 0). Cancelled, failed and forced (weight 0) \
-             records are counted, not measured.\n",
-        )
-    }
-}
-
-/// One group in the serialized table.
-#[derive(Serialize)]
-struct GroupView<'a> {
-    kind: &'static str,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<&'a str>,
-    sampled: u64,
-    events: u128,
-    cancelled: u64,
-    errors: u64,
-    forced: u64,
-    metrics: BTreeMap<&'static str, MetricStats>,
-}
-
-/// The serialized table.
-#[derive(Serialize)]
-struct TableView<'a> {
-    headline: &'static str,
-    records: u64,
-    drops: Drops,
-    unavailable: &'a BTreeMap<String, String>,
-    groups: Vec<GroupView<'a>>,
-}
-
-impl Serialize for Table<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let groups = self
-            .rows()
-            .into_iter()
-            .map(|(g, _)| GroupView {
-                kind: g.kind.as_str(),
-                name: &g.name,
-                method: g.method.as_deref(),
-                sampled: g.sampled,
-                events: g.events,
-                cancelled: g.cancelled,
-                errors: g.errors,
-                forced: g.forced,
-                metrics: Metric::ALL
-                    .iter()
-                    .map(|&m| (m.name(), g.stats(m)))
-                    .collect(),
-            })
-            .collect();
-        TableView {
-            headline: self.report.headline().name(),
-            records: self.report.records,
-            drops: self.report.drops(),
-            unavailable: &self.report.unavailable,
-            groups,
-        }
-        .serialize(serializer)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Detail;
+    use crate::record::Detail;
+    use metric::nearest_rank;
 
     fn region(name: &str, weight: u64, instructions: Option<u64>) -> Record {
         let mut r = Record::new(RecordKind::Region, name);

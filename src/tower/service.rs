@@ -4,10 +4,12 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::{LabelRequest, RequestState, ResponseFuture};
-use crate::Sampler;
+use super::label::LabelRequest;
+use super::request::RequestState;
+use super::{MeasuredBody, ResponseFuture};
+use crate::sample::Sampler;
 
-/// The service made by [`MeasureLayer`](crate::MeasureLayer): decides
+/// The service made by [`MeasureLayer`](super::MeasureLayer): decides
 /// sampling per request and measures the sampled ones per poll.
 #[derive(Clone, Debug)]
 pub struct MeasureService<S, L = ()> {
@@ -47,7 +49,7 @@ where
     L: LabelRequest<ReqBody>,
     ResBody: http_body::Body,
 {
-    type Response = Response<super::MeasuredBody<ResBody>>;
+    type Response = Response<MeasuredBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -61,7 +63,7 @@ where
         let weight = self
             .sampler
             .sample()
-            .filter(|_| crate::measured::records_wanted());
+            .filter(|_| crate::instrument::accounting::records_wanted());
         let Some(weight) = weight else {
             return ResponseFuture::new(self.inner.call(request), None);
         };

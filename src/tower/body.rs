@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::RequestState;
+use super::request::RequestState;
 
 pin_project! {
     /// The response body of [`MeasureService`](crate::MeasureService): the

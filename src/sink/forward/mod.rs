@@ -4,33 +4,24 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha512};
+mod config;
+mod handshake;
+mod wire;
 
-use crate::{Batch, Error, Sink};
+pub use config::{ForwardSinkBuilder, TimeEncoding};
 
-/// Largest reply (ack or handshake message) the sink reads from a
-/// collector, in bytes.
-const MAX_REPLY_BYTES: u64 = 64 * 1024;
-/// Longest tag accepted, in bytes.
-const MAX_TAG_LEN: usize = 1024;
+use config::Config;
+use handshake::parse_helo;
+use wire::{
+    base64, check_open, encode_message, encode_time, invalid_reply, map_get, read_reply, shorten,
+};
 
-/// How the `time` of each entry is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TimeEncoding {
-    /// EventTime: MessagePack ext type 0, 8 bytes: big-endian `u32`
-    /// seconds then `u32` nanoseconds. Full precision; the default.
-    #[default]
-    EventTime,
-    /// A MessagePack integer of whole seconds, for collectors that do not
-    /// know EventTime.
-    IntegerSeconds,
-}
+use super::{Batch, Sink};
 
 /// What a [`ForwardSink`] did, counted since it was built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,229 +47,6 @@ pub struct ForwardStats {
     pub buffered_records: u64,
     /// Bytes of entries in the buffer now.
     pub buffered_bytes: u64,
-}
-
-/// Configures a [`ForwardSink`]; made by [`ForwardSink::builder`].
-#[derive(Clone)]
-pub struct ForwardSinkBuilder {
-    addr: String,
-    tag: String,
-    require_ack: bool,
-    time: TimeEncoding,
-    connect_timeout: Duration,
-    write_timeout: Duration,
-    ack_timeout: Duration,
-    flush_timeout: Duration,
-    backoff_initial: Duration,
-    backoff_max: Duration,
-    buffer_records: usize,
-    buffer_bytes: usize,
-    chunk_records: usize,
-    chunk_bytes: usize,
-    shared_key: Option<String>,
-    hostname: Option<String>,
-}
-
-impl fmt::Debug for ForwardSinkBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ForwardSinkBuilder")
-            .field("addr", &self.addr)
-            .field("tag", &self.tag)
-            .field("require_ack", &self.require_ack)
-            .field("time", &self.time)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("write_timeout", &self.write_timeout)
-            .field("ack_timeout", &self.ack_timeout)
-            .field("flush_timeout", &self.flush_timeout)
-            .field("backoff_initial", &self.backoff_initial)
-            .field("backoff_max", &self.backoff_max)
-            .field("buffer_records", &self.buffer_records)
-            .field("buffer_bytes", &self.buffer_bytes)
-            .field("chunk_records", &self.chunk_records)
-            .field("chunk_bytes", &self.chunk_bytes)
-            .field(
-                "shared_key",
-                &self.shared_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("hostname", &self.hostname)
-            .finish()
-    }
-}
-
-impl ForwardSinkBuilder {
-    /// The tag (Scribe's category) of every message; default
-    /// `"dynostats"`. Non-empty, at most 1024 bytes.
-    pub fn tag(&mut self, tag: &str) -> &mut Self {
-        self.tag = tag.to_string();
-        self
-    }
-
-    /// Whether to ask for an ack per chunk and count a chunk delivered
-    /// only once acked (default `true`).
-    pub fn require_ack(&mut self, on: bool) -> &mut Self {
-        self.require_ack = on;
-        self
-    }
-
-    /// How entry times are written (default [`TimeEncoding::EventTime`]).
-    pub fn time_encoding(&mut self, time: TimeEncoding) -> &mut Self {
-        self.time = time;
-        self
-    }
-
-    /// Longest wait for a TCP connection (default 1 s).
-    pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Longest wait for one socket write to make progress (default 5 s).
-    pub fn write_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.write_timeout = timeout;
-        self
-    }
-
-    /// Longest wait for a chunk's ack, and for each handshake reply
-    /// (default 5 s).
-    pub fn ack_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.ack_timeout = timeout;
-        self
-    }
-
-    /// Longest time [`Sink::flush`] keeps trying to deliver the buffer
-    /// (default 10 s).
-    pub fn flush_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.flush_timeout = timeout;
-        self
-    }
-
-    /// Delay before reconnecting after a failure: `initial`, doubled after
-    /// each further failure up to `max` (default 100 ms up to 30 s).
-    pub fn backoff(&mut self, initial: Duration, max: Duration) -> &mut Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max;
-        self
-    }
-
-    /// Most records buffered while undelivered (default 10 000); beyond
-    /// it new records are dropped and counted.
-    pub fn buffer_records(&mut self, records: usize) -> &mut Self {
-        self.buffer_records = records;
-        self
-    }
-
-    /// Most bytes of entries buffered while undelivered (default 16 MiB);
-    /// beyond it new records are dropped and counted.
-    pub fn buffer_bytes(&mut self, bytes: usize) -> &mut Self {
-        self.buffer_bytes = bytes;
-        self
-    }
-
-    /// Most records in one chunk (default 1000).
-    pub fn chunk_records(&mut self, records: usize) -> &mut Self {
-        self.chunk_records = records;
-        self
-    }
-
-    /// Most bytes of entries in one chunk (default 512 KiB); a single
-    /// larger record is sent as a chunk of its own.
-    pub fn chunk_bytes(&mut self, bytes: usize) -> &mut Self {
-        self.chunk_bytes = bytes;
-        self
-    }
-
-    /// Turns on the shared-key handshake with this key.
-    pub fn shared_key(&mut self, key: &str) -> &mut Self {
-        self.shared_key = Some(key.to_string());
-        self
-    }
-
-    /// The hostname sent in the handshake (default: the kernel's
-    /// hostname). Fluentd refuses a handshake whose two hostnames are
-    /// equal, so give a different one when the collector runs on the same
-    /// host under the host's name.
-    pub fn hostname(&mut self, hostname: &str) -> &mut Self {
-        self.hostname = Some(hostname.to_string());
-        self
-    }
-
-    /// Checks the configuration and resolves the address. Does not
-    /// connect: the first [`Sink::write_batch`] does.
-    ///
-    /// Fails with [`Error::InvalidConfig`] for an address that does not
-    /// resolve, an empty or overlong tag, a zero timeout or limit, or a
-    /// backoff whose cap is below its first delay.
-    pub fn build(&self) -> Result<ForwardSink, Error> {
-        let invalid = |msg: String| Err(Error::InvalidConfig(msg));
-        if self.tag.is_empty() || self.tag.len() > MAX_TAG_LEN {
-            return invalid(format!(
-                "Forward tag {:?} must be 1 to {MAX_TAG_LEN} bytes long",
-                self.tag
-            ));
-        }
-        for (what, d) in [
-            ("connect timeout", self.connect_timeout),
-            ("write timeout", self.write_timeout),
-            ("ack timeout", self.ack_timeout),
-            ("flush timeout", self.flush_timeout),
-            ("first backoff delay", self.backoff_initial),
-        ] {
-            if d.is_zero() {
-                return invalid(format!("the Forward sink's {what} must not be zero"));
-            }
-        }
-        if self.backoff_max < self.backoff_initial {
-            return invalid(format!(
-                "the Forward sink's backoff cap ({:?}) is below its first delay ({:?})",
-                self.backoff_max, self.backoff_initial
-            ));
-        }
-        for (what, n) in [
-            ("buffer record limit", self.buffer_records),
-            ("buffer byte limit", self.buffer_bytes),
-            ("chunk record limit", self.chunk_records),
-            ("chunk byte limit", self.chunk_bytes),
-        ] {
-            if n == 0 {
-                return invalid(format!("the Forward sink's {what} must not be zero"));
-            }
-        }
-        if self.chunk_records > u32::MAX as usize {
-            return invalid("the Forward sink's chunk record limit is above 2^32 - 1".into());
-        }
-        let addrs: Vec<SocketAddr> = self
-            .addr
-            .to_socket_addrs()
-            .map_err(|e| {
-                Error::InvalidConfig(format!(
-                    "cannot resolve the Forward collector address {:?}: {e}; give host:port, e.g. 127.0.0.1:24224",
-                    self.addr
-                ))
-            })?
-            .collect();
-        if addrs.is_empty() {
-            return invalid(format!("{:?} resolves to no address", self.addr));
-        }
-        let hostname = self.hostname.clone().unwrap_or_else(system_hostname);
-        let mut id_prefix = [0u8; 8];
-        id_prefix.copy_from_slice(&random_bytes()[..8]);
-        Ok(ForwardSink {
-            name: format!("forward:{}/{}", self.addr, self.tag),
-            config: self.clone(),
-            hostname,
-            addrs,
-            conn: None,
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            inflight: None,
-            retry_at: None,
-            backoff: self.backoff_initial,
-            id_prefix,
-            chunk_seq: 0,
-            stats: ForwardStats::default(),
-            last_error: None,
-        })
-    }
 }
 
 /// A chunk of entries encoded as one Forward-mode message.
@@ -380,7 +148,7 @@ struct Chunk {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use dynostats::{Batch, ForwardSink, Record, RecordKind, Sink};
+/// use dynostats::{sink::Batch, sink::ForwardSink, Record, RecordKind, sink::Sink};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut sink = ForwardSink::builder("127.0.0.1:24224")
@@ -398,7 +166,7 @@ struct Chunk {
 /// ```
 pub struct ForwardSink {
     name: String,
-    config: ForwardSinkBuilder,
+    config: Config,
     hostname: String,
     addrs: Vec<SocketAddr>,
     conn: Option<TcpStream>,
@@ -432,24 +200,7 @@ impl ForwardSink {
     /// A builder for a sink sending to the collector at `addr`
     /// (`host:port`, usually port 24224).
     pub fn builder(addr: &str) -> ForwardSinkBuilder {
-        ForwardSinkBuilder {
-            addr: addr.to_string(),
-            tag: "dynostats".to_string(),
-            require_ack: true,
-            time: TimeEncoding::EventTime,
-            connect_timeout: Duration::from_secs(1),
-            write_timeout: Duration::from_secs(5),
-            ack_timeout: Duration::from_secs(5),
-            flush_timeout: Duration::from_secs(10),
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(30),
-            buffer_records: 10_000,
-            buffer_bytes: 16 << 20,
-            chunk_records: 1000,
-            chunk_bytes: 512 << 10,
-            shared_key: None,
-            hostname: None,
-        }
+        ForwardSinkBuilder::new(addr)
     }
 
     /// What the sink delivered, buffered and dropped so far.
@@ -643,81 +394,6 @@ impl ForwardSink {
         Ok(stream)
     }
 
-    /// HELO, PING, PONG, as the Forward protocol v1 describes.
-    fn handshake(
-        &self,
-        stream: &TcpStream,
-        key: &str,
-        deadline: Option<Instant>,
-    ) -> io::Result<()> {
-        let timeout = Self::bounded(self.config.ack_timeout, deadline);
-        let helo = read_reply(stream, timeout, "HELO").map_err(|e| {
-            if e.kind() == io::ErrorKind::TimedOut {
-                io::Error::new(
-                    e.kind(),
-                    format!("{e}: is the collector configured with a shared key?"),
-                )
-            } else {
-                e
-            }
-        })?;
-        let (nonce, auth) = parse_helo(&helo).ok_or_else(|| {
-            invalid_reply(format!(
-                "expected [\"HELO\", {{\"nonce\": ...}}], got {}",
-                shorten(&helo)
-            ))
-        })?;
-        let salt = hex::encode(random_bytes());
-        let digest = sha512_hex(&[
-            salt.as_bytes(),
-            self.hostname.as_bytes(),
-            &nonce,
-            key.as_bytes(),
-        ]);
-        let mut ping = Vec::with_capacity(256);
-        let _ = rmp::encode::write_array_len(&mut ping, 6);
-        for s in ["PING", &self.hostname, &salt, &digest, "", ""] {
-            put_str(&mut ping, s);
-        }
-        let mut writer = stream;
-        writer.write_all(&ping)?;
-        let timeout = Self::bounded(self.config.ack_timeout, deadline);
-        let pong = read_reply(stream, timeout, "PONG")?;
-        let Some((ok, reason, server_host, server_digest)) = parse_pong(&pong) else {
-            return Err(invalid_reply(format!(
-                "expected [\"PONG\", bool, reason, hostname, digest], got {}",
-                shorten(&pong)
-            )));
-        };
-        if !ok {
-            let user_note = if auth.is_empty() {
-                ""
-            } else {
-                " (the collector also asks for a username and password, which this sink does not send)"
-            };
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("the collector rejected the shared key: {reason}{user_note}"),
-            ));
-        }
-        let expected = sha512_hex(&[
-            salt.as_bytes(),
-            server_host.as_bytes(),
-            &nonce,
-            key.as_bytes(),
-        ]);
-        if server_digest != expected {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "the collector {server_host:?} accepted the handshake but its digest does not match \
-                     the shared key: it is not the collector configured with this key"
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// Writes the in-flight chunk and, with acks on, waits for its ack.
     fn send_inflight(&mut self, deadline: Option<Instant>) -> io::Result<()> {
         let (Some(stream), Some(chunk)) = (self.conn.as_ref(), self.inflight.as_mut()) else {
@@ -828,220 +504,11 @@ impl Sink for ForwardSink {
     }
 }
 
-/// Appends `[time, ` (array header and time) of one entry.
-fn encode_time(buf: &mut Vec<u8>, ts_ns: u64, time: TimeEncoding) {
-    let secs = u32::try_from(ts_ns / 1_000_000_000).unwrap_or(u32::MAX);
-    let nanos = (ts_ns % 1_000_000_000) as u32;
-    buf.push(0x92); // fixarray of 2
-    match time {
-        TimeEncoding::EventTime => {
-            let _ = rmp::encode::write_ext_meta(buf, 8, 0);
-            buf.extend_from_slice(&secs.to_be_bytes());
-            buf.extend_from_slice(&nanos.to_be_bytes());
-        }
-        TimeEncoding::IntegerSeconds => {
-            let _ = rmp::encode::write_uint(buf, u64::from(secs));
-        }
-    }
-}
-
-/// One Forward-mode message: `[tag, [entries...], {"chunk"?, "size"}]`.
-fn encode_message(tag: &str, entries: &[u8], records: usize, chunk: Option<&str>) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(entries.len() + tag.len() + 64);
-    // Writing into a Vec cannot fail.
-    let _ = rmp::encode::write_array_len(&mut buf, 3);
-    put_str(&mut buf, tag);
-    let _ = rmp::encode::write_array_len(&mut buf, records as u32);
-    buf.extend_from_slice(entries);
-    let _ = rmp::encode::write_map_len(&mut buf, if chunk.is_some() { 2 } else { 1 });
-    if let Some(id) = chunk {
-        put_str(&mut buf, "chunk");
-        put_str(&mut buf, id);
-    }
-    put_str(&mut buf, "size");
-    let _ = rmp::encode::write_uint(&mut buf, records as u64);
-    buf
-}
-
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail.
-    let _ = rmp::encode::write_str(buf, s);
-}
-
-/// Fails when the collector closed the connection (or sent something
-/// unasked for), so that a chunk is not written into a dead connection.
-fn check_open(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nonblocking(true)?;
-    let mut byte = [0u8; 1];
-    let peeked = stream.peek(&mut byte);
-    stream.set_nonblocking(false)?;
-    match peeked {
-        Ok(0) => Err(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            "the collector closed the connection",
-        )),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Reads one MessagePack value from the collector within `timeout`.
-fn read_reply(stream: &TcpStream, timeout: Duration, what: &str) -> io::Result<rmpv::Value> {
-    let deadline = Instant::now() + timeout;
-    let mut reader = DeadlineReader { stream, deadline }.take(MAX_REPLY_BYTES);
-    rmpv::decode::read_value_with_max_depth(&mut reader, 16).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            format!("the collector closed the connection before sending the {what}"),
-        ),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("no {what} from the collector within {timeout:?}"),
-        ),
-        _ => invalid_reply(format!("reading the {what}: {e}")),
-    })
-}
-
-/// Reads from a stream, failing once `deadline` has passed.
-struct DeadlineReader<'a> {
-    stream: &'a TcpStream,
-    deadline: Instant,
-}
-
-impl Read for DeadlineReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        let mut stream = self.stream;
-        stream.read(buf)
-    }
-}
-
-fn invalid_reply(message: String) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("unexpected reply from the collector: {message}"),
-    )
-}
-
-/// A value's text, cut for error messages.
-fn shorten(value: &rmpv::Value) -> String {
-    let mut text = value.to_string();
-    if text.len() > 200 {
-        let mut end = 200;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("...");
-    }
-    text
-}
-
-fn map_get<'a>(value: &'a rmpv::Value, key: &str) -> Option<&'a rmpv::Value> {
-    value
-        .as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
-}
-
-/// `["HELO", {"nonce": n, "auth": a, ...}]` gives `(n, a)`; nonce and
-/// auth salt may be strings or binaries.
-fn parse_helo(value: &rmpv::Value) -> Option<(Vec<u8>, Vec<u8>)> {
-    let items = value.as_array()?;
-    if items.len() != 2 || items[0].as_str() != Some("HELO") {
-        return None;
-    }
-    let nonce = map_get(&items[1], "nonce")?.as_slice()?.to_vec();
-    let auth = map_get(&items[1], "auth")
-        .and_then(|a| a.as_slice())
-        .unwrap_or_default()
-        .to_vec();
-    Some((nonce, auth))
-}
-
-/// `["PONG", ok, reason, hostname, digest]`.
-fn parse_pong(value: &rmpv::Value) -> Option<(bool, String, String, String)> {
-    let items = value.as_array()?;
-    if items.len() != 5 || items[0].as_str() != Some("PONG") {
-        return None;
-    }
-    let text = |v: &rmpv::Value| {
-        v.as_slice()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default()
-    };
-    Some((
-        items[1].as_bool()?,
-        text(&items[2]),
-        text(&items[3]),
-        text(&items[4]),
-    ))
-}
-
-fn sha512_hex(parts: &[&[u8]]) -> String {
-    let mut hasher = Sha512::new();
-    for part in parts {
-        hasher.update(part);
-    }
-    hex::encode(hasher.finalize())
-}
-
-/// Standard Base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let n = (u32::from(group[0]) << 16)
-            | (u32::from(*group.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*group.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// 16 random bytes from the kernel; if `/dev/urandom` cannot be read, a
-/// hash of the time, the process id and std's per-process random hash
-/// keys (unique, though not secret).
-fn random_bytes() -> [u8; 16] {
-    let mut out = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        if f.read_exact(&mut out).is_ok() {
-            return out;
-        }
-    }
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(crate::sys::realtime_ns());
-    h.write_u32(std::process::id());
-    let digest = Sha512::digest(h.finish().to_be_bytes());
-    out.copy_from_slice(&digest[..16]);
-    out
-}
-
-/// The kernel's hostname, or `"localhost"`.
-fn system_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::handshake::sha512_hex;
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
@@ -1112,25 +579,19 @@ mod tests {
 
     #[test]
     fn invalid_config_is_rejected_with_a_reason() {
-        type Change = fn(&mut ForwardSinkBuilder);
+        type Change = fn(ForwardSinkBuilder) -> ForwardSinkBuilder;
         let cases: [(&str, Change); 4] = [
-            ("tag", |b| {
-                b.tag("");
-            }),
-            ("ack timeout", |b| {
-                b.ack_timeout(Duration::ZERO);
-            }),
+            ("tag", |b| b.tag("")),
+            ("ack timeout", |b| b.ack_timeout(Duration::ZERO)),
             ("backoff cap", |b| {
-                b.backoff(Duration::from_secs(2), Duration::from_secs(1));
+                b.backoff(Duration::from_secs(2), Duration::from_secs(1))
             }),
-            ("buffer record limit", |b| {
-                b.buffer_records(0);
-            }),
+            ("buffer record limit", |b| b.buffer_records(0)),
         ];
         for (what, change) in cases {
-            let mut b = ForwardSink::builder("127.0.0.1:24224");
-            change(&mut b);
-            let err = b.build().unwrap_err();
+            let err = change(ForwardSink::builder("127.0.0.1:24224"))
+                .build()
+                .unwrap_err();
             assert!(
                 matches!(&err, Error::InvalidConfig(m) if m.contains(what)),
                 "{what}: {err}"

@@ -9,199 +9,15 @@
 //! `poll`, and the difference is added to the task's totals.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::{Delta, Record, RecordKind, Sampler, Snapshot};
-
-static NEXT_THREAD_ID: AtomicU32 = AtomicU32::new(1);
-
-thread_local! {
-    static THREAD_ID: Cell<u32> = const { Cell::new(0) };
-}
-
-/// A small process-unique number for the calling thread (never 0; 0 while
-/// the thread is being torn down).
-fn thread_id() -> u32 {
-    THREAD_ID
-        .try_with(|cell| {
-            let id = cell.get();
-            if id != 0 {
-                return id;
-            }
-            let id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed).max(1);
-            cell.set(id);
-            id
-        })
-        .unwrap_or(0)
-}
-
-/// The distinct threads that polled a future. The first few are kept
-/// inline; a future polled by more threads than that spills to the heap, so
-/// the count is always exact.
-#[derive(Debug, Default)]
-pub(crate) struct ThreadSet {
-    inline: [u32; 4],
-    len: usize,
-    spill: Vec<u32>,
-}
-
-impl ThreadSet {
-    pub(crate) fn insert(&mut self, id: u32) {
-        if self.inline[..self.len].contains(&id) || self.spill.contains(&id) {
-            return;
-        }
-        if self.len < self.inline.len() {
-            self.inline[self.len] = id;
-            self.len += 1;
-        } else {
-            self.spill.push(id);
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len + self.spill.len()
-    }
-}
-
-/// Per-poll accounting of one task: the sum of the deltas of its polls,
-/// the number of polls and the threads that ran them.
-///
-/// Counts are summed over segments, but RSS is a level that the record
-/// wants only at the task's start and end: the first segment starts with a
-/// full snapshot (its RSS is the record's `rss_start`), every other
-/// boundary is read without RSS (no `/proc/self/statm` per poll), and RSS
-/// and peak RSS are read once more when the record is built
-/// ([`fill`](Self::fill)).
-#[derive(Debug, Default)]
-pub(crate) struct PollAccounting {
-    /// Sum of the measured segments; `None` before the first one. Its
-    /// `rss_start` is the first segment's; it holds no `rss_end`.
-    total: Option<Delta>,
-    polls: u64,
-    threads: ThreadSet,
-    /// `CLOCK_MONOTONIC` and Unix time at the start of the first segment.
-    first_wall_ns: Option<u64>,
-    first_unix_ns: u64,
-    /// The segment in progress. Still set when the inner code panicked.
-    open: Option<OpenSegment>,
-}
-
-/// A measured segment that has started and not yet ended.
-#[derive(Debug)]
-struct OpenSegment {
-    thread: u32,
-    /// Whether the segment is a poll (else e.g. a service's `call`).
-    poll: bool,
-    start: Snapshot,
-}
-
-impl PollAccounting {
-    /// Starts a measured segment on the calling thread; `poll` says whether
-    /// it counts as a poll.
-    #[inline]
-    pub(crate) fn begin(&mut self, poll: bool) {
-        let thread = thread_id();
-        self.threads.insert(thread);
-        let start = if self.first_wall_ns.is_none() {
-            // The Unix time first, so that no read but the snapshot's own
-            // falls inside the segment.
-            self.first_unix_ns = crate::sys::realtime_ns();
-            let start = crate::snapshot_start();
-            self.first_wall_ns = Some(start.wall_ns);
-            start
-        } else {
-            crate::counters::snapshot_start_counts()
-        };
-        self.open = Some(OpenSegment {
-            thread,
-            poll,
-            start,
-        });
-    }
-
-    /// Ends the segment started by [`begin`](Self::begin) on this thread and
-    /// adds it to the totals.
-    #[inline]
-    pub(crate) fn end(&mut self) {
-        let end = crate::counters::snapshot_end_counts();
-        if let Some(open) = self.open.take() {
-            self.add(&Delta::between(&open.start, &end));
-            self.polls += u64::from(open.poll);
-        }
-    }
-
-    /// Runs `f` as one measured segment.
-    #[inline]
-    pub(crate) fn measure<R>(&mut self, poll: bool, f: impl FnOnce() -> R) -> R {
-        self.begin(poll);
-        let r = f();
-        self.end();
-        r
-    }
-
-    fn add(&mut self, delta: &Delta) {
-        match &mut self.total {
-            Some(total) => total.accumulate(delta),
-            None => self.total = Some(*delta),
-        }
-    }
-
-    /// Closes a segment that never ended because the code inside it
-    /// panicked. The part on this thread is still counted (the unwinding
-    /// drop runs on the thread that panicked); a segment opened on another
-    /// thread cannot be read from here and is left out. Returns whether a
-    /// segment was open.
-    pub(crate) fn close_interrupted(&mut self) -> bool {
-        let Some(open) = &self.open else {
-            return false;
-        };
-        if open.thread == thread_id() {
-            self.end();
-        } else {
-            self.polls += u64::from(open.poll);
-            self.open = None;
-        }
-        true
-    }
-
-    /// Number of polls measured so far.
-    pub(crate) fn polls(&self) -> u64 {
-        self.polls
-    }
-
-    /// Writes the totals into `record`: counters summed over the segments,
-    /// RSS at the first segment's start and now (read here, with peak RSS),
-    /// wall time from the first segment's start to now, `ts` from the first
-    /// segment's start, `polls` and `threads`.
-    pub(crate) fn fill(&self, record: &mut Record) {
-        if let Some(total) = &self.total {
-            let mut total = *total;
-            (total.rss_end, total.peak_rss) = crate::counters::memory_now();
-            record.set_delta(&total);
-        }
-        if let Some(first) = self.first_wall_ns {
-            record.wall_ns = crate::sys::monotonic_ns().saturating_sub(first);
-            record.ts = self.first_unix_ns;
-        } else {
-            record.wall_ns = 0;
-        }
-        record.polls = Some(self.polls);
-        record.threads = Some(self.threads.len() as u64);
-    }
-}
-
-/// Whether a sampled future or request should be measured: only when a
-/// pipeline can take its record.
-#[inline]
-pub(crate) fn records_wanted() -> bool {
-    crate::pipeline::is_active()
-}
+use super::accounting::{PollAccounting, records_wanted};
+use crate::record::RecordKind;
+use crate::sample::{SAMPLER, Sampler};
 
 /// What a sampled [`Measured`] carries. Dropping it delivers the record, so
 /// completion, cancellation and panics all go through one path.
@@ -215,15 +31,16 @@ struct RegionState {
 
 impl Drop for RegionState {
     fn drop(&mut self) {
-        let panicked = self.acct.close_interrupted();
-        let mut record = Record::new(RecordKind::Region, &self.name);
-        self.acct.fill(&mut record);
-        record.weight = self.weight;
-        record.cancelled = !self.completed;
-        if panicked {
-            record.error = Some("panic".to_string());
-        }
-        crate::emit(record);
+        let weight = self.weight;
+        self.acct.finish(
+            RecordKind::Region,
+            &self.name,
+            self.completed,
+            None,
+            |record| {
+                record.weight = weight;
+            },
+        );
     }
 }
 
@@ -322,7 +139,7 @@ impl<F: Future> Future for Measured<F> {
 /// Measure any future per poll: `fut.measured("name")`.
 ///
 /// ```
-/// use dynostats::{Measure, MemorySink, Pipeline, RecordKind, Sampler};
+/// use dynostats::{Measure, sink::MemorySink, Pipeline, RecordKind, sample::Sampler};
 ///
 /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -352,7 +169,7 @@ pub trait Measure: Future + Sized {
     /// [`measure`](crate::measure) does for a code region (see
     /// [`set_sample_rate`](crate::set_sample_rate)); the weight is the rate.
     fn measured(self, name: impl Into<Cow<'static, str>>) -> Measured<Self> {
-        Measured::new(self, name, crate::region::SAMPLER.sample())
+        Measured::new(self, name, SAMPLER.sample())
     }
 
     /// Measures this future when `sampler` picks it (weight = the rate);
@@ -371,9 +188,11 @@ impl<F: Future> Measure for F {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counters::Delta;
     use crate::pipeline::test_records;
+    use crate::record::Record;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Waker;
 
     /// Pending `n` times (waking itself), then ready.
@@ -408,15 +227,6 @@ mod tests {
         let mut records = test_records::named(name);
         assert_eq!(records.len(), 1, "{records:?}");
         records.pop().unwrap()
-    }
-
-    #[test]
-    fn thread_set_counts_distinct_ids_past_inline_capacity() {
-        let mut s = ThreadSet::default();
-        for id in [3, 3, 5, 7, 5, 9, 11, 13, 3, 13, 15] {
-            s.insert(id);
-        }
-        assert_eq!(s.len(), 7);
     }
 
     #[test]

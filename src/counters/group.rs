@@ -1,0 +1,472 @@
+//! One thread's perf group: opening the events, and reading them with one
+//! `read(2)` or from user space through the mmap page.
+
+use std::fmt;
+use std::fs::File;
+use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
+
+use perf_event::events::{Hardware, Software};
+use perf_event::{Builder, ReadFormat};
+
+use super::snapshot::Snapshot;
+use super::unavailable::Unavailable;
+use super::{Counter, CounterSet, PhantomNotSend, ReadPath, statm};
+use crate::sys;
+
+/// Perf events in group-read order. At most five events per thread.
+const MAX_EVENTS: usize = 5;
+/// `nr`, `time_enabled`, `time_running`, then one value per event.
+const GROUP_WORDS: usize = 3 + MAX_EVENTS;
+
+struct PerfGroup {
+    /// Leader first; dropping a counter closes its file descriptor.
+    counters: Vec<perf_event::Counter>,
+    /// Which counter each position in the group read holds.
+    slots: Vec<Counter>,
+    /// User-space read pages for the hardware counters, when the kernel
+    /// allows it and the group holds nothing else.
+    user: Vec<(Counter, sys::UserPage)>,
+    has_hardware: bool,
+}
+
+/// The counters of one thread, opened and ready to read.
+///
+/// `Counters` is `!Send`: perf counters count the thread that opened them.
+/// Opening never fails; what could not be opened is listed by
+/// [`Counters::unavailable`] and absent from every snapshot.
+pub struct Counters {
+    set: CounterSet,
+    group: Option<PerfGroup>,
+    statm: Option<File>,
+    /// Context switches from getrusage instead of the perf group.
+    switches_from_rusage: bool,
+    unavailable: Vec<Unavailable>,
+    page_size: u64,
+    generation: u64,
+    _not_send: PhantomNotSend,
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Counters")
+            .field("set", &self.set)
+            .field("source", &self.source())
+            .field("unavailable", &self.unavailable)
+            .finish_non_exhaustive()
+    }
+}
+
+fn perf_builder(counter: Counter) -> Option<Builder<'static>> {
+    let mut b = match counter {
+        Counter::Instructions => Builder::new(Hardware::INSTRUCTIONS),
+        Counter::Cycles => Builder::new(Hardware::CPU_CYCLES),
+        Counter::CpuTime => Builder::new(Software::TASK_CLOCK),
+        Counter::PageFaults => Builder::new(Software::PAGE_FAULTS),
+        Counter::ContextSwitches => Builder::new(Software::CONTEXT_SWITCHES),
+        _ => return None,
+    };
+    // pid = 0, cpu = -1: this thread, on any CPU. User space only, so the
+    // counts do not depend on interrupts and system-call internals.
+    // Context switches happen in the kernel: with exclude_kernel they would
+    // always read 0.
+    b.observe_self()
+        .any_cpu()
+        .enabled(true)
+        .exclude_kernel(counter != Counter::ContextSwitches)
+        .exclude_hv(true);
+    if counter.is_hardware() {
+        // arm64 only lets user space read a counter that asked for it
+        // (x86 needs no request: the bits are 0 there).
+        b.attrs_mut().config1 |= sys::PMU_CONFIG1_USER_READ;
+    }
+    Some(b)
+}
+
+impl Counters {
+    /// Opens `set` on the calling thread.
+    pub fn open(set: CounterSet) -> Counters {
+        let mut unavailable = Vec::new();
+        let mut counters: Vec<perf_event::Counter> = Vec::new();
+        let mut slots = Vec::new();
+
+        let open_event = |counter: Counter,
+                          counters: &mut Vec<perf_event::Counter>,
+                          slots: &mut Vec<Counter>,
+                          unavailable: &mut Vec<Unavailable>| {
+            let Some(mut builder) = perf_builder(counter) else {
+                return;
+            };
+            if counters.is_empty() {
+                // The leader reads the whole group at once, without ids:
+                // values come in the order the events were opened.
+                builder.attrs_mut().read_format = (ReadFormat::GROUP
+                    | ReadFormat::TOTAL_TIME_ENABLED
+                    | ReadFormat::TOTAL_TIME_RUNNING)
+                    .bits();
+            }
+            let mut build = |builder: &Builder<'static>| match counters.first_mut() {
+                None => builder.build(),
+                Some(leader) => builder.build_with_group(leader),
+            };
+            let mut result = build(&builder);
+            let asked_user_read = counter.is_hardware() && sys::PMU_CONFIG1_USER_READ != 0;
+            if result.is_err() && asked_user_read {
+                // A kernel or PMU that refuses user reads still counts:
+                // ask again without them (reads then go through read(2)).
+                builder.attrs_mut().config1 &= !sys::PMU_CONFIG1_USER_READ;
+                result = build(&builder);
+            }
+            match result {
+                Ok(c) => {
+                    counters.push(c);
+                    slots.push(counter);
+                }
+                Err(e) => unavailable.push(Unavailable::from_open_error(counter, &e)),
+            }
+        };
+        let mut switches_from_rusage = false;
+
+        // Hardware events first: if they alone are wanted beside clocks and
+        // the kernel lets user space read them, no system call is needed.
+        for c in [Counter::Instructions, Counter::Cycles] {
+            if set.contains(c) {
+                open_event(c, &mut counters, &mut slots, &mut unavailable);
+            }
+        }
+        let has_hardware = !counters.is_empty();
+        let wants_software_events =
+            set.contains(Counter::PageFaults) || set.contains(Counter::ContextSwitches);
+        let mut user = Vec::new();
+        if has_hardware && sys::user_read_supported() && !wants_software_events {
+            for (c, counter) in slots.iter().zip(&counters) {
+                match sys::UserPage::map(counter.as_raw_fd()) {
+                    Ok(page) if page.user_readable() => user.push((*c, page)),
+                    _ => {
+                        user.clear();
+                        break;
+                    }
+                }
+            }
+        }
+        let sw: &[Counter] = if user.is_empty() {
+            &[
+                Counter::CpuTime,
+                Counter::PageFaults,
+                Counter::ContextSwitches,
+            ]
+        } else {
+            // CPU time comes from CLOCK_THREAD_CPUTIME_ID on this path.
+            &[]
+        };
+        for &c in sw {
+            if set.contains(c) {
+                open_event(c, &mut counters, &mut slots, &mut unavailable);
+            }
+        }
+        // Counting kernel-side events needs perf_event_paranoid <= 1 (or
+        // CAP_PERFMON); without it, getrusage(RUSAGE_THREAD) counts the
+        // thread's context switches at the cost of one more system call.
+        if let Some(pos) = unavailable.iter().position(|u| {
+            u.counter == Counter::ContextSwitches
+                && matches!(u.errno, Some(libc::EACCES) | Some(libc::EPERM))
+        }) {
+            if sys::thread_context_switches().is_some() {
+                unavailable.remove(pos);
+                switches_from_rusage = true;
+            }
+        }
+        let group = (!counters.is_empty()).then_some(PerfGroup {
+            counters,
+            slots,
+            user,
+            has_hardware,
+        });
+
+        let statm = if set.contains(Counter::Rss) {
+            match File::open("/proc/self/statm") {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    unavailable.push(Unavailable {
+                        counter: Counter::Rss,
+                        errno: e.raw_os_error(),
+                        reason: format!("cannot open /proc/self/statm: {e}"),
+                    });
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        Counters {
+            set,
+            group,
+            statm,
+            switches_from_rusage,
+            unavailable,
+            page_size: sys::page_size(),
+            generation: sys::fork_generation(),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The set these counters were opened for.
+    pub fn set(&self) -> CounterSet {
+        self.set
+    }
+
+    /// The counters of the set that could not be opened, and why.
+    pub fn unavailable(&self) -> &[Unavailable] {
+        &self.unavailable
+    }
+
+    /// Whether `counter` is in the set and was opened.
+    pub fn is_available(&self, counter: Counter) -> bool {
+        self.set.contains(counter) && self.unavailable.iter().all(|u| u.counter != counter)
+    }
+
+    /// How perf counters are read on this thread.
+    pub fn source(&self) -> ReadPath {
+        match &self.group {
+            Some(g) if !g.user.is_empty() => ReadPath::Rdpmc,
+            Some(g) if g.has_hardware => ReadPath::Read,
+            _ => ReadPath::Software,
+        }
+    }
+
+    /// Whether these counters were opened in another process (before a
+    /// `fork`) and must not be used here.
+    pub fn is_stale(&self) -> bool {
+        self.generation != sys::fork_generation()
+    }
+
+    /// Reads every counter of the set now.
+    ///
+    /// The hardware counters are read first, then the clocks and RSS. To
+    /// measure a region, [`Counters::snapshot_start`] at its start and this
+    /// at its end keep every other read of the library outside the region.
+    pub fn snapshot(&mut self) -> Snapshot {
+        let mut s = Snapshot::default();
+        self.read_end(&mut s, true);
+        s
+    }
+
+    /// Reads every counter of the set now, for the start of a region: the
+    /// hardware counters last.
+    ///
+    /// Between the hardware reads of two [`Counters::snapshot`]s lie the
+    /// library's other reads (clocks, `/proc/self/statm` and its parsing,
+    /// whose instruction count depends on the RSS digits). Starting with this
+    /// and ending with [`Counters::snapshot_end`] leaves only a fixed stretch
+    /// of the library's code inside the measured instructions.
+    pub fn snapshot_start(&mut self) -> Snapshot {
+        let mut s = Snapshot::default();
+        self.read_start(&mut s, true);
+        s
+    }
+
+    /// Reads every counter of the set now, for the end of a region started
+    /// with [`Counters::snapshot_start`]: the hardware counters first. The
+    /// same as [`Counters::snapshot`].
+    #[inline]
+    pub fn snapshot_end(&mut self) -> Snapshot {
+        self.snapshot()
+    }
+
+    /// [`Counters::snapshot_start`] without RSS and peak RSS: the hardware
+    /// counters last, after the clocks (and `getrusage` when context
+    /// switches come from it), and no read of `/proc/self/statm`.
+    ///
+    /// For a region measured in pieces, such as a future measured per
+    /// poll: its counts are the sum over the pieces, but RSS is a level, so
+    /// it is wanted only at the region's start and end. Start the first
+    /// piece with [`Counters::snapshot_start`] (its RSS is the region's
+    /// `rss_start`), the others with this, end every piece with
+    /// [`Counters::snapshot_end_counts`], and read [`Counters::rss_bytes`]
+    /// when the region is over. A [`Delta`](super::Delta) of two such snapshots has no
+    /// RSS, and [`Delta::accumulate`](super::Delta::accumulate) keeps the first piece's `rss_start`.
+    ///
+    /// ```
+    /// use dynostats::{counters::Counter, counters::CounterSet, counters::Counters, Delta};
+    ///
+    /// let mut counters = Counters::open(CounterSet::wall_only().with(Counter::Rss));
+    /// let mut total = Delta::between(&counters.snapshot_start(), &counters.snapshot_end_counts());
+    /// for _ in 0..3 {
+    ///     let start = counters.snapshot_start_counts();
+    ///     let end = counters.snapshot_end_counts();
+    ///     assert_eq!((start.rss_bytes, end.rss_bytes), (None, None));
+    ///     total.accumulate(&Delta::between(&start, &end));
+    /// }
+    /// total.rss_end = counters.rss_bytes();
+    /// assert!(total.rss_start.is_some() && total.rss_end.is_some());
+    /// ```
+    pub fn snapshot_start_counts(&mut self) -> Snapshot {
+        let mut s = Snapshot::default();
+        self.read_start(&mut s, false);
+        s
+    }
+
+    /// [`Counters::snapshot_end`] without RSS and peak RSS: the hardware
+    /// counters first, then the clocks; the end of a piece started with
+    /// [`Counters::snapshot_start_counts`] or [`Counters::snapshot_start`].
+    pub fn snapshot_end_counts(&mut self) -> Snapshot {
+        let mut s = Snapshot::default();
+        self.read_end(&mut s, false);
+        s
+    }
+
+    /// The process's current RSS in bytes, from the `/proc/self/statm`
+    /// descriptor these counters keep open: one `pread`, no perf read.
+    /// `None` when RSS is not in the set or cannot be read.
+    #[inline]
+    pub fn rss_bytes(&self) -> Option<u64> {
+        statm::read_rss(self.statm.as_ref()?, self.page_size)
+    }
+
+    /// The process's peak RSS so far in bytes (`getrusage`), when peak RSS
+    /// is in the set.
+    #[inline]
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        if self.set.contains(Counter::PeakRss) {
+            sys::peak_rss_bytes()
+        } else {
+            None
+        }
+    }
+
+    /// Fills `s`, a default snapshot, for the start of a region: hardware
+    /// counters last; RSS and peak RSS only when `memory`.
+    #[inline(always)]
+    fn read_start(&mut self, s: &mut Snapshot, memory: bool) {
+        s.wall_ns = sys::monotonic_ns();
+        let cpu_from_group = self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.slots.contains(&Counter::CpuTime));
+        self.read_rest(s, !cpu_from_group, memory);
+        if let Some(group) = &self.group {
+            read_group(group, s);
+        }
+        if cpu_from_group && !s.cpu_in_group && self.set.contains(Counter::CpuTime) {
+            // The group read failed: the clock still gives CPU time.
+            s.cpu_ns = sys::thread_cpu_ns();
+        }
+    }
+
+    /// Fills `s`, a default snapshot, for the end of a region: hardware
+    /// counters first; RSS and peak RSS only when `memory`.
+    #[inline(always)]
+    fn read_end(&mut self, s: &mut Snapshot, memory: bool) {
+        if let Some(group) = &self.group {
+            read_group(group, s);
+        }
+        s.wall_ns = sys::monotonic_ns();
+        let cpu_from_clock = !s.cpu_in_group;
+        self.read_rest(s, cpu_from_clock, memory);
+    }
+
+    /// Everything but the perf group: CPU time from the clock (when
+    /// `cpu_from_clock`), context switches from `getrusage`, and RSS and
+    /// peak RSS when `memory`. Kept out of line: inlined, it added 14
+    /// instructions to a guard record's fixed overhead in the PMU guest
+    /// (the snapshot functions then save and restore more registers, on
+    /// the measured side of the hardware reads).
+    #[inline(never)]
+    fn read_rest(&self, s: &mut Snapshot, cpu_from_clock: bool, memory: bool) {
+        if cpu_from_clock && self.set.contains(Counter::CpuTime) {
+            s.cpu_ns = sys::thread_cpu_ns();
+        }
+        if memory {
+            s.rss_bytes = self.rss_bytes();
+            s.peak_rss_bytes = self.peak_rss_bytes();
+        }
+        if self.switches_from_rusage {
+            s.context_switches = sys::thread_context_switches();
+            s.switches_from_rusage = true;
+        }
+    }
+}
+
+fn set_slot(s: &mut Snapshot, counter: Counter, value: u64) {
+    match counter {
+        Counter::Instructions => s.instructions = Some(value),
+        Counter::Cycles => s.cycles = Some(value),
+        Counter::CpuTime => {
+            s.cpu_ns = Some(value);
+            s.cpu_in_group = true;
+        }
+        Counter::PageFaults => s.page_faults = Some(value),
+        Counter::ContextSwitches => s.context_switches = Some(value),
+        _ => {}
+    }
+}
+
+fn read_group(group: &PerfGroup, s: &mut Snapshot) {
+    if !group.user.is_empty() {
+        let mut values = [None; 2];
+        for (i, (_, page)) in group.user.iter().enumerate() {
+            values[i] = page.read();
+        }
+        if values[..group.user.len()].iter().all(Option::is_some) {
+            s.source = ReadPath::Rdpmc;
+            for ((counter, _), v) in group.user.iter().zip(values) {
+                let v = v.expect("checked above");
+                set_slot(s, *counter, v.count);
+                s.time_enabled = v.time_enabled;
+                s.time_running = v.time_running;
+            }
+            return;
+        }
+        // Not on a hardware counter right now: read() gives the truth.
+    }
+    let mut buf = [0u64; GROUP_WORDS];
+    let n = group.slots.len();
+    let Ok(bytes) = sys::read_words(group.counters[0].as_raw_fd(), &mut buf[..3 + n]) else {
+        return;
+    };
+    let words = bytes / 8;
+    let nr = buf[0] as usize;
+    if words < 3 || nr != n || words < 3 + nr {
+        // Not what this group looks like: report nothing rather than guess.
+        return;
+    }
+    s.time_enabled = buf[1];
+    s.time_running = buf[2];
+    s.source = if group.has_hardware {
+        ReadPath::Read
+    } else {
+        ReadPath::Software
+    };
+    for (i, counter) in group.slots.iter().enumerate() {
+        set_slot(s, *counter, buf[3 + i]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_only_snapshots_leave_out_rss() {
+        let set = CounterSet::wall_only()
+            .with(Counter::CpuTime)
+            .with(Counter::Rss)
+            .with(Counter::PeakRss);
+        let mut c = Counters::open(set);
+        let full = c.snapshot_start();
+        assert!(full.rss_bytes.is_some() && full.peak_rss_bytes.is_some());
+        assert!(full.cpu_ns.is_some());
+        for s in [c.snapshot_start_counts(), c.snapshot_end_counts()] {
+            assert_eq!((s.rss_bytes, s.peak_rss_bytes), (None, None));
+            assert!(s.cpu_ns.is_some() && s.wall_ns >= full.wall_ns);
+        }
+        assert!(c.rss_bytes().is_some_and(|b| b > 0));
+        assert!(c.peak_rss_bytes().is_some_and(|b| b > 0));
+        let without = Counters::open(CounterSet::wall_only());
+        assert_eq!(
+            (without.rss_bytes(), without.peak_rss_bytes()),
+            (None, None)
+        );
+    }
+}

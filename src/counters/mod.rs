@@ -1,0 +1,283 @@
+//! Per-thread counters: which ones exist, how they are opened, read, and
+//! turned into deltas.
+//!
+//! A perf counter opened with `pid = 0, cpu = -1` counts the calling thread
+//! only, so everything here is per thread: [`Counters`] is `!Send`, and the
+//! free function [`snapshot`] uses one `Counters` per thread, opened lazily
+//! on that thread's first read and closed when the thread exits.
+//!
+//! The module is split by concern: [`Counter`], [`CounterSet`] and
+//! [`ReadPath`] here; [`Snapshot`] and [`Delta`] in `snapshot`; the perf
+//! group ([`Counters`]: open and read) in `group`; `/proc/self/statm` in
+//! `statm`; the thread-local behind [`snapshot()`] in `thread`; why a
+//! counter is absent ([`Unavailable`]) in `unavailable`.
+
+mod group;
+mod snapshot;
+mod statm;
+mod thread;
+mod unavailable;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+pub use group::Counters;
+pub use snapshot::{Delta, Snapshot};
+pub(crate) use thread::{memory_now, snapshot_end_counts, snapshot_start_counts};
+pub use thread::{
+    set_thread_counters, snapshot, snapshot_end, snapshot_start, thread_counter_set,
+    with_thread_counters,
+};
+pub use unavailable::Unavailable;
+
+/// Makes the type holding it `!Send` (and `!Sync`): what reads or owns
+/// one thread's counters must stay on that thread.
+pub(crate) type PhantomNotSend = PhantomData<*const ()>;
+pub(crate) use unavailable::paranoid_level;
+
+/// One quantity `dynostats` can measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Counter {
+    /// Retired CPU instructions in user space (hardware PMU).
+    Instructions,
+    /// CPU cycles in user space (hardware PMU).
+    Cycles,
+    /// CPU time of the thread, in nanoseconds.
+    CpuTime,
+    /// Wall-clock time, in nanoseconds (`CLOCK_MONOTONIC`). Always measured.
+    WallTime,
+    /// Current resident set size of the process, in bytes.
+    Rss,
+    /// Peak resident set size of the process, in bytes (`getrusage`).
+    PeakRss,
+    /// Page faults of the thread (software perf event).
+    PageFaults,
+    /// Context switches of the thread (software perf event).
+    ContextSwitches,
+}
+
+impl Counter {
+    /// Every counter, in display order.
+    pub const ALL: [Counter; 8] = [
+        Counter::Instructions,
+        Counter::Cycles,
+        Counter::CpuTime,
+        Counter::WallTime,
+        Counter::Rss,
+        Counter::PeakRss,
+        Counter::PageFaults,
+        Counter::ContextSwitches,
+    ];
+
+    /// A short stable name: the record field of the quantity (`cpu_ns`,
+    /// `wall_ns`, `instructions` ...), as used in status records, the probe
+    /// and reports. [`Counter::from_str`](std::str::FromStr) also accepts
+    /// `cpu_time` and `wall_time`, the names status records used before.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Instructions => "instructions",
+            Counter::Cycles => "cycles",
+            Counter::CpuTime => "cpu_ns",
+            Counter::WallTime => "wall_ns",
+            Counter::Rss => "rss",
+            Counter::PeakRss => "peak_rss",
+            Counter::PageFaults => "page_faults",
+            Counter::ContextSwitches => "context_switches",
+        }
+    }
+
+    /// Whether the counter needs a hardware PMU.
+    pub fn is_hardware(self) -> bool {
+        matches!(self, Counter::Instructions | Counter::Cycles)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+impl fmt::Display for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Counter {
+    type Err = String;
+
+    /// Parses [`Counter::name`], or one of the older names `cpu_time` and
+    /// `wall_time`.
+    fn from_str(s: &str) -> Result<Counter, String> {
+        match s {
+            "cpu_time" => return Ok(Counter::CpuTime),
+            "wall_time" => return Ok(Counter::WallTime),
+            _ => {}
+        }
+        Counter::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+                format!(
+                    "unknown counter {s:?}: expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// A choice of counters to open on each thread.
+///
+/// The default set is instructions, cycles, thread CPU time, wall time and
+/// current RSS. Wall time is always included: it costs one vDSO call.
+///
+/// ```
+/// use dynostats::{counters::Counter, counters::CounterSet};
+///
+/// let set = CounterSet::default().with(Counter::PageFaults).without(Counter::Cycles);
+/// assert!(set.contains(Counter::PageFaults));
+/// assert!(!set.contains(Counter::Cycles));
+/// assert!(set.contains(Counter::WallTime));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CounterSet {
+    bits: u16,
+}
+
+impl Default for CounterSet {
+    fn default() -> Self {
+        CounterSet::wall_only()
+            .with(Counter::Instructions)
+            .with(Counter::Cycles)
+            .with(Counter::CpuTime)
+            .with(Counter::Rss)
+    }
+}
+
+impl fmt::Debug for CounterSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl CounterSet {
+    /// Only wall time.
+    pub const fn wall_only() -> CounterSet {
+        CounterSet {
+            bits: 1 << (Counter::WallTime as u16),
+        }
+    }
+
+    /// Every counter.
+    pub fn all() -> CounterSet {
+        Counter::ALL
+            .iter()
+            .fold(CounterSet::wall_only(), |s, &c| s.with(c))
+    }
+
+    /// This set plus `counter`.
+    #[must_use]
+    pub fn with(self, counter: Counter) -> CounterSet {
+        CounterSet {
+            bits: self.bits | counter.bit(),
+        }
+    }
+
+    /// This set minus `counter` (wall time cannot be removed).
+    #[must_use]
+    pub fn without(self, counter: Counter) -> CounterSet {
+        if counter == Counter::WallTime {
+            return self;
+        }
+        CounterSet {
+            bits: self.bits & !counter.bit(),
+        }
+    }
+
+    /// Whether `counter` is in the set.
+    pub fn contains(self, counter: Counter) -> bool {
+        self.bits & counter.bit() != 0
+    }
+
+    /// The counters of the set, in [`Counter::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Counter> {
+        Counter::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+}
+
+/// How the counters of a snapshot were read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReadPath {
+    /// Hardware counters read from user space through the perf mmap page
+    /// (`rdpmc` on x86), no system call.
+    Rdpmc,
+    /// Hardware counters read with one `read(2)` of the whole perf group.
+    Read,
+    /// No hardware counters: software perf events, clocks and `/proc` only.
+    #[default]
+    Software,
+}
+
+impl ReadPath {
+    /// The name used in records: `"rdpmc"`, `"read"` or `"software"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadPath::Rdpmc => "rdpmc",
+            ReadPath::Read => "read",
+            ReadPath::Software => "software",
+        }
+    }
+}
+
+impl fmt::Display for ReadPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ReadPath {
+    type Err = String;
+
+    /// Parses the name used in records (`rdpmc`, `read`, `software`).
+    fn from_str(s: &str) -> Result<ReadPath, String> {
+        match s {
+            "rdpmc" => Ok(ReadPath::Rdpmc),
+            "read" => Ok(ReadPath::Read),
+            "software" => Ok(ReadPath::Software),
+            _ => Err(format!(
+                "unknown read path {s:?}: expected rdpmc, read or software"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        for c in Counter::ALL {
+            assert_eq!(c.name().parse::<Counter>(), Ok(c));
+        }
+        assert_eq!("cpu_time".parse::<Counter>(), Ok(Counter::CpuTime));
+        assert_eq!("wall_time".parse::<Counter>(), Ok(Counter::WallTime));
+        assert!("cpu".parse::<Counter>().unwrap_err().contains("cpu_ns"));
+        for p in [ReadPath::Rdpmc, ReadPath::Read, ReadPath::Software] {
+            assert_eq!(p.to_string().parse::<ReadPath>(), Ok(p));
+        }
+        assert!("rdtsc".parse::<ReadPath>().is_err());
+    }
+
+    #[test]
+    fn set_operations() {
+        let s = CounterSet::default();
+        assert!(s.contains(Counter::Instructions) && s.contains(Counter::Rss));
+        assert!(!s.contains(Counter::PageFaults));
+        assert!(s.without(Counter::WallTime).contains(Counter::WallTime));
+        assert_eq!(CounterSet::all().iter().count(), Counter::ALL.len());
+    }
+}

@@ -1,0 +1,125 @@
+//! The calling thread's counters, kept in a thread-local: opened on first
+//! use, reopened after `fork`, closed when the thread exits.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use super::CounterSet;
+use super::group::Counters;
+use super::snapshot::Snapshot;
+use crate::sys;
+
+static DEFAULT_SET: OnceLock<CounterSet> = OnceLock::new();
+
+/// Chooses the counters that [`snapshot`] (and everything built on it)
+/// opens on each thread. Call it once, before the first measurement; later
+/// calls return `Err` with the set that was not installed.
+///
+/// ```
+/// use dynostats::{counters::Counter, counters::CounterSet};
+/// let _ = dynostats::counters::set_thread_counters(CounterSet::default().with(Counter::PageFaults));
+/// ```
+pub fn set_thread_counters(set: CounterSet) -> Result<(), CounterSet> {
+    DEFAULT_SET.set(set)
+}
+
+/// The counter set threads open ([`CounterSet::default`] unless
+/// [`set_thread_counters`] chose another).
+pub fn thread_counter_set() -> CounterSet {
+    *DEFAULT_SET.get_or_init(CounterSet::default)
+}
+
+thread_local! {
+    static THREAD: RefCell<Option<Counters>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's counters, opening them on first use and
+/// reopening them after a `fork`. Returns `None` while the thread is being
+/// torn down.
+pub fn with_thread_counters<R>(f: impl FnOnce(&mut Counters) -> R) -> Option<R> {
+    THREAD
+        .try_with(|cell| {
+            let mut slot = cell.try_borrow_mut().ok()?;
+            let counters = match &mut *slot {
+                Some(c) if !c.is_stale() => c,
+                other => other.insert(Counters::open(thread_counter_set())),
+            };
+            Some(f(counters))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Reads the calling thread's counters with `read`, or only the wall clock
+/// while the thread is being torn down (its thread-local is gone).
+#[inline]
+fn read_with(read: impl FnOnce(&mut Counters) -> Snapshot) -> Snapshot {
+    with_thread_counters(read).unwrap_or_else(|| Snapshot {
+        wall_ns: sys::monotonic_ns(),
+        ..Snapshot::default()
+    })
+}
+
+/// Reads the calling thread's counters.
+///
+/// ```
+/// let start = dynostats::snapshot();
+/// let v: Vec<u64> = (0..10_000).collect();
+/// let end = dynostats::snapshot();
+/// let delta = dynostats::Delta::between(&start, &end);
+/// assert_eq!(v.len(), 10_000);
+/// assert!(delta.wall_ns > 0);
+/// // Instructions are `None` on a machine without a hardware PMU.
+/// if let Some(n) = delta.instructions { assert!(n > 10_000); }
+/// ```
+#[inline]
+pub fn snapshot() -> Snapshot {
+    read_with(Counters::snapshot)
+}
+
+/// Reads the calling thread's counters at the start of a region, hardware
+/// counters last (see [`Counters::snapshot_start`]); end the region with
+/// [`snapshot_end`]. Guards and measured futures use this pair, so a
+/// record's instructions are the region's own plus a fixed overhead that
+/// does not depend on the process's RSS.
+///
+/// ```
+/// let start = dynostats::counters::snapshot_start();
+/// let v: Vec<u64> = (0..10_000).collect();
+/// let end = dynostats::counters::snapshot_end();
+/// let delta = dynostats::Delta::between(&start, &end);
+/// assert_eq!(v.len(), 10_000);
+/// assert!(delta.wall_ns > 0);
+/// ```
+#[inline]
+pub fn snapshot_start() -> Snapshot {
+    read_with(Counters::snapshot_start)
+}
+
+/// Reads the calling thread's counters at the end of a region started with
+/// [`snapshot_start`], hardware counters first. The same as [`snapshot`].
+#[inline]
+pub fn snapshot_end() -> Snapshot {
+    snapshot()
+}
+
+/// The calling thread's [`Counters::snapshot_start_counts`]: a start
+/// without RSS, for every piece but the first of a region measured in
+/// pieces.
+#[inline]
+pub(crate) fn snapshot_start_counts() -> Snapshot {
+    read_with(Counters::snapshot_start_counts)
+}
+
+/// The calling thread's [`Counters::snapshot_end_counts`]: an end without
+/// RSS.
+#[inline]
+pub(crate) fn snapshot_end_counts() -> Snapshot {
+    read_with(Counters::snapshot_end_counts)
+}
+
+/// The process's RSS and peak RSS now, as the calling thread's counters
+/// read them ([`Counters::rss_bytes`], [`Counters::peak_rss_bytes`]).
+pub(crate) fn memory_now() -> (Option<u64>, Option<u64>) {
+    with_thread_counters(|c| (c.rss_bytes(), c.peak_rss_bytes())).unwrap_or_default()
+}

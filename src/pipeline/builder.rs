@@ -1,0 +1,213 @@
+//! [`PipelineBuilder`]: a pipeline's settings, and starting its writer.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+
+use super::stats::SinkStats;
+use super::{Pipeline, Shared, writer};
+use crate::error::Error;
+use crate::record::Labels;
+use crate::sink::Sink;
+use crate::sys;
+
+/// Settings of a [`Pipeline`].
+///
+/// ```
+/// use std::time::Duration;
+/// use dynostats::{sink::MemorySink, Pipeline};
+///
+/// let pipeline = Pipeline::builder()
+///     .sink(MemorySink::new())
+///     .queue_capacity(4096)
+///     .batch_size(256)
+///     .batch_interval(Duration::from_millis(50))
+///     .status_interval(Some(Duration::from_secs(30)))
+///     .label("host", "web-1")
+///     .build()
+///     .unwrap();
+/// assert_eq!(pipeline.stats().queue_capacity, 4096);
+/// ```
+#[must_use]
+pub struct PipelineBuilder {
+    sinks: Vec<Box<dyn Sink>>,
+    capacity: usize,
+    batch_size: usize,
+    batch_interval: Duration,
+    status_interval: Option<Duration>,
+    labels: Labels,
+}
+
+impl fmt::Debug for PipelineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("capacity", &self.capacity)
+            .field("batch_size", &self.batch_size)
+            .field("batch_interval", &self.batch_interval)
+            .field("status_interval", &self.status_interval)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        PipelineBuilder {
+            sinks: Vec::new(),
+            capacity: Pipeline::DEFAULT_QUEUE_CAPACITY,
+            batch_size: Pipeline::DEFAULT_BATCH_SIZE,
+            batch_interval: Pipeline::DEFAULT_BATCH_INTERVAL,
+            status_interval: Some(Pipeline::DEFAULT_STATUS_INTERVAL),
+            labels: Labels::default(),
+        }
+    }
+}
+
+impl PipelineBuilder {
+    /// Adds a sink; every record goes to every sink.
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Queue capacity in records ([`Pipeline::DEFAULT_QUEUE_CAPACITY`]); when the
+    /// queue is full, records are dropped and counted. The queue is
+    /// allocated up front, one `Record` (about 450 bytes) per slot.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The most records the writer hands to the sinks at once
+    /// ([`Pipeline::DEFAULT_BATCH_SIZE`]); a measured thread wakes the writer early
+    /// when this many records (or half the queue) are waiting.
+    pub fn batch_size(mut self, records: usize) -> Self {
+        self.batch_size = records;
+        self
+    }
+
+    /// How often the writer wakes up to write what is queued
+    /// ([`Pipeline::DEFAULT_BATCH_INTERVAL`]): the longest a record waits when few
+    /// are emitted.
+    pub fn batch_interval(mut self, interval: Duration) -> Self {
+        self.batch_interval = interval;
+        self
+    }
+
+    /// How often the writer writes a status record
+    /// ([`Pipeline::DEFAULT_STATUS_INTERVAL`]); one is also written at start and at
+    /// shutdown. `None` writes no status record at all.
+    pub fn status_interval(mut self, interval: Option<Duration>) -> Self {
+        self.status_interval = interval;
+        self
+    }
+
+    /// A label added by the writer to every record that does not carry
+    /// this key already (host, build, region ...): it costs the measured
+    /// threads nothing. Bounded by the one label rule ([`Labels::insert`]).
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key, value);
+        self
+    }
+
+    /// Starts the writer thread.
+    ///
+    /// Fails when there is no sink, the capacity or batch size is 0, or the
+    /// thread cannot be started.
+    pub fn build(self) -> Result<Pipeline, Error> {
+        if self.sinks.is_empty() {
+            return Err(Error::InvalidConfig(
+                "a pipeline needs at least one sink".to_string(),
+            ));
+        }
+        if self.capacity == 0 {
+            return Err(Error::InvalidConfig(
+                "the queue capacity must be at least 1".to_string(),
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::InvalidConfig(
+                "the batch size must be at least 1".to_string(),
+            ));
+        }
+        if self.batch_interval.is_zero() {
+            return Err(Error::InvalidConfig(
+                "the batch interval must be positive".to_string(),
+            ));
+        }
+        if self.status_interval == Some(Duration::ZERO) {
+            return Err(Error::InvalidConfig(
+                "the status interval must be positive (or None for no status records)".to_string(),
+            ));
+        }
+        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        let names = unique_names(&self.sinks);
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(self.capacity),
+            closed: RwLock::new(false),
+            control: control_tx,
+            wake_at: self.batch_size.min(self.capacity.div_ceil(2)).max(1),
+            generation: sys::fork_generation(),
+            wake_sent: AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            dropped_queue_full: AtomicU64::new(0),
+            dropped_closed: AtomicU64::new(0),
+            status_records: AtomicU64::new(0),
+            capacity: self.capacity,
+            sinks: Mutex::new(
+                names
+                    .iter()
+                    .map(|name| SinkStats {
+                        name: name.clone(),
+                        ..SinkStats::default()
+                    })
+                    .collect(),
+            ),
+        });
+        let writer = writer::Writer::new(
+            control_rx,
+            self.sinks,
+            names,
+            writer::Settings {
+                batch_size: self.batch_size,
+                batch_interval: self.batch_interval,
+                status_interval: self.status_interval,
+                labels: self.labels,
+            },
+            Arc::clone(&shared),
+        );
+        let handle = std::thread::Builder::new()
+            .name("dynostats-writer".to_string())
+            .spawn(move || writer.run())
+            .map_err(|source| Error::Io {
+                context: "starting the dynostats writer thread".to_string(),
+                source,
+            })?;
+        Ok(Pipeline {
+            shared,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+}
+
+/// Sink names, with `#2`, `#3` ... appended to repeats.
+fn unique_names(sinks: &[Box<dyn Sink>]) -> Vec<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    sinks
+        .iter()
+        .map(|sink| {
+            let name = sink.name();
+            let n = seen.entry(name.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 { name } else { format!("{name}#{n}") }
+        })
+        .collect()
+}

@@ -1,0 +1,314 @@
+//! The record: one MessagePack map per sample.
+//!
+//! The schema is documented field by field in `docs/records.md`. Keys are
+//! the field names below; a counter that was not measured is absent from the
+//! map (never 0). Any MessagePack reader decodes a record without this crate.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+mod encode;
+mod labels;
+mod read;
+
+pub use labels::Labels;
+pub(crate) use labels::truncate;
+pub use read::{RecordReader, read};
+pub(crate) use read::{check_framing, decode};
+
+use crate::counters::{Delta, ReadPath};
+
+/// What a record describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// One request through the tower layer.
+    Request,
+    /// One code region (a guard or a measured future).
+    Region,
+    /// A sampled profile (call tree).
+    Profile,
+    /// The pipeline's own status: counters available, records written and
+    /// dropped.
+    Status,
+}
+
+impl RecordKind {
+    /// Every kind.
+    pub const ALL: [RecordKind; 4] = [
+        RecordKind::Request,
+        RecordKind::Region,
+        RecordKind::Profile,
+        RecordKind::Status,
+    ];
+
+    /// The name written in the `kind` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Request => "request",
+            RecordKind::Region => "region",
+            RecordKind::Profile => "profile",
+            RecordKind::Status => "status",
+        }
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RecordKind {
+    type Err = String;
+
+    /// Parses the name written in the `kind` field.
+    fn from_str(s: &str) -> Result<RecordKind, String> {
+        RecordKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown record kind {s:?}: expected request, region, profile or status")
+            })
+    }
+}
+
+/// One sample: what a region or request cost.
+///
+/// Build one with [`Record::new`] and the setters, or let a guard, measured
+/// future or the tower layer build it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Record {
+    /// Schema version ([`Record::SCHEMA_VERSION`]).
+    pub v: u8,
+    /// What the record describes.
+    pub kind: RecordKind,
+    /// Unix time of the start of the region, nanoseconds.
+    pub ts: u64,
+    /// Region name, or the endpoint's route template for requests.
+    pub name: String,
+    /// HTTP method (requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// HTTP status code (requests; absent when the service failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Small user labels (host, build, feature flags).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    /// Sampling rate in force: this record stands for `weight` events.
+    pub weight: u64,
+    /// Wall-clock nanoseconds.
+    pub wall_ns: u64,
+    /// CPU nanoseconds of the measuring thread(s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns: Option<u64>,
+    /// User-space instructions retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<u64>,
+    /// User-space CPU cycles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles: Option<u64>,
+    /// Page faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_faults: Option<u64>,
+    /// Context switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_switches: Option<u64>,
+    /// Process RSS at the start, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_start: Option<u64>,
+    /// Process RSS at the end, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_end: Option<u64>,
+    /// Peak process RSS at the end, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss: Option<u64>,
+    /// Number of polls summed (futures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<u64>,
+    /// Number of distinct threads that polled the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u64>,
+    /// How counters were read: `"rdpmc"`, `"read"` or `"software"`
+    /// (borrowed when set from a [`ReadPath`]: no allocation).
+    pub source: Cow<'static, str>,
+    /// True when multiplexing scaled a count (the counts are estimates).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub scaled: bool,
+    /// True when the region did not finish: a future dropped before
+    /// completion, or a guard dropped while panicking.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cancelled: bool,
+    /// True when the region was measured because it was forced
+    /// ([`crate::instrument::Region::forced`]), not picked by the sampler: its weight
+    /// is then 0.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub forced: bool,
+    /// The error, for a request whose service failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Process id of the writer.
+    pub pid: u32,
+    /// Extra fields of `status` and `profile` records, as a nested map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Detail>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The nested `detail` map of `status` and `profile` records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Detail {
+    /// Status: per counter, `"ok"` or the reason it is unavailable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, String>,
+    /// Status: named statistics of the pipeline (records written, dropped
+    /// per reason, bytes written ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stats: BTreeMap<String, u64>,
+    /// Status: per sink (by name), its counts: `records_written`,
+    /// `bytes_written`, `records_dropped_sink_error`,
+    /// `records_dropped_by_sink`, `errors`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sinks: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Status: the last error of each sink, by sink name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, String>,
+}
+
+/// The process id, cached: `getpid` is a system call, and a record is made
+/// on every sampled region. The cache is keyed by the fork generation, so a
+/// forked child reads its own pid.
+fn current_pid() -> u32 {
+    static CACHE: AtomicU64 = AtomicU64::new(0);
+    // Generation + 1 in the high half, so that 0 means "not cached".
+    let generation = u64::from((crate::sys::fork_generation() as u32).wrapping_add(1));
+    let cached = CACHE.load(Ordering::Relaxed);
+    if cached >> 32 == generation {
+        return cached as u32;
+    }
+    let pid = std::process::id();
+    CACHE.store((generation << 32) | u64::from(pid), Ordering::Relaxed);
+    pid
+}
+
+impl Record {
+    /// The schema version written in every record's `v` field.
+    pub const SCHEMA_VERSION: u8 = 1;
+    /// Longest record name, in bytes; longer ones are cut at a character
+    /// boundary.
+    pub const MAX_NAME_LEN: usize = 256;
+    /// Longest label key or value, in bytes ([`Labels::MAX_LEN`]).
+    pub const MAX_LABEL_LEN: usize = Labels::MAX_LEN;
+    /// Most labels one record carries ([`Labels::MAX`]).
+    pub const MAX_LABELS: usize = Labels::MAX;
+
+    /// A record of `kind` named `name` (cut to [`Record::MAX_NAME_LEN`]), weight 1,
+    /// stamped with the current Unix time and process id, no counters.
+    pub fn new(kind: RecordKind, name: &str) -> Record {
+        Record {
+            v: Record::SCHEMA_VERSION,
+            kind,
+            ts: crate::sys::realtime_ns(),
+            name: truncate(name, Record::MAX_NAME_LEN).to_string(),
+            method: None,
+            status: None,
+            labels: Labels::default(),
+            weight: 1,
+            wall_ns: 0,
+            cpu_ns: None,
+            instructions: None,
+            cycles: None,
+            page_faults: None,
+            context_switches: None,
+            rss_start: None,
+            rss_end: None,
+            peak_rss: None,
+            polls: None,
+            threads: None,
+            source: Cow::Borrowed(ReadPath::Software.as_str()),
+            scaled: false,
+            cancelled: false,
+            forced: false,
+            error: None,
+            pid: current_pid(),
+            detail: None,
+        }
+    }
+
+    /// Copies the counters of `delta` into the record.
+    pub fn set_delta(&mut self, delta: &Delta) -> &mut Record {
+        self.wall_ns = delta.wall_ns;
+        self.cpu_ns = delta.cpu_ns;
+        self.instructions = delta.instructions;
+        self.cycles = delta.cycles;
+        self.page_faults = delta.page_faults;
+        self.context_switches = delta.context_switches;
+        self.rss_start = delta.rss_start;
+        self.rss_end = delta.rss_end;
+        self.peak_rss = delta.peak_rss;
+        self.scaled = delta.scaled;
+        self.source = Cow::Borrowed(delta.source.as_str());
+        self
+    }
+
+    /// Adds a label by the one label rule ([`Labels::insert`]): keys and
+    /// values cut to [`Labels::MAX_LEN`] bytes, at most [`Labels::MAX`]
+    /// labels; extra labels are ignored.
+    pub fn set_label(&mut self, key: &str, value: &str) -> &mut Record {
+        self.labels.insert(key, value);
+        self
+    }
+
+    /// Decodes one record from a MessagePack map.
+    ///
+    /// Arrays and maps nested more than 32 levels deep (counting the record
+    /// itself; they can only hide in fields this crate does not know) are
+    /// an error, so a hostile record cannot exhaust the stack.
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Record, crate::Error> {
+        decode(bytes).map_err(|e| crate::error::Error::Decode {
+            offset: 0,
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_back() {
+        for k in RecordKind::ALL {
+            assert_eq!(k.to_string().parse::<RecordKind>(), Ok(k));
+        }
+        assert!("requests".parse::<RecordKind>().is_err());
+    }
+
+    #[test]
+    fn labels_and_names_are_bounded() {
+        let long = "é".repeat(200);
+        let mut r = Record::new(RecordKind::Region, &long);
+        assert!(r.name.len() <= Record::MAX_NAME_LEN);
+        for i in 0..40 {
+            r.set_label(&format!("k{i}"), &long);
+        }
+        assert_eq!(r.labels.len(), Record::MAX_LABELS);
+        assert!(
+            r.labels
+                .iter()
+                .all(|(_, v)| v.len() <= Record::MAX_LABEL_LEN)
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! What a sampled request carries from `call` to the end of its body, and
+//! how it becomes a record.
+
+use std::borrow::Cow;
+
+use http::{Method, Request};
+
+use super::label::LabelRequest;
+use super::{OTHER, UNMATCHED};
+use crate::instrument::accounting::PollAccounting;
+use crate::record::{Labels, RecordKind};
+
+/// The method as recorded: the standard ones by name, anything else as
+/// [`OTHER`] (an extension method is whatever the client sent).
+pub(super) fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        _ => OTHER,
+    }
+}
+
+/// The endpoint of a request: the route template axum matched, or
+/// [`UNMATCHED`].
+pub(super) fn endpoint<B>(request: &Request<B>) -> Cow<'static, str> {
+    #[cfg(feature = "axum")]
+    if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
+        return Cow::Owned(path.as_str().to_owned());
+    }
+    let _ = request;
+    Cow::Borrowed(UNMATCHED)
+}
+
+/// What a sampled request carries from `call` to the end of its body.
+/// Dropping it delivers the record, so success, errors, cancellation and
+/// panics all go through one path.
+#[derive(Debug)]
+pub(crate) struct RequestState {
+    pub(crate) acct: PollAccounting,
+    name: Cow<'static, str>,
+    method: &'static str,
+    labels: Labels,
+    weight: u64,
+    status: Option<u16>,
+    error: Option<&'static str>,
+    completed: bool,
+    /// A body dropped unread is not a cancellation (HEAD, 1xx, 204, 304).
+    body_optional: bool,
+}
+
+impl RequestState {
+    pub(super) fn new<B>(
+        request: &Request<B>,
+        weight: u64,
+        labeler: &impl LabelRequest<B>,
+    ) -> RequestState {
+        let mut labels = Labels::default();
+        labeler.label(request, &mut labels);
+        RequestState {
+            acct: PollAccounting::default(),
+            name: endpoint(request),
+            method: method_name(request.method()),
+            labels,
+            weight,
+            status: None,
+            error: None,
+            completed: false,
+            body_optional: request.method() == Method::HEAD,
+        }
+    }
+
+    /// The inner service answered with `status`.
+    pub(super) fn responded(&mut self, status: http::StatusCode) {
+        self.status = Some(status.as_u16());
+        if status.is_informational()
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED
+        {
+            self.body_optional = true;
+        }
+    }
+
+    /// The request finished, with `error` when it failed.
+    pub(super) fn finished(&mut self, error: Option<&'static str>) {
+        self.completed = true;
+        self.error = error;
+    }
+}
+
+impl Drop for RequestState {
+    fn drop(&mut self) {
+        let body_skipped = self.status.is_some() && self.body_optional;
+        let (weight, method, status) = (self.weight, self.method, self.status);
+        let labels = std::mem::take(&mut self.labels);
+        self.acct.finish(
+            RecordKind::Request,
+            &self.name,
+            self.completed || body_skipped,
+            self.error,
+            |record| {
+                record.weight = weight;
+                record.method = Some(method.to_string());
+                record.status = status;
+                record.labels = labels;
+            },
+        );
+    }
+}
