@@ -21,7 +21,7 @@ fn full_record() -> Record {
     r.rss_end = Some(11 << 20);
     r.polls = Some(3);
     r.threads = Some(2);
-    r.source = "read".into();
+    r.source = dynostats::counters::ReadPath::Read;
     r.scaled = true;
     r
 }

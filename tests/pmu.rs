@@ -387,7 +387,7 @@ fn sampled_guard_record_is_the_loop_plus_a_fixed_overhead() {
         });
         for r in &records {
             assert_eq!(r.weight, 1, "{r:?}");
-            assert_eq!(r.source, path.as_str(), "{r:?}");
+            assert_eq!(r.source, path, "{r:?}");
             assert!(!r.scaled && !r.cancelled, "{r:?}");
             if exact_guest() {
                 assert_eq!(r.cycles, r.instructions, "{r:?}");

@@ -57,7 +57,7 @@ fn sample_records() -> Vec<Record> {
     request.rss_end = Some(41 << 20);
     request.polls = Some(4);
     request.threads = Some(2);
-    request.source = "rdpmc".into();
+    request.source = dynostats::counters::ReadPath::Rdpmc;
     request.scaled = true;
     request.set_label("host", "web-1").set_label("flag", "é-ü");
 

@@ -30,7 +30,7 @@ fn status_records_describe_counters_and_counts() {
     let first = &status[0];
     assert_eq!(first.name, "dynostats");
     assert_eq!(first.weight, 0);
-    assert!(["rdpmc", "read", "software"].contains(&first.source.as_ref()));
+    assert!(["rdpmc", "read", "software"].contains(&first.source.as_str()));
     let detail = first.detail.as_ref().unwrap();
 
     // Every counter of the thread set, "ok" or the reason it is not: the

@@ -22,6 +22,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 pub use group::Counters;
 pub use snapshot::{Delta, Snapshot};
 pub(crate) use thread::{memory_now, snapshot_end_counts, snapshot_start_counts};
@@ -235,6 +237,47 @@ impl ReadPath {
 impl fmt::Display for ReadPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ReadPath {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Only the names: an integer is not read as a variant index.
+impl<'de> Deserialize<'de> for ReadPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ReadPath, D::Error> {
+        deserializer.deserialize_str(NameVisitor::new("rdpmc, read or software"))
+    }
+}
+
+/// Deserializes a name-valued field (`kind`, `source`) from a string only,
+/// through the type's `FromStr`.
+pub(crate) struct NameVisitor<T> {
+    expected: &'static str,
+    _type: std::marker::PhantomData<T>,
+}
+
+impl<T> NameVisitor<T> {
+    pub(crate) fn new(expected: &'static str) -> NameVisitor<T> {
+        NameVisitor {
+            expected,
+            _type: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: FromStr<Err = String>> serde::de::Visitor<'_> for NameVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "one of {}", self.expected)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        s.parse().map_err(E::custom)
     }
 }
 

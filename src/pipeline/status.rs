@@ -23,7 +23,7 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
         counters.source()
     });
     if let Some(source) = source {
-        record.source = source.as_str().into();
+        record.source = source;
     }
     let stats = [
         ("records_accepted", totals.accepted),

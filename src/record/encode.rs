@@ -99,7 +99,7 @@ impl Record {
                 w.uint(key, *value);
             }
         }
-        w.str("source", source);
+        w.str("source", source.as_str());
         for (key, flag) in flags {
             if *flag {
                 w.bool(key, true);
@@ -146,6 +146,7 @@ mod msgpack {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counters::ReadPath;
     use crate::record::{Detail, RecordKind};
 
     /// The reference encoding: serde's, field names as keys.
@@ -174,7 +175,7 @@ mod tests {
         full.peak_rss = Some(300);
         full.polls = Some(1);
         full.threads = Some(2);
-        full.source = "rdpmc".into();
+        full.source = ReadPath::Rdpmc;
         full.scaled = true;
         full.cancelled = true;
         full.forced = true;

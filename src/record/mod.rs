@@ -4,13 +4,12 @@
 //! the field names below; a counter that was not measured is absent from the
 //! map (never 0). Any MessagePack reader decodes a record without this crate.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod encode;
 mod labels;
@@ -21,11 +20,10 @@ pub(crate) use labels::truncate;
 pub use read::{RecordReader, read};
 pub(crate) use read::{check_framing, decode};
 
-use crate::counters::{Delta, ReadPath};
+use crate::counters::{Delta, NameVisitor, ReadPath};
 
 /// What a record describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RecordKind {
     /// One request through the tower layer.
@@ -56,6 +54,19 @@ impl RecordKind {
             RecordKind::Profile => "profile",
             RecordKind::Status => "status",
         }
+    }
+}
+
+impl Serialize for RecordKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Only the names: an integer is not read as a variant index.
+impl<'de> Deserialize<'de> for RecordKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RecordKind, D::Error> {
+        deserializer.deserialize_str(NameVisitor::new("request, region, profile or status"))
     }
 }
 
@@ -137,9 +148,8 @@ pub struct Record {
     /// Number of distinct threads that polled the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u64>,
-    /// How counters were read: `"rdpmc"`, `"read"` or `"software"`
-    /// (borrowed when set from a [`ReadPath`]: no allocation).
-    pub source: Cow<'static, str>,
+    /// How counters were read: `"rdpmc"`, `"read"` or `"software"`.
+    pub source: ReadPath,
     /// True when multiplexing scaled a count (the counts are estimates).
     #[serde(default, skip_serializing_if = "is_false")]
     pub scaled: bool,
@@ -237,7 +247,7 @@ impl Record {
             peak_rss: None,
             polls: None,
             threads: None,
-            source: Cow::Borrowed(ReadPath::Software.as_str()),
+            source: ReadPath::Software,
             scaled: false,
             cancelled: false,
             forced: false,
@@ -259,7 +269,7 @@ impl Record {
         self.rss_end = delta.rss_end;
         self.peak_rss = delta.peak_rss;
         self.scaled = delta.scaled;
-        self.source = Cow::Borrowed(delta.source.as_str());
+        self.source = delta.source;
         self
     }
 
