@@ -188,7 +188,7 @@ impl<F: Future> Measure for F {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::Delta;
+    use crate::counters::{self, Delta};
     use crate::pipeline::test_records;
     use crate::record::Record;
     use std::sync::Arc;
@@ -338,9 +338,9 @@ mod tests {
             inner.await;
             // A synchronous region inside the poll: a start/end pair read on
             // one thread with no await in between.
-            let start = crate::snapshot();
+            let start = counters::snapshot();
             cpu_work(4_000_000);
-            let end = crate::snapshot();
+            let end = counters::snapshot();
             let region = Delta::between(&start, &end);
             inner_work.store(region.cpu_ns.unwrap_or(0) as usize, Ordering::Relaxed);
             YieldTimes(1).await;

@@ -286,7 +286,7 @@ impl Record {
     /// Arrays and maps nested more than 32 levels deep (counting the record
     /// itself; they can only hide in fields this crate does not know) are
     /// an error, so a hostile record cannot exhaust the stack.
-    pub fn from_msgpack(bytes: &[u8]) -> Result<Record, crate::Error> {
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Record, crate::error::Error> {
         decode(bytes).map_err(|e| crate::error::Error::Decode {
             offset: 0,
             message: e.to_string(),
