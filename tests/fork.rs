@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::fork::{fork_child, pipe, recv_byte, send_byte};
 use common::{burn_cpu_ns, touch_fresh_memory};
 use dynostats::{Delta, counters::Counter, counters::CounterSet, counters::Counters, snapshot};
 
@@ -15,24 +16,6 @@ const CHILD_RSS_NOT_OWN: i32 = 12;
 const STALE_DID_NOT_COUNT_PARENT: i32 = 13;
 const PIPE_FAILED: i32 = 14;
 
-fn pipe() -> [i32; 2] {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` is a valid array of two ints.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    fds
-}
-
-fn send_byte(fd: i32) -> bool {
-    // SAFETY: writes one byte from a valid buffer.
-    unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) == 1 }
-}
-
-fn recv_byte(fd: i32) -> bool {
-    let mut byte = [0u8; 1];
-    // SAFETY: `byte` is valid for a one-byte write.
-    unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) == 1 }
-}
-
 #[test]
 fn child_snapshots_do_not_include_the_parent_s_work() {
     // The parent opens this thread's counters (thread-local and explicit).
@@ -42,27 +25,14 @@ fn child_snapshots_do_not_include_the_parent_s_work() {
     let started = pipe();
     let burned = pipe();
 
-    // SAFETY: this test binary runs one test, so no other thread holds a
-    // lock the child could need; the child only computes, allocates and
-    // calls _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = child(started[1], burned[0], &mut inherited);
-        // SAFETY: _exit ends the child without running the parent's
-        // test-harness destructors.
-        unsafe { libc::_exit(code) };
-    }
+    // The child only computes, allocates and calls _exit.
+    let child = fork_child(|| child(started[1], burned[0], &mut inherited));
     // Parent: once the child has taken its first snapshots, burn 300 ms of
     // CPU on the thread whose counters the child inherited.
     assert!(recv_byte(started[0]));
     burn_cpu_ns(300 * MS);
     assert!(send_byte(burned[1]));
-    let mut status = 0;
-    // SAFETY: `status` is a valid int for waitpid to write.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status), "child did not exit normally");
-    let code = libc::WEXITSTATUS(status);
+    let code = child.wait();
     assert_eq!(code, 0, "child check failed with code {code}");
 }
 

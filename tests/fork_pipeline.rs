@@ -3,9 +3,11 @@
 //! install its own. Alone in its test binary so no other test thread runs
 //! while the process forks.
 
-use std::fs::File;
+mod common;
 
-use dynostats::{Error, Pipeline, Record, RecordKind, sink::FileSink, sink::MemorySink};
+use common::fork::fork_child;
+use common::{memory_pipeline, read_records};
+use dynostats::{Error, Pipeline, Record, RecordKind, sink::FileSink};
 
 /// Child exit codes, one per failed check.
 const PARENT_PIPELINE_ACCEPTED: i32 = 30;
@@ -45,12 +47,7 @@ fn child(path: &std::path::Path) -> i32 {
 
 #[test]
 fn a_forked_child_installs_its_own_pipeline() {
-    let mem = MemorySink::new();
-    let parent = Pipeline::builder()
-        .sink(mem.clone())
-        .status_interval(None)
-        .build()
-        .unwrap();
+    let (parent, mem) = memory_pipeline();
     let parent = dynostats::install(parent).unwrap();
     assert!(dynostats::emit(Record::new(
         RecordKind::Region,
@@ -60,30 +57,17 @@ fn a_forked_child_installs_its_own_pipeline() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("child.msgpack");
-    // SAFETY: this test binary runs one test; the pipeline's writer thread
-    // holds no lock the child takes (the child's first emit sees the fork
-    // before taking any), and the child ends with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = child(&path);
-        // SAFETY: _exit ends the child without running the parent's
-        // test-harness destructors.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: `status` is a valid int for waitpid to write.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status));
-    assert_eq!(libc::WEXITSTATUS(status), 0, "child check failed");
+    // The pipeline's writer thread holds no lock the child takes (the
+    // child's first emit sees the fork before taking any).
+    let child = fork_child(|| child(&path));
+    let pid = child.pid();
+    assert_eq!(child.wait(), 0, "child check failed");
 
     // The child's record is in its file, with its pid.
-    let records: Vec<Record> = dynostats::read(File::open(&path).unwrap())
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let records = read_records(&path);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].name, "child");
-    assert_eq!(records[0].pid, pid as u32);
+    assert_eq!(records[0].pid, pid);
 
     // The parent's pipeline is untouched.
     assert!(dynostats::emit(Record::new(

@@ -2,16 +2,16 @@
 //! decodes with `rmpv`, checks the framing, acks, runs the shared-key
 //! handshake, and is stopped and restarted mid-stream.
 
-mod forward_collector;
+mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::forward_collector::{Collector, CollectorConfig, Log, WAIT, get, wait_until};
 use dynostats::{
     Record, RecordKind, sink::Batch, sink::ForwardSink, sink::Sink, sink::TimeEncoding,
 };
-use forward_collector::{Collector, CollectorConfig, Log, WAIT, get, wait_until};
 use rmpv::Value;
 
 const BASE_TS: u64 = 1_700_000_000_000_000_000;
@@ -315,7 +315,7 @@ fn wrong_shared_key_is_a_counted_failure_with_a_clear_error() {
     );
     let mut sink = fast_sink(collector.addr)
         .shared_key("wrong")
-        .flush_timeout(Duration::from_millis(500))
+        .flush_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     write(&mut sink, 0..3, 3);
@@ -484,7 +484,7 @@ fn a_collector_that_never_acks_bounds_the_flush_and_gets_the_chunk_again() {
     let collector = Collector::start(CollectorConfig::default(), log.clone());
     let mut sink = fast_sink(collector.addr)
         .ack_timeout(Duration::from_millis(50))
-        .flush_timeout(Duration::from_millis(500))
+        .flush_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     write(&mut sink, 0..3, 3);

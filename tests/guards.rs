@@ -4,11 +4,13 @@
 //! The global sample rate is process-wide, so every test here takes the
 //! same lock and sets the rate it needs.
 
+mod common;
+
+use common::memory_pipeline;
+
 use std::sync::{Mutex, MutexGuard};
 
-use dynostats::{
-    Pipeline, RecordKind, Region, counters::Counter, sample::Sampler, sink::MemorySink,
-};
+use dynostats::{RecordKind, Region, counters::Counter, sample::Sampler};
 
 static RATE: Mutex<()> = Mutex::new(());
 
@@ -18,20 +20,10 @@ fn with_rate(rate: u64) -> MutexGuard<'static, ()> {
     guard
 }
 
-fn pipeline() -> (Pipeline, MemorySink) {
-    let mem = MemorySink::new();
-    let p = Pipeline::builder()
-        .sink(mem.clone())
-        .status_interval(None)
-        .build()
-        .unwrap();
-    (p, mem)
-}
-
 #[test]
 fn sampled_guard_emits_one_region_record() {
     let _rate = with_rate(1);
-    let (p, mem) = pipeline();
+    let (p, mem) = memory_pipeline();
     p.in_scope(|| {
         let g = dynostats::measure("work");
         assert!(g.is_sampled());
@@ -62,7 +54,7 @@ fn sampled_guard_emits_one_region_record() {
 #[test]
 fn weight_is_the_rate_in_force() {
     let _rate = with_rate(7);
-    let (p, mem) = pipeline();
+    let (p, mem) = memory_pipeline();
     p.in_scope(|| {
         for _ in 0..2000 {
             let _g = dynostats::measure("w");
@@ -79,7 +71,7 @@ fn weight_is_the_rate_in_force() {
 #[test]
 fn unsampled_and_disabled_guards_emit_nothing() {
     let _rate = with_rate(0);
-    let (p, mem) = pipeline();
+    let (p, mem) = memory_pipeline();
     p.in_scope(|| {
         for _ in 0..1000 {
             let g = dynostats::measure("off");
@@ -95,7 +87,7 @@ fn unsampled_and_disabled_guards_emit_nothing() {
 #[test]
 fn nested_guards_each_record() {
     let _rate = with_rate(1);
-    let (p, mem) = pipeline();
+    let (p, mem) = memory_pipeline();
     p.in_scope(|| {
         let _outer = dynostats::measure("outer");
         std::hint::black_box((0..10_000u64).sum::<u64>());
@@ -118,7 +110,7 @@ fn nested_guards_each_record() {
 #[test]
 fn a_panicking_region_is_recorded_as_cancelled() {
     let _rate = with_rate(1);
-    let (p, mem) = pipeline();
+    let (p, mem) = memory_pipeline();
     let result = std::panic::catch_unwind(|| {
         p.in_scope(|| {
             let _g = dynostats::measure("boom");
@@ -136,7 +128,7 @@ fn a_panicking_region_is_recorded_as_cancelled() {
 #[test]
 fn forced_regions_have_weight_zero_unless_sampled() {
     let _rate = with_rate(0);
-    let (p, mem) = pipeline();
+    let (p, mem) = memory_pipeline();
     p.in_scope(|| {
         Region::forced("debug")
             .label("flag", "new-parser")
@@ -157,7 +149,7 @@ fn forced_regions_have_weight_zero_unless_sampled() {
 #[test]
 fn labels_and_own_sampler() {
     let _rate = with_rate(0);
-    let (p, mem) = pipeline();
+    let (p, mem) = memory_pipeline();
     let every = Sampler::new(1);
     p.in_scope(|| {
         let g = Region::with_sampler(&every, "custom")

@@ -1,5 +1,6 @@
 //! The global pipeline: installed once, a second install hands the value
-//! back, and a thread-scoped override takes precedence.
+//! back, and a thread-scoped override takes precedence. Its own test
+//! binary: a global pipeline is installed once per process.
 
 use dynostats::{Pipeline, Record, RecordKind, sink::MemorySink};
 

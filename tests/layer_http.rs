@@ -1,6 +1,8 @@
 //! A real HTTP round trip: an axum service with `MeasureLayer` on
 //! 127.0.0.1, a hyper client sending N requests from a few concurrent
 //! tasks, graceful shutdown, then exactly N request records in the file.
+//! Its own test binary: it installs the global pipeline (worker threads
+//! have no scoped one).
 #![cfg(feature = "axum")]
 
 use std::collections::BTreeMap;

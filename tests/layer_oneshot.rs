@@ -6,31 +6,25 @@
 //! requests on a current-thread runtime, so records stay apart.
 #![cfg(feature = "axum")]
 
+mod common;
+
+use common::memory_pipeline;
+
 use std::convert::Infallible;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use dynostats::{Pipeline, Record, RecordKind, sink::MemorySink, tower::MeasureLayer};
+use dynostats::{Record, RecordKind, tower::MeasureLayer};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
-fn pipeline() -> (Pipeline, MemorySink) {
-    let mem = MemorySink::new();
-    let p = Pipeline::builder()
-        .sink(mem.clone())
-        .status_interval(None)
-        .build()
-        .unwrap();
-    (p, mem)
-}
-
 /// Runs `f` on a current-thread runtime with `pipeline` scoped to this
 /// thread, then returns the request records.
 fn requests_recorded<F: std::future::Future>(f: F) -> Vec<Record> {
-    let (p, mem) = pipeline();
+    let (p, mem) = memory_pipeline();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

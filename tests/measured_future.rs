@@ -5,24 +5,21 @@
 //! Records are emitted on whichever runtime thread completes a future, so
 //! this file installs one global pipeline with a memory sink.
 
+mod common;
+
+use common::memory_pipeline;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use dynostats::{
-    Delta, Measure, Pipeline, Record, RecordKind, Region, sample::Sampler, sink::MemorySink,
-};
+use dynostats::{Delta, Measure, Record, RecordKind, Region, sample::Sampler, sink::MemorySink};
 
 fn sink() -> &'static MemorySink {
     static SINK: OnceLock<MemorySink> = OnceLock::new();
     SINK.get_or_init(|| {
-        let mem = MemorySink::new();
-        let pipeline = Pipeline::builder()
-            .sink(mem.clone())
-            .status_interval(None)
-            .build()
-            .unwrap();
+        let (pipeline, mem) = memory_pipeline();
         dynostats::install(pipeline).unwrap();
         mem
     })

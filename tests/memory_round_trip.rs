@@ -1,6 +1,10 @@
 //! What is emitted through a pipeline into a MemorySink is what is read
 //! back, field by field, including absent counters.
 
+mod common;
+
+use common::memory_pipeline;
+
 use std::time::Duration;
 
 use dynostats::{Delta, Pipeline, Record, RecordKind, Snapshot, sink::MemorySink};
@@ -28,12 +32,7 @@ fn full_record() -> Record {
 
 #[test]
 fn records_come_back_field_by_field() {
-    let mem = MemorySink::new();
-    let pipeline = Pipeline::builder()
-        .sink(mem.clone())
-        .status_interval(None)
-        .build()
-        .unwrap();
+    let (pipeline, mem) = memory_pipeline();
     let sent = vec![full_record(), Record::new(RecordKind::Region, "bare"), {
         let mut r = Record::new(RecordKind::Region, "cancelled");
         r.cancelled = true;
@@ -70,12 +69,7 @@ fn a_delta_survives_the_trip() {
     let mut r = Record::new(RecordKind::Region, "d");
     r.set_delta(&delta);
 
-    let mem = MemorySink::new();
-    let pipeline = Pipeline::builder()
-        .sink(mem.clone())
-        .status_interval(None)
-        .build()
-        .unwrap();
+    let (pipeline, mem) = memory_pipeline();
     pipeline.emit(r);
     pipeline.flush().unwrap();
     let got = &mem.records()[0];

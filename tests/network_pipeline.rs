@@ -2,14 +2,14 @@
 //! agent; what the Forward sink drops while its collector is down shows in
 //! the pipeline's stats and in the status record the collector receives.
 
-mod forward_collector;
+mod common;
 
 use std::net::{TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::forward_collector::{Collector, CollectorConfig, Log, WAIT, get};
 use dynostats::{Pipeline, Record, RecordKind, sink::ForwardSink, sink::UdpSink};
-use forward_collector::{Collector, CollectorConfig, Log, WAIT, get};
 use rmpv::Value;
 
 fn region(i: u64) -> Record {

@@ -16,6 +16,7 @@
 //! `record(loop of n) - record(empty) == n * per iteration` exactly.
 //! BENCHMARKS.md gives its value in the emulated guest.
 
+#[path = "common/pmu.rs"]
 mod pmu_support;
 
 use std::future::Future;

@@ -14,6 +14,7 @@
 //! divided by `REPS` is the cost of one operation. The smallest of a few
 //! trials is kept, since an interrupt can only add.
 
+#[path = "common/pmu.rs"]
 mod pmu_support;
 
 use std::hint::black_box;

@@ -1,6 +1,10 @@
 //! Status records: written at start and periodically, saying which counters
 //! work (and why not), how they are read, and what happened to records.
 
+mod common;
+
+use common::memory_pipeline;
+
 use std::time::Duration;
 
 use dynostats::{Pipeline, Record, RecordKind, counters::Counter, sink::MemorySink};
@@ -85,12 +89,7 @@ fn status_records_describe_counters_and_counts() {
 
 #[test]
 fn no_status_records_when_disabled() {
-    let mem = MemorySink::new();
-    let pipeline = Pipeline::builder()
-        .sink(mem.clone())
-        .status_interval(None)
-        .build()
-        .unwrap();
+    let (pipeline, mem) = memory_pipeline();
     pipeline.emit(Record::new(RecordKind::Region, "only"));
     let stats = pipeline.shutdown().unwrap();
     assert_eq!(stats.status_records, 0);

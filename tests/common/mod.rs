@@ -1,6 +1,40 @@
+//! Helpers shared by the test binaries. Each binary states its own scenario
+//! and uses the part it needs: a memory pipeline, records read back from a
+//! file, the fork harness, a fake kernel for perf syscalls, a Forward
+//! collector, CPU and memory burners. (`pmu.rs` is included by the hardware
+//! suites on their own: they run in the emulated-PMU guest.)
 #![allow(dead_code)]
 
 pub mod fake_kernel;
+pub mod fork;
+pub mod forward_collector;
+
+use std::path::Path;
+
+use dynostats::sink::MemorySink;
+use dynostats::{Pipeline, Record};
+
+/// A pipeline writing to a new [`MemorySink`], without status records (so
+/// the sink holds exactly what the test emitted).
+pub fn memory_pipeline() -> (Pipeline, MemorySink) {
+    let mem = MemorySink::new();
+    let pipeline = Pipeline::builder()
+        .sink(mem.clone())
+        .status_interval(None)
+        .build()
+        .expect("a memory pipeline");
+    (pipeline, mem)
+}
+
+/// Every record of the file at `path`, read with the crate's reader;
+/// panics on damage, naming it.
+pub fn read_records(path: &Path) -> Vec<Record> {
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    dynostats::read(file)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
 
 /// CPU time of the calling thread, from `CLOCK_THREAD_CPUTIME_ID` directly
 /// (independent of the library under test).
