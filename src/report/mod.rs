@@ -587,6 +587,24 @@ mod tests {
     }
 
     #[test]
+    fn old_and_new_status_counter_names_are_one_counter() {
+        let mut report = Report::new();
+        for name in ["wall_time", "wall_ns"] {
+            let mut r = status(9, 0, 0);
+            let counters = &mut r.detail.as_mut().unwrap().counters;
+            counters.insert(name.into(), format!("refused as {name}"));
+            report.add(&r);
+        }
+        // The first reason is kept, under the record field's name.
+        let unavailable = report.unavailable();
+        assert_eq!(
+            unavailable.get("wall_ns").map(String::as_str),
+            Some("refused as wall_time")
+        );
+        assert!(!unavailable.contains_key("wall_time"));
+    }
+
+    #[test]
     fn status_records_give_drops_and_are_not_rows() {
         let mut report = Report::new();
         report.add(&region("r", 1, None));
@@ -618,6 +636,7 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("cpu_time:"), "{text}");
+        assert!(!text.contains("cpu_ns:"), "{text}");
 
         let mut clean = Report::new();
         clean.add(&status(7, 0, 0));
