@@ -30,7 +30,18 @@ struct RegionState {
 }
 
 impl Drop for RegionState {
+    #[inline]
     fn drop(&mut self) {
+        self.deliver();
+    }
+}
+
+impl RegionState {
+    /// Delivers the future's record (from `Drop`); out of line and cold,
+    /// like the request's.
+    #[cold]
+    #[inline(never)]
+    fn deliver(&mut self) {
         let weight = self.weight;
         self.acct.finish(
             RecordKind::Region,

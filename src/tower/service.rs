@@ -58,15 +58,36 @@ where
         self.inner.poll_ready(cx)
     }
 
+    /// Unsampled (most requests): one sampling decision and the inner
+    /// `call`, inlined; a sampled request takes the out-of-line path.
+    #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> ResponseFuture<S::Future> {
         // Nothing is measured while no pipeline can take the record.
         let weight = self
             .sampler
             .sample()
             .filter(|_| crate::instrument::accounting::records_wanted());
-        let Some(weight) = weight else {
-            return ResponseFuture::new(self.inner.call(request), None);
-        };
+        match weight {
+            None => ResponseFuture::new(self.inner.call(request), None),
+            Some(weight) => self.call_sampled(request, weight),
+        }
+    }
+}
+
+impl<S, L> MeasureService<S, L> {
+    /// A sampled request: its state, and the inner `call` as its first
+    /// measured segment.
+    #[cold]
+    #[inline(never)]
+    fn call_sampled<ReqBody, ResBody>(
+        &mut self,
+        request: Request<ReqBody>,
+        weight: u64,
+    ) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        L: LabelRequest<ReqBody>,
+    {
         let mut state = Box::new(RequestState::new(&request, weight, &self.labeler));
         // The inner `call` may do work of its own: it is the first segment.
         // Should it panic, dropping `state` while unwinding records it.
