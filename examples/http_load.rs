@@ -1,0 +1,399 @@
+//! `MeasureLayer` under real HTTP load, beside its peers, in one run.
+//!
+//! ```text
+//! cargo run --release --example http_load                      # 7 rounds of 2 s per setup
+//! cargo run --release --example http_load -- --rounds 10 --seconds 3 --connections 8
+//! ```
+//!
+//! Each setup is an axum app served by its own process on 127.0.0.1 (one
+//! tokio worker thread per core): the bare app; the app with
+//! `MeasureLayer::new(1000)`, `new(100)` and `new(1)` (records to a file);
+//! tower-http's `TraceLayer::new_for_http()` with a `fmt` subscriber at
+//! DEBUG writing every request's events to a sink; and tokio-metrics'
+//! `TaskMonitor` instrumenting the handler. A closed-loop hyper client in
+//! this process drives each setup in turn for a bounded time per round
+//! (`--connections` connections, each sending its next request when the
+//! previous answer has arrived), rounds interleaved so that machine noise
+//! falls on every setup alike.
+//!
+//! Reported per setup, as the median over rounds of its ratio to the bare
+//! app in the same round: requests per second, client-side p50 and p99
+//! latency, and server CPU per request (the sum over the server process's
+//! threads of `/proc/PID/task/*/schedstat` run time, so the pipeline's
+//! writer thread counts). The absolute medians are printed too, and the
+//! raw cost of the counter reads a sampled request consists of, measured
+//! in this process on this machine.
+//!
+//! Everything listens on and connects to 127.0.0.1 only; every loop is
+//! bounded in time.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::get;
+use dynostats::counters::{CounterSet, Counters};
+use dynostats::sink::FileSink;
+use dynostats::tower::MeasureLayer;
+use dynostats::{Pipeline, Snapshot};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use std::io::{BufRead, BufReader};
+
+/// The setups, in the order each round drives them.
+const SETUPS: [&str; 6] = [
+    "bare",
+    "measure-1000",
+    "measure-100",
+    "measure-1",
+    "trace",
+    "task-monitor",
+];
+
+async fn user(Path(id): Path<u64>) -> String {
+    // A little work of its own, like a real handler's formatting.
+    let mut s = String::with_capacity(64);
+    for i in 0..8 {
+        s.push_str(&format!("{:x}", id.wrapping_mul(0x9e37_79b9) ^ i));
+    }
+    s.push('\n');
+    s
+}
+
+fn routes() -> Router {
+    Router::new().route("/users/{id}", get(user))
+}
+
+/// The app of `setup`, and the pipeline it needs (if any).
+fn app(setup: &str, dir: &std::path::Path) -> (Router, Option<&'static Pipeline>) {
+    let measured = |rate: u64| -> (Router, Option<&'static Pipeline>) {
+        let sink = FileSink::builder(dir.join("records.msgpack"))
+            .max_bytes(64 << 20)
+            .keep(1)
+            .build()
+            .expect("a record file in the temp dir");
+        let pipeline = Pipeline::builder().sink(sink).build().expect("a pipeline");
+        let pipeline = dynostats::install(pipeline).expect("one pipeline per process");
+        (routes().layer(MeasureLayer::new(rate)), Some(pipeline))
+    };
+    match setup {
+        "bare" => (routes(), None),
+        "measure-1000" => measured(1000),
+        "measure-100" => measured(100),
+        "measure-1" => measured(1),
+        "trace" => {
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(std::io::sink)
+                .init();
+            (
+                routes().layer(tower_http::trace::TraceLayer::new_for_http()),
+                None,
+            )
+        }
+        "task-monitor" => {
+            let monitor = tokio_metrics::TaskMonitor::new();
+            let handler = move |id: Path<u64>| {
+                let monitor = monitor.clone();
+                async move { monitor.instrument(user(id)).await }
+            };
+            (Router::new().route("/users/{id}", get(handler)), None)
+        }
+        other => panic!("unknown setup {other:?}"),
+    }
+}
+
+/// Server mode: serve `setup` on an ephemeral port, print `ready PORT`, run
+/// until stdin closes (the parent exits or drops it), shut down gracefully.
+fn serve(setup: &str) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (app, pipeline) = app(setup, dir.path());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("ready {}", listener.local_addr().unwrap().port());
+        let stop = async {
+            // Blocks a thread of its own until the parent closes our stdin.
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+            })
+            .await;
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .unwrap();
+        if let Some(p) = pipeline {
+            let stats = p.shutdown().expect("pipeline shutdown");
+            eprintln!(
+                "{setup}: {} records accepted, {} dropped (queue full)",
+                stats.accepted, stats.dropped_queue_full
+            );
+        }
+    });
+}
+
+/// A running server process.
+struct Server {
+    setup: &'static str,
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(setup: &'static str) -> Server {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--serve", setup])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting a server process");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{setup}: expected `ready PORT`, got {line:?}"));
+        Server {
+            setup,
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// CPU nanoseconds the server's threads have run so far.
+    fn cpu_ns(&self) -> u64 {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(tasks)
+            .map(|dir| {
+                dir.filter_map(|task| {
+                    let path = task.ok()?.path().join("schedstat");
+                    let text = std::fs::read_to_string(path).ok()?;
+                    text.split_whitespace().next()?.parse::<u64>().ok()
+                })
+                .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// What one round gave for one setup.
+#[derive(Clone, Copy, Debug)]
+struct Round {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_ns_per_request: f64,
+}
+
+/// Drives `server` for `seconds` with `connections` closed-loop clients.
+async fn drive(server: &Server, connections: usize, seconds: f64) -> Round {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let cpu_before = server.cpu_ns();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut i = c as u64;
+            while Instant::now() < until {
+                let request = http::Request::get(format!("/users/{i}"))
+                    .header("host", "127.0.0.1")
+                    .body(Empty::<Bytes>::new())
+                    .unwrap();
+                let t = Instant::now();
+                let response = sender.send_request(request).await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.into_body().collect().await.unwrap();
+                latencies.push(t.elapsed().as_nanos() as u64);
+                i += connections as u64;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = server.cpu_ns().saturating_sub(cpu_before);
+    latencies.sort_unstable();
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1e3;
+    Round {
+        rps: latencies.len() as f64 / elapsed,
+        p50_us: pick(0.50),
+        p99_us: pick(0.99),
+        cpu_ns_per_request: cpu as f64 / latencies.len() as f64,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median ns of `f` over many calls on this thread.
+fn median_ns(mut f: impl FnMut() -> Snapshot) -> f64 {
+    let mut samples = Vec::with_capacity(2001);
+    for _ in 0..2001 {
+        let t = Instant::now();
+        std::hint::black_box(f());
+        samples.push(t.elapsed().as_nanos() as f64);
+    }
+    median(samples)
+}
+
+/// The raw cost, on this thread, of the reads a sampled request makes:
+/// three measured segments (the service's `call`, the response future's
+/// poll, the body's poll), each a start and an end read of the counters;
+/// the first start reads RSS too, and the record reads RSS and peak RSS
+/// once more when it is built.
+fn raw_read_cost_ns() -> (f64, String) {
+    let mut c = Counters::open(dynostats::counters::thread_counter_set());
+    let first_start = median_ns(|| c.snapshot_start());
+    let start = median_ns(|| c.snapshot_start_counts());
+    let end = median_ns(|| c.snapshot_end_counts());
+    let rss = median_ns(|| {
+        let _ = std::hint::black_box((c.rss_bytes(), c.peak_rss_bytes()));
+        Snapshot::default()
+    });
+    let total = first_start + 2.0 * start + 3.0 * end + rss;
+    let detail = format!(
+        "first start (with RSS) {first_start:.0} + 2 x start {start:.0} + 3 x end {end:.0} + \
+         RSS and peak RSS at the record {rss:.0} = {total:.0} ns (source {}, set {:?})",
+        c.source(),
+        CounterSet::default()
+    );
+    (total, detail)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        serve(&args[i + 1]);
+        return;
+    }
+    let arg = |name: &str, default: f64| -> f64 {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name} takes a number"))
+            })
+            .unwrap_or(default)
+    };
+    let rounds = arg("--rounds", 7.0) as usize;
+    let seconds = arg("--seconds", 2.0).clamp(0.2, 60.0);
+    let connections = arg("--connections", 8.0) as usize;
+
+    let servers: Vec<Server> = SETUPS.iter().map(|s| Server::start(s)).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut results: Vec<Vec<Round>> = vec![Vec::new(); SETUPS.len()];
+    runtime.block_on(async {
+        // Warm-up: connections, caches, the servers' lazily opened counters.
+        for s in &servers {
+            drive(s, connections, 0.3).await;
+        }
+        for round in 0..rounds {
+            for (i, s) in servers.iter().enumerate() {
+                let r = drive(s, connections, seconds).await;
+                eprintln!(
+                    "round {round} {:>13}: {:>8.0} req/s  p50 {:>6.1} us  p99 {:>7.1} us  server CPU {:>6.2} us/req",
+                    s.setup,
+                    r.rps,
+                    r.p50_us,
+                    r.p99_us,
+                    r.cpu_ns_per_request / 1e3
+                );
+                results[i].push(r);
+            }
+        }
+    });
+    drop(servers);
+
+    let bare = &results[0];
+    println!(
+        "\n{rounds} interleaved rounds of {seconds} s per setup, {connections} connections, \
+         medians over rounds (ratios to the bare app in the same round)\n"
+    );
+    println!(
+        "{:<14} {:>10} {:>8} {:>9} {:>8} {:>9} {:>8} {:>12} {:>8} {:>13}",
+        "setup",
+        "req/s",
+        "ratio",
+        "p50 us",
+        "ratio",
+        "p99 us",
+        "ratio",
+        "CPU us/req",
+        "ratio",
+        "added CPU us"
+    );
+    for (setup, rounds) in SETUPS.iter().zip(&results) {
+        let ratio = |f: fn(&Round) -> f64| {
+            median(rounds.iter().zip(bare).map(|(r, b)| f(r) / f(b)).collect())
+        };
+        let abs = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+        let added = median(
+            rounds
+                .iter()
+                .zip(bare)
+                .map(|(r, b)| (r.cpu_ns_per_request - b.cpu_ns_per_request) / 1e3)
+                .collect(),
+        );
+        println!(
+            "{:<14} {:>10.0} {:>8.3} {:>9.1} {:>8.3} {:>9.1} {:>8.3} {:>12.2} {:>8.3} {:>13.2}",
+            setup,
+            abs(|r| r.rps),
+            ratio(|r| r.rps),
+            abs(|r| r.p50_us),
+            ratio(|r| r.p50_us),
+            abs(|r| r.p99_us),
+            ratio(|r| r.p99_us),
+            abs(|r| r.cpu_ns_per_request / 1e3),
+            ratio(|r| r.cpu_ns_per_request),
+            added,
+        );
+    }
+    let (raw, detail) = raw_read_cost_ns();
+    println!("\nraw counter reads of one sampled request: {detail}");
+    let measure_1 = &results[3];
+    let added_1 = median(
+        measure_1
+            .iter()
+            .zip(bare)
+            .map(|(r, b)| r.cpu_ns_per_request - b.cpu_ns_per_request)
+            .collect(),
+    );
+    println!(
+        "measure-1 adds {:.2} us of server CPU per request = {:.2}x those reads",
+        added_1 / 1e3,
+        added_1 / raw
+    );
+}
