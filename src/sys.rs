@@ -143,6 +143,10 @@ pub(crate) struct UserCount {
     /// Nanoseconds the event has been on the PMU, up to the moment of the
     /// read.
     pub time_running: u64,
+    /// Whether the times were brought up to the moment of the read
+    /// (`cap_user_time`); otherwise they date from the page's last update
+    /// and are only known to be right as a ratio (never multiplexed).
+    pub times_current: bool,
 }
 
 /// The first page of a perf event's mmap area, through which the kernel lets
@@ -195,6 +199,12 @@ impl UserPage {
         unsafe { std::ptr::read_volatile(self.base.cast::<u8>().add(offset).cast::<u64>()) }
     }
 
+    /// Whether the kernel lets user space bring the page's times up to the
+    /// moment of a read (`cap_user_time`).
+    pub(crate) fn has_user_time(&self) -> bool {
+        self.load_u64(PAGE_CAPABILITIES) & CAP_USER_TIME != 0
+    }
+
     /// Whether the kernel allows reading this counter with an instruction
     /// from user space on this architecture: `cap_user_rdpmc` is set and
     /// the kernel hands out a counter index. On arm64 the capability is set
@@ -234,7 +244,8 @@ impl UserPage {
             let mut time_enabled = self.load_u64(PAGE_TIME_ENABLED);
             let mut time_running = self.load_u64(PAGE_TIME_RUNNING);
             let width = u32::from(self.load_u16(PAGE_PMC_WIDTH));
-            if caps & CAP_USER_TIME != 0 {
+            let times_current = caps & CAP_USER_TIME != 0;
+            if times_current {
                 let since_update = self.ns_since_update(caps)?;
                 // Running: both times advanced since the update.
                 time_enabled = time_enabled.wrapping_add(since_update);
@@ -251,6 +262,7 @@ impl UserPage {
                 count: user_count(offset, raw, width),
                 time_enabled,
                 time_running,
+                times_current,
             });
         }
     }

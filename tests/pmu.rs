@@ -182,6 +182,60 @@ fn user_space_reads_match_read_exactly() {
     ));
 }
 
+/// `CLOCK_THREAD_CPUTIME_ID` read directly, independent of the library.
+fn thread_clock_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the duration of the call.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
+        0
+    );
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[test]
+fn user_read_cpu_time_is_the_leader_s_enabled_time_and_agrees_with_the_thread_clock() {
+    let test = "user_read_cpu_time_is_the_leader_s_enabled_time_and_agrees_with_the_thread_clock";
+    if !require_pmu(test) {
+        return;
+    }
+    let access = user_access(true);
+    let mut user = Counters::open(CounterSet::default());
+    if !access.enabled || user.source() != ReadPath::Rdpmc {
+        report(&format!(
+            "SKIP {test}: user-space counter reads are off here"
+        ));
+        return;
+    }
+    for n in [1_000_000u64, 10_000_000, 40_000_000] {
+        let start = user.snapshot_start();
+        let clock_start = thread_clock_ns();
+        dynostats::probe::known_loop(n);
+        let clock_end = thread_clock_ns();
+        let end = user.snapshot_end();
+        let d = Delta::between(&start, &end);
+        assert_eq!(d.source, ReadPath::Rdpmc, "{d:?}");
+        let page = d.cpu_ns.expect("CPU time on the user-read path");
+        let clock = clock_end - clock_start;
+        // The page's region holds the two clock reads too: a few µs.
+        let diff = page.abs_diff(clock);
+        report(&format!(
+            "{n} iterations: CPU time from the page {page} ns, CLOCK_THREAD_CPUTIME_ID {clock} ns, \
+             difference {diff} ns ({:.3}%)",
+            diff as f64 * 100.0 / clock as f64
+        ));
+        assert!(
+            diff <= clock / 50 + 50_000,
+            "{n} iterations: page {page} ns vs clock {clock} ns"
+        );
+        // Exact instruction counts are unchanged by where CPU time comes from.
+        assert!(d.instructions.is_some_and(|i| i >= 2 * n), "{d:?}");
+    }
+}
+
 /// Opens `n` extra instruction counters on this thread, each its own group,
 /// so that the PMU has more events than counters and time-slices them.
 fn crowd_the_pmu(n: usize) -> Vec<perf_event::Counter> {

@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, ReadFormat};
 
-use super::snapshot::Snapshot;
+use super::snapshot::{CpuFrom, Snapshot};
 use super::unavailable::Unavailable;
 use super::{Counter, CounterSet, PhantomNotSend, ReadPath, statm};
 use crate::sys;
@@ -28,6 +28,10 @@ struct PerfGroup {
     /// allows it and the group holds nothing else.
     user: Vec<(Counter, sys::UserPage)>,
     has_hardware: bool,
+    /// CPU time is the leader's enabled time (user-read path, where the
+    /// page brings it up to date with the timestamp counter) instead of
+    /// `CLOCK_THREAD_CPUTIME_ID`: no system call for it.
+    cpu_from_enabled: bool,
 }
 
 /// The counters of one thread, opened and ready to read.
@@ -156,7 +160,8 @@ impl Counters {
                 Counter::ContextSwitches,
             ]
         } else {
-            // CPU time comes from CLOCK_THREAD_CPUTIME_ID on this path.
+            // CPU time comes from the leader's enabled time or from
+            // CLOCK_THREAD_CPUTIME_ID on this path.
             &[]
         };
         for &c in sw {
@@ -176,11 +181,17 @@ impl Counters {
                 switches_from_rusage = true;
             }
         }
+        // On the user-read path, CPU time is the leader's enabled time where
+        // every page brings its times up to date (`cap_user_time`).
+        let cpu_from_enabled = set.contains(Counter::CpuTime)
+            && !user.is_empty()
+            && user.iter().all(|(_, page)| page.has_user_time());
         let group = (!counters.is_empty()).then_some(PerfGroup {
             counters,
             slots,
             user,
             has_hardware,
+            cpu_from_enabled,
         });
 
         let statm = if set.contains(Counter::Rss) {
@@ -343,14 +354,15 @@ impl Counters {
         let cpu_from_group = self
             .group
             .as_ref()
-            .is_some_and(|g| g.slots.contains(&Counter::CpuTime));
+            .is_some_and(|g| g.cpu_from_enabled || g.slots.contains(&Counter::CpuTime));
         self.read_rest(s, !cpu_from_group, memory);
         if let Some(group) = &self.group {
             read_group(group, s);
         }
-        if cpu_from_group && !s.cpu_in_group && self.set.contains(Counter::CpuTime) {
+        if cpu_from_group && s.cpu_from == CpuFrom::Nowhere && self.set.contains(Counter::CpuTime) {
             // The group read failed: the clock still gives CPU time.
             s.cpu_ns = sys::thread_cpu_ns();
+            s.cpu_from = CpuFrom::Clock;
         }
     }
 
@@ -362,7 +374,7 @@ impl Counters {
             read_group(group, s);
         }
         s.wall_ns = sys::monotonic_ns();
-        let cpu_from_clock = !s.cpu_in_group;
+        let cpu_from_clock = s.cpu_from == CpuFrom::Nowhere;
         self.read_rest(s, cpu_from_clock, memory);
     }
 
@@ -376,6 +388,7 @@ impl Counters {
     fn read_rest(&self, s: &mut Snapshot, cpu_from_clock: bool, memory: bool) {
         if cpu_from_clock && self.set.contains(Counter::CpuTime) {
             s.cpu_ns = sys::thread_cpu_ns();
+            s.cpu_from = CpuFrom::Clock;
         }
         if memory {
             s.rss_bytes = self.rss_bytes();
@@ -394,7 +407,7 @@ fn set_slot(s: &mut Snapshot, counter: Counter, value: u64) {
         Counter::Cycles => s.cycles = Some(value),
         Counter::CpuTime => {
             s.cpu_ns = Some(value);
-            s.cpu_in_group = true;
+            s.cpu_from = CpuFrom::TaskClock;
         }
         Counter::PageFaults => s.page_faults = Some(value),
         Counter::ContextSwitches => s.context_switches = Some(value),
@@ -408,7 +421,8 @@ fn read_group(group: &PerfGroup, s: &mut Snapshot) {
         for (i, (_, page)) in group.user.iter().enumerate() {
             values[i] = page.read();
         }
-        if values[..group.user.len()].iter().all(Option::is_some) {
+        let times_ok = !group.cpu_from_enabled || values[0].is_some_and(|v| v.times_current);
+        if times_ok && values[..group.user.len()].iter().all(Option::is_some) {
             s.source = ReadPath::Rdpmc;
             for ((counter, _), v) in group.user.iter().zip(values) {
                 let v = v.expect("checked above");
@@ -416,9 +430,15 @@ fn read_group(group: &PerfGroup, s: &mut Snapshot) {
                 s.time_enabled = v.time_enabled;
                 s.time_running = v.time_running;
             }
+            if group.cpu_from_enabled {
+                // The leader's (the first page's) enabled time, current.
+                s.cpu_ns = values[0].map(|v| v.time_enabled);
+                s.cpu_from = CpuFrom::LeaderEnabled;
+            }
             return;
         }
-        // Not on a hardware counter right now: read() gives the truth.
+        // Not on a hardware counter right now (or the page's times are not
+        // current while CPU time comes from them): read() gives the truth.
     }
     let mut buf = [0u64; GROUP_WORDS];
     let n = group.slots.len();
@@ -433,6 +453,11 @@ fn read_group(group: &PerfGroup, s: &mut Snapshot) {
     }
     s.time_enabled = buf[1];
     s.time_running = buf[2];
+    if group.cpu_from_enabled {
+        // The same leader's enabled time as the page gives.
+        s.cpu_ns = Some(buf[1]);
+        s.cpu_from = CpuFrom::LeaderEnabled;
+    }
     s.source = if group.has_hardware {
         ReadPath::Read
     } else {

@@ -34,11 +34,30 @@ pub struct Snapshot {
     pub time_running: u64,
     /// How the perf counters were read.
     pub source: ReadPath,
-    /// Whether `cpu_ns` came from the task-clock event in the perf group (and
-    /// so is subject to the same scaling as the other group members).
-    pub(super) cpu_in_group: bool,
+    /// Where `cpu_ns` came from: two snapshots subtract only when it is the
+    /// same place (each has its own zero).
+    pub(super) cpu_from: CpuFrom,
     /// Whether `context_switches` came from getrusage rather than the group.
     pub(super) switches_from_rusage: bool,
+}
+
+/// Where a snapshot's CPU time came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum CpuFrom {
+    /// Not read.
+    #[default]
+    Nowhere,
+    /// `CLOCK_THREAD_CPUTIME_ID`.
+    Clock,
+    /// The task-clock event in the perf group, so subject to the same
+    /// scaling as the other group members.
+    TaskClock,
+    /// The group leader's enabled time: a task-bound event's
+    /// `time_enabled` advances only while its thread runs, so it is the
+    /// thread's CPU time since the group was opened, read with the counts
+    /// (from the mmap page, brought up to date with the timestamp counter,
+    /// or from `read(2)`) and never scaled.
+    LeaderEnabled,
 }
 
 /// What happened between two snapshots of the same thread.
@@ -101,18 +120,20 @@ impl Delta {
                 Some((en, run)) => Some((u128::from(d) * u128::from(en) / u128::from(run)) as u64),
             }
         };
-        let cpu_ns = if start.cpu_in_group && end.cpu_in_group {
-            perf(start.cpu_ns, end.cpu_ns)
-        } else {
-            end.cpu_ns
+        let cpu_ns = match (start.cpu_from, end.cpu_from) {
+            (CpuFrom::TaskClock, CpuFrom::TaskClock) => perf(start.cpu_ns, end.cpu_ns),
+            // Two clocks with different zeros: no difference to take.
+            (a, b) if a != b => None,
+            _ => end
+                .cpu_ns
                 .zip(start.cpu_ns)
-                .and_then(|(e, s)| e.checked_sub(s))
+                .and_then(|(e, s)| e.checked_sub(s)),
         };
         let any_perf = end.instructions.is_some()
             || end.cycles.is_some()
             || end.page_faults.is_some()
             || (end.context_switches.is_some() && !end.switches_from_rusage)
-            || end.cpu_in_group;
+            || end.cpu_from == CpuFrom::TaskClock;
         Delta {
             wall_ns: end.wall_ns.saturating_sub(start.wall_ns),
             cpu_ns,
