@@ -108,7 +108,7 @@ fn measure_sampled(c: &mut Criterion) {
 
 fn typical_record() -> Record {
     let mut r = Record::new(RecordKind::Request, "/users/{id}");
-    r.method = Some("GET".to_string());
+    r.method = Some("GET".into());
     r.status = Some(200);
     r.set_label("host", "web-1");
     r.weight = 1000;

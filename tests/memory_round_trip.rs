@@ -12,7 +12,7 @@ use dynostats::{Delta, Pipeline, Record, RecordKind, Snapshot, sink::MemorySink}
 fn full_record() -> Record {
     let mut r = Record::new(RecordKind::Request, "/users/{id}");
     r.ts = 1_700_000_000_123_456_789;
-    r.method = Some("GET".to_string());
+    r.method = Some("GET".into());
     r.status = Some(200);
     r.set_label("host", "web-1").set_label("build", "abc123");
     r.weight = 1000;
@@ -36,7 +36,7 @@ fn records_come_back_field_by_field() {
     let sent = vec![full_record(), Record::new(RecordKind::Region, "bare"), {
         let mut r = Record::new(RecordKind::Region, "cancelled");
         r.cancelled = true;
-        r.error = Some("timeout".to_string());
+        r.error = Some("timeout".into());
         r
     }];
     for r in &sent {

@@ -46,7 +46,7 @@ fn run_check(path: &Path) -> std::process::Output {
 
 fn sample_records() -> Vec<Record> {
     let mut request = Record::new(RecordKind::Request, "/users/{id}");
-    request.method = Some("POST".to_string());
+    request.method = Some("POST".into());
     request.status = Some(201);
     request.weight = 1000;
     request.wall_ns = 1_234_567;
@@ -68,7 +68,7 @@ fn sample_records() -> Vec<Record> {
     region.cancelled = true;
 
     let mut failed = Record::new(RecordKind::Request, "/upload");
-    failed.error = Some("body too large".to_string());
+    failed.error = Some("body too large".into());
     vec![request, region, failed]
 }
 

@@ -33,12 +33,12 @@ impl Rng {
 /// Records of every kind, with optional fields, labels and a detail map.
 fn records() -> Vec<Record> {
     let mut request = Record::new(RecordKind::Request, "/users/{id}");
-    request.method = Some("GET".to_string());
+    request.method = Some("GET".into());
     request.status = Some(503);
     request.set_label("host", "web-1").set_label("build", "é1");
     request.instructions = Some(u64::MAX);
     request.cpu_ns = Some(1);
-    request.error = Some("upstream timeout".to_string());
+    request.error = Some("upstream timeout".into());
     let mut region = Record::new(RecordKind::Region, "parse");
     region.wall_ns = 70_000;
     region.cancelled = true;

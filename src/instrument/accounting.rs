@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::counters::{self, Delta, Snapshot};
 use crate::pipeline;
+use std::borrow::Cow;
+
 use crate::record::{Record, RecordKind};
 use crate::sys;
 
@@ -209,7 +211,7 @@ impl PollAccounting {
         kind: RecordKind,
         name: &str,
         completed: bool,
-        error: Option<&str>,
+        error: Option<&'static str>,
         describe: impl FnOnce(&mut Record),
     ) {
         let panicked = self.close_interrupted();
@@ -218,10 +220,10 @@ impl PollAccounting {
         describe(&mut record);
         if panicked {
             record.cancelled = true;
-            record.error = Some("panic".to_string());
+            record.error = Some(Cow::Borrowed("panic"));
         } else {
             record.cancelled = !completed;
-            record.error = error.map(str::to_string);
+            record.error = error.map(Cow::Borrowed);
         }
         pipeline::emit(record);
     }

@@ -4,6 +4,7 @@
 //! the field names below; a counter that was not measured is absent from the
 //! map (never 0). Any MessagePack reader decodes a record without this crate.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -13,10 +14,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod encode;
 mod labels;
+mod name;
 mod read;
 
 pub use labels::Labels;
 pub(crate) use labels::truncate;
+pub use name::Name;
 pub use read::{RecordReader, read};
 pub(crate) use read::{check_framing, decode};
 
@@ -103,11 +106,12 @@ pub struct Record {
     pub kind: RecordKind,
     /// Unix time of the start of the region, nanoseconds.
     pub ts: u64,
-    /// Region name, or the endpoint's route template for requests.
-    pub name: String,
+    /// Region name, or the endpoint's route template for requests (kept in
+    /// the record, without an allocation, up to [`Name::INLINE`] bytes).
+    pub name: Name,
     /// HTTP method (requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
+    pub method: Option<Cow<'static, str>>,
     /// HTTP status code (requests; absent when the service failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -164,7 +168,7 @@ pub struct Record {
     pub forced: bool,
     /// The error, for a request whose service failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Cow<'static, str>>,
     /// Process id of the writer.
     pub pid: u32,
     /// Extra fields of `status` and `profile` records, as a nested map.
@@ -231,7 +235,7 @@ impl Record {
             v: Record::SCHEMA_VERSION,
             kind,
             ts: crate::sys::realtime_ns(),
-            name: truncate(name, Record::MAX_NAME_LEN).to_string(),
+            name: Name::new(truncate(name, Record::MAX_NAME_LEN)),
             method: None,
             status: None,
             labels: Labels::default(),

@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn reads_all_then_ends() {
         let (bytes, _) = two_records();
-        let names: Vec<String> = read(&bytes[..]).map(|r| r.unwrap().name).collect();
+        let names: Vec<String> = read(&bytes[..]).map(|r| r.unwrap().name.into()).collect();
         assert_eq!(names, ["a", "b"]);
     }
 

@@ -260,11 +260,11 @@ impl Report {
             return;
         }
         let method = if record.kind == RecordKind::Request {
-            record.method.clone()
+            record.method.as_deref().map(str::to_string)
         } else {
             None
         };
-        let key = (record.kind.as_str(), record.name.clone(), method);
+        let key = (record.kind.as_str(), record.name.to_string(), method);
         self.groups
             .entry(key)
             .or_insert_with_key(|(_, name, method)| {

@@ -8,7 +8,7 @@ use http::{Method, Request};
 use super::label::LabelRequest;
 use super::{OTHER, UNMATCHED};
 use crate::instrument::accounting::PollAccounting;
-use crate::record::{Labels, RecordKind};
+use crate::record::{Labels, Name, RecordKind};
 
 /// The method as recorded: the standard ones by name, anything else as
 /// [`OTHER`] (an extension method is whatever the client sent).
@@ -29,13 +29,13 @@ pub(super) fn method_name(method: &Method) -> &'static str {
 
 /// The endpoint of a request: the route template axum matched, or
 /// [`UNMATCHED`].
-pub(super) fn endpoint<B>(request: &Request<B>) -> Cow<'static, str> {
+pub(super) fn endpoint<B>(request: &Request<B>) -> Name {
     #[cfg(feature = "axum")]
     if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
-        return Cow::Owned(path.as_str().to_owned());
+        return Name::new(path.as_str());
     }
     let _ = request;
-    Cow::Borrowed(UNMATCHED)
+    Name::from_static(UNMATCHED)
 }
 
 /// What a sampled request carries from `call` to the end of its body.
@@ -44,7 +44,7 @@ pub(super) fn endpoint<B>(request: &Request<B>) -> Cow<'static, str> {
 #[derive(Debug)]
 pub(crate) struct RequestState {
     pub(crate) acct: PollAccounting,
-    name: Cow<'static, str>,
+    name: Name,
     method: &'static str,
     labels: Labels,
     weight: u64,
@@ -118,7 +118,7 @@ impl RequestState {
             self.error,
             |record| {
                 record.weight = weight;
-                record.method = Some(method.to_string());
+                record.method = Some(Cow::Borrowed(method));
                 record.status = status;
                 record.labels = labels;
             },
