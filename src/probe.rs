@@ -1,4 +1,22 @@
 //! What this machine can measure, why not, and at what cost.
+//!
+//! [`probe()`] opens the counters on the calling thread and returns a
+//! [`Probe`]: for each counter whether it works, the reason when it does
+//! not (the errno and a sentence a person can act on, e.g. "no hardware
+//! PMU" or "perf_event_paranoid is 3"), how it is read (`rdpmc`, `read` or
+//! `software`) and what one read costs here. [`self_check()`] runs
+//! [`known_loop`], whose instruction count is known, and compares it with
+//! what the counters say: the one-command check that the hardware path
+//! counts exactly on a machine with a PMU (`cargo run --example probe`).
+//!
+//! ```
+//! let probe = dynostats::probe();
+//! // On a machine without a PMU, instructions are absent, with the reason.
+//! for counter in &probe.counters {
+//!     println!("{:?}: {}", counter.counter, counter.available());
+//! }
+//! println!("{probe}");
+//! ```
 
 use std::fmt;
 

@@ -3,6 +3,23 @@
 //! The schema is documented field by field in `docs/records.md`. Keys are
 //! the field names below; a counter that was not measured is absent from the
 //! map (never 0). Any MessagePack reader decodes a record without this crate.
+//!
+//! - [`Record`] and [`RecordKind`]: the fields, and what a record describes.
+//! - [`Labels`]: the one label rule (bounded count and length), and
+//!   [`Name`]: a record's name without an allocation on the measured thread.
+//! - [`read()`] and [`RecordReader`]: records back from a file or stream,
+//!   framed before they are decoded, with the byte offset of any damage.
+//!
+//! ```
+//! use dynostats::{Record, RecordKind};
+//!
+//! let mut r = Record::new(RecordKind::Region, "parse");
+//! r.instructions = Some(12_345);
+//! r.set_label("build", "abc123");
+//! let bytes = r.to_msgpack();
+//! let back: Vec<Record> = dynostats::read(&bytes[..]).collect::<Result<_, _>>().unwrap();
+//! assert_eq!(back, [r]);
+//! ```
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

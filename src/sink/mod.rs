@@ -3,6 +3,35 @@
 //! The pipeline's background writer hands each sink a [`Batch`] of encoded
 //! records. Sinks run on that writer thread only, never on a measured thread,
 //! so they may block on I/O.
+//!
+//! | sink | where | delivery |
+//! | --- | --- | --- |
+//! | [`FileSink`] | a file of concatenated MessagePack records, rotated by size | written when `write_batch` returns; a crash can cut the last record, which the next open repairs |
+//! | [`UdpSink`] | datagrams of packed records | best effort: losses the kernel does not report are not seen |
+//! | [`ForwardSink`] (feature `forward`) | a Fluentd Forward collector (Fluentd, Fluent Bit, Vector) | acknowledged chunks, resent after a reconnect: at least once |
+//! | [`MemorySink`] | memory, for tests | kept until cleared |
+//!
+//! A sink of your own implements [`Sink`]:
+//!
+//! ```
+//! use dynostats::sink::{Batch, Sink};
+//!
+//! /// Counts records instead of writing them.
+//! struct Counting(u64);
+//!
+//! impl Sink for Counting {
+//!     fn name(&self) -> String {
+//!         "counting".to_string()
+//!     }
+//!     fn write_batch(&mut self, batch: &Batch) -> std::io::Result<()> {
+//!         self.0 += batch.len() as u64;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let pipeline = dynostats::Pipeline::builder().sink(Counting(0)).build().unwrap();
+//! # drop(pipeline);
+//! ```
 
 mod file;
 #[cfg(feature = "forward")]

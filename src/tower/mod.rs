@@ -1,6 +1,17 @@
-//! The tower middleware, split like tower-http's: the layer, the service,
-//! the response future and the response body, each in its own file. The
-//! documentation of the whole is on [`MeasureLayer`].
+//! The tower middleware (feature `tower`): one record per sampled request.
+//!
+//! Add [`MeasureLayer`] to an axum `Router` (or any
+//! `Service<http::Request<B>>`); 1 in N requests is measured per poll of
+//! the service's `call`, its response future and its body, on whichever
+//! worker thread ran each poll, and ends as a record named by the route
+//! template (feature `axum`, [`UNMATCHED`] otherwise), never the raw path.
+//! Labels come only from a [`LabelRequest`] hook such as [`HeaderLabel`].
+//! The whole is documented on [`MeasureLayer`].
+//!
+//! Split like tower-http's middlewares: `layer` ([`MeasureLayer`]),
+//! `service` ([`MeasureService`]), `future` ([`ResponseFuture`]), `body`
+//! ([`MeasuredBody`]), `label` (the hooks) and `request` (what a sampled
+//! request carries until its record is made).
 
 mod body;
 mod future;
