@@ -44,6 +44,8 @@
 #![warn(rust_2018_idioms)]
 
 mod counters;
+#[cfg(feature = "criterion")]
+pub mod criterion;
 mod error;
 mod measured;
 #[cfg(feature = "tower")]
