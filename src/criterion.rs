@@ -227,11 +227,12 @@ impl Engine {
         let counter = kind.counter();
         let source = match scope {
             Scope::Thread => {
-                let mut counters = Counters::open(CounterSet::wall_only().with(counter));
+                let counters = Counters::open(CounterSet::wall_only().with(counter));
                 if kind == Kind::CpuTime {
                     // Without the task-clock event the thread CPU clock
-                    // still gives CPU time: only its absence is an error.
-                    if counters.snapshot().cpu_ns.is_none() {
+                    // still gives CPU time (Counters reads it then): only
+                    // the absence of both is an error.
+                    if !counters.is_available(counter) && crate::sys::thread_cpu_ns().is_none() {
                         return Err(unavailable(
                             counter,
                             "neither the task-clock event nor CLOCK_THREAD_CPUTIME_ID \
@@ -278,10 +279,9 @@ impl Engine {
                         .cloned()
                 })
                 .flatten();
-                if let Some(u) = missing {
-                    if kind != Kind::CpuTime {
-                        return Err(Error::CounterUnavailable(u));
-                    }
+                // CPU time has the thread CPU clock behind the task-clock.
+                if let Some(u) = missing.filter(|_| kind != Kind::CpuTime) {
+                    return Err(Error::CounterUnavailable(u));
                 }
                 Source::Polls
             }
