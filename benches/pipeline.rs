@@ -6,13 +6,21 @@
 //!   beside the two raw counter snapshots it consists of.
 //! - `encode`: one typical record to MessagePack.
 //! - `emit_and_write`: records emitted on one thread and written to a file
-//!   by the writer thread, in records per second.
+//!   by the writer thread, in records per second (wall time only).
+//!
+//! Under instructions (`DYNOSTATS_BENCH_MEASUREMENT=instructions`, feature
+//! `criterion`, see `benches/support/mod.rs`) the first three count the
+//! bench thread's user-space instructions; the writer thread's work is not
+//! in them.
+
+mod support;
 
 use std::hint::black_box;
 use std::io;
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::Measurement;
+use criterion::{BatchSize, Criterion, Throughput};
 use dynostats::{Batch, FileSink, Pipeline, Record, RecordKind, Region, Sampler, Sink};
 
 /// Discards what it is given: the writer's cost without I/O.
@@ -33,14 +41,14 @@ fn empty() {
     black_box(());
 }
 
-fn measure_unsampled(c: &mut Criterion) {
+fn measure_unsampled<M: Measurement>(c: &mut Criterion<M>) {
     let pipeline = Pipeline::builder()
         .sink(NullSink)
         .status_interval(None)
         .build()
         .unwrap();
     let _scope = pipeline.scoped();
-    let mut g = c.benchmark_group("measure_unsampled");
+    let mut g = c.benchmark_group(support::name("measure_unsampled"));
     g.bench_function("empty_function", |b| b.iter(empty));
     dynostats::set_sample_rate(u64::MAX / 2);
     g.bench_function("measure_not_picked", |b| {
@@ -62,7 +70,7 @@ fn measure_unsampled(c: &mut Criterion) {
     dynostats::set_sample_rate(dynostats::DEFAULT_SAMPLE_RATE);
 }
 
-fn measure_sampled(c: &mut Criterion) {
+fn measure_sampled<M: Measurement>(c: &mut Criterion<M>) {
     let pipeline = Pipeline::builder()
         .sink(NullSink)
         .status_interval(None)
@@ -70,7 +78,7 @@ fn measure_sampled(c: &mut Criterion) {
         .unwrap();
     let _scope = pipeline.scoped();
     let every = Sampler::new(1);
-    let mut g = c.benchmark_group("measure_sampled");
+    let mut g = c.benchmark_group(support::name("measure_sampled"));
     g.bench_function("two_snapshots", |b| {
         b.iter(|| {
             let start = dynostats::snapshot_start();
@@ -120,9 +128,9 @@ fn typical_record() -> Record {
     r
 }
 
-fn encode(c: &mut Criterion) {
+fn encode<M: Measurement>(c: &mut Criterion<M>) {
     let record = typical_record();
-    let mut g = c.benchmark_group("encode");
+    let mut g = c.benchmark_group(support::name("encode"));
     g.bench_function("record_to_msgpack", |b| {
         let mut buf = Vec::with_capacity(512);
         b.iter(|| {
@@ -166,7 +174,7 @@ fn emit_and_write_n(n: u64) -> Duration {
 
 fn emit_and_write(c: &mut Criterion) {
     const N: u64 = 200_000;
-    let mut g = c.benchmark_group("emit_and_write");
+    let mut g = c.benchmark_group(support::name("emit_and_write"));
     g.throughput(Throughput::Elements(N));
     g.sample_size(10);
     g.bench_function("file_200k_records", |b| {
@@ -188,11 +196,7 @@ fn emit_and_write(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    measure_unsampled,
-    measure_sampled,
-    encode,
-    emit_and_write
+bench_main!(
+    both: [measure_unsampled, measure_sampled, encode],
+    wall_only: [emit_and_write],
 );
-criterion_main!(benches);
