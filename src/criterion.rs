@@ -142,6 +142,15 @@ use crate::measured::PollAccounting;
 use crate::record::{Record, RecordKind};
 
 /// Which threads' work a measurement counts.
+///
+/// Measurements are `!Send`: the bench-thread scope reads counters that
+/// count the thread that opened them, so a measurement stays on that
+/// thread.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// send(dynostats::criterion::CpuTime::new().unwrap());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Scope {
