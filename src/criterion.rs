@@ -66,7 +66,7 @@
 //! # What is counted: [`Scope`]
 //!
 //! - [`Scope::Thread`] (the default): the thread that runs the benchmark.
-//!   Through [`Counters`](crate::Counters), so the user-space read
+//!   Through [`Counters`], so the user-space read
 //!   (`rdpmc`) is used where the kernel allows it, else one `read(2)`.
 //! - [`Scope::Inherited`]: the thread that built the measurement and every
 //!   thread it (or one of those threads) creates afterwards, with perf's
@@ -84,7 +84,7 @@
 //!   [`Measured`](crate::Measured) and the tower layer), so work of other
 //!   tasks between two polls is not counted, nor is the executor's own.
 //!   It reads the thread counters of [`snapshot`](crate::snapshot), so
-//!   the counter must be in [`thread_counter_set`](crate::thread_counter_set)
+//!   the counter must be in [`thread_counter_set`]
 //!   (the default set has all three). A future's counts are added when it
 //!   completes or is dropped: await what an iteration spawns inside it.
 //!
@@ -103,7 +103,7 @@
 //! When more events are asked of the PMU than it has counters, the kernel
 //! time-slices them and a count covers only part of the time. Such counts
 //! are scaled by `time_enabled / time_running` (the rule of
-//! [`Delta::between`](crate::Delta::between)) and the bench output says so:
+//! [`Delta::between`]) and the bench output says so:
 //! the unit becomes e.g. `k instructions (scaled)` for that benchmark, and
 //! a line on stderr says the figures are estimates.
 //!
@@ -713,7 +713,6 @@ impl CpuTime {
 /// assert_eq!(m.unavailable().is_some(), matches!(m, OrCpuTime::CpuTime { .. }));
 /// ```
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum OrCpuTime<M> {
     /// The hardware counter opened.
     Counter(M),
