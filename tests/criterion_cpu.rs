@@ -33,29 +33,19 @@ fn run_delay_ns() -> Option<u64> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the duration of the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// CPU time measured by `m` over the wall time the thread could run (wall
 /// time minus its waits for a CPU inside the window), best of several
 /// tries, as in `tests/software_counters.rs`.
 fn best_cpu_wall_ratio(m: &impl Measurement<Value = u64>) -> f64 {
     (0..20)
         .map(|_| {
-            let w0 = monotonic_ns();
+            let w0 = std::time::Instant::now();
             let start = m.start();
             let delay0 = run_delay_ns();
             std::hint::black_box(spin_for_ms(30));
             let delay1 = run_delay_ns();
             let cpu = m.end(start);
-            let wall = monotonic_ns() - w0;
+            let wall = w0.elapsed().as_nanos() as u64;
             let waited = delay1.zip(delay0).map_or(0, |(b, a)| b.saturating_sub(a));
             cpu as f64 / wall.saturating_sub(waited).max(1) as f64
         })
