@@ -84,11 +84,12 @@ fn the_inherited_scope_counts_a_spawned_thread_and_the_thread_scope_does_not() {
     let (all, own) = (inherited.end(si), thread.end(st));
     release.wait();
     alive.join().unwrap();
-    // The children's own clocks say 120 ms; thread start-up and the spin
-    // loop's clock reads add a little.
+    // The children's own clocks say 120 ms (the task-clock may read a
+    // little less); thread start-up and the spin loop's clock reads add a
+    // little.
     assert!(
-        (120 * MS..=150 * MS).contains(&all),
-        "inherited CPU time {all} ns, expected 120-150 ms"
+        (116 * MS..=150 * MS).contains(&all),
+        "inherited CPU time {all} ns, expected 116-150 ms"
     );
     assert!(own < 20 * MS, "the bench thread's own CPU time {own} ns");
 }
@@ -132,9 +133,12 @@ fn the_polls_scope_counts_counted_futures_on_whichever_thread_polls_them() {
     // An uncounted future: not counted either.
     block_on(TwoPolls(false));
     let counted = m.end(start);
+    // The polls burn 50 ms by CLOCK_THREAD_CPUTIME_ID; the perf task-clock
+    // that measures them reads up to a few tenths of a percent less on a
+    // loaded machine, the library's reads around each poll add a little.
     assert!(
-        (50 * MS..=65 * MS).contains(&counted),
-        "counted {counted} ns, expected 50-65 ms"
+        (485 * MS / 10..=65 * MS).contains(&counted),
+        "counted {counted} ns, expected 48.5-65 ms"
     );
     // Nothing in flight: an empty window counts nothing.
     let start = m.start();
@@ -171,7 +175,8 @@ fn hardware_measurements_carry_the_probes_reason_or_work() {
         let start = m.start();
         burn_cpu_ns(10 * MS);
         let ns = m.end(start);
-        assert!((10 * MS..20 * MS).contains(&ns), "{ns}");
+        // 10 ms by the thread CPU clock; the task-clock may read a little less.
+        assert!((97 * MS / 10..20 * MS).contains(&ns), "{ns}");
         let mut values = [ns as f64];
         assert_eq!(m.formatter().scale_values(ns as f64, &mut values), "ms cpu");
     }
