@@ -34,10 +34,13 @@ fn run_delay_ns() -> Option<u64> {
 }
 
 /// CPU time measured by `m` over the wall time the thread could run (wall
-/// time minus its waits for a CPU inside the window), best of several
-/// tries, as in `tests/software_counters.rs`.
+/// time minus its waits for a CPU inside the window, as in
+/// `tests/software_counters.rs`), the median of 21 tries: on a loaded VM
+/// one window in a few dozen subtracts a wait its wall time did not hold
+/// (one gave 1.076 under `cargo test --all-features` beside another
+/// build), and the median is not moved by such a window.
 fn best_cpu_wall_ratio(m: &impl Measurement<Value = u64>) -> f64 {
-    (0..20)
+    let mut ratios: Vec<f64> = (0..21)
         .map(|_| {
             let w0 = std::time::Instant::now();
             let start = m.start();
@@ -49,7 +52,9 @@ fn best_cpu_wall_ratio(m: &impl Measurement<Value = u64>) -> f64 {
             let waited = delay1.zip(delay0).map_or(0, |(b, a)| b.saturating_sub(a));
             cpu as f64 / wall.saturating_sub(waited).max(1) as f64
         })
-        .fold(0.0, f64::max)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 #[test]
