@@ -1,14 +1,19 @@
 //! Per-read cost of each counter source beside its raw baseline, and the
 //! default set beside the sum of the raw reads it is made of.
 //!
-//! Run: `cargo bench --bench counters`.
+//! Run: `cargo bench --bench counters`; in instructions of the bench
+//! thread: `DYNOSTATS_BENCH_MEASUREMENT=instructions cargo bench --features
+//! criterion --bench counters` (see `benches/support/mod.rs`).
+
+mod support;
 
 use std::fs::File;
 use std::hint::black_box;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
+use criterion::measurement::Measurement;
 use dynostats::{counters::Counter, counters::CounterSet, counters::Counters};
 use perf_event::events::Software;
 use perf_event::{Builder, Group};
@@ -27,8 +32,8 @@ fn only(c: Counter) -> CounterSet {
     CounterSet::wall_only().with(c)
 }
 
-fn clocks(c: &mut Criterion) {
-    let mut g = c.benchmark_group("clocks");
+fn clocks<M: Measurement>(c: &mut Criterion<M>) {
+    let mut g = c.benchmark_group(support::name("clocks"));
     g.bench_function("raw Instant::now", |b| b.iter(Instant::now));
     g.bench_function("raw clock_gettime MONOTONIC", |b| {
         b.iter(|| clock_gettime(libc::CLOCK_MONOTONIC))
@@ -41,8 +46,8 @@ fn clocks(c: &mut Criterion) {
     g.finish();
 }
 
-fn perf(c: &mut Criterion) {
-    let mut g = c.benchmark_group("perf");
+fn perf<M: Measurement>(c: &mut Criterion<M>) {
+    let mut g = c.benchmark_group(support::name("perf"));
     let mut task_clock = Builder::new(Software::TASK_CLOCK)
         .enabled(true)
         .build()
@@ -80,8 +85,8 @@ fn perf(c: &mut Criterion) {
     g.finish();
 }
 
-fn rss(c: &mut Criterion) {
-    let mut g = c.benchmark_group("rss");
+fn rss<M: Measurement>(c: &mut Criterion<M>) {
+    let mut g = c.benchmark_group(support::name("rss"));
     let statm = File::open("/proc/self/statm").unwrap();
     let mut buf = [0u8; 128];
     g.bench_function("raw pread /proc/self/statm", |b| {
@@ -97,8 +102,8 @@ fn rss(c: &mut Criterion) {
 
 /// The default set next to exactly the raw reads it consists of on this
 /// machine: one group read, one monotonic clock read, one statm pread.
-fn default_set(c: &mut Criterion) {
-    let mut g = c.benchmark_group("default set");
+fn default_set<M: Measurement>(c: &mut Criterion<M>) {
+    let mut g = c.benchmark_group(support::name("default set"));
     let mut counters = Counters::open(CounterSet::default());
     let path = counters.source();
     // The same perf events the default set managed to open, as a raw group.
@@ -134,5 +139,4 @@ fn default_set(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, clocks, perf, rss, default_set);
-criterion_main!(benches);
+bench_main!(both: [clocks, perf, rss, default_set], wall_only: []);

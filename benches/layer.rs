@@ -13,6 +13,11 @@
 //! the bench thread's CPU time, which a machine shared with other work
 //! disturbs much less. `bare` runs first and again last (`bare_again`):
 //! the gap between the two is the drift of the machine during the run.
+//! Under instructions (`DYNOSTATS_BENCH_MEASUREMENT=instructions`, feature
+//! `criterion`, see `benches/support/mod.rs`) `request` counts the bench
+//! thread's user-space instructions instead, and `request_cpu` is not run.
+
+mod support;
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
@@ -21,7 +26,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use criterion::measurement::{Measurement, ValueFormatter};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use dynostats::{Pipeline, sink::Batch, sink::Sink, tower::MeasureLayer};
 use http::Request;
 use http_body::Body as _;
@@ -171,12 +176,15 @@ fn install_pipeline() -> &'static Pipeline {
     })
 }
 
-fn wall(c: &mut Criterion) {
-    layer(c, "request");
+fn request<M: Measurement>(c: &mut Criterion<M>) {
+    layer(c, &support::name("request"));
 }
 
-fn cpu(c: &mut Criterion<ThreadCpu>) {
-    layer(c, "request_cpu");
+fn cpu(_: &mut Criterion) {
+    let mut c = Criterion::default()
+        .with_measurement(ThreadCpu)
+        .configure_from_args();
+    layer(&mut c, "request_cpu");
 }
 
 fn layer<M: Measurement>(c: &mut Criterion<M>, name: &str) {
@@ -222,10 +230,4 @@ fn layer<M: Measurement>(c: &mut Criterion<M>, name: &str) {
     );
 }
 
-criterion_group!(wall_time, wall);
-criterion_group! {
-    name = cpu_time;
-    config = Criterion::default().with_measurement(ThreadCpu);
-    targets = cpu
-}
-criterion_main!(wall_time, cpu_time);
+bench_main!(both: [request], wall_only: [cpu]);

@@ -6,13 +6,21 @@
 //!   beside the two raw counter snapshots it consists of.
 //! - `encode`: one typical record to MessagePack.
 //! - `emit_and_write`: records emitted on one thread and written to a file
-//!   by the writer thread, in records per second.
+//!   by the writer thread, in records per second (wall time only).
+//!
+//! Under instructions (`DYNOSTATS_BENCH_MEASUREMENT=instructions`, feature
+//! `criterion`, see `benches/support/mod.rs`) the first three count the
+//! bench thread's user-space instructions; the writer thread's work is not
+//! in them.
+
+mod support;
 
 use std::hint::black_box;
 use std::io;
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::Measurement;
+use criterion::{BatchSize, Criterion, Throughput};
 use dynostats::{
     Pipeline, Record, RecordKind, Region, sample::Sampler, sink::Batch, sink::FileSink, sink::Sink,
 };
@@ -35,14 +43,14 @@ fn empty() {
     black_box(());
 }
 
-fn measure_unsampled(c: &mut Criterion) {
+fn measure_unsampled<M: Measurement>(c: &mut Criterion<M>) {
     let pipeline = Pipeline::builder()
         .sink(NullSink)
         .status_interval(None)
         .build()
         .unwrap();
     let _scope = pipeline.scoped();
-    let mut g = c.benchmark_group("measure_unsampled");
+    let mut g = c.benchmark_group(support::name("measure_unsampled"));
     g.bench_function("empty_function", |b| b.iter(empty));
     dynostats::set_sample_rate(u64::MAX / 2);
     g.bench_function("measure_not_picked", |b| {
@@ -64,7 +72,7 @@ fn measure_unsampled(c: &mut Criterion) {
     dynostats::set_sample_rate(dynostats::sample::Sampler::DEFAULT_RATE);
 }
 
-fn measure_sampled(c: &mut Criterion) {
+fn measure_sampled<M: Measurement>(c: &mut Criterion<M>) {
     let pipeline = Pipeline::builder()
         .sink(NullSink)
         .status_interval(None)
@@ -72,7 +80,7 @@ fn measure_sampled(c: &mut Criterion) {
         .unwrap();
     let _scope = pipeline.scoped();
     let every = Sampler::new(1);
-    let mut g = c.benchmark_group("measure_sampled");
+    let mut g = c.benchmark_group(support::name("measure_sampled"));
     g.bench_function("two_snapshots", |b| {
         b.iter(|| {
             let start = dynostats::counters::snapshot_start();
@@ -122,9 +130,9 @@ fn typical_record() -> Record {
     r
 }
 
-fn encode(c: &mut Criterion) {
+fn encode<M: Measurement>(c: &mut Criterion<M>) {
     let record = typical_record();
-    let mut g = c.benchmark_group("encode");
+    let mut g = c.benchmark_group(support::name("encode"));
     g.bench_function("record_to_msgpack", |b| {
         let mut buf = Vec::with_capacity(512);
         b.iter(|| {
@@ -168,7 +176,7 @@ fn emit_and_write_n(n: u64) -> Duration {
 
 fn emit_and_write(c: &mut Criterion) {
     const N: u64 = 200_000;
-    let mut g = c.benchmark_group("emit_and_write");
+    let mut g = c.benchmark_group(support::name("emit_and_write"));
     g.throughput(Throughput::Elements(N));
     g.sample_size(10);
     g.bench_function("file_200k_records", |b| {
@@ -190,11 +198,7 @@ fn emit_and_write(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    measure_unsampled,
-    measure_sampled,
-    encode,
-    emit_and_write
+bench_main!(
+    both: [measure_unsampled, measure_sampled, encode],
+    wall_only: [emit_and_write],
 );
-criterion_main!(benches);

@@ -61,6 +61,7 @@
 //! | [`instrument`] | sampled guards and futures measured per poll |
 //! | [`probe`](mod@probe) | what this machine can measure, why not, and at what cost |
 //! | [`tower`] | the tower middleware (feature `tower`) |
+//! | `criterion` | criterion `Measurement`s in instructions, cycles and CPU time (feature `criterion`) |
 //! | [`report`] | aggregation of records for the `dynostats` command |
 //!
 //! # Crate features
@@ -70,6 +71,8 @@
 //! - `axum` (default): endpoint names from axum's `MatchedPath`.
 //! - `forward` (default): [`sink::ForwardSink`], the Fluentd Forward sink.
 //! - `cli`: the `dynostats` command.
+//! - `criterion`: `dynostats::criterion`, criterion measurements in
+//!   instructions, cycles and CPU time.
 //!
 //! See `ARCHITECTURE.md` for the layers and the data flow.
 #![deny(missing_docs)]
@@ -79,6 +82,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod counters;
+#[cfg(feature = "criterion")]
+#[cfg_attr(docsrs, doc(cfg(feature = "criterion")))]
+pub mod criterion;
 mod error;
 pub mod instrument;
 pub mod pipeline;

@@ -29,6 +29,7 @@ pub struct OpenCall {
     pub read_format: u64,
     pub exclude_kernel: bool,
     pub disabled: bool,
+    pub inherit: bool,
     /// The fd handed back, or the errno returned.
     pub result: Result<i32, i32>,
 }
@@ -186,6 +187,7 @@ impl Hooks for FakeKernel {
             read_format: attr.read_format,
             exclude_kernel: attr.exclude_kernel() != 0,
             disabled: attr.disabled() != 0,
+            inherit: attr.inherit() != 0,
             result,
         });
         match result {
