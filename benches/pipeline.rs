@@ -13,17 +13,16 @@
 //! bench thread's user-space instructions; the writer thread's work is not
 //! in them.
 
+#[path = "support/emit.rs"]
+mod emit;
 mod support;
 
 use std::hint::black_box;
 use std::io;
-use std::time::{Duration, Instant};
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
-use dynostats::{
-    Pipeline, Record, RecordKind, Region, sample::Sampler, sink::Batch, sink::FileSink, sink::Sink,
-};
+use dynostats::{Pipeline, Record, RecordKind, Region, sample::Sampler, sink::Batch, sink::Sink};
 
 /// Discards what it is given: the writer's cost without I/O.
 struct NullSink;
@@ -145,46 +144,22 @@ fn encode<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
-/// Emits `n` records from this thread (waiting for room rather than
-/// dropping, so every record is written) and waits until the file holds
-/// them.
-fn emit_and_write_n(n: u64) -> Duration {
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = Pipeline::builder()
-        .sink(FileSink::create(dir.path().join("bench.msgpack")).unwrap())
-        .queue_capacity(64 * 1024)
-        .batch_size(1024)
-        .status_interval(None)
-        .build()
-        .unwrap();
-    let record = typical_record();
-    let start = Instant::now();
-    let mut sent = 0;
-    while sent < n {
-        if pipeline.emit(record.clone()) {
-            sent += 1;
-        } else {
-            std::thread::yield_now();
-        }
-    }
-    pipeline.flush().unwrap();
-    let elapsed = start.elapsed();
-    let stats = pipeline.shutdown().unwrap();
-    assert_eq!(stats.sinks[0].written, n);
-    elapsed
-}
-
 fn emit_and_write(c: &mut Criterion) {
     const N: u64 = 200_000;
     let mut g = c.benchmark_group(support::name("emit_and_write"));
     g.throughput(Throughput::Elements(N));
     g.sample_size(10);
     g.bench_function("file_200k_records", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| emit_and_write_n(N)).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| emit::emit_and_write_n(N, 1)).sum())
     });
+    g.throughput(Throughput::Elements(2 * N));
+    g.bench_function("file_200k_records_x2_producers", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| emit::emit_and_write_n(N, 2)).sum())
+    });
+    g.throughput(Throughput::Elements(N));
     // Batch encoding alone, on one thread: the writer's share.
     g.bench_function("batch_encode_200k_records", |b| {
-        let record = typical_record();
+        let record = emit::request_record();
         b.iter_batched_ref(
             Batch::new,
             |batch| {

@@ -1,0 +1,64 @@
+//! The emit-and-write workload shared by `benches/pipeline.rs` (the
+//! system allocator) and `benches/emit_mimalloc.rs` (mimalloc, for the
+//! comparison only: the library never chooses the allocator).
+
+use std::time::{Duration, Instant};
+
+use dynostats::sink::FileSink;
+use dynostats::{Pipeline, Record, RecordKind};
+
+/// A request record as the layer makes it: a route template, a static
+/// method, the counters. The host label is the pipeline's (added by the
+/// writer, the documented way), not the record's.
+pub fn request_record() -> Record {
+    let mut r = Record::new(RecordKind::Request, "/users/{id}");
+    r.method = Some("GET".into());
+    r.status = Some(200);
+    r.weight = 1000;
+    r.wall_ns = 1_234_567;
+    r.cpu_ns = Some(987_654);
+    r.instructions = Some(4_567_890);
+    r.cycles = Some(3_456_789);
+    r.rss_start = Some(40 << 20);
+    r.rss_end = Some(41 << 20);
+    r.polls = Some(3);
+    r
+}
+
+/// Makes and emits `n` records from each of `producers` threads (each
+/// record made anew, as a measured thread would; waiting for room rather
+/// than dropping, so every record is written), and waits until the file
+/// holds them all.
+pub fn emit_and_write_n(n: u64, producers: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::builder()
+        .sink(FileSink::create(dir.path().join("bench.msgpack")).unwrap())
+        .queue_capacity(64 * 1024)
+        .batch_size(1024)
+        .status_interval(None)
+        .label("host", "web-1")
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..producers {
+            s.spawn(|| {
+                let mut sent = 0;
+                while sent < n {
+                    let mut r = request_record();
+                    r.instructions = Some(sent);
+                    if pipeline.emit(r) {
+                        sent += 1;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+    });
+    pipeline.flush().unwrap();
+    let elapsed = start.elapsed();
+    let stats = pipeline.shutdown().unwrap();
+    assert_eq!(stats.sinks[0].written, n * producers);
+    elapsed
+}
