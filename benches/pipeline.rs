@@ -22,7 +22,7 @@ use std::io;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
-use dynostats::{Pipeline, Record, RecordKind, Region, sample::Sampler, sink::Batch, sink::Sink};
+use dynostats::{Pipeline, Record, Region, sample::Sampler, sink::Batch, sink::Sink};
 
 /// Discards what it is given: the writer's cost without I/O.
 struct NullSink;
@@ -113,19 +113,10 @@ fn measure_sampled<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
+/// The request record of the emit bench, with one label of its own.
 fn typical_record() -> Record {
-    let mut r = Record::new(RecordKind::Request, "/users/{id}");
-    r.method = Some("GET".into());
-    r.status = Some(200);
+    let mut r = emit::request_record();
     r.set_label("host", "web-1");
-    r.weight = 1000;
-    r.wall_ns = 1_234_567;
-    r.cpu_ns = Some(987_654);
-    r.instructions = Some(4_567_890);
-    r.cycles = Some(3_456_789);
-    r.rss_start = Some(40 << 20);
-    r.rss_end = Some(41 << 20);
-    r.polls = Some(3);
     r
 }
 

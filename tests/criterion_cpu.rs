@@ -8,30 +8,12 @@ mod common;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::burn_cpu_ns;
+use common::{burn_cpu_ns, run_delay_ns, spin_for_ms};
 use criterion::measurement::Measurement;
 use dynostats::criterion::{CpuTime, Cycles, Instructions, OrCpuTime, Scope, count};
 use dynostats::{Error, counters::Counter};
 
 const MS: u64 = 1_000_000;
-
-fn spin_for_ms(ms: u64) -> u64 {
-    let start = std::time::Instant::now();
-    let mut x = 0u64;
-    while start.elapsed().as_millis() < u128::from(ms) {
-        for i in 0..1000u64 {
-            x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(i));
-        }
-    }
-    x
-}
-
-/// Nanoseconds this thread has spent runnable but waiting for a CPU
-/// (`run_delay` in `/proc/thread-self/schedstat`), if the kernel tracks it.
-fn run_delay_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// CPU time measured by `m` over the wall time the thread could run (wall
 /// time minus its waits for a CPU inside the window, as in

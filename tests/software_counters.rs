@@ -2,26 +2,8 @@
 
 mod common;
 
-use common::touch_fresh_memory;
+use common::{run_delay_ns, spin_for_ms, touch_fresh_memory};
 use dynostats::{Delta, counters::Counter, counters::CounterSet, counters::Counters};
-
-fn spin_for_ms(ms: u64) -> u64 {
-    let start = std::time::Instant::now();
-    let mut x = 0u64;
-    while start.elapsed().as_millis() < u128::from(ms) {
-        for i in 0..1000u64 {
-            x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(i));
-        }
-    }
-    x
-}
-
-/// Nanoseconds this thread has spent runnable but waiting for a CPU
-/// (`run_delay` in `/proc/thread-self/schedstat`), if the kernel tracks it.
-fn run_delay_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// CPU time over the wall time the thread could run (wall time minus time
 /// spent waiting for a CPU while other processes ran), best of several

@@ -62,6 +62,25 @@ pub fn burn_cpu_ns(ns: u64) {
     }
 }
 
+/// Spins for `ms` milliseconds of wall time (however much CPU that is).
+pub fn spin_for_ms(ms: u64) -> u64 {
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    while start.elapsed().as_millis() < u128::from(ms) {
+        for i in 0..1000u64 {
+            x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(i));
+        }
+    }
+    x
+}
+
+/// Nanoseconds this thread has spent runnable but waiting for a CPU
+/// (`run_delay` in `/proc/thread-self/schedstat`), if the kernel tracks it.
+pub fn run_delay_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Allocates `bytes` of fresh memory and writes one byte per 4 KiB page, so
 /// every page becomes resident (and faults once). Keep the result alive for
 /// as long as the memory must stay resident.
