@@ -179,7 +179,7 @@ impl Sketch {
                 self.exact.push((value, weight));
                 return;
             }
-            self.to_buckets();
+            self.switch_to_buckets();
         }
         self.add_bucketed(value, weight);
     }
@@ -201,7 +201,7 @@ impl Sketch {
         }
     }
 
-    fn to_buckets(&mut self) {
+    fn switch_to_buckets(&mut self) {
         self.bucketed = true;
         for (value, weight) in std::mem::take(&mut self.exact) {
             self.add_bucketed(value, weight);
@@ -214,7 +214,7 @@ impl Sketch {
         let (count, weight) = (self.count, self.weight);
         if other.bucketed {
             if !self.bucketed {
-                self.to_buckets();
+                self.switch_to_buckets();
             }
             for (i, w) in other.negative.iter() {
                 self.negative.add(i, w);
@@ -275,7 +275,7 @@ impl Sketch {
         let mut seen = 0u128;
         if !self.bucketed {
             let mut sorted = self.exact.clone();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            sorted.sort_unstable_by_key(|v| v.0);
             for (value, w) in sorted {
                 seen += u128::from(w);
                 if seen >= rank {
