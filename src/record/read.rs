@@ -616,7 +616,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: u64) -> Result<&'a [u8], Stop> {
         if n > (self.max_len - self.pos.min(self.max_len)) as u64 {
             return Err(self.too_long(n));
@@ -638,12 +638,12 @@ impl<'a> Cursor<'a> {
         ))
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8, Stop> {
         Ok(self.take(1)?[0])
     }
 
-    #[inline]
+    #[inline(always)]
     fn be(&mut self, width: u64) -> Result<u64, Stop> {
         Ok(self
             .take(width)?
@@ -660,8 +660,9 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    /// Reads the head of the next value.
-    #[inline]
+    /// Reads the head of the next value. Always inlined: returned through
+    /// memory, its result costs a store-forwarding stall per value.
+    #[inline(always)]
     fn head(&mut self) -> Result<Head<'a>, Stop> {
         let marker = self.byte()?;
         let head = match marker {
@@ -813,75 +814,136 @@ enum Field {
 }
 
 impl Field {
+    /// The field of `key`: the key's bytes packed into one integer (every
+    /// field name has at most 16 bytes) and compared at once, instead of
+    /// one string comparison per field.
     #[inline]
     fn from_key(key: &[u8]) -> Option<Field> {
-        Some(match key {
-            b"v" => Field::V,
-            b"kind" => Field::Kind,
-            b"ts" => Field::Ts,
-            b"name" => Field::Name,
-            b"method" => Field::Method,
-            b"status" => Field::Status,
-            b"labels" => Field::Labels,
-            b"weight" => Field::Weight,
-            b"wall_ns" => Field::WallNs,
-            b"cpu_ns" => Field::CpuNs,
-            b"instructions" => Field::Instructions,
-            b"cycles" => Field::Cycles,
-            b"page_faults" => Field::PageFaults,
-            b"context_switches" => Field::ContextSwitches,
-            b"rss_start" => Field::RssStart,
-            b"rss_end" => Field::RssEnd,
-            b"peak_rss" => Field::PeakRss,
-            b"polls" => Field::Polls,
-            b"threads" => Field::Threads,
-            b"source" => Field::Source,
-            b"scaled" => Field::Scaled,
-            b"cancelled" => Field::Cancelled,
-            b"forced" => Field::Forced,
-            b"error" => Field::Error,
-            b"pid" => Field::Pid,
-            b"detail" => Field::Detail,
-            _ => return None,
-        })
+        if key.len() > 16 {
+            return None;
+        }
+        Field::from_packed(pack(key))
     }
 
+    /// Like [`Field::from_key`] for a key inside `bytes` at `start`: when
+    /// 16 bytes follow the key's start, they are loaded at once and masked
+    /// to the key (no byte-by-byte copy to reload).
+    #[inline]
+    fn from_key_in(bytes: &[u8], start: usize, len: usize) -> Option<Field> {
+        if len > 16 {
+            return None;
+        }
+        match bytes.get(start..start + 16) {
+            Some(window) => {
+                let word = u128::from_le_bytes(window.try_into().expect("16 bytes"));
+                let mask = if len == 16 {
+                    u128::MAX
+                } else {
+                    (1u128 << (8 * len)) - 1
+                };
+                Field::from_packed((len, word & mask))
+            }
+            None => Field::from_key(&bytes[start..start + len]),
+        }
+    }
+
+    #[inline]
+    fn from_packed(packed: (usize, u128)) -> Option<Field> {
+        FIELDS
+            .iter()
+            .position(|&f| f == packed)
+            .map(|i| Field::ALL[i])
+    }
+
+    const ALL: [Field; 26] = [
+        Field::V,
+        Field::Kind,
+        Field::Ts,
+        Field::Name,
+        Field::Method,
+        Field::Status,
+        Field::Labels,
+        Field::Weight,
+        Field::WallNs,
+        Field::CpuNs,
+        Field::Instructions,
+        Field::Cycles,
+        Field::PageFaults,
+        Field::ContextSwitches,
+        Field::RssStart,
+        Field::RssEnd,
+        Field::PeakRss,
+        Field::Polls,
+        Field::Threads,
+        Field::Source,
+        Field::Scaled,
+        Field::Cancelled,
+        Field::Forced,
+        Field::Error,
+        Field::Pid,
+        Field::Detail,
+    ];
+
+    const KEYS: [&'static str; 26] = [
+        "v",
+        "kind",
+        "ts",
+        "name",
+        "method",
+        "status",
+        "labels",
+        "weight",
+        "wall_ns",
+        "cpu_ns",
+        "instructions",
+        "cycles",
+        "page_faults",
+        "context_switches",
+        "rss_start",
+        "rss_end",
+        "peak_rss",
+        "polls",
+        "threads",
+        "source",
+        "scaled",
+        "cancelled",
+        "forced",
+        "error",
+        "pid",
+        "detail",
+    ];
+
     fn key(self) -> &'static str {
-        const KEYS: [&str; 26] = [
-            "v",
-            "kind",
-            "ts",
-            "name",
-            "method",
-            "status",
-            "labels",
-            "weight",
-            "wall_ns",
-            "cpu_ns",
-            "instructions",
-            "cycles",
-            "page_faults",
-            "context_switches",
-            "rss_start",
-            "rss_end",
-            "peak_rss",
-            "polls",
-            "threads",
-            "source",
-            "scaled",
-            "cancelled",
-            "forced",
-            "error",
-            "pid",
-            "detail",
-        ];
-        KEYS[self as usize]
+        Field::KEYS[self as usize]
     }
 
     fn bit(self) -> u32 {
         1 << (self as u32)
     }
 }
+
+/// `key` (at most 16 bytes) as one integer, zero-padded, with its length
+/// (a key with NUL bytes must not match a shorter name).
+const fn pack(key: &[u8]) -> (usize, u128) {
+    let mut bytes = [0u8; 16];
+    let mut i = 0;
+    while i < key.len() && i < 16 {
+        bytes[i] = key[i];
+        i += 1;
+    }
+    (key.len(), u128::from_le_bytes(bytes))
+}
+
+/// [`pack`] of every field's key, in [`Field::ALL`] order.
+const FIELDS: [(usize, u128); 26] = {
+    let mut packed = [(0, 0u128); 26];
+    let mut i = 0;
+    while i < 26 {
+        packed[i] = pack(Field::KEYS[i].as_bytes());
+        i += 1;
+    }
+    packed
+};
 
 /// Fields every record has.
 const REQUIRED: [Field; 8] = [
@@ -1147,7 +1209,11 @@ fn decode_record<'a>(
     for _ in 0..entries {
         let key = c.head()?;
         let field = match key {
-            Head::Str(name) => Field::from_key(name),
+            Head::Str(name) => {
+                // `name` lies in `c.bytes`, just before the cursor.
+                let start = c.pos - name.len();
+                Field::from_key_in(c.bytes, start, name.len())
+            }
             Head::Uint(_) | Head::Neg => {
                 note(problem, SkipReason::IntegerKeys, || {
                     "a map with integer keys (a positional encoding?): records are maps \
@@ -1202,23 +1268,24 @@ fn decode_record<'a>(
                     }
                 }
             }
-            Field::Kind => {
-                if let Some(s) = string(c, problem, value, key)? {
-                    match s {
-                        "request" => r.kind = RecordKind::Request,
-                        "region" => r.kind = RecordKind::Region,
-                        "profile" => r.kind = RecordKind::Profile,
-                        "status" => r.kind = RecordKind::Status,
-                        other => note(problem, SkipReason::UnknownKind, || {
+            Field::Kind => match value {
+                // The common names, without a UTF-8 check.
+                Head::Str(b"request") => r.kind = RecordKind::Request,
+                Head::Str(b"region") => r.kind = RecordKind::Region,
+                Head::Str(b"profile") => r.kind = RecordKind::Profile,
+                Head::Str(b"status") => r.kind = RecordKind::Status,
+                _ => {
+                    if let Some(s) = string(c, problem, value, key)? {
+                        note(problem, SkipReason::UnknownKind, || {
                             format!(
                                 "field `kind`: unknown kind {:?} (this reader knows request, \
                                  region, profile and status)",
-                                super::truncate(other, 64)
+                                super::truncate(s, 64)
                             )
-                        }),
+                        });
                     }
                 }
-            }
+            },
             Field::Ts => r.ts = uint(c, problem, value, key)?.unwrap_or(0),
             Field::Name => {
                 if let Some(s) = string(c, problem, value, key)? {
@@ -1273,22 +1340,22 @@ fn decode_record<'a>(
             Field::PeakRss => r.peak_rss = opt_uint(c, problem, value, key)?,
             Field::Polls => r.polls = opt_uint(c, problem, value, key)?,
             Field::Threads => r.threads = opt_uint(c, problem, value, key)?,
-            Field::Source => {
-                if let Some(s) = string(c, problem, value, key)? {
-                    match s {
-                        "rdpmc" => r.source = ReadPath::Rdpmc,
-                        "read" => r.source = ReadPath::Read,
-                        "software" => r.source = ReadPath::Software,
-                        other => note(problem, SkipReason::BadValue { field: key }, || {
+            Field::Source => match value {
+                Head::Str(b"rdpmc") => r.source = ReadPath::Rdpmc,
+                Head::Str(b"read") => r.source = ReadPath::Read,
+                Head::Str(b"software") => r.source = ReadPath::Software,
+                _ => {
+                    if let Some(s) = string(c, problem, value, key)? {
+                        note(problem, SkipReason::BadValue { field: key }, || {
                             format!(
                                 "field `source`: unknown read path {:?} (expected rdpmc, read \
                                  or software)",
-                                super::truncate(other, 64)
+                                super::truncate(s, 64)
                             )
-                        }),
+                        });
                     }
                 }
-            }
+            },
             Field::Scaled => r.scaled = flag(c, problem, value, key)?,
             Field::Cancelled => r.cancelled = flag(c, problem, value, key)?,
             Field::Forced => r.forced = flag(c, problem, value, key)?,
@@ -1365,6 +1432,26 @@ mod tests {
         r.set_label("k", "v");
         bytes.extend(r.to_msgpack());
         (bytes, first)
+    }
+
+    #[test]
+    fn every_key_finds_its_field() {
+        for (i, key) in Field::KEYS.iter().enumerate() {
+            assert_eq!(Field::from_key(key.as_bytes()).map(|f| f as usize), Some(i));
+            assert_eq!(Field::ALL[i] as usize, i);
+        }
+        assert!(Field::from_key(b"v\0").is_none());
+        assert!(Field::from_key(b"instruction").is_none());
+        assert!(Field::from_key(b"context_switches_").is_none());
+        // Inside a longer buffer: the bytes after the key do not count.
+        let bytes = b"\xa4kindnameXXXXXXXXXXXXXXXXXX";
+        assert_eq!(Field::from_key_in(bytes, 1, 4).map(|f| f as usize), Some(1));
+        assert_eq!(Field::from_key_in(bytes, 5, 4).map(|f| f as usize), Some(3));
+        assert!(Field::from_key_in(bytes, 5, 5).is_none());
+        assert_eq!(
+            Field::from_key_in(b"context_switches", 0, 16).map(|f| f as usize),
+            Some(13)
+        );
     }
 
     #[test]
