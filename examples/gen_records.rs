@@ -87,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.set_label("host", &format!("web-{}", r.pid % 4));
         r.set_label("build", if i < records / 2 { "abc123" } else { "def456" });
         if kind == RecordKind::Request {
-            r.method = Some(if e % 3 == 0 { "POST" } else { "GET" }.to_string());
+            r.method = Some(if e % 3 == 0 { "POST" } else { "GET" }.into());
             r.status = Some(match rng.below(100) {
                 0 => 500,
                 1..=3 => 404,

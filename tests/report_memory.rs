@@ -17,7 +17,9 @@ fn heap_bytes_do_not_grow_with_records() {
         seed ^= seed << 17;
         seed
     };
-    let names: Vec<String> = (0..GROUPS).map(|g| format!("/endpoint/{g}")).collect();
+    let names: Vec<dynostats::record::Name> = (0..GROUPS)
+        .map(|g| format!("/endpoint/{g}").into())
+        .collect();
     let mut record = Record::new(RecordKind::Request, "");
     record.method = Some("GET".into());
     let mut after_warm_up = 0;

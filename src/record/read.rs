@@ -10,20 +10,7 @@
 //! cannot make it allocate more than [`RecordReader::DEFAULT_MAX_RECORD_LEN`]
 //! bytes, and nesting is followed without recursion.
 //!
-//! # Damage costs one record
-//!
-//! - A well-framed map that is not a record this reader understands (an
-//!   unknown `kind`, a field of the wrong type, a missing field, integer
-//!   keys ...) is **skipped**: counted per [`SkipReason`] in the reader's
-//!   [`Damage`], and reading goes on with the next record.
-//! - A record with a **newer** schema version (`v` above
-//!   [`Record::SCHEMA_VERSION`]) is read for the fields this reader knows
-//!   (unknown fields are ignored, as `docs/records.md` promises) and
-//!   counted in [`Damage::newer_versions`].
-//! - Only **framing damage** ends the stream, after every record before
-//!   it: a truncated tail ([`Error::Truncated`]), a length beyond the limit
-//!   or bytes that are not MessagePack at a record boundary
-//!   ([`Error::Decode`]), since the next record boundary is then unknown.
+//! How damage is handled is said on [`RecordReader`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -55,7 +42,7 @@ const START: usize = 8 << 10;
 /// Reads records from `reader` (a file, a socket, a byte slice).
 ///
 /// The iterator yields every record in order, then ends. A record that is
-/// skipped (see the [module docs](self)) is yielded as an
+/// skipped (see [`RecordReader`]) is yielded as an
 /// [`Error::Decode`] naming its byte offset and reason, and the iteration
 /// goes on. Framing damage is yielded as one error, after which the
 /// iteration ends:
@@ -296,7 +283,23 @@ pub enum Step {
     End,
 }
 
-/// The streaming reader returned by [`read`].
+/// The streaming reader returned by [`read`]: frames and decodes each
+/// record in one pass, out of its own buffer.
+///
+/// # Damage costs one record
+///
+/// - A well-framed map that is not a record this reader understands (an
+///   unknown `kind`, a field of the wrong type, a missing field, integer
+///   keys ...) is **skipped**: counted per [`SkipReason`] in the reader's
+///   [`Damage`], and reading goes on with the next record.
+/// - A record with a **newer** schema version (`v` above
+///   [`Record::SCHEMA_VERSION`]) is read for the fields this reader knows
+///   (unknown fields are ignored, as `docs/records.md` promises) and
+///   counted in [`Damage::newer_versions`].
+/// - Only **framing damage** ends the stream, after every record before
+///   it: a truncated tail ([`Error::Truncated`]), a length beyond the limit
+///   or bytes that are not MessagePack at a record boundary
+///   ([`Error::Decode`]), since the next record boundary is then unknown.
 pub struct RecordReader<R> {
     inner: R,
     buf: Vec<u8>,
@@ -1621,7 +1624,9 @@ mod tests {
     #[test]
     fn records_split_across_reads_decode_whole() {
         let (bytes, _) = two_records();
-        let names: Vec<String> = read(Trickle(&bytes)).map(|r| r.unwrap().name).collect();
+        let names: Vec<String> = read(Trickle(&bytes))
+            .map(|r| r.unwrap().name.into())
+            .collect();
         assert_eq!(names, ["a", "b"]);
     }
 

@@ -1,20 +1,6 @@
 //! [`Sketch`]: weighted quantiles in bounded memory, mergeable.
 //!
-//! Values are integers (instructions, nanoseconds, bytes; negative for an
-//! RSS change). A sketch keeps up to [`Sketch::EXACT_MAX`] distinct values
-//! exactly; beyond that it keeps log-linear buckets: every magnitude below
-//! 128 has its own bucket, and above it each power of two is cut into 64
-//! equal buckets. A quantile is the midpoint of the bucket that holds the
-//! true (weighted, nearest-rank) quantile, so it is within
-//! [`Sketch::RELATIVE_ERROR`] (1/128, under 0.8%) of it. A sketch of
-//! `u64` magnitudes never holds more than 3,776 buckets per sign (8 bytes
-//! each), whatever the number of values, and two sketches merge bucket by
-//! bucket: the merge of two sketches is the sketch of the union.
-//!
-//! The resolution is a trade: each halving of the error doubles the
-//! buckets a group's values span, and with hundreds of groups read in
-//! random order the buckets' cache misses are most of the cost of adding
-//! a value.
+//! See [`Sketch`].
 
 /// Bits of the mantissa kept above [`LINEAR`]: 2^6 buckets per power of 2.
 const MANTISSA_BITS: u32 = 6;
@@ -90,8 +76,23 @@ impl Buckets {
     }
 }
 
-/// Weighted quantiles of integer values, in bounded memory (see the
-/// [module docs](self)).
+/// Weighted quantiles of integer values, in bounded memory, mergeable.
+///
+/// Values are integers (instructions, nanoseconds, bytes; negative for an
+/// RSS change). A sketch keeps up to [`Sketch::EXACT_MAX`] distinct values
+/// exactly; beyond that it keeps log-linear buckets: every magnitude below
+/// 128 has its own bucket, and above it each power of two is cut into 64
+/// equal buckets. A quantile is the midpoint of the bucket that holds the
+/// true (weighted, nearest-rank) quantile, so it is within
+/// [`Sketch::RELATIVE_ERROR`] (1/128, under 0.8%) of it. A sketch of
+/// `u64` magnitudes never holds more than 3,776 buckets per sign (8 bytes
+/// each), whatever the number of values, and two sketches merge bucket by
+/// bucket: the merge of two sketches is the sketch of the union.
+///
+/// The resolution is a trade: each halving of the error doubles the
+/// buckets a group's values span, and with hundreds of groups read in
+/// random order the buckets' cache misses are most of the cost of adding
+/// a value.
 ///
 /// ```
 /// use dynostats::report::Sketch;
