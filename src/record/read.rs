@@ -832,7 +832,10 @@ impl Field {
     /// 16 bytes follow the key's start, they are loaded at once and masked
     /// to the key (no byte-by-byte copy to reload).
     #[inline]
-    fn from_key_in(bytes: &[u8], start: usize, len: usize) -> Option<Field> {
+    ///
+    /// The search starts at field `hint`: writers write the fields in this
+    /// order, so the next key is usually the field after the last one.
+    fn from_key_in(bytes: &[u8], start: usize, len: usize, hint: usize) -> Option<Field> {
         if len > 16 {
             return None;
         }
@@ -844,10 +847,20 @@ impl Field {
                 } else {
                     (1u128 << (8 * len)) - 1
                 };
-                Field::from_packed((len, word & mask))
+                Field::from_packed_after((len, word & mask), hint)
             }
             None => Field::from_key(&bytes[start..start + len]),
         }
+    }
+
+    #[inline]
+    fn from_packed_after(packed: (usize, u128), hint: usize) -> Option<Field> {
+        let hint = hint.min(FIELDS.len());
+        FIELDS[hint..]
+            .iter()
+            .position(|&f| f == packed)
+            .map(|i| Field::ALL[hint + i])
+            .or_else(|| Field::from_packed(packed))
     }
 
     #[inline]
@@ -1209,13 +1222,14 @@ fn decode_record<'a>(
     c.room_for(2 * entries)?;
     r.clear();
     let mut seen = 0u32;
+    let mut hint = 0;
     for _ in 0..entries {
         let key = c.head()?;
         let field = match key {
             Head::Str(name) => {
                 // `name` lies in `c.bytes`, just before the cursor.
                 let start = c.pos - name.len();
-                Field::from_key_in(c.bytes, start, name.len())
+                Field::from_key_in(c.bytes, start, name.len(), hint)
             }
             Head::Uint(_) | Head::Neg => {
                 note(problem, SkipReason::IntegerKeys, || {
@@ -1256,6 +1270,7 @@ fn decode_record<'a>(
             continue;
         }
         seen |= field.bit();
+        hint = field as usize + 1;
         let key = field.key();
         match field {
             Field::V => {
@@ -1448,13 +1463,16 @@ mod tests {
         assert!(Field::from_key(b"context_switches_").is_none());
         // Inside a longer buffer: the bytes after the key do not count.
         let bytes = b"\xa4kindnameXXXXXXXXXXXXXXXXXX";
-        assert_eq!(Field::from_key_in(bytes, 1, 4).map(|f| f as usize), Some(1));
-        assert_eq!(Field::from_key_in(bytes, 5, 4).map(|f| f as usize), Some(3));
-        assert!(Field::from_key_in(bytes, 5, 5).is_none());
-        assert_eq!(
-            Field::from_key_in(b"context_switches", 0, 16).map(|f| f as usize),
-            Some(13)
-        );
+        for hint in [0, 2, 5, 26, 100] {
+            let at = |start, len| Field::from_key_in(bytes, start, len, hint).map(|f| f as usize);
+            assert_eq!(at(1, 4), Some(1), "hint {hint}");
+            assert_eq!(at(5, 4), Some(3), "hint {hint}");
+            assert!(at(5, 5).is_none(), "hint {hint}");
+            assert_eq!(
+                Field::from_key_in(b"context_switches", 0, 16, hint).map(|f| f as usize),
+                Some(13)
+            );
+        }
     }
 
     #[test]
