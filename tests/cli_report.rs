@@ -85,7 +85,7 @@ fn rows(stdout: &str) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn the_table_shows_weighted_totals_and_exact_quantiles() {
+fn the_table_shows_weighted_totals_and_per_event_quantiles() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.msgpack");
     write_known_records(&path);
@@ -171,7 +171,7 @@ fn the_table_shows_weighted_totals_and_exact_quantiles() {
 }
 
 #[test]
-fn a_damaged_file_prints_what_was_read_and_exits_2() {
+fn a_damaged_file_prints_what_was_read_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.msgpack");
     write_known_records(&path);
@@ -188,7 +188,7 @@ fn a_damaged_file_prints_what_was_read_and_exits_2() {
 
     let out = run(&["report", file]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
     assert!(stdout.contains("23 records read"), "{stdout}");
     assert_eq!(rows(&stdout).len(), 3, "{stdout}");
     assert!(!stdout.contains("late"), "{stdout}");
@@ -201,7 +201,7 @@ fn a_damaged_file_prints_what_was_read_and_exits_2() {
     );
 
     let out = run(&["report", "--json", file]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["files"][0]["offset"], good);
     assert_eq!(json["files"][0]["records"], 23);
@@ -211,12 +211,13 @@ fn a_damaged_file_prints_what_was_read_and_exits_2() {
     let garbage = dir.path().join("garbage");
     fs::write(&garbage, b"hello, not msgpack").unwrap();
     let out = run(&["report", garbage.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("byte offset 0"));
 
-    // A missing file among good ones: the good ones are still reported.
+    // A missing file among good ones: the good ones are still reported,
+    // and the status says it was an I/O error.
     let out = run(&["report", file, "/nonexistent/records.msgpack"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/records.msgpack: cannot open"));
     assert_eq!(rows(&text(&out.stdout)).len(), 3);
 }

@@ -62,6 +62,12 @@ impl Labels {
         }
     }
 
+    /// Removes every label, keeping nothing allocated that a reader
+    /// reusing a record could not reuse anyway.
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)

@@ -8,7 +8,8 @@
 //! - [`Labels`]: the one label rule (bounded count and length), and
 //!   [`Name`]: a record's name without an allocation on the measured thread.
 //! - [`read()`] and [`RecordReader`]: records back from a file or stream,
-//!   framed before they are decoded, with the byte offset of any damage.
+//!   framed and decoded in one pass; a record that is not understood is
+//!   skipped and counted ([`Damage`], [`SkipReason`]) with its byte offset.
 //!
 //! ```
 //! use dynostats::{Record, RecordKind};
@@ -37,7 +38,7 @@ mod read;
 pub use labels::Labels;
 pub(crate) use labels::truncate;
 pub use name::Name;
-pub use read::{RecordReader, read};
+pub use read::{Damage, MAX_DEPTH, RecordReader, Skip, SkipReason, Step, read};
 pub(crate) use read::{check_framing, decode};
 
 use crate::counters::{Delta, NameVisitor, ReadPath};
@@ -278,6 +279,56 @@ impl Record {
         }
     }
 
+    /// A record with every field empty (not stamped with time or pid):
+    /// what a reader decodes into.
+    pub(crate) fn empty() -> Record {
+        Record {
+            v: Record::SCHEMA_VERSION,
+            kind: RecordKind::Region,
+            ts: 0,
+            name: Name::default(),
+            method: None,
+            status: None,
+            labels: Labels::default(),
+            weight: 0,
+            wall_ns: 0,
+            cpu_ns: None,
+            instructions: None,
+            cycles: None,
+            page_faults: None,
+            context_switches: None,
+            rss_start: None,
+            rss_end: None,
+            peak_rss: None,
+            polls: None,
+            threads: None,
+            source: ReadPath::Software,
+            scaled: false,
+            cancelled: false,
+            forced: false,
+            error: None,
+            pid: 0,
+            detail: None,
+        }
+    }
+
+    /// Empties every field like [`Record::empty`], keeping the labels' map
+    /// and `method` and `error` as they are: the reader sets or clears
+    /// those two once it knows whether the record has them, so their
+    /// allocations are reused.
+    pub(crate) fn clear(&mut self) {
+        let mut labels = std::mem::take(&mut self.labels);
+        let method = self.method.take();
+        let error = self.error.take();
+        labels.clear();
+        *self = Record {
+            labels,
+            method,
+            error,
+            ..Record::empty()
+        };
+    }
+
     /// Copies the counters of `delta` into the record.
     pub fn set_delta(&mut self, delta: &Delta) -> &mut Record {
         self.wall_ns = delta.wall_ns;
@@ -304,14 +355,13 @@ impl Record {
 
     /// Decodes one record from a MessagePack map.
     ///
-    /// Arrays and maps nested more than 32 levels deep (counting the record
-    /// itself; they can only hide in fields this crate does not know) are
-    /// an error, so a hostile record cannot exhaust the stack.
+    /// Arrays and maps nested more than [`MAX_DEPTH`] levels deep
+    /// (counting the record itself; they can only hide in fields this
+    /// crate does not know) are an error, and are followed without
+    /// recursion, so a hostile record cannot exhaust the stack. Errors name
+    /// the field concerned.
     pub fn from_msgpack(bytes: &[u8]) -> Result<Record, crate::error::Error> {
-        decode(bytes).map_err(|e| crate::error::Error::Decode {
-            offset: 0,
-            message: e.to_string(),
-        })
+        decode(bytes).map_err(|message| crate::error::Error::Decode { offset: 0, message })
     }
 }
 

@@ -1,8 +1,9 @@
 //! [`Metric`]: a quantity measured per record, and what a group's records
 //! say about it ([`MetricStats`]).
 
-use serde::Serialize;
+use std::str::FromStr;
 
+use super::sketch::Sketch;
 use crate::record::Record;
 
 /// A quantity measured per record.
@@ -46,19 +47,27 @@ impl Metric {
     }
 
     /// The metric's value in `record`, `None` when the record does not
-    /// carry it. Values beyond `i64` (over 292 years of nanoseconds) are
-    /// clamped to `i64::MAX`.
-    pub fn value(self, record: &Record) -> Option<i64> {
-        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    /// carry it. Exact for every `u64` (no clamping).
+    #[inline]
+    pub fn value(self, record: &Record) -> Option<i128> {
         match self {
-            Metric::Instructions => record.instructions.map(clamp),
-            Metric::Cycles => record.cycles.map(clamp),
-            Metric::CpuNs => record.cpu_ns.map(clamp),
-            Metric::WallNs => Some(clamp(record.wall_ns)),
-            Metric::RssChange => {
-                let change = i128::from(record.rss_end?) - i128::from(record.rss_start?);
-                Some(change.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
-            }
+            Metric::Instructions => record.instructions.map(i128::from),
+            Metric::Cycles => record.cycles.map(i128::from),
+            Metric::CpuNs => record.cpu_ns.map(i128::from),
+            Metric::WallNs => Some(i128::from(record.wall_ns)),
+            Metric::RssChange => Some(i128::from(record.rss_end?) - i128::from(record.rss_start?)),
+        }
+    }
+
+    /// The short name `dynostats report --metric` takes: `instructions`,
+    /// `cycles`, `cpu`, `wall` or `rss`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Metric::Instructions => "instructions",
+            Metric::Cycles => "cycles",
+            Metric::CpuNs => "cpu",
+            Metric::WallNs => "wall",
+            Metric::RssChange => "rss",
         }
     }
 
@@ -67,8 +76,22 @@ impl Metric {
     }
 }
 
+impl FromStr for Metric {
+    type Err = String;
+
+    /// Parses [`Metric::short_name`] or [`Metric::name`].
+    fn from_str(s: &str) -> Result<Metric, String> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.short_name() == s || m.name() == s)
+            .ok_or_else(|| {
+                format!("unknown metric {s:?}: expected instructions, cycles, cpu, wall or rss")
+            })
+    }
+}
+
 /// What a group's records say about one [`Metric`].
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct MetricStats {
     /// Completed sampled records that carry the metric.
@@ -76,63 +99,88 @@ pub struct MetricStats {
     /// Completed sampled records that do not (not measured; never counted
     /// as 0).
     pub absent: u64,
-    /// Estimated total over every event: `sum(weight * value)`.
+    /// Estimated total over every event: `sum(weight * value)`, saturated
+    /// at the bounds of `i128` (see `saturated`).
     pub total: i128,
-    /// `total` divided by the summed weights of the records that carry the
-    /// metric: the mean per event. `None` without such records.
+    /// True when `total` reached a bound of `i128` and stopped there.
+    pub saturated: bool,
+    /// Summed weights of the records that carry the metric: the events
+    /// they stand for.
+    pub events: u128,
+    /// `total` divided by `events`: the mean per event. `None` without
+    /// such records.
     pub mean_per_event: Option<f64>,
-    /// Median of the sampled values (unweighted), exact: nearest rank in
-    /// the sorted values, no interpolation.
-    pub p50: Option<i64>,
-    /// 99th percentile of the sampled values, exact like `p50`.
-    pub p99: Option<i64>,
-}
-
-/// The `percent`-th percentile of `sorted` by nearest rank: the smallest
-/// value with at least `percent`% of the values at or below it.
-pub(super) fn nearest_rank(sorted: &[i64], percent: u64) -> Option<i64> {
-    let n = sorted.len() as u64;
-    if n == 0 {
-        return None;
-    }
-    // 1-based rank ceil(n * percent / 100), in integers.
-    let rank = (n * percent).div_ceil(100).max(1);
-    Some(sorted[(rank - 1) as usize])
+    /// Median per event: the records' values weighted by their weights
+    /// (nearest rank), from the group's [`Sketch`]: exact while it is
+    /// ([`Sketch::is_exact`]), else within [`Sketch::RELATIVE_ERROR`].
+    pub p50: Option<i128>,
+    /// 99th percentile per event, like `p50`.
+    pub p99: Option<i128>,
+    /// Whether `p50` and `p99` are exact.
+    pub exact: bool,
 }
 
 /// The values of one metric in one group.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Values {
-    pub(super) values: Vec<i64>,
+    pub(super) sketch: Sketch,
     total: i128,
-    weight: u128,
+    saturated: bool,
     absent: u64,
 }
 
 impl Values {
-    pub(super) fn add(&mut self, value: Option<i64>, weight: u64) {
+    #[inline]
+    pub(super) fn add(&mut self, value: Option<i128>, weight: u64) {
         match value {
             Some(v) => {
-                self.values.push(v);
-                self.total = self
-                    .total
-                    .saturating_add(i128::from(v).saturating_mul(i128::from(weight)));
-                self.weight += u128::from(weight);
+                self.sketch.add(v, weight);
+                match v
+                    .checked_mul(i128::from(weight))
+                    .and_then(|x| self.total.checked_add(x))
+                {
+                    Some(total) => self.total = total,
+                    None => {
+                        self.saturated = true;
+                        self.total = self
+                            .total
+                            .saturating_add(v.saturating_mul(i128::from(weight)));
+                    }
+                }
             }
             None => self.absent += 1,
         }
     }
 
+    pub(super) fn merge(&mut self, other: &Values) {
+        self.sketch.merge(&other.sketch);
+        match self.total.checked_add(other.total) {
+            Some(t) => self.total = t,
+            None => {
+                self.saturated = true;
+                self.total = self.total.saturating_add(other.total);
+            }
+        }
+        self.saturated |= other.saturated;
+        self.absent = self.absent.saturating_add(other.absent);
+    }
+
     pub(super) fn stats(&self) -> MetricStats {
-        let mut sorted = self.values.clone();
-        sorted.sort_unstable();
+        let events = self.sketch.weight();
         MetricStats {
-            samples: sorted.len() as u64,
+            samples: self.sketch.count(),
             absent: self.absent,
             total: self.total,
-            mean_per_event: (self.weight > 0).then(|| self.total as f64 / self.weight as f64),
-            p50: nearest_rank(&sorted, 50),
-            p99: nearest_rank(&sorted, 99),
+            saturated: self.saturated,
+            events,
+            mean_per_event: (events > 0).then(|| self.total as f64 / events as f64),
+            p50: self.sketch.quantile(0.50),
+            p99: self.sketch.quantile(0.99),
+            exact: self.sketch.is_exact(),
         }
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.sketch.heap_bytes()
     }
 }

@@ -1,43 +1,120 @@
-//! Reports: records aggregated per endpoint and per region.
+//! Reports: records aggregated per endpoint and per region, in memory
+//! bounded by the number of groups, not of records.
 //!
-//! A [`Report`] groups records by kind, name and (for requests) method, and
+//! A [`Report`] groups records by kind, name and (for requests) method,
+//! optionally split further by status class or by a label ([`Split`]), and
 //! keeps for each group what the records say about its cost: how many were
 //! sampled, how many events they stand for, and for each [`Metric`] the
-//! estimated total, the mean per event and exact per-sample quantiles. It is
-//! what `dynostats report FILE...` (feature `cli`) prints, and what a
-//! program reading records can build itself with [`Report::add`].
+//! estimated total, the mean per event and weighted quantiles from a
+//! [`Sketch`]. It is what `dynostats report FILE...` (feature `cli`)
+//! prints, and what a program reading records can build itself with
+//! [`Report::add`] or [`Report::read_from`].
+//!
+//! # Bounded memory
+//!
+//! Per group a report holds a few counters and one [`Sketch`] per metric
+//! (exact up to [`Sketch::EXACT_MAX`] distinct values, then log-linear
+//! buckets within [`Sketch::RELATIVE_ERROR`]); the number of groups is
+//! capped ([`ReportBuilder::max_groups`], [`Report::DEFAULT_MAX_GROUPS`]):
+//! records of further groups are folded into one `<other>` group per kind,
+//! and counted ([`Report::folded`]). [`Report::heap_bytes`] is the report's
+//! own account of what it holds.
 //!
 //! The module is split by concern: [`Metric`] and its statistics in
-//! `metric`, drops from status records in `drops`, the printed and
-//! serialized [`Table`] in `table`, and the human units every output shares
-//! in `format`.
+//! `metric`, the quantile [`Sketch`] in `sketch`, drops from status records
+//! in `drops`, the printed, JSON and CSV [`Table`] in `table`, and the
+//! human units and name escaping every output shares in `format`.
 
 mod drops;
 mod format;
 mod metric;
+mod sketch;
 mod table;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 
 pub use drops::{Drops, SinkDrops};
+pub use format::escape_name;
 pub use metric::{Metric, MetricStats};
-pub use table::{SortBy, Table};
+pub use sketch::Sketch;
+pub use table::{Format, JSON_MAX_SAFE_INTEGER, SortBy, Table};
 
 use drops::DropTally;
 use metric::Values;
 
 use crate::counters::Counter;
-use crate::error::Error;
-use crate::record::{Record, RecordKind};
+use crate::record::{Damage, Record, RecordKind, RecordReader, Step};
 
-/// The records of one kind, name and method (requests) in a [`Report`].
+/// A further split of groups beyond kind, name and method.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Split {
+    /// By the class of the HTTP status: `2xx`, `4xx`, `5xx` ... or `none`
+    /// for a request without a response (`-` for records that are not
+    /// requests).
+    StatusClass,
+    /// By the value of the label with this key (`-` when a record does not
+    /// carry it).
+    Label(String),
+}
+
+impl Split {
+    /// The column title: `status` or `label:KEY`.
+    pub fn title(&self) -> String {
+        match self {
+            Split::StatusClass => "status".to_string(),
+            Split::Label(key) => format!("label:{key}"),
+        }
+    }
+
+    /// The split's value for `record`.
+    fn value<'r>(&self, record: &'r Record, buf: &'r mut [u8; 3]) -> &'r str {
+        match self {
+            Split::StatusClass => {
+                if record.kind != RecordKind::Request {
+                    return "-";
+                }
+                match record.status {
+                    None => "none",
+                    Some(status) => {
+                        let class = (status / 100).min(9) as u8;
+                        *buf = [b'0' + class, b'x', b'x'];
+                        std::str::from_utf8(&buf[..]).unwrap_or("?xx")
+                    }
+                }
+            }
+            Split::Label(key) => record.labels.get(key).unwrap_or("-"),
+        }
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+
+    /// Parses `status` or `label=KEY`.
+    fn from_str(s: &str) -> Result<Split, String> {
+        match s {
+            "status" => Ok(Split::StatusClass),
+            _ => match s.strip_prefix("label=") {
+                Some(key) if !key.is_empty() => Ok(Split::Label(key.to_string())),
+                _ => Err(format!("unknown split {s:?}: expected status or label=KEY")),
+            },
+        }
+    }
+}
+
+/// The records of one kind, name and method (requests), and split values,
+/// in a [`Report`].
 #[derive(Clone, Debug)]
 pub struct Group {
     kind: RecordKind,
     name: String,
     method: Option<String>,
+    split: Vec<String>,
+    other: bool,
     sampled: u64,
     events: u128,
     cancelled: u64,
@@ -47,11 +124,13 @@ pub struct Group {
 }
 
 impl Group {
-    fn new(kind: RecordKind, name: &str, method: Option<&str>) -> Group {
+    fn new(kind: RecordKind, name: &str, method: Option<&str>, split: Vec<String>) -> Group {
         Group {
             kind,
             name: name.to_string(),
             method: method.map(str::to_string),
+            split,
+            other: false,
             sampled: 0,
             events: 0,
             cancelled: 0,
@@ -61,13 +140,14 @@ impl Group {
         }
     }
 
+    #[inline]
     fn add(&mut self, record: &Record) {
         if record.forced {
             self.forced += 1;
             return;
         }
         self.sampled += 1;
-        self.events += u128::from(record.weight);
+        self.events = self.events.saturating_add(u128::from(record.weight));
         self.cancelled += u64::from(record.cancelled);
         self.errors += u64::from(record.error.is_some());
         if record.cancelled || record.error.is_some() {
@@ -78,12 +158,24 @@ impl Group {
         }
     }
 
+    fn merge(&mut self, other: &Group) {
+        self.sampled = self.sampled.saturating_add(other.sampled);
+        self.events = self.events.saturating_add(other.events);
+        self.cancelled = self.cancelled.saturating_add(other.cancelled);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.forced = self.forced.saturating_add(other.forced);
+        for (mine, theirs) in self.metrics.iter_mut().zip(&other.metrics) {
+            mine.merge(theirs);
+        }
+    }
+
     /// The records' kind.
     pub fn kind(&self) -> RecordKind {
         self.kind
     }
 
-    /// The region name, or the request's route template.
+    /// The region name, or the request's route template (`<other>` for
+    /// the group of folded records, see [`Group::is_other`]).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -91,6 +183,18 @@ impl Group {
     /// The HTTP method (requests).
     pub fn method(&self) -> Option<&str> {
         self.method.as_deref()
+    }
+
+    /// The values of the report's [`Split`]s, in their order (empty for the
+    /// `<other>` group).
+    pub fn split(&self) -> &[String] {
+        &self.split
+    }
+
+    /// True for the group of the records folded beyond
+    /// [`ReportBuilder::max_groups`].
+    pub fn is_other(&self) -> bool {
+        self.other
     }
 
     /// Records picked by the sampler (forced ones excluded), whatever
@@ -125,11 +229,77 @@ impl Group {
         self.metrics[metric.index()].stats()
     }
 
+    /// The sketch of `metric`'s values over the group's completed sampled
+    /// records, weighted by their weights: to merge with others, or for
+    /// other quantiles than p50 and p99.
+    pub fn sketch(&self, metric: Metric) -> &Sketch {
+        &self.metrics[metric.index()].sketch
+    }
+
     /// `GET /users/{id}` for requests, the name otherwise.
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match &self.method {
             Some(method) => format!("{method} {}", self.name),
             None => self.name.clone(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.name.capacity()
+            + self.method.as_ref().map_or(0, String::capacity)
+            + self.split.capacity() * std::mem::size_of::<String>()
+            + self.split.iter().map(String::capacity).sum::<usize>()
+            + self.metrics.iter().map(Values::heap_bytes).sum::<usize>()
+    }
+}
+
+/// Builds a [`Report`] with splits, label filters and a group cap.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ReportBuilder {
+    max_groups: usize,
+    splits: Vec<Split>,
+    filters: Vec<(String, String)>,
+}
+
+impl ReportBuilder {
+    /// At most `groups` groups ([`Report::DEFAULT_MAX_GROUPS`]); records
+    /// of further groups are folded into one `<other>` group per kind.
+    pub fn max_groups(mut self, groups: usize) -> Self {
+        self.max_groups = groups;
+        self
+    }
+
+    /// Splits groups further, by status class or by a label.
+    pub fn split(mut self, split: Split) -> Self {
+        self.splits.push(split);
+        self
+    }
+
+    /// Keeps only records whose label `key` is `value` (every filter must
+    /// match; status records are always kept). Others are counted in
+    /// [`Report::filtered`].
+    pub fn filter_label(mut self, key: &str, value: &str) -> Self {
+        self.filters.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The empty report.
+    pub fn build(self) -> Report {
+        Report {
+            index: HashMap::with_hasher(KeyHash::new()),
+            groups: Vec::new(),
+            scratch: Vec::new(),
+            max_groups: self.max_groups,
+            splits: self.splits,
+            filters: self.filters,
+            records: 0,
+            status_records: 0,
+            filtered: 0,
+            folded: 0,
+            newer_versions: 0,
+            drops: DropTally::default(),
+            unavailable: BTreeMap::new(),
         }
     }
 }
@@ -154,6 +324,10 @@ impl Group {
 ///   one that finished.
 /// - A counter absent from a record was not measured: the record is counted
 ///   in that metric's `absent` column, never as 0.
+/// - **Quantiles describe events**: each record's value counts with its
+///   weight, so p50 and p99 are those of the events the records stand
+///   for, even where weights differ within a group (files of processes
+///   sampling at different rates, a rate change).
 /// - **Status** records are not rows of the table. The drops they report
 ///   (queue full, after shutdown, per sink) are summed in [`Drops`] and
 ///   printed below the table.
@@ -179,98 +353,323 @@ impl Group {
 /// let cpu = parse.stats(Metric::CpuNs);
 /// assert_eq!(cpu.total, 100 * 10 + 300 * 10 + 200);
 /// assert_eq!(cpu.mean_per_event, Some(4200.0 / 21.0));
+/// // Quantiles describe events: 100 stands for 10 of the 21 events.
 /// assert_eq!((cpu.p50, cpu.p99, cpu.absent), (Some(200), Some(300), 1));
 /// // No record carries instructions: the table leads with CPU time.
 /// assert_eq!(report.headline(), Metric::CpuNs);
 /// println!("{report}");
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Report {
-    /// Keyed by kind name, name and method, which is also the display
-    /// order before sorting.
-    groups: BTreeMap<(&'static str, String, Option<String>), Group>,
+    /// Group key (see [`Report::key`]) to index in `groups`.
+    index: HashMap<Box<[u8]>, usize, KeyHash>,
+    groups: Vec<Group>,
+    /// The key being looked up, reused.
+    scratch: Vec<u8>,
+    max_groups: usize,
+    splits: Vec<Split>,
+    filters: Vec<(String, String)>,
     records: u64,
     status_records: u64,
+    filtered: u64,
+    folded: u64,
+    newer_versions: u64,
     drops: DropTally,
     unavailable: BTreeMap<String, String>,
 }
 
+impl Default for Report {
+    fn default() -> Report {
+        Report::new()
+    }
+}
+
+/// A fast hash for group keys (a multiply-rotate over 8-byte words, like
+/// rustc's FxHash), seeded per report from the standard library's random
+/// state so that a file cannot be built to collide in every report.
+#[derive(Clone, Debug)]
+struct KeyHash(u64);
+
+impl KeyHash {
+    fn new() -> KeyHash {
+        KeyHash(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0)
+    }
+}
+
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.word(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.word(u64::from_le_bytes(last));
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.word(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Mix the high bits down: hashbrown takes its control bits from
+        // the top and its bucket from the bottom.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// Appends one part of a group key, length first, so no two different
+/// keys have the same bytes.
+fn key_part(key: &mut Vec<u8>, part: &str) {
+    key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+    key.extend_from_slice(part.as_bytes());
+}
+
 impl Report {
-    /// An empty report.
+    /// Groups a report holds by default before folding further ones into
+    /// `<other>`: 10,000. With the sketches' bounds this keeps a report of
+    /// any input under a few hundred MB, and a realistic one (values over a
+    /// few decades) under about 100 MB.
+    pub const DEFAULT_MAX_GROUPS: usize = 10_000;
+
+    /// An empty report with the defaults: no splits, no filters,
+    /// [`Report::DEFAULT_MAX_GROUPS`].
     pub fn new() -> Report {
-        Report::default()
+        Report::builder().build()
     }
 
-    /// Reads every record of `reader` into a new report.
+    /// A builder for a report with splits, filters or another group cap.
     ///
-    /// Stops at the first damaged record (see [`crate::read`]) and returns
-    /// the damage with the byte offset and the number of records read
-    /// before it; to keep a report of those records, use
-    /// [`Report::read_from`].
-    pub fn from_reader(reader: impl Read) -> Result<Report, ReadError> {
+    /// ```
+    /// use dynostats::{Record, RecordKind, Report, report::Split};
+    ///
+    /// let mut report = Report::builder()
+    ///     .split(Split::StatusClass)
+    ///     .filter_label("build", "abc123")
+    ///     .build();
+    /// for (status, build) in [(200, "abc123"), (503, "abc123"), (200, "old")] {
+    ///     let mut r = Record::new(RecordKind::Request, "/users/{id}");
+    ///     r.method = Some("GET".into());
+    ///     r.status = Some(status);
+    ///     r.set_label("build", build);
+    ///     report.add(&r);
+    /// }
+    /// let classes: Vec<_> = report.groups().map(|g| g.split()[0].clone()).collect();
+    /// assert_eq!(classes, ["2xx", "5xx"]);
+    /// assert_eq!(report.filtered(), 1);
+    /// ```
+    pub fn builder() -> ReportBuilder {
+        ReportBuilder {
+            max_groups: Report::DEFAULT_MAX_GROUPS,
+            splits: Vec::new(),
+            filters: Vec::new(),
+        }
+    }
+
+    /// Reads every record of `reader` into a new report: the report of
+    /// every record read, and the damage met (skipped records per reason,
+    /// newer versions, and what ended the stream early, if anything).
+    ///
+    /// ```
+    /// use dynostats::{Record, RecordKind, Report};
+    ///
+    /// let mut bytes = Record::new(RecordKind::Region, "a").to_msgpack();
+    /// bytes.extend_from_slice(&[0x81, 0xa4, b'k', b'i', b'n', b'd', 0x05]); // not a record
+    /// bytes.extend(Record::new(RecordKind::Region, "b").to_msgpack());
+    /// let (report, damage) = Report::from_reader(&bytes[..]);
+    /// assert_eq!(report.groups().count(), 2);
+    /// assert_eq!(damage.skipped_total(), 1);
+    /// assert!(damage.to_string().contains("field `kind`"), "{damage}");
+    /// ```
+    pub fn from_reader(reader: impl Read) -> (Report, Damage) {
         let mut report = Report::new();
-        report.read_from(reader)?;
-        Ok(report)
+        let damage = report.read_from(reader);
+        (report, damage)
     }
 
-    /// Adds every record of `reader` to the report and returns how many
-    /// were read.
-    ///
-    /// Stops at the first damaged record, even one after which
-    /// [`crate::read`] could go on: the error says how many records were
-    /// added before it, and the report keeps them.
-    pub fn read_from(&mut self, reader: impl Read) -> Result<u64, ReadError> {
-        let mut records_read = 0;
-        for record in crate::record::read(reader) {
-            match record {
-                Ok(record) => {
-                    self.add(&record);
-                    records_read += 1;
-                }
-                Err(error) => {
-                    return Err(ReadError {
-                        records_read,
-                        error,
-                    });
-                }
+    /// Adds every record of `reader` to the report and returns what the
+    /// reader met besides records ([`Damage`], with the count of records
+    /// read). Skipped records cost only themselves; framing damage or an
+    /// I/O error ends the reading ([`Damage::cut`]), and the report keeps
+    /// every record before it.
+    pub fn read_from(&mut self, reader: impl Read) -> Damage {
+        self.read_records(RecordReader::new(reader))
+    }
+
+    /// Like [`Report::read_from`], from a reader already set up (e.g. with
+    /// another record size limit).
+    pub fn read_records<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
+        // Labels cost allocations; only splits and filters look at them.
+        let needs_labels =
+            !self.filters.is_empty() || self.splits.iter().any(|s| matches!(s, Split::Label(_)));
+        let mut reader = reader.skip_labels(!needs_labels);
+        let mut record = Record::empty();
+        loop {
+            match reader.next_into(&mut record) {
+                Ok(Step::Record) => self.add(&record),
+                Ok(Step::Skipped(_)) => {}
+                Ok(Step::End) | Err(_) => break,
             }
         }
-        Ok(records_read)
+        reader.into_damage()
+    }
+
+    /// Builds the group key of `record` into `self.scratch`.
+    #[inline]
+    fn key(&mut self, record: &Record) {
+        let key = &mut self.scratch;
+        key.clear();
+        key.push(record.kind as u8);
+        match &record.method {
+            Some(method) if record.kind == RecordKind::Request => {
+                key.push(1);
+                key_part(key, method);
+            }
+            _ => key.push(0),
+        }
+        key_part(key, &record.name);
+        for split in &self.splits {
+            let mut buf = [0u8; 3];
+            key_part(key, split.value(record, &mut buf));
+        }
     }
 
     /// Adds one record.
     pub fn add(&mut self, record: &Record) {
         self.records += 1;
+        if record.v > Record::SCHEMA_VERSION {
+            self.newer_versions += 1;
+        }
         if record.kind == RecordKind::Status {
-            self.status_records += 1;
-            if let Some(detail) = &record.detail {
-                self.drops.add(record.pid, detail);
-                for (counter, state) in &detail.counters {
-                    if state != "ok" {
-                        self.unavailable
-                            .entry(
-                                counter
-                                    .parse::<Counter>()
-                                    .map_or_else(|_| counter.clone(), |c| c.name().to_string()),
-                            )
-                            .or_insert_with(|| state.clone());
-                    }
-                }
-            }
+            self.add_status(record);
             return;
         }
-        let method = if record.kind == RecordKind::Request {
-            record.method.as_deref().map(str::to_string)
+        if !self
+            .filters
+            .iter()
+            .all(|(k, v)| record.labels.get(k) == Some(v.as_str()))
+        {
+            self.filtered += 1;
+            return;
+        }
+        self.key(record);
+        if let Some(&i) = self.index.get(&self.scratch[..]) {
+            self.groups[i].add(record);
+            return;
+        }
+        let group = if self.groups.len() >= self.max_groups {
+            self.folded += 1;
+            // One `<other>` group per kind, keyed apart from any name.
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&[record.kind as u8, 2]);
+            if let Some(&i) = self.index.get(&self.scratch[..]) {
+                self.groups[i].add(record);
+                return;
+            }
+            let mut other = Group::new(record.kind, "<other>", None, Vec::new());
+            other.other = true;
+            other
         } else {
-            None
+            let method = match &record.method {
+                Some(m) if record.kind == RecordKind::Request => Some(m.as_ref()),
+                _ => None,
+            };
+            let split = self
+                .splits
+                .iter()
+                .map(|s| s.value(record, &mut [0u8; 3]).to_string())
+                .collect();
+            Group::new(record.kind, &record.name, method, split)
         };
-        let key = (record.kind.as_str(), record.name.to_string(), method);
-        self.groups
-            .entry(key)
-            .or_insert_with_key(|(_, name, method)| {
-                Group::new(record.kind, name, method.as_deref())
-            })
-            .add(record);
+        self.index
+            .insert(self.scratch.clone().into_boxed_slice(), self.groups.len());
+        self.groups.push(group);
+        self.groups.last_mut().expect("just pushed").add(record);
+    }
+
+    fn add_status(&mut self, record: &Record) {
+        self.status_records += 1;
+        if let Some(detail) = &record.detail {
+            self.drops.add(record.pid, detail);
+            for (counter, state) in &detail.counters {
+                if state != "ok" && self.unavailable.len() < 64 {
+                    self.unavailable
+                        .entry(
+                            counter
+                                .parse::<Counter>()
+                                .map_or_else(|_| counter.clone(), |c| c.name().to_string()),
+                        )
+                        .or_insert_with(|| state.clone());
+                }
+            }
+        }
+    }
+
+    /// Adds every group and count of `other`, a report built with the same
+    /// splits and filters (e.g. over other files, on another thread):
+    /// afterwards `self` is the report of both inputs, up to the group cap.
+    pub fn merge(&mut self, other: &Report) {
+        self.records = self.records.saturating_add(other.records);
+        self.status_records = self.status_records.saturating_add(other.status_records);
+        self.filtered = self.filtered.saturating_add(other.filtered);
+        self.folded = self.folded.saturating_add(other.folded);
+        self.newer_versions = self.newer_versions.saturating_add(other.newer_versions);
+        self.drops.merge(&other.drops);
+        for (k, v) in &other.unavailable {
+            self.unavailable
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        let mut keys: Vec<(&[u8], usize)> = other.index.iter().map(|(k, &i)| (&k[..], i)).collect();
+        keys.sort_unstable_by_key(|&(_, i)| i);
+        for (key, i) in keys {
+            let theirs = &other.groups[i];
+            if let Some(&mine) = self.index.get(key) {
+                self.groups[mine].merge(theirs);
+                continue;
+            }
+            if self.groups.len() >= self.max_groups && !theirs.other {
+                self.folded = self.folded.saturating_add(theirs.sampled + theirs.forced);
+                let other_key = [theirs.kind as u8, 2];
+                let at = match self.index.get(&other_key[..]) {
+                    Some(&at) => at,
+                    None => {
+                        let mut g = Group::new(theirs.kind, "<other>", None, Vec::new());
+                        g.other = true;
+                        self.index.insert(Box::new(other_key), self.groups.len());
+                        self.groups.push(g);
+                        self.groups.len() - 1
+                    }
+                };
+                self.groups[at].merge(theirs);
+                continue;
+            }
+            self.index.insert(key.into(), self.groups.len());
+            self.groups.push(theirs.clone());
+        }
     }
 
     /// Records added, status records included.
@@ -278,19 +677,58 @@ impl Report {
         self.records
     }
 
-    /// The groups, ordered by kind, name and method.
-    pub fn groups(&self) -> impl Iterator<Item = &Group> {
-        self.groups.values()
+    /// Records left out by the label filters.
+    pub fn filtered(&self) -> u64 {
+        self.filtered
     }
 
-    /// The group of `kind` and `name` (and `method`, for requests).
+    /// Records folded into an `<other>` group because the group cap was
+    /// reached when their group first appeared.
+    pub fn folded(&self) -> u64 {
+        self.folded
+    }
+
+    /// The group cap ([`ReportBuilder::max_groups`]).
+    pub fn max_groups(&self) -> usize {
+        self.max_groups
+    }
+
+    /// Records of a newer schema version than [`Record::SCHEMA_VERSION`]
+    /// (read for the fields this crate knows).
+    pub fn newer_versions(&self) -> u64 {
+        self.newer_versions
+    }
+
+    /// The splits of the report's groups, in order.
+    pub fn splits(&self) -> &[Split] {
+        &self.splits
+    }
+
+    /// The groups, ordered by kind, name, method and split values
+    /// (`<other>` groups last in their kind).
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        let mut sorted: Vec<&Group> = self.groups.iter().collect();
+        sorted.sort_by(|a, b| {
+            (a.kind.as_str(), a.other, &a.name, &a.method, &a.split).cmp(&(
+                b.kind.as_str(),
+                b.other,
+                &b.name,
+                &b.method,
+                &b.split,
+            ))
+        });
+        sorted.into_iter()
+    }
+
+    /// The group of `kind` and `name` (and `method`, for requests), in a
+    /// report without splits.
     pub fn group(&self, kind: RecordKind, name: &str, method: Option<&str>) -> Option<&Group> {
-        let method = if kind == RecordKind::Request {
-            method.map(str::to_string)
-        } else {
-            None
-        };
-        self.groups.get(&(kind.as_str(), name.to_string(), method))
+        self.groups.iter().find(|g| {
+            g.kind == kind
+                && !g.other
+                && g.name == name
+                && (kind != RecordKind::Request || g.method.as_deref() == method)
+        })
     }
 
     /// Records the writers dropped, from the status records (see
@@ -306,22 +744,38 @@ impl Report {
         &self.unavailable
     }
 
-    /// The metric the table leads with: [`Metric::Instructions`] when any
-    /// completed sampled record carries instructions, else
+    /// The metric the table leads with by default: [`Metric::Instructions`]
+    /// when any completed sampled record carries instructions, else
     /// [`Metric::CpuNs`] (machines without a hardware PMU).
     pub fn headline(&self) -> Metric {
-        let instructions = self
-            .groups()
-            .any(|g| !g.metrics[Metric::Instructions.index()].values.is_empty());
-        if instructions {
+        if self.carries(Metric::Instructions) {
             Metric::Instructions
         } else {
             Metric::CpuNs
         }
     }
 
-    /// A table of the report, to print ([`fmt::Display`]) or serialize,
-    /// sorted by the headline's estimated total.
+    /// Whether any completed sampled record carries `metric`.
+    pub fn carries(&self, metric: Metric) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.metrics[metric.index()].sketch.count() > 0)
+    }
+
+    /// Bytes the report holds on the heap, by its own account: groups
+    /// (names, sketches), the group index and its key buffer. Bounded by
+    /// the number of groups, not of records.
+    pub fn heap_bytes(&self) -> usize {
+        let index_entry = std::mem::size_of::<(Box<[u8]>, usize)>() + 1;
+        self.groups.capacity() * std::mem::size_of::<Group>()
+            + self.groups.iter().map(Group::heap_bytes).sum::<usize>()
+            + self.index.capacity() * index_entry
+            + self.index.keys().map(|k| k.len()).sum::<usize>()
+            + self.scratch.capacity()
+    }
+
+    /// A table of the report, to print ([`fmt::Display`]) or write as
+    /// text, JSON or CSV, sorted by the headline's estimated total.
     pub fn table(&self) -> Table<'_> {
         Table::new(self)
     }
@@ -333,54 +787,11 @@ impl fmt::Display for Report {
     }
 }
 
-/// Damage met while reading records into a [`Report`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct ReadError {
-    /// Records read before the damage.
-    pub records_read: u64,
-    /// The damage: [`Error::Truncated`] or [`Error::Decode`] with the byte
-    /// offset of the damaged record, or [`Error::Io`].
-    pub error: Error,
-}
-
-impl ReadError {
-    /// The byte offset of the damaged record, when known.
-    pub fn offset(&self) -> Option<u64> {
-        match &self.error {
-            Error::Truncated { offset } | Error::Decode { offset, .. } => Some(*offset),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (after {} complete records; reading stopped there)",
-            self.error, self.records_read
-        )
-    }
-}
-
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
-
-impl From<ReadError> for Error {
-    fn from(e: ReadError) -> Error {
-        e.error
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Detail;
-    use metric::nearest_rank;
+    use crate::error::Error;
+    use crate::record::{Detail, SkipReason};
 
     fn region(name: &str, weight: u64, instructions: Option<u64>) -> Record {
         let mut r = Record::new(RecordKind::Region, name);
@@ -406,8 +817,9 @@ mod tests {
         let s = g.stats(Metric::Instructions);
         assert_eq!(s.total, 100 * 1_000 + 100 * 3_000 + 50_000);
         assert_eq!(s.mean_per_event, Some(450_000.0 / 201.0));
-        // Per sample, unweighted: the heavy records do not count more.
-        assert_eq!((s.p50, s.p99), (Some(3_000), Some(50_000)));
+        // Per event: the weight-1 record stands for 1 of 201 events.
+        assert_eq!((s.p50, s.p99), (Some(3_000), Some(3_000)));
+        assert!(s.exact);
     }
 
     #[test]
@@ -516,15 +928,20 @@ mod tests {
         assert_eq!((s.p50, s.p99), (Some(-(2 << 20)), Some(2 << 20)));
     }
 
-    /// The naive definition: the smallest value with at least `percent`%
-    /// of the values at or below it.
-    fn naive_percentile(values: &[i64], percent: u64) -> Option<i64> {
-        let n = values.len() as u64;
-        let mut candidates: Vec<i64> = values.to_vec();
-        candidates.sort_unstable();
-        candidates
-            .into_iter()
-            .find(|&v| values.iter().filter(|&&x| x <= v).count() as u64 * 100 >= percent * n)
+    /// The naive definition: the smallest value with at least `q` of the
+    /// weight at or below it.
+    fn naive_quantile(values: &[(i128, u64)], q: f64) -> Option<i128> {
+        let total: u64 = values.iter().map(|v| v.1).sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64 * q).ceil() as u64).max(1);
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable();
+        sorted
+            .iter()
+            .map(|v| v.0)
+            .find(|&v| values.iter().filter(|x| x.0 <= v).map(|x| x.1).sum::<u64>() >= rank)
     }
 
     #[test]
@@ -537,16 +954,20 @@ mod tests {
             seed
         };
         for n in (0..=130).chain([199, 200, 201, 1000]) {
-            // Small ranges give many ties; wide ones none.
+            // Small ranges give many ties (exact); wide ones none (exact up
+            // to Sketch::EXACT_MAX values, then within the error).
             let range = if n % 2 == 0 { 7 } else { 1_000_000 };
-            let values: Vec<i64> = (0..n)
-                .map(|_| (next() % range) as i64 - range as i64 / 2)
+            let values: Vec<(i128, u64)> = (0..n)
+                .map(|_| {
+                    let v = (next() % range) as i128 - range as i128 / 2;
+                    (v, 1 + next() % 5)
+                })
                 .collect();
             let mut report = Report::new();
-            for &v in &values {
-                let mut r = region("q", 1, None);
+            for &(v, w) in &values {
+                let mut r = region("q", w, None);
                 r.rss_start = Some(1 << 40);
-                r.rss_end = Some(((1i64 << 40) + v) as u64);
+                r.rss_end = Some(((1i128 << 40) + v) as u64);
                 report.add(&r);
             }
             let stats = report
@@ -554,13 +975,18 @@ mod tests {
                 .next()
                 .map(|g| g.stats(Metric::RssChange))
                 .unwrap_or_default();
-            assert_eq!(stats.p50, naive_percentile(&values, 50), "n {n}");
-            assert_eq!(stats.p99, naive_percentile(&values, 99), "n {n}");
-            for percent in [0, 1, 25, 50, 90, 99, 100] {
-                let mut sorted = values.clone();
-                sorted.sort_unstable();
-                let expected = naive_percentile(&values, percent);
-                assert_eq!(nearest_rank(&sorted, percent), expected, "n {n} p{percent}");
+            for (got, q) in [(stats.p50, 0.5), (stats.p99, 0.99)] {
+                let expected = naive_quantile(&values, q);
+                if n <= Sketch::EXACT_MAX || range == 7 {
+                    assert_eq!(got, expected, "n {n} q {q}");
+                } else {
+                    let (got, expected) = (got.unwrap(), expected.unwrap());
+                    let err = (got - expected).abs() as f64;
+                    assert!(
+                        err <= expected.abs() as f64 * Sketch::RELATIVE_ERROR,
+                        "n {n} q {q}: {got} vs {expected}"
+                    );
+                }
             }
         }
     }
@@ -696,30 +1122,100 @@ mod tests {
     }
 
     #[test]
-    fn reading_stops_at_damage_and_says_how_far_it_got() {
+    fn damage_costs_one_record_and_framing_damage_ends_the_stream() {
         let mut bytes = Vec::new();
         for i in 0..3 {
             bytes.extend(region("r", 1, Some(i)).to_msgpack());
         }
         let good = bytes.len() as u64;
+        // A well-formed map that is not a record: skipped, counted.
+        bytes.extend_from_slice(&[0x81, 0xa4, b'n', b'a', b'm', b'e', 0x05]);
+        bytes.extend(region("r", 1, Some(9)).to_msgpack());
+        let whole = bytes.len();
         bytes.extend_from_slice(&region("r", 1, Some(9)).to_msgpack()[..5]);
+
         let mut report = Report::new();
-        let err = report.read_from(&bytes[..]).unwrap_err();
-        assert_eq!((err.records_read, err.offset()), (3, Some(good)));
-        assert!(matches!(err.error, Error::Truncated { .. }));
-        assert!(err.to_string().contains(&format!("offset {good}")), "{err}");
-        assert_eq!(only_group(&report).sampled(), 3);
-        assert_eq!(Report::from_reader(&bytes[..]).unwrap_err().records_read, 3);
+        let damage = report.read_from(&bytes[..]);
+        assert_eq!(damage.records, 4);
+        assert_eq!(
+            damage.skipped[&SkipReason::BadType { field: "name" }],
+            1,
+            "{damage}"
+        );
+        assert_eq!(damage.first_skip.as_ref().unwrap().offset, good);
+        assert!(matches!(damage.cut, Some(Error::Truncated { offset }) if offset == whole as u64));
+        assert!(damage.framing() && !damage.is_clean());
+        assert_eq!(only_group(&report).sampled(), 4);
+        let text = damage.to_string();
+        assert!(text.contains(&format!("byte offset {good}")), "{text}");
 
-        // A well-formed map that is not a record also stops the report.
-        let mut mixed = bytes[..good as usize].to_vec();
-        mixed.extend_from_slice(&[0x81, 0xa4, b'n', b'a', b'm', b'e', 0x05]);
-        mixed.extend(region("r", 1, Some(1)).to_msgpack());
-        let err = Report::from_reader(&mixed[..]).unwrap_err();
-        assert_eq!((err.records_read, err.offset()), (3, Some(good)));
-        assert!(matches!(err.error, Error::Decode { .. }));
+        let (clean, damage) = Report::from_reader(&bytes[..whole]);
+        assert_eq!(clean.records(), 4);
+        assert!(damage.cut.is_none());
+        assert_eq!(damage.skipped_total(), 1);
+    }
 
-        let whole = Report::from_reader(&bytes[..good as usize]).unwrap();
-        assert_eq!(whole.records(), 3);
+    #[test]
+    fn merging_reports_is_reading_both() {
+        let mut a = Report::new();
+        let mut b = Report::new();
+        let mut both = Report::new();
+        for i in 0..300u64 {
+            let r = region(if i % 3 == 0 { "x" } else { "y" }, 1 + i % 7, Some(i * 977));
+            both.add(&r);
+            if i % 2 == 0 { a.add(&r) } else { b.add(&r) }
+        }
+        a.merge(&b);
+        assert_eq!(a.records(), both.records());
+        for (g, h) in a.groups().zip(both.groups()) {
+            assert_eq!(
+                (g.name(), g.sampled(), g.events()),
+                (h.name(), h.sampled(), h.events())
+            );
+            assert_eq!(g.stats(Metric::Instructions), h.stats(Metric::Instructions));
+            assert_eq!(
+                g.sketch(Metric::Instructions),
+                h.sketch(Metric::Instructions)
+            );
+        }
+    }
+
+    #[test]
+    fn groups_beyond_the_cap_fold_into_other() {
+        let mut report = Report::builder().max_groups(3).build();
+        for i in 0..10u64 {
+            report.add(&region(&format!("r{i}"), 2, Some(i)));
+        }
+        report.add(&region("r0", 2, Some(0)));
+        let names: Vec<&str> = report.groups().map(Group::name).collect();
+        assert_eq!(names, ["r0", "r1", "r2", "<other>"]);
+        assert_eq!(report.folded(), 7);
+        let other = report.groups().last().unwrap();
+        assert!(other.is_other());
+        assert_eq!((other.sampled(), other.events()), (7, 14));
+        assert!(
+            report
+                .to_string()
+                .contains("7 records of groups beyond the first 3")
+        );
+    }
+
+    #[test]
+    fn values_beyond_i64_stay_exact_and_totals_saturate_visibly() {
+        let mut report = Report::new();
+        report.add(&region("r", 1, Some(u64::MAX)));
+        let s = only_group(&report).stats(Metric::Instructions);
+        assert_eq!(
+            (s.total, s.p50),
+            (i128::from(u64::MAX), Some(i128::from(u64::MAX)))
+        );
+        assert!(!s.saturated);
+        for _ in 0..3 {
+            report.add(&region("r", u64::MAX, Some(u64::MAX)));
+        }
+        let s = only_group(&report).stats(Metric::Instructions);
+        assert!(s.saturated);
+        assert_eq!(s.total, i128::MAX);
+        assert!(report.to_string().contains(">="), "{report}");
     }
 }

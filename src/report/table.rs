@@ -1,15 +1,14 @@
-//! [`Table`]: a report printed one row per group, or serialized.
+//! [`Table`]: a report printed one row per group, or written as JSON or
+//! CSV, streamed row by row.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{self, Write};
 use std::str::FromStr;
 
-use serde::Serialize;
-
-use super::drops::Drops;
-use super::format::{human, human_opt};
+use super::format::{cut, escape_name, human, human_opt, width};
 use super::metric::{Metric, MetricStats};
+use super::sketch::Sketch;
 use super::{Group, Report};
 use crate::record::RecordKind;
 
@@ -23,9 +22,9 @@ pub enum SortBy {
     Total,
     /// The headline metric's mean per event.
     Mean,
-    /// The headline metric's median.
+    /// The headline metric's median (per event).
     P50,
-    /// The headline metric's 99th percentile.
+    /// The headline metric's 99th percentile (per event).
     P99,
     /// Estimated events.
     Events,
@@ -83,44 +82,159 @@ impl FromStr for SortBy {
     }
 }
 
+/// How a [`Table`] is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// Aligned columns for a terminal, names escaped and cut.
+    #[default]
+    Table,
+    /// One JSON document, every metric of every group.
+    Json,
+    /// CSV with a header line, every metric of every group.
+    Csv,
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    /// Parses `table`, `json` or `csv`.
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "table" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            _ => Err(format!("unknown format {s:?}: expected table, json or csv")),
+        }
+    }
+}
+
 /// A view of a [`Report`] for printing: one row per group, the headline
-/// metric's statistics, wall time and RSS change, then the drops and the
-/// unavailable counters. Serializes (with serde) to every metric's
-/// statistics.
+/// metric's statistics, CPU and cycles per event, wall time and RSS
+/// change, then the drops and the unavailable counters. Written as text
+/// ([`fmt::Display`], [`Table::write_text`]), JSON ([`Table::write_json`])
+/// or CSV ([`Table::write_csv`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Table<'a> {
     report: &'a Report,
     sort: SortBy,
     kind: Option<RecordKind>,
+    metric: Option<Metric>,
+    name_width: Option<usize>,
+}
+
+/// Integers beyond this are written as JSON strings: JavaScript and jq
+/// read JSON numbers as doubles, exact only up to 2^53.
+pub const JSON_MAX_SAFE_INTEGER: i128 = 1 << 53;
+
+/// `x` as a JSON number, or as a string of its digits beyond
+/// [`JSON_MAX_SAFE_INTEGER`].
+fn json_int(x: i128) -> String {
+    if x.abs() <= JSON_MAX_SAFE_INTEGER {
+        x.to_string()
+    } else {
+        format!("\"{x}\"")
+    }
+}
+
+fn json_opt_int(x: Option<i128>) -> String {
+    x.map_or_else(|| "null".to_string(), json_int)
+}
+
+fn json_f64(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x.is_finite() => format!("{x}"),
+        _ => "null".to_string(),
+    }
+}
+
+/// `s` as a JSON string: exact (every character kept), control characters
+/// as `\u00XX` escapes, so the output is one line per value and safe on a
+/// terminal.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A CSV field: quoted (RFC 4180) when it holds a comma, a quote or a
+/// space at either end. Names are escaped like the table's first, so a
+/// row is one line.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"']) || s.starts_with(' ') || s.ends_with(' ') {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 impl<'a> Table<'a> {
+    /// Longest name shown in the table by default, in terminal columns;
+    /// longer ones are cut with `…` ([`Table::name_width`]).
+    pub const DEFAULT_NAME_WIDTH: usize = 60;
+
     /// All groups of `report`, sorted by the headline's total.
     pub(super) fn new(report: &'a Report) -> Table<'a> {
         Table {
             report,
             sort: SortBy::default(),
             kind: None,
+            metric: None,
+            name_width: Some(Table::DEFAULT_NAME_WIDTH),
         }
     }
 
-    /// Orders the rows by `sort`.
+    /// Sorts the rows by `sort`.
     #[must_use]
     pub fn sort(mut self, sort: SortBy) -> Self {
         self.sort = sort;
         self
     }
 
-    /// Keeps only the groups of `kind` (all kinds with `None`).
+    /// Keeps only the rows of `kind` (`None`: every kind).
     #[must_use]
     pub fn kind(mut self, kind: Option<RecordKind>) -> Self {
         self.kind = kind;
         self
     }
 
+    /// Leads with `metric` instead of the report's headline
+    /// ([`Report::headline`]; `None` keeps it).
+    #[must_use]
+    pub fn metric(mut self, metric: Option<Metric>) -> Self {
+        self.metric = metric;
+        self
+    }
+
+    /// Cuts names in the text table to `columns` terminal columns
+    /// ([`Table::DEFAULT_NAME_WIDTH`]); `None` shows them whole. Names are
+    /// escaped either way.
+    #[must_use]
+    pub fn name_width(mut self, columns: Option<usize>) -> Self {
+        self.name_width = columns;
+        self
+    }
+
+    /// The metric the table leads with.
+    pub fn headline(&self) -> Metric {
+        self.metric.unwrap_or_else(|| self.report.headline())
+    }
+
     /// The rows, filtered and sorted, with the headline's statistics.
     fn rows(&self) -> Vec<(&'a Group, MetricStats)> {
-        let headline = self.report.headline();
+        let headline = self.headline();
         let mut rows: Vec<_> = self
             .report
             .groups()
@@ -143,53 +257,86 @@ impl<'a> Table<'a> {
         }
         rows
     }
-}
 
-impl fmt::Display for Table<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn short(metric: Metric) -> &'static str {
+        match metric {
+            Metric::Instructions => "instr",
+            Metric::Cycles => "cycles",
+            Metric::CpuNs => "CPU",
+            Metric::WallNs => "wall",
+            Metric::RssChange => "RSS Δ",
+        }
+    }
+
+    fn title(&self) -> String {
+        let headline = self.headline();
+        match (self.metric, headline) {
+            (None, Metric::Instructions) => "instructions (user space)".to_string(),
+            (None, _) => "CPU time (cpu_ns): no record carries instructions".to_string(),
+            (Some(Metric::Instructions), _) => "instructions (user space)".to_string(),
+            (Some(Metric::Cycles), _) => "cycles (user space)".to_string(),
+            (Some(Metric::CpuNs), _) => "CPU time (cpu_ns)".to_string(),
+            (Some(Metric::WallNs), _) => "wall time (wall_ns)".to_string(),
+            (Some(Metric::RssChange), _) => "RSS change (rss_end - rss_start)".to_string(),
+        }
+    }
+
+    /// Writes the text table, its notes and the drops to `out`.
+    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
         let report = self.report;
-        let headline = report.headline();
-        let (short, title) = match headline {
-            Metric::Instructions => ("instr", "instructions (user space)".to_string()),
-            _ => (
-                "CPU",
-                "CPU time (cpu_ns): no record carries instructions".to_string(),
-            ),
-        };
-        writeln!(f, "headline: {title}")?;
+        let headline = self.headline();
+        writeln!(out, "headline: {}", self.title())?;
+        let short = Self::short(headline);
         let cpu_column = headline != Metric::CpuNs;
-        let mut header: Vec<String> = [
-            "kind",
-            "name",
-            "sampled",
-            "est.events",
-            "cancelled",
-            "errors",
-            "forced",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let cycles_column = headline != Metric::Cycles && report.carries(Metric::Cycles);
+        let splits = report.splits();
+        let mut header: Vec<String> = vec!["kind".into(), "name".into()];
+        header.extend(splits.iter().map(|s| s.title()));
+        header.extend(
+            ["sampled", "est.events", "cancelled", "errors", "forced"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
         for what in ["total", "/event", "p50", "p99", "absent"] {
             header.push(format!("{short} {what}"));
         }
         if cpu_column {
             header.push("CPU /event".into());
         }
+        if cycles_column {
+            header.push("cycles /event".into());
+        }
         header.extend(["wall p50", "wall p99", "RSS Δ p50"].map(String::from));
+        let left = 2 + splits.len();
         let mut lines = vec![header];
+        let mut approximate = false;
         for (group, stats) in self.rows() {
+            approximate |= !stats.exact;
             let wall = group.stats(Metric::WallNs);
-            let mut line = vec![
-                group.kind.as_str().to_string(),
-                group.label(),
+            let mut name = escape_name(&group.label());
+            if let Some(max) = self.name_width {
+                name = cut(&name, max);
+            }
+            let mut line = vec![group.kind.as_str().to_string(), name];
+            for i in 0..splits.len() {
+                line.push(match group.split.get(i) {
+                    Some(v) => cut(&escape_name(v), self.name_width.unwrap_or(usize::MAX)),
+                    None => "-".into(),
+                });
+            }
+            line.extend([
                 group.sampled.to_string(),
                 group.events.to_string(),
                 group.cancelled.to_string(),
                 group.errors.to_string(),
                 group.forced.to_string(),
                 if stats.samples > 0 {
-                    human(headline, stats.total as f64)
+                    let total = human(headline, stats.total as f64);
+                    if stats.saturated {
+                        format!(">={total}")
+                    } else {
+                        total
+                    }
                 } else {
                     "-".into()
                 },
@@ -199,15 +346,18 @@ impl fmt::Display for Table<'_> {
                 human_opt(headline, stats.p50),
                 human_opt(headline, stats.p99),
                 stats.absent.to_string(),
-            ];
-            if cpu_column {
-                line.push(
-                    group
-                        .stats(Metric::CpuNs)
-                        .mean_per_event
-                        .map_or_else(|| "-".into(), |m| human(Metric::CpuNs, m)),
-                );
+            ]);
+            for (show, metric) in [(cpu_column, Metric::CpuNs), (cycles_column, Metric::Cycles)] {
+                if show {
+                    line.push(
+                        group
+                            .stats(metric)
+                            .mean_per_event
+                            .map_or_else(|| "-".into(), |m| human(metric, m)),
+                    );
+                }
             }
+            approximate |= !wall.exact;
             line.push(human_opt(Metric::WallNs, wall.p50));
             line.push(human_opt(Metric::WallNs, wall.p99));
             line.push(human_opt(
@@ -218,23 +368,18 @@ impl fmt::Display for Table<'_> {
         }
         let columns = lines[0].len();
         let widths: Vec<usize> = (0..columns)
-            .map(|c| {
-                lines
-                    .iter()
-                    .map(|l| l[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
+            .map(|c| lines.iter().map(|l| width(&l[c])).max().unwrap_or(0))
             .collect();
+        let mut text = String::new();
         for line in &lines {
-            let mut text = String::new();
+            text.clear();
             for (c, cell) in line.iter().enumerate() {
-                let pad = widths[c] - cell.chars().count();
+                let pad = widths[c] - width(cell);
                 if c > 0 {
                     text.push_str("  ");
                 }
-                // Kind and name to the left, numbers to the right.
-                if c < 2 {
+                // Kind, name and splits to the left, numbers to the right.
+                if c < left {
                     text.push_str(cell);
                     text.extend(std::iter::repeat_n(' ', pad));
                 } else {
@@ -242,27 +387,52 @@ impl fmt::Display for Table<'_> {
                     text.push_str(cell);
                 }
             }
-            writeln!(f, "{}", text.trim_end())?;
+            writeln!(out, "{}", text.trim_end())?;
         }
         if lines.len() == 1 {
-            writeln!(f, "(no records)")?;
+            writeln!(out, "(no records)")?;
         }
 
-        writeln!(f)?;
+        writeln!(out)?;
         let drops = report.drops();
         writeln!(
-            f,
+            out,
             "{} records read, {} of them status records",
-            report.records, drops.status_records
+            report.records(),
+            drops.status_records
         )?;
+        if report.filtered() > 0 {
+            writeln!(
+                out,
+                "{} records left out by the label filters",
+                report.filtered()
+            )?;
+        }
+        if report.folded() > 0 {
+            writeln!(
+                out,
+                "{} records of groups beyond the first {} folded into <other> (--max-groups)",
+                report.folded(),
+                report.max_groups()
+            )?;
+        }
+        if report.newer_versions() > 0 {
+            writeln!(
+                out,
+                "WARNING: {} records of a newer schema version than {} were read for the fields \
+                 this reader knows",
+                report.newer_versions(),
+                crate::record::Record::SCHEMA_VERSION
+            )?;
+        }
         if drops.status_records == 0 {
             writeln!(
-                f,
+                out,
                 "no status records: whether the writer dropped records is unknown"
             )?;
         } else if drops.any() {
             writeln!(
-                f,
+                out,
                 "WARNING: the writer dropped records, the table is missing them: \
                  {} (queue full), {} (emitted after shutdown)",
                 drops.queue_full, drops.closed
@@ -270,83 +440,242 @@ impl fmt::Display for Table<'_> {
             for (sink, d) in &drops.sinks {
                 if d.sink_error > 0 || d.by_sink > 0 {
                     writeln!(
-                        f,
-                        "WARNING: sink {sink} dropped {} records on errors, {} itself",
-                        d.sink_error, d.by_sink
+                        out,
+                        "WARNING: sink {} dropped {} records on errors, {} itself",
+                        escape_name(sink),
+                        d.sink_error,
+                        d.by_sink
                     )?;
                 }
             }
         } else {
             writeln!(
-                f,
+                out,
                 "no records dropped (as of each writer's last status record)"
             )?;
         }
-        for (counter, why) in &report.unavailable {
-            writeln!(f, "unavailable: {counter}: {why}")?;
+        for (counter, why) in report.unavailable() {
+            writeln!(
+                out,
+                "unavailable: {}: {}",
+                escape_name(counter),
+                escape_name(why)
+            )?;
         }
-        f.write_str(
+        write!(
+            out,
             "est.events = sum of weights. Over completed sampled records: total = estimated \
              total (sum of weight x value),\n/event = total / their events, p50 and p99 = \
-             exact nearest-rank quantiles of the sampled values (unweighted),\nabsent = records \
-             without the counter (not measured, not 0). Cancelled, failed and forced (weight 0) \
-             records are counted, not measured.\n",
+             quantiles per event (each value weighted by its record's weight), {},\nabsent = \
+             records without the counter (not measured, not 0). Cancelled, failed and forced \
+             (weight 0) records are counted, not measured.\n",
+            if approximate {
+                format!(
+                    "within {:.1}% where a group has more than {} distinct values, else exact",
+                    Sketch::RELATIVE_ERROR * 100.0,
+                    Sketch::EXACT_MAX
+                )
+            } else {
+                "exact".to_string()
+            }
         )
+    }
+
+    /// Writes the table as one JSON object, streamed group by group:
+    /// `headline`, `quantiles` (what p50 and p99 mean), `records`,
+    /// `filtered`, `folded`, `newer_versions`, `drops`, `unavailable` and
+    /// `groups` (each with every metric's statistics). Integers beyond
+    /// 2^53 ([`JSON_MAX_SAFE_INTEGER`]) are written as strings of digits,
+    /// so jq and JavaScript keep them exact.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        let report = self.report;
+        let drops = report.drops();
+        write!(
+            out,
+            "{{\"headline\":{},\"quantiles\":{},\"relative_error\":{},\"records\":{},\
+             \"filtered\":{},\"folded\":{},\"max_groups\":{},\"newer_versions\":{},",
+            json_str(self.headline().name()),
+            json_str("per event: values weighted by their records' weights, nearest rank"),
+            Sketch::RELATIVE_ERROR,
+            json_int(i128::from(report.records())),
+            json_int(i128::from(report.filtered())),
+            json_int(i128::from(report.folded())),
+            json_int(report.max_groups() as i128),
+            json_int(i128::from(report.newer_versions())),
+        )?;
+        let big = |x: u128| json_int(i128::try_from(x).unwrap_or(i128::MAX));
+        write!(
+            out,
+            "\"drops\":{{\"status_records\":{},\"processes\":{},\"queue_full\":{},\"closed\":{},\
+             \"sinks\":{{",
+            json_int(i128::from(drops.status_records)),
+            json_int(i128::from(drops.processes)),
+            big(drops.queue_full),
+            big(drops.closed)
+        )?;
+        for (i, (sink, d)) in drops.sinks.iter().enumerate() {
+            write!(
+                out,
+                "{}{}:{{\"sink_error\":{},\"by_sink\":{}}}",
+                if i > 0 { "," } else { "" },
+                json_str(sink),
+                big(d.sink_error),
+                big(d.by_sink)
+            )?;
+        }
+        write!(out, "}}}},\"unavailable\":{{")?;
+        for (i, (counter, why)) in report.unavailable().iter().enumerate() {
+            let sep = if i > 0 { "," } else { "" };
+            write!(out, "{sep}{}:{}", json_str(counter), json_str(why))?;
+        }
+        write!(out, "}},\"groups\":[")?;
+        for (i, (g, _)) in self.rows().into_iter().enumerate() {
+            write!(
+                out,
+                "{}\n{{\"kind\":{},\"name\":{},",
+                if i > 0 { "," } else { "" },
+                json_str(g.kind.as_str()),
+                json_str(&g.name)
+            )?;
+            if let Some(method) = &g.method {
+                write!(out, "\"method\":{},", json_str(method))?;
+            }
+            if g.other {
+                write!(out, "\"other\":true,")?;
+            }
+            if !report.splits().is_empty() {
+                write!(out, "\"split\":{{")?;
+                for (j, (split, value)) in report.splits().iter().zip(&g.split).enumerate() {
+                    let sep = if j > 0 { "," } else { "" };
+                    write!(out, "{sep}{}:{}", json_str(&split.title()), json_str(value))?;
+                }
+                write!(out, "}},")?;
+            }
+            write!(
+                out,
+                "\"sampled\":{},\"events\":{},\"cancelled\":{},\"errors\":{},\"forced\":{},\
+                 \"metrics\":{{",
+                json_int(i128::from(g.sampled)),
+                big(g.events),
+                json_int(i128::from(g.cancelled)),
+                json_int(i128::from(g.errors)),
+                json_int(i128::from(g.forced))
+            )?;
+            for (j, metric) in Metric::ALL.into_iter().enumerate() {
+                let s = g.stats(metric);
+                write!(
+                    out,
+                    "{}{}:{{\"samples\":{},\"absent\":{},\"total\":{},\"saturated\":{},\
+                     \"events\":{},\"mean_per_event\":{},\"p50\":{},\"p99\":{},\"exact\":{}}}",
+                    if j > 0 { "," } else { "" },
+                    json_str(metric.name()),
+                    json_int(i128::from(s.samples)),
+                    json_int(i128::from(s.absent)),
+                    json_int(s.total),
+                    s.saturated,
+                    big(s.events),
+                    json_f64(s.mean_per_event),
+                    json_opt_int(s.p50),
+                    json_opt_int(s.p99),
+                    s.exact
+                )?;
+            }
+            write!(out, "}}}}")?;
+        }
+        writeln!(out, "\n]}}")
+    }
+
+    /// Writes one CSV line per group after a header line: kind, name
+    /// (escaped like the table's, whole), method, the splits, the counts,
+    /// and for every metric its samples, absent, total, mean per event, p50
+    /// and p99 (empty when there is none). Integers are exact.
+    pub fn write_csv(&self, out: &mut impl Write) -> io::Result<()> {
+        let mut header = vec!["kind".to_string(), "name".into(), "method".into()];
+        header.extend(self.report.splits().iter().map(|s| s.title()));
+        header.extend(
+            [
+                "other",
+                "sampled",
+                "events",
+                "cancelled",
+                "errors",
+                "forced",
+            ]
+            .map(String::from),
+        );
+        for metric in Metric::ALL {
+            for what in ["samples", "absent", "total", "mean_per_event", "p50", "p99"] {
+                header.push(format!("{}_{what}", metric.name()));
+            }
+        }
+        let header: Vec<String> = header.iter().map(|h| csv_field(h)).collect();
+        writeln!(out, "{}", header.join(","))?;
+        let opt = |x: Option<i128>| x.map_or_else(String::new, |v| v.to_string());
+        for (g, _) in self.rows() {
+            let mut line = vec![
+                g.kind.as_str().to_string(),
+                csv_field(&escape_name(&g.name)),
+                csv_field(&escape_name(g.method.as_deref().unwrap_or(""))),
+            ];
+            line.extend(g.split.iter().map(|v| csv_field(&escape_name(v))));
+            line.extend([
+                g.other.to_string(),
+                g.sampled.to_string(),
+                g.events.to_string(),
+                g.cancelled.to_string(),
+                g.errors.to_string(),
+                g.forced.to_string(),
+            ]);
+            for metric in Metric::ALL {
+                let s = g.stats(metric);
+                line.extend([
+                    s.samples.to_string(),
+                    s.absent.to_string(),
+                    s.total.to_string(),
+                    s.mean_per_event.map_or_else(String::new, |m| m.to_string()),
+                    opt(s.p50),
+                    opt(s.p99),
+                ]);
+            }
+            writeln!(out, "{}", line.join(","))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the table in `format`.
+    pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
+        match format {
+            Format::Table => self.write_text(out),
+            Format::Json => self.write_json(out),
+            Format::Csv => self.write_csv(out),
+        }
     }
 }
 
-/// One group in the serialized table.
-#[derive(Serialize)]
-struct GroupView<'a> {
-    kind: &'static str,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<&'a str>,
-    sampled: u64,
-    events: u128,
-    cancelled: u64,
-    errors: u64,
-    forced: u64,
-    metrics: BTreeMap<&'static str, MetricStats>,
+impl fmt::Display for Table<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Vec::new();
+        self.write_text(&mut text).map_err(|_| fmt::Error)?;
+        f.write_str(&String::from_utf8_lossy(&text))
+    }
 }
 
-/// The serialized table.
-#[derive(Serialize)]
-struct TableView<'a> {
-    headline: &'static str,
-    records: u64,
-    drops: Drops,
-    unavailable: &'a BTreeMap<String, String>,
-    groups: Vec<GroupView<'a>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Serialize for Table<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let groups = self
-            .rows()
-            .into_iter()
-            .map(|(g, _)| GroupView {
-                kind: g.kind.as_str(),
-                name: &g.name,
-                method: g.method.as_deref(),
-                sampled: g.sampled,
-                events: g.events,
-                cancelled: g.cancelled,
-                errors: g.errors,
-                forced: g.forced,
-                metrics: Metric::ALL
-                    .iter()
-                    .map(|&m| (m.name(), g.stats(m)))
-                    .collect(),
-            })
-            .collect();
-        TableView {
-            headline: self.report.headline().name(),
-            records: self.report.records,
-            drops: self.report.drops(),
-            unavailable: &self.report.unavailable,
-            groups,
-        }
-        .serialize(serializer)
+    #[test]
+    fn json_keeps_large_integers_exact() {
+        assert_eq!(json_int(1 << 53), "9007199254740992");
+        assert_eq!(json_int((1 << 53) + 1), "\"9007199254740993\"");
+        assert_eq!(json_int(-(1 << 60)), "\"-1152921504606846976\"");
+        assert_eq!(json_str("a\"\n\u{1b}"), "\"a\\\"\\n\\u001b\"");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("/users/{id}"), "/users/{id}");
     }
 }

@@ -1,58 +1,280 @@
-//! Input files into a report, with what happened to each file.
+//! The command's input layer: files, rotated sets, `-` for standard input,
+//! gzip and zstd found by their magic bytes, a progress bar on a terminal;
+//! each input read into the report with what happened to it.
+//!
+//! Decompression lives here, not in the library, so that programs using
+//! the library do not build zstd's C code; `dynostats::read` takes any
+//! `Read`, a decoder included.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::PathBuf;
+use std::io::{self, IsTerminal, Read};
+use std::path::{Path, PathBuf};
 
-use dynostats::Report;
-use serde::Serialize;
+use dynostats::Error;
+use dynostats::record::RecordReader;
+use dynostats::report::{Report, escape_name};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// What happened to one input file (shown in `--json`).
-#[derive(Serialize)]
-pub(crate) struct FileRead {
-    pub(crate) path: String,
-    pub(crate) records: u64,
-    /// Why reading stopped early, if it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) error: Option<String>,
-    /// Byte offset of the damaged record.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) offset: Option<u64>,
+/// How one input ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Read to its end.
+    Whole,
+    /// Framing damage ended it early.
+    Damaged,
+    /// It could not be opened or read.
+    Io,
 }
 
-/// Reads `paths` in order into `report`; a file that cannot be opened or is
-/// damaged is reported on stderr and in its `FileRead`, and the records
-/// before the damage stay in the report.
-pub(crate) fn read_files(report: &mut Report, paths: &[PathBuf]) -> Vec<FileRead> {
+/// What happened to one input (shown in JSON, and on stderr).
+pub(crate) struct FileRead {
+    pub(crate) path: String,
+    pub(crate) compression: Option<&'static str>,
+    pub(crate) records: u64,
+    pub(crate) skipped: BTreeMap<String, u64>,
+    pub(crate) newer_versions: u64,
+    pub(crate) ending: Ending,
+    /// Why reading stopped early, if it did.
+    pub(crate) error: Option<String>,
+    /// Byte offset (in the decompressed stream) of the damaged record.
+    pub(crate) offset: Option<u64>,
+    /// Byte offset and sentence of the first skipped record.
+    pub(crate) first_skip: Option<(u64, String)>,
+}
+
+impl FileRead {
+    fn failed(path: String, error: String) -> FileRead {
+        FileRead {
+            path,
+            compression: None,
+            records: 0,
+            skipped: BTreeMap::new(),
+            newer_versions: 0,
+            ending: Ending::Io,
+            error: Some(error),
+            offset: None,
+            first_skip: None,
+        }
+    }
+
+    pub(crate) fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+}
+
+/// The inputs named by `args`, with each file's rotated files before it
+/// (oldest first) when `rotated`.
+pub(crate) fn expand(args: &[String], rotated: bool) -> Vec<String> {
+    let mut inputs = Vec::new();
+    for arg in args {
+        if rotated && arg != "-" {
+            let older: Vec<String> = (1..)
+                .map(|n| format!("{arg}.{n}"))
+                .take_while(|p| Path::new(p).exists())
+                .collect();
+            inputs.extend(older.into_iter().rev());
+        }
+        inputs.push(arg.clone());
+    }
+    inputs
+}
+
+/// Counts the bytes read from the source, for the progress bar.
+struct Counted<R> {
+    inner: R,
+    bar: Option<ProgressBar>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+const GZIP: [u8; 2] = [0x1f, 0x8b];
+const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// `source` decompressed when its first bytes are gzip's or zstd's magic
+/// bytes, with the name of the compression.
+fn decompressed<'a>(
+    mut source: impl Read + 'a,
+) -> io::Result<(Box<dyn Read + 'a>, Option<&'static str>)> {
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while got < head.len() {
+        match source.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let whole = io::Cursor::new(head[..got].to_vec()).chain(source);
+    let bytes = &head[..got];
+    Ok(if bytes.starts_with(&GZIP) {
+        // Several gzip members one after the other (files appended to) are
+        // one stream.
+        (
+            Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(whole))),
+            Some("gzip"),
+        )
+    } else if bytes.starts_with(&ZSTD) {
+        (
+            Box::new(zstd::stream::read::Decoder::new(whole)?),
+            Some("zstd"),
+        )
+    } else {
+        (Box::new(whole), None)
+    })
+}
+
+/// A progress bar over `total` bytes on stderr, when stderr is a terminal.
+pub(crate) fn progress(total: Option<u64>, quiet: bool) -> Option<ProgressBar> {
+    if quiet || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = match total {
+        Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+            .with_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    Some(bar)
+}
+
+/// Reads `inputs` in order into `report`. A file that cannot be opened or
+/// read, or is damaged, is reported on stderr (once per file, with the
+/// byte offset) and in its `FileRead`; the records before the damage stay
+/// in the report.
+pub(crate) fn read_inputs(report: &mut Report, inputs: &[String], quiet: bool) -> Vec<FileRead> {
+    let sizes: Option<u64> = inputs
+        .iter()
+        .map(|p| {
+            (p != "-")
+                .then(|| std::fs::metadata(p).ok().map(|m| m.len()))
+                .flatten()
+        })
+        .sum();
+    let bar = progress(sizes, quiet);
     let mut files = Vec::new();
-    for path in paths {
-        let shown = path.display().to_string();
-        let read = match File::open(path) {
-            Ok(file) => report.read_from(file).map_err(|e| {
-                let message = format!(
-                    "{shown}: {}; the {} records before it are in the report",
-                    e.error, e.records_read
-                );
-                (message, e.records_read, e.offset())
-            }),
-            Err(e) => Err((format!("{shown}: cannot open: {e}"), 0, None)),
+    for input in inputs {
+        let shown = if input == "-" {
+            "<stdin>".to_string()
+        } else {
+            escape_name(input)
         };
-        files.push(match read {
-            Ok(records) => FileRead {
-                path: shown,
-                records,
-                error: None,
-                offset: None,
-            },
-            Err((message, records, offset)) => {
-                eprintln!("dynostats: {message}");
-                FileRead {
-                    path: shown,
-                    records,
-                    error: Some(message),
-                    offset,
-                }
+        if let Some(bar) = &bar {
+            bar.set_message(shown.clone());
+        }
+        let read = if input == "-" {
+            read_one(report, io::stdin().lock(), &shown, bar.clone())
+        } else {
+            match File::open(PathBuf::from(input)) {
+                Ok(file) => read_one(report, file, &shown, bar.clone()),
+                Err(e) => FileRead::failed(shown.clone(), format!("{shown}: cannot open: {e}")),
             }
-        });
+        };
+        report_on_stderr(&read, bar.as_ref());
+        files.push(read);
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     files
+}
+
+fn read_one(
+    report: &mut Report,
+    source: impl Read,
+    shown: &str,
+    bar: Option<ProgressBar>,
+) -> FileRead {
+    let counted = Counted { inner: source, bar };
+    let (stream, compression) = match decompressed(counted) {
+        Ok(s) => s,
+        Err(e) => return FileRead::failed(shown.to_string(), format!("{shown}: cannot read: {e}")),
+    };
+    let damage = report.read_records(RecordReader::new(stream));
+    let (ending, error, offset) = match &damage.cut {
+        None => (Ending::Whole, None, None),
+        Some(e @ Error::Io { .. }) => (Ending::Io, Some(format!("{shown}: {e}")), None),
+        Some(e @ (Error::Truncated { offset } | Error::Decode { offset, .. })) => (
+            Ending::Damaged,
+            Some(format!(
+                "{shown}: {e}; the {} records before it are in the report",
+                damage.records
+            )),
+            Some(*offset),
+        ),
+        Some(e) => (Ending::Io, Some(format!("{shown}: {e}")), None),
+    };
+    FileRead {
+        path: shown.to_string(),
+        compression,
+        records: damage.records,
+        skipped: damage
+            .skipped
+            .iter()
+            .map(|(reason, n)| (reason.to_string(), *n))
+            .collect(),
+        newer_versions: damage.newer_versions,
+        ending,
+        error,
+        offset,
+        first_skip: damage
+            .first_skip
+            .as_ref()
+            .map(|s| (s.offset, s.message.clone())),
+    }
+}
+
+/// One line per kind of trouble with the file, on stderr.
+fn report_on_stderr(read: &FileRead, bar: Option<&ProgressBar>) {
+    let mut lines = Vec::new();
+    let shown = &read.path;
+    if let Some((offset, message)) = &read.first_skip {
+        let reasons: Vec<String> = read
+            .skipped
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        lines.push(format!(
+            "{shown}: {} records skipped ({}); the first at byte offset {offset}: {}",
+            read.skipped_total(),
+            reasons.join(", "),
+            escape_name(message)
+        ));
+    }
+    if read.newer_versions > 0 {
+        lines.push(format!(
+            "{shown}: {} records of a newer schema version than {} were read for the fields \
+             this reader knows",
+            read.newer_versions,
+            dynostats::Record::SCHEMA_VERSION
+        ));
+    }
+    if let Some(error) = &read.error {
+        lines.push(escape_name(error));
+    } else if read.records == 0 && read.first_skip.is_none() {
+        lines.push(format!("{shown}: empty: no records"));
+    }
+    for line in lines {
+        let line = format!("dynostats: {line}");
+        match bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
 }

@@ -1,44 +1,56 @@
 //! `dynostats`: reads record files back.
 //!
 //! ```text
-//! dynostats report [--sort total|mean|p50|p99|events|sampled|name]
-//!                  [--kind request|region|profile] [--json] FILE...
+//! dynostats report [--metric instructions|cycles|cpu|wall|rss]
+//!                  [--sort total|mean|p50|p99|events|sampled|name]
+//!                  [--kind request|region|profile] [--by status|label=KEY]...
+//!                  [--label KEY=VALUE]... [--max-groups N] [--wide]
+//!                  [--format table|json|csv] [--strict] [--rotated] FILE...
 //! ```
 //!
 //! Prints one row per endpoint (requests) and per region, led by
-//! instructions where the records carry them, else CPU time. Exits with 2
-//! when a file cannot be opened or is damaged, after printing the report of
-//! every record read before the damage.
+//! instructions where the records carry them, else CPU time. See
+//! `EXIT STATUS` in `--help` for the exit codes.
 //!
-//! `main` parses the command line and dispatches; `input` reads files
-//! into a report with damage accounting; `report` prints it.
+//! `main` parses the command line and dispatches; `input` opens the
+//! inputs (files, rotated sets, `-`, gzip and zstd) and reads them into a
+//! report with damage accounting; `report` prints it.
 
 mod input;
 mod report;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use dynostats::RecordKind;
-use dynostats::report::SortBy;
+use dynostats::report::{Format, Metric, Report, SortBy, Split};
 
-/// Exit status: the report is complete.
+/// Exit status: every input was read whole.
 const EXIT_OK: u8 = 0;
-/// Exit status: the output could not be written.
+/// Exit status: an input could not be opened or read, or the output could
+/// not be written.
 const EXIT_IO: u8 = 1;
-/// Exit status: an input was missing or damaged (the report holds every
-/// record read before the damage).
-const EXIT_DAMAGED: u8 = 2;
+/// Exit status: bad arguments (clap's own usage error status).
+#[allow(dead_code)]
+const EXIT_USAGE: u8 = 2;
+/// Exit status: an input was damaged: framing damage ended a file early,
+/// or (`--strict`) a record was skipped.
+const EXIT_DAMAGED: u8 = 3;
+
+const EXIT_STATUS: &str = "\
+EXIT STATUS:
+  0  every input was read (records skipped without --strict are reported on stderr)
+  1  an input could not be opened or read, or the output could not be written
+  2  bad arguments
+  3  damaged input: a file ended inside a record or in bytes that are not records
+     (everything before the damage is in the report), or, with --strict, a record
+     was skipped
+  When both 1 and 3 apply, the status is 1.";
 
 /// Reads dynostats record files (MessagePack, docs/records.md) back.
-///
-/// Exit status: 0 when every file was read whole, 2 when a file could not
-/// be opened or was damaged (the report then holds every record before the
-/// damage), 1 when the output could not be written, 2 for bad arguments.
 #[derive(Parser)]
-#[command(name = "dynostats", version)]
+#[command(name = "dynostats", version, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,20 +59,33 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Per-endpoint and per-region costs of the records in FILE...
+    #[command(after_help = EXIT_STATUS)]
     Report(ReportArgs),
 }
 
 /// The arguments of `dynostats report`.
 #[derive(clap::Args)]
 struct ReportArgs {
-    /// Record files, read in order into one report (rotated files too:
-    /// FILE.2 FILE.1 FILE).
+    /// Record files, read in order into one report: `-` is standard input;
+    /// gzip and zstd files are decompressed (found by their magic bytes);
+    /// rotated files too (FILE.2 FILE.1 FILE, or FILE with --rotated).
     #[arg(required = true)]
-    files: Vec<PathBuf>,
-    /// Row order: the headline metric's estimated total (instructions, else
-    /// CPU time), its mean per event, median or 99th percentile per sample,
-    /// estimated events, sampled records, or kind and name. Numbers sort
-    /// largest first.
+    files: Vec<String>,
+    /// Also read the rotated files of each FILE (FILE.1, FILE.2 ... as the
+    /// file sink names them), oldest first.
+    #[arg(long)]
+    rotated: bool,
+    /// The metric the table leads with. Default: instructions where any
+    /// record carries them, else cpu.
+    #[arg(
+        long,
+        value_parser = PossibleValuesParser::new(Metric::ALL.map(Metric::short_name))
+            .map(|s| s.parse::<Metric>().expect("a listed metric"))
+    )]
+    metric: Option<Metric>,
+    /// Row order: the headline metric's estimated total, its mean per
+    /// event, median or 99th percentile per event, estimated events,
+    /// sampled records, or kind and name. Numbers sort largest first.
     #[arg(
         long,
         default_value = "total",
@@ -77,9 +102,51 @@ struct ReportArgs {
         .map(|s| s.parse::<RecordKind>().expect("a listed kind"))
     )]
     kind: Option<RecordKind>,
-    /// Prints JSON with every metric's statistics instead of the table.
+    /// Splits rows further: `status` (status class of requests: 2xx, 4xx,
+    /// 5xx, none) or `label=KEY` (the label's value). Repeatable.
+    #[arg(long = "by", value_name = "status|label=KEY", value_parser = parse_split)]
+    by: Vec<Split>,
+    /// Keeps only records whose label KEY is VALUE. Repeatable: all must
+    /// match.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// At most N groups; records of further groups are folded into one
+    /// `<other>` row per kind, and counted.
+    #[arg(long, value_name = "N", default_value_t = Report::DEFAULT_MAX_GROUPS)]
+    max_groups: usize,
+    /// Shows names whole in the table (default: cut to 60 columns with …).
     #[arg(long)]
+    wide: bool,
+    /// Output format. json and csv have every metric of every group; JSON
+    /// integers beyond 2^53 are strings of digits.
+    #[arg(
+        long,
+        default_value = "table",
+        value_parser = PossibleValuesParser::new(["table", "json", "csv"])
+            .map(|s| s.parse::<Format>().expect("a listed format"))
+    )]
+    format: Format,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// Exits with 3 when any record was skipped, not only when a file was
+    /// cut.
+    #[arg(long)]
+    strict: bool,
+    /// No progress bar (it shows only on a terminal anyway).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_split(s: &str) -> Result<Split, String> {
+    s.parse()
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }
 
 fn main() -> ExitCode {

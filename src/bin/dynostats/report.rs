@@ -1,59 +1,143 @@
-//! `dynostats report`: the table (or JSON) of a report.
+//! `dynostats report`: the table, JSON or CSV of a report, streamed to
+//! standard output.
 
-use std::io::Write;
+use std::io::{self, BufWriter, Write};
 
-use dynostats::Report;
-use dynostats::report::Table;
-use serde::Serialize;
+use dynostats::report::{Format, Report};
 
-use crate::input::{FileRead, read_files};
+use crate::input::{Ending, FileRead, expand, read_inputs};
 use crate::{EXIT_DAMAGED, EXIT_IO, EXIT_OK, ReportArgs};
 
-#[derive(Serialize)]
-struct JsonOutput<'a> {
-    files: Vec<FileRead>,
-    report: Table<'a>,
+/// `s` as a JSON string (the library's table escapes its own).
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The `files` part of the JSON output.
+fn write_files_json(out: &mut impl Write, files: &[FileRead]) -> io::Result<()> {
+    write!(out, "{{\"files\":[")?;
+    for (i, f) in files.iter().enumerate() {
+        write!(
+            out,
+            "{}\n{{\"path\":{},\"records\":{},\"skipped\":{{",
+            if i > 0 { "," } else { "" },
+            json_str(&f.path),
+            f.records
+        )?;
+        for (j, (reason, n)) in f.skipped.iter().enumerate() {
+            write!(
+                out,
+                "{}{}:{n}",
+                if j > 0 { "," } else { "" },
+                json_str(reason)
+            )?;
+        }
+        write!(out, "}},\"newer_versions\":{}", f.newer_versions)?;
+        if let Some(c) = f.compression {
+            write!(out, ",\"compression\":{}", json_str(c))?;
+        }
+        if let Some((offset, message)) = &f.first_skip {
+            write!(
+                out,
+                ",\"first_skip\":{{\"offset\":{offset},\"message\":{}}}",
+                json_str(message)
+            )?;
+        }
+        if let Some(error) = &f.error {
+            write!(out, ",\"error\":{}", json_str(error))?;
+        }
+        if let Some(offset) = f.offset {
+            write!(out, ",\"offset\":{offset}")?;
+        }
+        write!(out, "}}")?;
+    }
+    write!(out, "\n],\"report\":")
 }
 
 /// Runs `dynostats report` and returns the exit status.
 pub(crate) fn run(args: &ReportArgs) -> u8 {
-    let mut report = Report::new();
-    let files = read_files(&mut report, &args.files);
-    let table = report.table().sort(args.sort).kind(args.kind);
-    let incomplete = files.iter().any(|f| f.error.is_some());
-    let output = if args.json {
-        let output = JsonOutput {
-            files,
-            report: table,
-        };
-        match serde_json::to_string_pretty(&output) {
-            Ok(json) => json + "\n",
-            Err(e) => {
-                eprintln!("dynostats: cannot write JSON: {e}");
-                return EXIT_IO;
+    let mut builder = Report::builder().max_groups(args.max_groups);
+    for split in &args.by {
+        builder = builder.split(split.clone());
+    }
+    for (k, v) in &args.labels {
+        builder = builder.filter_label(k, v);
+    }
+    let mut report = builder.build();
+    let inputs = expand(&args.files, args.rotated);
+    let files = read_inputs(&mut report, &inputs, args.quiet);
+    let format = if args.json { Format::Json } else { args.format };
+    let table = report
+        .table()
+        .sort(args.sort)
+        .kind(args.kind)
+        .metric(args.metric)
+        .name_width(if args.wide {
+            None
+        } else {
+            Some(dynostats::report::Table::DEFAULT_NAME_WIDTH)
+        });
+
+    let stdout = io::stdout().lock();
+    let mut out = BufWriter::with_capacity(64 << 10, stdout);
+    let written = (|| -> io::Result<()> {
+        if format == Format::Json {
+            write_files_json(&mut out, &files)?;
+            table.write_json(&mut out)?;
+            writeln!(out, "}}")?;
+        } else {
+            table.write(format, &mut out)?;
+            if format == Format::Table {
+                let troubled: Vec<&FileRead> = files
+                    .iter()
+                    .filter(|f| f.error.is_some() || f.skipped_total() > 0)
+                    .collect();
+                if !troubled.is_empty() {
+                    writeln!(out)?;
+                }
+                for f in troubled {
+                    if let Some(error) = &f.error {
+                        writeln!(out, "INCOMPLETE: {}", dynostats::report::escape_name(error))?;
+                    }
+                    if f.skipped_total() > 0 {
+                        writeln!(
+                            out,
+                            "SKIPPED: {}: {} records that are not records this reader \
+                             understands (see stderr)",
+                            f.path,
+                            f.skipped_total()
+                        )?;
+                    }
+                }
             }
         }
-    } else {
-        let mut text = table.to_string();
-        if incomplete {
-            text.push('\n');
-            for file in files.iter().filter_map(|f| f.error.as_deref()) {
-                text.push_str(&format!("INCOMPLETE: {file}\n"));
-            }
-        }
-        text
-    };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(output.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+        out.flush()
+    })();
+    match written {
         // A reader that stopped early (`| head`) is not an error.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             eprintln!("dynostats: cannot write the report: {e}");
             return EXIT_IO;
         }
         _ => {}
     }
-    if incomplete { EXIT_DAMAGED } else { EXIT_OK }
+    if files.iter().any(|f| f.ending == Ending::Io) {
+        EXIT_IO
+    } else if files.iter().any(|f| f.ending == Ending::Damaged)
+        || (args.strict && files.iter().any(|f| f.skipped_total() > 0))
+    {
+        EXIT_DAMAGED
+    } else {
+        EXIT_OK
+    }
 }
