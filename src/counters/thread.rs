@@ -123,3 +123,11 @@ pub(crate) fn snapshot_end_counts() -> Snapshot {
 pub(crate) fn memory_now() -> (Option<u64>, Option<u64>) {
     with_thread_counters(|c| (c.rss_bytes(), c.peak_rss_bytes())).unwrap_or_default()
 }
+
+/// The raw value of one of the calling thread's counters now
+/// ([`Counters::read_one`]); `None` when it is not open on this thread or
+/// while the thread is being torn down.
+#[inline]
+pub(crate) fn read_counter(counter: super::Counter) -> Option<u64> {
+    with_thread_counters(|c| c.read_one(counter)).flatten()
+}
