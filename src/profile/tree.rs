@@ -240,6 +240,11 @@ impl Profile {
         index
     }
 
+    /// Nodes made for scopes: the root and the overflow bucket not counted.
+    fn scope_nodes(&self) -> usize {
+        self.nodes.len() - 1 - usize::from(self.overflow != NONE)
+    }
+
     fn overflow_node(&mut self) -> u32 {
         if self.overflow == NONE {
             self.overflow = self.add_node(0, Cow::Borrowed(OVERFLOW));
@@ -274,7 +279,7 @@ impl Profile {
         } else {
             match self.find_child(parent, &name) {
                 Some(node) => node,
-                None if self.nodes.len() <= self.max_nodes => self.add_node(parent, name),
+                None if self.scope_nodes() < self.max_nodes => self.add_node(parent, name),
                 None => {
                     self.counts.overflow_nodes += 1;
                     self.overflow_node()
@@ -485,14 +490,16 @@ mod tests {
         p.exit(d);
         p.exit(c);
         p.exit(b);
-        // Node cap (3 scope nodes: a, b, [overflow]) reached.
+        // Node cap (3 scope nodes: a, b and f) reached by g.
         let f = p.enter("f".into());
         p.exit(f);
+        let g = p.enter("g".into());
+        p.exit(g);
         p.exit(a);
         assert_eq!(p.counts.overflow_depth, 1);
         assert_eq!(p.counts.overflow_nodes, 1);
         assert_eq!(p.counts.nested, 2);
-        assert_eq!(p.counts.pairs, 4);
+        assert_eq!(p.counts.pairs, 5);
         assert_eq!(
             calls(&p, "r"),
             vec![
@@ -500,6 +507,7 @@ mod tests {
                 ("a".into(), Some(0), 1, false),
                 ("b".into(), Some(1), 1, false),
                 (OVERFLOW.into(), Some(0), 4, false),
+                ("f".into(), Some(1), 1, false),
             ]
         );
     }
