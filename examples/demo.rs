@@ -327,7 +327,7 @@ impl ScopeTotals {
             "scope", "exclusive", "inclusive", "calls"
         );
         let mut rows: Vec<_> = self.by_name.iter().collect();
-        rows.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+        rows.sort_by_key(|row| std::cmp::Reverse(row.1.0));
         let share = |v: i128| 100.0 * v as f64 / self.total.max(1) as f64;
         for (name, (exclusive, inclusive, calls)) in rows.into_iter().take(top) {
             let inclusive = if name.ends_with("(own)") {

@@ -329,8 +329,10 @@ pub(crate) fn attach(task: &mut TaskProfile, region: &mut Record) -> Option<Reco
     let counts = profile.counts;
     stats::finished(&counts);
 
-    let mut detail = Detail::default();
-    detail.timer = Some(profile.timer.name().to_string());
+    let mut detail = Detail {
+        timer: Some(profile.timer.name().to_string()),
+        ..Detail::default()
+    };
     if profile.timer != profile.requested {
         detail.timer_requested = Some(profile.requested.name().to_string());
         detail.timer_fallback = profile.fallback.take();

@@ -197,18 +197,22 @@ mod tests {
         status.detail = Some(detail);
         let mut profile = Record::new(RecordKind::Profile, "/users/{id}");
         profile.id = Some(7);
-        let mut detail = Detail::default();
-        detail.timer = Some("cpu_ns".into());
-        detail.timer_requested = Some("instructions".into());
-        detail.timer_fallback = Some("no hardware PMU (ENOENT)".into());
-        detail.total = Some(1000);
-        detail.overhead = Some(-3);
+        let mut detail = Detail {
+            timer: Some("cpu_ns".into()),
+            timer_requested: Some("instructions".into()),
+            timer_fallback: Some("no hardware PMU (ENOENT)".into()),
+            total: Some(1000),
+            overhead: Some(-3),
+            ..Detail::default()
+        };
         detail.stats.insert("scopes".into(), 2);
-        let mut root = ProfileNode::default();
-        root.name = "/users/{id}".into();
-        root.calls = 1;
-        root.inclusive = 1000;
-        root.exclusive = 400;
+        let root = ProfileNode {
+            name: "/users/{id}".into(),
+            calls: 1,
+            inclusive: 1000,
+            exclusive: 400,
+            ..ProfileNode::default()
+        };
         let mut child = root.clone();
         child.name = "db".into();
         child.parent = Some(0);
