@@ -204,6 +204,7 @@ pub fn scope_fn<R>(name: &'static str, f: impl FnOnce() -> R) -> R {
 
 /// Enters a scope with a name made at run time (the `tracing` layer's
 /// span field names).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 #[inline]
 pub(crate) fn enter_named(name: Name) -> Option<Token> {
     if current::state() == current::OFF {
@@ -213,6 +214,7 @@ pub(crate) fn enter_named(name: Name) -> Option<Token> {
 }
 
 /// Leaves a scope entered with [`enter_named`].
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 #[inline]
 pub(crate) fn exit_token(token: Token) {
     current::exit(token);
