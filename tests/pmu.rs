@@ -623,6 +623,14 @@ fn profiled_tree(n: u64) {
     dynostats::scope_fn("d", || dynostats::probe::known_loop(5 * n));
 }
 
+/// How far a scope's exclusive instructions may be from the work in it,
+/// per call (the call of that work, and the profiler's bookkeeping where
+/// it differs from the calibrated one).
+const RESIDUE_PER_CALL: i64 = 24;
+/// And per child path: looking children up among more siblings than the
+/// calibration had, and walking a new node's ancestors.
+const RESIDUE_PER_CHILD: i64 = 16;
+
 /// Per path: (calls, inclusive, exclusive).
 fn tree_figures(record: &Record) -> Vec<(String, u64, i64, i64)> {
     let tree = dynostats::profile::CallTree::from_record(record).expect("a profile");
@@ -711,10 +719,19 @@ fn profile_amounts_are_the_known_loops_exactly_in_instructions() {
             assert_eq!(f.3 - e.3, exclusive, "{path}: exclusive");
             // What remains around empty loops: the calls of known_loop and
             // scope_fn's closures, and the bookkeeping's variation from the
-            // calibration; a stated constant per call.
+            // calibration (children looked up among more siblings, the
+            // ancestor walk of a new node): a stated constant per call.
+            let children = empty
+                .iter()
+                .filter(|f| {
+                    f.0.strip_prefix(path)
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .is_some_and(|rest| !rest.contains('/'))
+                })
+                .count() as i64;
             assert!(
-                e.3.abs() <= 40 * calls as i64 && e.2.abs() <= 120 * calls as i64,
-                "{path}: empty-loop residue {e:?}"
+                e.3.abs() <= RESIDUE_PER_CALL * calls as i64 + RESIDUE_PER_CHILD * children,
+                "{path}: empty-loop residue {e:?} ({children} children)"
             );
         }
         if exact_guest() {
@@ -785,5 +802,8 @@ fn profile_of_a_future_counts_a_scope_across_polls_exactly() {
         full.2 - empty.2,
         i64::from(POLLS) * own as i64 * per_iteration() as i64
     );
-    assert!(empty.2.abs() < 100 * i64::from(POLLS), "{empty:?}");
+    assert!(
+        empty.2.abs() <= RESIDUE_PER_CALL * i64::from(POLLS),
+        "{empty:?}"
+    );
 }

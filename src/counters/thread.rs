@@ -36,6 +36,11 @@ thread_local! {
 /// Runs `f` with this thread's counters, opening them on first use and
 /// reopening them after a `fork`. Returns `None` while the thread is being
 /// torn down.
+///
+/// Inlined: the snapshots of guards and measured futures read the counters
+/// through it, and out of line its call and the copy of the snapshot it
+/// returns fall between a region's two counter reads.
+#[inline]
 pub fn with_thread_counters<R>(f: impl FnOnce(&mut Counters) -> R) -> Option<R> {
     THREAD
         .try_with(|cell| {

@@ -88,7 +88,10 @@ pub(crate) struct Installed {
 
 impl Installed {
     /// Installs `task`'s profile (or readiness for one) on this thread.
-    #[inline]
+    /// Out of line: it runs outside the measured segments, and inlined it
+    /// would grow every poll function it is inlined into (the unsampled
+    /// path of those functions included).
+    #[inline(never)]
     pub(crate) fn new(task: &mut TaskProfile) -> Installed {
         if !config::enabled() {
             return Installed {
@@ -120,8 +123,8 @@ impl Installed {
     }
 
     /// Takes the profile off this thread, back into `task`, and restores
-    /// what was displaced.
-    #[inline]
+    /// what was displaced. Out of line, like [`Installed::new`].
+    #[inline(never)]
     pub(crate) fn finish(mut self, task: &mut TaskProfile) {
         if !self.active {
             return;
@@ -241,6 +244,8 @@ fn prepare_slow() {
     if !calibrate::is_calibrated(timer) {
         calibrate::calibration(timer);
     }
+    // Later regions read the flag only: a thread with another read path,
+    // or a timer configured later, is calibrated at its first profile.
     PREPARED.store(true, Ordering::Relaxed);
 }
 
@@ -342,7 +347,11 @@ pub(crate) fn attach(task: &mut TaskProfile, region: &mut Record) -> Option<Reco
     detail.nodes = profile.nodes(&region.name, total);
     let s = &mut detail.stats;
     s.insert("scopes".into(), counts.pairs);
-    s.insert("pair_cost".into(), profile.pair_cost().max(0) as u64);
+    let c = profile.calibration();
+    s.insert("pair_cost".into(), c.pair.max(0) as u64);
+    s.insert("resume_cost".into(), c.resume.max(0) as u64);
+    s.insert("create_cost".into(), c.create.max(0) as u64);
+    s.insert("nodes_made".into(), counts.created);
     for (key, value) in [
         ("resumes", counts.resumes),
         ("overflow_depth", counts.overflow_depth),

@@ -84,20 +84,22 @@
 //!
 //! Entering does its bookkeeping first and reads the timer last; leaving
 //! reads it first. What remains is a fixed cost per enter/exit pair,
-//! measured once per process and timer (the median of 21 runs through the
+//! measured once per process, timer and read path (user-space or
+//! `read(2)` for the hardware counters; the median of 21 runs through the
 //! same code, before the first sampled region where possible): `base`, what
 //! an empty scope measures, is taken off every scope; `pair`, what an empty
 //! scope costs the scope around it, is taken off every enclosing scope for
-//! each pair inside it. The record reports the sum as the profiler's own
-//! amount (`detail.overhead`: pairs x `pair_cost`, plus `base` per poll
-//! resumed with scopes open), so that the exclusive amounts of all nodes,
-//! root included, plus the overhead equal the region's total exactly. How
-//! exact the split is: with instructions, what varies is the bookkeeping
-//! (finding a child among more siblings than in the calibration, making a
-//! node, a vector growing), a few instructions per scope plus about a
-//! hundred when a node is made, charged to the parent; `tests/pmu.rs` shows
-//! it in the emulated-PMU guest. With clocks, the calibration is a median
-//! and each read has its own noise.
+//! each pair inside it; `resume`, what the end and the start of a poll add
+//! to the scopes open across it, per poll; `create`, what making a node (a
+//! path's first call) adds to the scope it is made in. The record reports
+//! the sum as the profiler's own amount (`detail.overhead`), so that the
+//! exclusive amounts of all nodes, root included, plus the overhead equal
+//! the region's total exactly. How exact the split is: with instructions,
+//! what varies is the bookkeeping (finding a child among more siblings than
+//! in the calibration, the ancestor walk of a new node, a vector growing),
+//! a few instructions per call, charged to the parent; `tests/pmu.rs`
+//! shows and bounds it in the emulated-PMU guest. With clocks, the
+//! calibration is a median and each read has its own noise.
 //!
 //! The first scope of a region makes its profile: one allocation (charged
 //! to the root), and the choice of timer on that thread.
@@ -251,10 +253,34 @@ pub fn stats() -> ProfilerStats {
     stats::get()
 }
 
-/// The calibrated cost of one enter/exit pair for `timer` on this thread:
-/// `(base, pair)` as described in the module docs, measured now if it was
-/// not yet. For benchmarks and tests.
-pub fn calibration(timer: Timer) -> (i64, i64) {
+/// The profiler's calibrated costs for `timer` as this thread reads it
+/// (once per process, timer and read path; measured on this thread the
+/// first time they are asked for; see the module docs). For benchmarks and
+/// tests.
+pub fn calibration(timer: Timer) -> Calibration {
     let c = calibrate::calibration(timer);
-    (c.base, c.pair)
+    Calibration {
+        base: c.base,
+        pair: c.pair,
+        resume: c.resume,
+        create: c.create,
+    }
+}
+
+/// The profiler's fixed costs in one timer's unit, as calibrated
+/// ([`calibration`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Calibration {
+    /// What an empty scope measures (the read fragments inside it): taken
+    /// off every scope.
+    pub base: i64,
+    /// What an empty scope costs the scope around it: taken off the
+    /// enclosing scopes for each pair inside them.
+    pub pair: i64,
+    /// What the end and start of a poll add to the scopes open across it.
+    pub resume: i64,
+    /// What making a node (a path's first call) adds to the scope it is
+    /// made in.
+    pub create: i64,
 }

@@ -49,9 +49,10 @@ struct Frame {
     seq: u32,
     /// Virtual time at the end of the enter.
     start: i64,
-    /// `pairs` and `resumes` when the scope was entered.
+    /// `pairs`, `resumes` and `created` when the scope was entered.
     pairs: u64,
     resumes: u64,
+    created: u64,
     /// Inclusive amounts of the direct children closed so far.
     children: i64,
     /// Scopes entered inside this (overflow) frame and not yet left.
@@ -68,6 +69,9 @@ pub(crate) struct Counts {
     pub(crate) nested: u64,
     /// Polls resumed with scopes open (each costs one timer read pair).
     pub(crate) resumes: u64,
+    /// Nodes made (each costs the calibrated making of a node, charged to
+    /// the scope it is made in).
+    pub(crate) created: u64,
     /// Timer reads.
     pub(crate) reads: u64,
     /// Timer reads that failed (the clock stood still for them).
@@ -223,6 +227,7 @@ impl Profile {
             }
             ancestor = a.parent;
         }
+        self.counts.created += 1;
         let p = &mut self.nodes[parent as usize];
         let next_sibling = p.first_child;
         p.first_child = index;
@@ -297,6 +302,7 @@ impl Profile {
             start: 0,
             pairs: self.counts.pairs,
             resumes: self.counts.resumes,
+            created: self.counts.created,
             children: 0,
             nested: 0,
         });
@@ -342,8 +348,12 @@ impl Profile {
         let c = self.calibration;
         let inner_pairs = (self.counts.pairs - frame.pairs) as i64;
         let resumes = (self.counts.resumes - frame.resumes) as i64;
-        let inclusive =
-            end.wrapping_sub(frame.start) - c.base - inner_pairs * c.pair - resumes * c.base;
+        let created = (self.counts.created - frame.created) as i64;
+        let inclusive = end.wrapping_sub(frame.start)
+            - c.base
+            - inner_pairs * c.pair
+            - resumes * c.resume
+            - created * c.create;
         self.counts.pairs += 1;
         let node = &mut self.nodes[frame.node as usize];
         node.open -= 1;
@@ -367,16 +377,18 @@ impl Profile {
         }
     }
 
-    /// The profiler's own amount: the calibrated cost of every timed pair
-    /// and of every resumption with scopes open.
+    /// The profiler's own amount: the calibrated cost of every timed pair,
+    /// of every resumption with scopes open and of every node made.
     pub(crate) fn overhead(&self) -> i64 {
-        self.counts.pairs as i64 * self.calibration.pair
-            + self.counts.resumes as i64 * self.calibration.base
+        let c = self.calibration;
+        self.counts.pairs as i64 * c.pair
+            + self.counts.resumes as i64 * c.resume
+            + self.counts.created as i64 * c.create
     }
 
-    /// The calibrated cost of one enter/exit pair.
-    pub(crate) fn pair_cost(&self) -> i64 {
-        self.calibration.pair
+    /// The calibrated costs in use.
+    pub(crate) fn calibration(&self) -> Calibration {
+        self.calibration
     }
 
     /// The tree as record nodes, root first, every parent before its
