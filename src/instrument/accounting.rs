@@ -100,10 +100,8 @@ struct OpenSegment {
 
 impl PollAccounting {
     /// Starts a measured segment on the calling thread; `poll` says whether
-    /// it counts as a poll. Always inlined: out of line, its return and the
-    /// copy of the snapshot it returns fall between the segment's counter
-    /// reads (about 50 instructions per poll in the PMU guest).
-    #[inline(always)]
+    /// it counts as a poll.
+    #[inline]
     pub(crate) fn begin(&mut self, poll: bool) {
         let thread = thread_id();
         self.threads.insert(thread);
@@ -125,8 +123,8 @@ impl PollAccounting {
     }
 
     /// Ends the segment started by [`begin`](Self::begin) on this thread and
-    /// adds it to the totals. Always inlined, like `begin`.
-    #[inline(always)]
+    /// adds it to the totals.
+    #[inline]
     pub(crate) fn end(&mut self) {
         let end = counters::snapshot_end_counts();
         if let Some(open) = self.open.take() {
