@@ -127,25 +127,20 @@ mod msgpack {
     pub(super) struct Writer<'a>(pub(super) &'a mut Vec<u8>);
 
     impl Writer<'_> {
-        #[inline]
         pub(super) fn map_len(&mut self, len: usize) {
             let _ = rmp::encode::write_map_len(self.0, len as u32);
         }
-        #[inline]
         pub(super) fn key(&mut self, key: &str) {
             let _ = rmp::encode::write_str(self.0, key);
         }
-        #[inline]
         pub(super) fn uint(&mut self, key: &str, value: u64) {
             self.key(key);
             let _ = rmp::encode::write_uint(self.0, value);
         }
-        #[inline]
         pub(super) fn str(&mut self, key: &str, value: &str) {
             self.key(key);
             let _ = rmp::encode::write_str(self.0, value);
         }
-        #[inline]
         pub(super) fn bool(&mut self, key: &str, value: bool) {
             self.key(key);
             let _ = rmp::encode::write_bool(self.0, value);
