@@ -47,13 +47,13 @@ fn a_scope_held_across_await_is_charged_only_its_own_tasks_polls() {
     runtime.block_on(async {
         let (to_b, mut from_a) = mpsc::channel::<()>(1);
         let (to_a, mut from_b) = mpsc::channel::<()>(1);
-        // A works 1 unit, hands over to B and waits; B works 3 units and
+        // A works 2 units, hands over to B and waits; B works 3 units and
         // hands back.
         let a = async move {
             let _held = dynostats::scope("held");
             let enter = here();
             for _ in 0..STEPS {
-                common::burn_cpu_ns(UNIT);
+                common::burn_cpu_ns(2 * UNIT);
                 to_b.send(()).await.unwrap();
                 from_b.recv().await.unwrap();
             }
@@ -82,7 +82,7 @@ fn a_scope_held_across_await_is_charged_only_its_own_tasks_polls() {
 
     let regions = mem.records_of(RecordKind::Region);
     let profiles = mem.records_of(RecordKind::Profile);
-    for (task, units) in [("a", 1), ("b", 3)] {
+    for (task, units) in [("a", 2), ("b", 3)] {
         let name = format!("task-{task}");
         let region = regions.iter().find(|r| r.name == name).unwrap();
         let profile = profiles.iter().find(|p| p.id == region.id).unwrap();
@@ -109,9 +109,11 @@ fn a_scope_held_across_await_is_charged_only_its_own_tasks_polls() {
             region.polls.unwrap(),
             region.threads.unwrap()
         );
-        // Its own work, and not the other task's: B's 3 units per step are
-        // more than A's slack, A's 1 unit more than B's.
-        let slack = (UNIT / 2) as i64;
+        // Its own work, and not the other task's: one step of the other
+        // task (2 or 3 units) is more than twice the slack. The slack is
+        // for the channel and the runtime's code in the task's polls, and
+        // the loop's overshoot, on a loaded machine.
+        let slack = (9 * UNIT / 10) as i64;
         assert!(held.inclusive >= own - slack, "{task}: {held:?}");
         assert!(held.inclusive <= own + slack, "{task}: {held:?}");
         // The scope is entered in the first poll and left in the last:
