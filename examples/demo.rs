@@ -1,10 +1,14 @@
 //! The main demo: an axum service measured by `MeasureLayer`, a load of a
 //! few thousand requests from concurrent clients, a graceful shutdown that
-//! writes every record to `dynostats-demo.msgpack`, and the per-endpoint
-//! [`dynostats::Report`] of the records read back from that file.
+//! writes every record to `dynostats-demo.msgpack`, the per-endpoint
+//! [`dynostats::Report`] of the records read back from that file, and the
+//! top profiler scopes by exclusive share: the handlers mark their parts
+//! with `dynostats::scope` (one scope held across `.await`), and one
+//! `#[tracing::instrument]` function is profiled through
+//! `dynostats::tracing::DynostatsLayer`.
 //!
 //! ```text
-//! cargo run --release --example demo
+//! cargo run --release --example demo --features tracing
 //! ```
 //!
 //! Everything listens on and connects to 127.0.0.1 only.
@@ -21,12 +25,15 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
+use dynostats::profile::CallTree;
+use dynostats::tracing::DynostatsLayer;
 use dynostats::{Pipeline, RecordKind, Report, sink::FileSink, tower::MeasureLayer};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressStyle};
+use tracing_subscriber::layer::SubscriberExt;
 
 const OUTPUT: &str = "dynostats-demo.msgpack";
 /// Requests sent in total.
@@ -59,20 +66,33 @@ async fn cheap() -> &'static str {
 /// Cheap, with a path parameter: the record holds `/users/{id}`, never
 /// the id.
 async fn user(axum::extract::Path(id): axum::extract::Path<u64>) -> String {
-    format!("user {id}")
+    let user = lookup_user(id);
+    dynostats::scope_fn("render_user", || format!("user {id} ({user:x})"))
 }
 
-/// CPU-heavy: a few hundred thousand mixing rounds.
+/// Profiled through the `tracing` layer: its span is a scope.
+#[tracing::instrument]
+fn lookup_user(id: u64) -> u64 {
+    mix(2_000 + id % 1_000, id)
+}
+
+/// CPU-heavy: a few hundred thousand mixing rounds, in two parts.
 async fn compute() -> String {
-    format!("{:x}", mix(400_000, 7))
+    let _s = dynostats::scope("compute");
+    let a = dynostats::scope_fn("compute::hash", || mix(300_000, 7));
+    let b = dynostats::scope_fn("compute::checksum", || mix(100_000, a));
+    format!("{:x}", b)
 }
 
 /// Awaits between pieces of CPU work: wall time is far above CPU time, and
-/// the task may resume on another worker thread after each sleep.
+/// the task may resume on another worker thread after each sleep. Its
+/// `mixed::pipeline` scope is held across both sleeps: it is charged this
+/// request's polls only, whatever else the worker threads ran meanwhile.
 async fn mixed() -> String {
-    let a = mix(100_000, 1);
+    let _pipeline = dynostats::scope("mixed::pipeline");
+    let a = dynostats::scope_fn("mixed::stage", || mix(100_000, 1));
     tokio::time::sleep(Duration::from_millis(2)).await;
-    let b = mix(100_000, a);
+    let b = dynostats::scope_fn("mixed::stage", || mix(100_000, a));
     tokio::time::sleep(Duration::from_millis(2)).await;
     format!("{:x}", mix(100_000, b))
 }
@@ -138,7 +158,9 @@ impl http_body::Body for ChunkBody {
             return Poll::Ready(None);
         }
         self.left -= 1;
-        self.seed = mix(30_000, self.seed);
+        // Measured while the body streams: the request's profile is
+        // installed around each poll of the body too.
+        self.seed = dynostats::scope_fn("stream::chunk", || mix(30_000, self.seed));
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
             "{:x}\n",
             self.seed
@@ -257,8 +279,76 @@ fn print_report(report: &Report, sent: &Sent, multi_thread: (usize, usize)) {
     println!("\nThe same table from the file: cargo run --features cli -- report {OUTPUT}");
 }
 
+/// Per scope name over every profile record, weighted like the requests:
+/// exclusive and inclusive amounts and calls. A request's own code outside
+/// its scopes is listed under its endpoint, `(own)`.
+#[derive(Default)]
+struct ScopeTotals {
+    timer: Option<String>,
+    total: i128,
+    overhead: i128,
+    by_name: BTreeMap<String, (i128, i128, u128)>,
+}
+
+impl ScopeTotals {
+    fn add(&mut self, tree: &CallTree<'_>) {
+        let weight = i128::from(tree.record().weight);
+        if self.timer.is_none() {
+            self.timer = tree.timer().map(str::to_string);
+        }
+        self.total += weight * i128::from(tree.root().inclusive);
+        self.overhead += weight * i128::from(tree.overhead());
+        let own = self
+            .by_name
+            .entry(format!("{} (own)", tree.root().name))
+            .or_default();
+        own.0 += weight * i128::from(tree.root().exclusive);
+        own.2 += weight as u128;
+        for t in tree.by_name() {
+            let e = self.by_name.entry(t.name).or_default();
+            e.0 += weight * i128::from(t.exclusive);
+            e.1 += weight * i128::from(t.inclusive);
+            e.2 += weight as u128 * u128::from(t.calls);
+        }
+    }
+
+    fn print(&self, top: usize) {
+        let Some(timer) = &self.timer else {
+            println!("\nno profile records");
+            return;
+        };
+        println!(
+            "\ntop scopes by exclusive share of all profiled requests ({timer}; weighted; \
+             the profiler's own {:.2}%):",
+            100.0 * self.overhead as f64 / self.total.max(1) as f64
+        );
+        println!(
+            "  {:<26} {:>10} {:>10} {:>10}",
+            "scope", "exclusive", "inclusive", "calls"
+        );
+        let mut rows: Vec<_> = self.by_name.iter().collect();
+        rows.sort_by_key(|row| std::cmp::Reverse(row.1.0));
+        let share = |v: i128| 100.0 * v as f64 / self.total.max(1) as f64;
+        for (name, (exclusive, inclusive, calls)) in rows.into_iter().take(top) {
+            let inclusive = if name.ends_with("(own)") {
+                "".to_string()
+            } else {
+                format!("{:.1}%", share(*inclusive))
+            };
+            println!(
+                "  {name:<26} {:>9.1}% {inclusive:>10} {calls:>10}",
+                share(*exclusive)
+            );
+        }
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
+    // `tracing` spans become profiler scopes inside sampled requests.
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(DynostatsLayer::new()),
+    )?;
     let _ = std::fs::remove_file(OUTPUT);
     let pipeline = Pipeline::builder()
         .sink(FileSink::create(OUTPUT)?)
@@ -299,8 +389,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stats = pipeline.shutdown()?;
     let mut report = Report::new();
     let mut multi_thread = (0, 0);
+    let mut scopes = ScopeTotals::default();
     for record in dynostats::read(std::fs::File::open(OUTPUT)?) {
         let record = record?;
+        if let Some(tree) = CallTree::from_record(&record) {
+            scopes.add(&tree);
+            continue;
+        }
         if record.kind == RecordKind::Request {
             multi_thread.0 += usize::from(record.threads.is_some_and(|t| t > 1));
             multi_thread.1 += 1;
@@ -316,6 +411,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.dropped_queue_full + stats.dropped_closed,
     );
     print_report(&report, &sent, multi_thread);
+    scopes.print(12);
     println!("\nfinished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

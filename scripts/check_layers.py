@@ -3,8 +3,8 @@
 nothing inside the crate imports through a root re-export.
 
 Layers, bottom up (ARCHITECTURE.md): sys -> counters, sample, error ->
-record -> sink, pipeline -> instrument, probe -> tower, profile, tracing,
-criterion -> report -> the binary. A module may use its own layer and the
+record -> sink, pipeline -> profile -> instrument, probe -> tower,
+tracing, criterion -> report -> the binary. A module may use its own layer and the
 ones below. Inside the crate, paths name the defining module
 (`crate::counters::Delta`), never a root re-export (`crate::Delta`).
 
@@ -20,8 +20,9 @@ LAYERS = [
     ["counters", "sample", "error"],
     ["record"],
     ["sink", "pipeline"],
+    ["profile"],
     ["instrument", "probe"],
-    ["tower", "profile", "tracing", "criterion"],
+    ["tower", "tracing", "criterion"],
     ["report"],
 ]
 LEVEL = {m: i for i, ms in enumerate(LAYERS) for m in ms}

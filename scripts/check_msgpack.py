@@ -54,8 +54,12 @@ OPTIONAL = {
     "cancelled": "true",
     "forced": "true",
     "error": "str",
+    "id": "u64",
     "detail": "detail",
 }
+TIMERS = {"instructions", "cycles", "cpu_ns", "wall_ns", "rss"}
+I64_MIN = -(2**63)
+I64_MAX = 2**63 - 1
 
 
 def is_uint(value, bits):
@@ -64,6 +68,76 @@ def is_uint(value, bits):
         and not isinstance(value, bool)
         and 0 <= value < 2**bits
     )
+
+
+def is_int(value):
+    """A signed 64-bit integer (profile amounts can be negative)."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and I64_MIN <= value <= I64_MAX
+    )
+
+
+def check_nodes(nodes):
+    """The call tree of a profile record: root first, parents first."""
+    if not isinstance(nodes, list) or not nodes:
+        return ["detail.nodes is not a non-empty array"]
+    problems = []
+    node_keys = {"name", "parent", "calls", "inclusive", "exclusive", "recursive"}
+    for i, node in enumerate(nodes):
+        where = f"detail.nodes[{i}]"
+        if not isinstance(node, dict):
+            problems.append(f"{where} is not a map")
+            continue
+        for key in node:
+            if key not in node_keys:
+                problems.append(f"{where} has an undocumented key {key!r}")
+        if not isinstance(node.get("name"), str):
+            problems.append(f"{where}.name is not a string")
+        if not is_uint(node.get("calls"), 64):
+            problems.append(f"{where}.calls is not an unsigned integer")
+        for key in ("inclusive", "exclusive"):
+            if not is_int(node.get(key)):
+                problems.append(f"{where}.{key} is not a signed 64-bit integer")
+        if "recursive" in node and node["recursive"] is not True:
+            problems.append(f"{where}.recursive must be absent or true")
+        parent = node.get("parent")
+        if i == 0:
+            if parent is not None:
+                problems.append("detail.nodes[0] is the root and has no parent")
+        elif not (is_uint(parent, 32) and parent < i):
+            problems.append(f"{where}.parent is not the index of an earlier node")
+    return problems
+
+
+def check_profile(record):
+    """What a profile record must hold, and that its tree adds up."""
+    detail = record.get("detail")
+    if not isinstance(detail, dict):
+        return ["a profile record needs a detail map"]
+    problems = []
+    for key in ("timer", "nodes", "overhead"):
+        if key not in detail:
+            problems.append(f"a profile record needs detail.{key}")
+    if "id" not in record:
+        problems.append("a profile record needs the id of its region or request")
+    if problems:
+        return problems
+    nodes = detail["nodes"]
+    if all(isinstance(n, dict) and is_int(n.get("exclusive")) for n in nodes) and is_int(
+        detail["overhead"]
+    ):
+        exclusive = sum(n["exclusive"] for n in nodes)
+        root = nodes[0].get("inclusive")
+        if exclusive + detail["overhead"] != root:
+            problems.append(
+                f"exclusive amounts ({exclusive}) plus overhead ({detail['overhead']}) "
+                f"are not the root's inclusive amount ({root})"
+            )
+        if "total" in detail and detail["total"] != root:
+            problems.append("detail.total is not the root's inclusive amount")
+    return problems
 
 
 def str_map(value, check_value):
@@ -77,11 +151,22 @@ def str_map(value, check_value):
 def check_detail(detail):
     problems = []
     known = {"counters", "stats", "sinks", "errors"}
+    profile = {"timer", "timer_requested", "timer_fallback", "total", "overhead", "nodes"}
     if not isinstance(detail, dict):
         return ["detail is not a map"]
     for key in detail:
-        if key not in known:
+        if key not in known and key not in profile:
             problems.append(f"detail has an undocumented key {key!r}")
+    for key in ("timer", "timer_requested"):
+        if key in detail and detail[key] not in TIMERS:
+            problems.append(f"detail.{key} is not one of {sorted(TIMERS)}")
+    if "timer_fallback" in detail and not isinstance(detail["timer_fallback"], str):
+        problems.append("detail.timer_fallback is not a string")
+    for key in ("total", "overhead"):
+        if key in detail and not is_int(detail[key]):
+            problems.append(f"detail.{key} is not a signed 64-bit integer")
+    if "nodes" in detail:
+        problems.extend(check_nodes(detail["nodes"]))
     if "counters" in detail and not str_map(detail["counters"], lambda v: isinstance(v, str)):
         problems.append("detail.counters is not a map of strings")
     if "stats" in detail and not str_map(detail["stats"], lambda v: is_uint(v, 64)):
@@ -172,6 +257,8 @@ def check_record(record):
             problems.append("a status record needs detail.counters and detail.stats")
         if record.get("weight") != 0:
             problems.append("a status record has weight 0")
+    if record.get("kind") == "profile":
+        problems.extend(check_profile(record))
     if record.get("forced") is True and record.get("weight") != 0:
         problems.append("a forced record has weight 0")
     return problems

@@ -31,7 +31,9 @@
 //!
 //! Instrument code, never configure where records go: [`measure`],
 //! [`measure_fn`] and [`Region`] measure 1 in N code regions
-//! ([`set_sample_rate`]), [`Measure::measured`] measures a future per poll.
+//! ([`set_sample_rate`]), [`Measure::measured`] measures a future per poll,
+//! and [`scope`] marks the parts whose share of a sampled region the
+//! profiler reports ([`profile`]).
 //! Until the executable installs a pipeline, all of it is one branch.
 //!
 //! # In executables
@@ -60,6 +62,7 @@
 //! | [`pipeline`] | the queue, the writer thread, [`emit`], [`install`], statistics and status records |
 //! | [`instrument`] | sampled guards and futures measured per poll |
 //! | [`probe`](mod@probe) | what this machine can measure, why not, and at what cost |
+//! | [`profile`] | the sampled scope profiler: [`scope`], [`scope_fn`], call trees in `profile` records |
 //! | [`tower`] | the tower middleware (feature `tower`) |
 //! | `criterion` | criterion `Measurement`s in instructions, cycles and CPU time (feature `criterion`) |
 //! | [`report`] | aggregation of records for the `dynostats` command |
@@ -73,6 +76,8 @@
 //! - `cli`: the `dynostats` command.
 //! - `criterion`: `dynostats::criterion`, criterion measurements in
 //!   instructions, cycles and CPU time.
+//! - `tracing`: `tracing::DynostatsLayer`, a `tracing-subscriber` layer that
+//!   makes spans profiler scopes.
 //!
 //! See `ARCHITECTURE.md` for the layers and the data flow.
 #![deny(missing_docs)]
@@ -89,6 +94,7 @@ mod error;
 pub mod instrument;
 pub mod pipeline;
 pub mod probe;
+pub mod profile;
 pub mod record;
 pub mod report;
 pub mod sample;
@@ -98,12 +104,16 @@ mod sys;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub mod tracing;
 
 pub use counters::{Delta, Snapshot, snapshot};
 pub use error::Error;
 pub use instrument::{Measure, Measured, Region, RegionGuard, measure, measure_fn};
 pub use pipeline::{Pipeline, emit, install};
 pub use probe::probe;
+pub use profile::{scope, scope_fn};
 pub use record::{Record, RecordKind, read};
 pub use report::Report;
 pub use sample::{sample_rate, set_sample_rate};

@@ -582,3 +582,228 @@ fn tower_layer_request_record_is_the_handler_loop_plus_a_fixed_overhead() {
         N * per_iteration(),
     );
 }
+
+// The profiler, with instructions as its timer.
+
+/// Runs `f` on a fresh thread with a pipeline scoped to it; every record.
+fn all_records<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> (R, Vec<Record>) {
+    std::thread::spawn(move || {
+        let memory = MemorySink::new();
+        let pipeline = Pipeline::builder()
+            .sink(memory.clone())
+            .status_interval(None)
+            .build()
+            .expect("pipeline");
+        let result = {
+            let _scope = pipeline.scoped();
+            f()
+        };
+        pipeline.flush().expect("flush");
+        (result, memory.records())
+    })
+    .join()
+    .unwrap()
+}
+
+/// The synthetic tree: `a` (loop) { `b` (loop), `c` (loop) { `b` (loop) } },
+/// twice, then `d` (loop). Each loop runs `n` times its weight in
+/// iterations; not inlined, so the same code runs for every `n`.
+#[inline(never)]
+fn profiled_tree(n: u64) {
+    for _ in 0..2 {
+        let _a = dynostats::scope("a");
+        dynostats::probe::known_loop(n);
+        dynostats::scope_fn("b", || dynostats::probe::known_loop(2 * n));
+        {
+            let _c = dynostats::scope("c");
+            dynostats::probe::known_loop(3 * n);
+            dynostats::scope_fn("b", || dynostats::probe::known_loop(4 * n));
+        }
+    }
+    dynostats::scope_fn("d", || dynostats::probe::known_loop(5 * n));
+}
+
+/// How far a scope's exclusive instructions may be from the work in it,
+/// per call (the call of that work, and the profiler's bookkeeping where
+/// it differs from the calibrated one).
+const RESIDUE_PER_CALL: i64 = 24;
+/// And per child path: looking children up among more siblings than the
+/// calibration had, and walking a new node's ancestors.
+const RESIDUE_PER_CHILD: i64 = 16;
+
+/// Per path: (calls, inclusive, exclusive).
+fn tree_figures(record: &Record) -> Vec<(String, u64, i64, i64)> {
+    let tree = dynostats::profile::CallTree::from_record(record).expect("a profile");
+    (1..tree.nodes().len())
+        .map(|i| {
+            let n = &tree.nodes()[i];
+            (
+                tree.path(i)[1..].join("/"),
+                n.calls,
+                n.inclusive,
+                n.exclusive,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn profile_amounts_are_the_known_loops_exactly_in_instructions() {
+    if !require_pmu("profile_amounts_are_the_known_loops_exactly_in_instructions") {
+        return;
+    }
+    for user in [false, true] {
+        let access = user_access(user);
+        if access.enabled != user {
+            report(&format!(
+                "SKIP profile with user access {user}: cannot change it here"
+            ));
+            continue;
+        }
+        let (pair, records) = all_records(|| {
+            dynostats::set_sample_rate(1);
+            for n in [0, N / 10] {
+                for _ in 0..pmu_support::RUNS {
+                    let guard = dynostats::measure("tree");
+                    assert!(guard.is_sampled());
+                    profiled_tree(n);
+                    drop(guard);
+                }
+            }
+            dynostats::profile::calibration(dynostats::profile::Timer::Instructions)
+        });
+        let profiles: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Profile)
+            .collect();
+        let regions: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Region)
+            .collect();
+        assert_eq!(profiles.len(), 2 * pmu_support::RUNS);
+        assert_eq!(regions.len(), 2 * pmu_support::RUNS);
+        for (region, profile) in regions.iter().zip(&profiles) {
+            assert_eq!(region.id, profile.id);
+            let detail = profile.detail.as_ref().unwrap();
+            assert_eq!(detail.timer.as_deref(), Some("instructions"), "{profile:?}");
+            assert_eq!(detail.total, region.instructions.map(|i| i as i64));
+            let sum: i64 = detail.nodes.iter().map(|n| n.exclusive).sum();
+            assert_eq!(sum + detail.overhead.unwrap(), detail.total.unwrap());
+        }
+        let empty = tree_figures(profiles[0]);
+        let full = tree_figures(profiles[pmu_support::RUNS]);
+        report(&format!(
+            "profile (user access {user}): calibration (base, pair) {pair:?}; per path \
+             (calls, inclusive, exclusive) with empty loops {empty:?}, with loops {full:?}; \
+             root of the empty run {:?}",
+            profiles[0].detail.as_ref().unwrap().nodes[0]
+        ));
+        let it = per_iteration() as i64;
+        let unit = (N / 10) as i64 * it;
+        // Loop instructions directly in each path, and below it.
+        let expected: [(&str, u64, i64, i64); 5] = [
+            ("a", 2, 2 * (1 + 2 + 3 + 4) * unit, 2 * unit),
+            ("a/b", 2, 2 * 2 * unit, 2 * 2 * unit),
+            ("a/c", 2, 2 * (3 + 4) * unit, 2 * 3 * unit),
+            ("a/c/b", 2, 2 * 4 * unit, 2 * 4 * unit),
+            ("d", 1, 5 * unit, 5 * unit),
+        ];
+        assert_eq!(full.len(), expected.len(), "{full:?}");
+        for (path, calls, inclusive, exclusive) in expected {
+            let e = empty.iter().find(|f| f.0 == path).expect(path);
+            let f = full.iter().find(|f| f.0 == path).expect(path);
+            assert_eq!((e.1, f.1), (calls, calls), "{path}: calls");
+            // Exactly the loops, over what the same scopes measure around
+            // empty loops.
+            assert_eq!(f.2 - e.2, inclusive, "{path}: inclusive");
+            assert_eq!(f.3 - e.3, exclusive, "{path}: exclusive");
+            // What remains around empty loops: the calls of known_loop and
+            // scope_fn's closures, and the bookkeeping's variation from the
+            // calibration (children looked up among more siblings, the
+            // ancestor walk of a new node): a stated constant per call.
+            let children = empty
+                .iter()
+                .filter(|f| {
+                    f.0.strip_prefix(path)
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .is_some_and(|rest| !rest.contains('/'))
+                })
+                .count() as i64;
+            assert!(
+                e.3.abs() <= RESIDUE_PER_CALL * calls as i64 + RESIDUE_PER_CHILD * children,
+                "{path}: empty-loop residue {e:?} ({children} children)"
+            );
+        }
+        if exact_guest() {
+            // Every run gives the same tree.
+            for p in &profiles[..pmu_support::RUNS] {
+                assert_eq!(tree_figures(p), empty);
+            }
+            for p in &profiles[pmu_support::RUNS..] {
+                assert_eq!(tree_figures(p), full);
+            }
+        }
+    }
+}
+
+/// A scope held across `.await`: only this task's polls are charged to it,
+/// whatever ran on the thread between them.
+#[test]
+fn profile_of_a_future_counts_a_scope_across_polls_exactly() {
+    if !require_pmu("profile_of_a_future_counts_a_scope_across_polls_exactly") {
+        return;
+    }
+    let _access = user_access(false);
+    const POLLS: u32 = 4;
+    let (own, other) = (N / 10, N);
+    let (_, records) = all_records(move || {
+        dynostats::set_sample_rate(1);
+        let mut cx = Context::from_waker(Waker::noop());
+        for n in [0, own] {
+            for _ in 0..pmu_support::RUNS {
+                let mut mine = Box::pin(
+                    async move {
+                        let _held = dynostats::scope("held");
+                        KnownWork {
+                            polls: POLLS,
+                            iterations: n,
+                        }
+                        .await;
+                    }
+                    .measured("future-scope"),
+                );
+                let mut theirs = Box::pin(KnownWork {
+                    polls: POLLS,
+                    iterations: other,
+                });
+                for _ in 0..POLLS {
+                    let _ = mine.as_mut().poll(&mut cx);
+                    let _ = theirs.as_mut().poll(&mut cx);
+                    dynostats::probe::known_loop(other);
+                }
+                drop(mine);
+            }
+        }
+    });
+    let profiles: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Profile)
+        .collect();
+    assert_eq!(profiles.len(), 2 * pmu_support::RUNS);
+    let held = |p: &Record| tree_figures(p)[0].clone();
+    let (empty, full) = (held(profiles[0]), held(profiles[pmu_support::RUNS]));
+    report(&format!(
+        "scope held across {POLLS} polls: empty {empty:?}, loop {full:?}; resumes {:?}",
+        profiles[0].detail.as_ref().unwrap().stats.get("resumes")
+    ));
+    assert_eq!(full.0, "held");
+    assert_eq!(full.1, 1);
+    assert_eq!(
+        full.2 - empty.2,
+        i64::from(POLLS) * own as i64 * per_iteration() as i64
+    );
+    assert!(
+        empty.2.abs() <= RESIDUE_PER_CALL * i64::from(POLLS),
+        "{empty:?}"
+    );
+}

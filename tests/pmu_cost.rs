@@ -160,6 +160,7 @@ fn snapshot_costs(meter: &mut Meter, user: bool) -> Vec<Figure> {
             ("measure_sampled_user", regions.guard_cost),
             ("guard_overhead_user", regions.guard_overhead),
             ("future_overhead_4_polls_user", regions.future_overhead),
+            ("scope_sampled_user", regions.scope_pair),
         ]
     } else {
         vec![
@@ -169,6 +170,7 @@ fn snapshot_costs(meter: &mut Meter, user: bool) -> Vec<Figure> {
             ("measure_sampled_read", regions.guard_cost),
             ("guard_overhead_read", regions.guard_overhead),
             ("future_overhead_4_polls_read", regions.future_overhead),
+            ("scope_sampled_read", regions.scope_pair),
         ]
     };
     #[cfg(feature = "tower")]
@@ -191,6 +193,7 @@ struct RegionCosts {
     guard_cost: u64,
     guard_overhead: u64,
     future_overhead: u64,
+    scope_pair: u64,
     #[cfg(feature = "tower")]
     layer_cost: u64,
     #[cfg(feature = "tower")]
@@ -245,6 +248,15 @@ fn region_costs(path: ReadPath) -> RegionCosts {
     for _ in 0..pmu_support::RUNS {
         empty_guard();
     }
+    // A profiler scope entered and left inside a sampled region, timed in
+    // instructions on this thread's read path.
+    let region = dynostats::measure("scope-cost");
+    assert!(region.is_sampled());
+    drop(dynostats::scope("pair"));
+    let scope_pair = meter.cost(|| {
+        drop(black_box(dynostats::scope("pair")));
+    });
+    drop(region);
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..pmu_support::RUNS {
         let mut future = Box::pin(FourPolls(0).measured("future-overhead"));
@@ -278,6 +290,7 @@ fn region_costs(path: ReadPath) -> RegionCosts {
         guard_cost,
         guard_overhead: smallest("guard-overhead", RecordKind::Region),
         future_overhead: smallest("future-overhead", RecordKind::Region),
+        scope_pair,
         #[cfg(feature = "tower")]
         layer_cost,
         #[cfg(feature = "tower")]
@@ -341,6 +354,11 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
         layered_cost.saturating_sub(bare_cost)
     };
 
+    // A profiler scope outside any sampled region: one check.
+    let unsampled_scope_cost = meter.cost(|| {
+        drop(black_box(dynostats::scope("unsampled")));
+    });
+
     let record = sample_record();
     let mut buf = Vec::with_capacity(512);
     let encode_cost = meter.cost(|| {
@@ -352,6 +370,7 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
         ("delta_between", delta_cost),
         ("sampler_unsampled", unsampled_cost),
         ("measure_unsampled", unsampled_guard_cost),
+        ("scope_unsampled", unsampled_scope_cost),
         ("record_encode", encode_cost),
     ];
     #[cfg(feature = "tower")]

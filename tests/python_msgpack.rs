@@ -162,3 +162,46 @@ fn python_rejects_nil_counters_and_trailing_bytes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn python_decodes_profile_records_and_their_tree_adds_up() {
+    if !python_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profile.msgpack");
+    let pipeline = Pipeline::builder()
+        .sink(FileSink::create(&path).unwrap())
+        .status_interval(None)
+        .build()
+        .unwrap();
+    pipeline.in_scope(|| {
+        dynostats::Region::forced("checkout").run(|| {
+            let _outer = dynostats::scope("price");
+            dynostats::scope_fn("tax", || std::hint::black_box((0..1000u64).sum::<u64>()));
+        })
+    });
+    pipeline.shutdown().unwrap();
+
+    let out = run_check(&path);
+    assert!(
+        out.status.success(),
+        "check_msgpack.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ours: Vec<Record> = dynostats::read(std::fs::File::open(&path).unwrap())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (py, rs) in python.iter().zip(&ours) {
+        assert_eq!(py, &serde_json::to_value(rs).unwrap());
+    }
+    let region = python.iter().find(|r| r["kind"] == "region").unwrap();
+    let profile = python.iter().find(|r| r["kind"] == "profile").unwrap();
+    assert_eq!(region["id"], profile["id"]);
+    let nodes = profile["detail"]["nodes"].as_array().unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["checkout", "price", "tax"]);
+    assert_eq!(nodes[2]["parent"], 1);
+    assert!(nodes[0].get("parent").is_none());
+}

@@ -346,6 +346,37 @@ impl Counters {
         }
     }
 
+    /// The raw value of one counter now, as cheaply as it can be read: a
+    /// hardware counter through its mmap page when the kernel allows it,
+    /// else one `read(2)` of the group; CPU time and wall time from their
+    /// clocks; RSS from the kept `/proc/self/statm` descriptor. Not scaled
+    /// for multiplexing (a raw count, as in a [`Snapshot`]). `None` when the
+    /// counter is not in the set, was not opened or the read failed. The
+    /// profiler's timer (`crate::profile`).
+    pub(crate) fn read_one(&self, counter: Counter) -> Option<u64> {
+        match counter {
+            Counter::Instructions | Counter::Cycles => {
+                let group = self.group.as_ref()?;
+                if let Some((_, page)) = group.user.iter().find(|(c, _)| *c == counter) {
+                    if let Some(v) = page.read() {
+                        return Some(v.count);
+                    }
+                }
+                let mut s = Snapshot::default();
+                read_group(group, &mut s);
+                if counter == Counter::Instructions {
+                    s.instructions
+                } else {
+                    s.cycles
+                }
+            }
+            Counter::CpuTime => sys::thread_cpu_ns(),
+            Counter::WallTime => Some(sys::monotonic_ns()),
+            Counter::Rss => self.rss_bytes(),
+            _ => None,
+        }
+    }
+
     /// Fills `s`, a default snapshot, for the start of a region: hardware
     /// counters last; RSS and peak RSS only when `memory`.
     #[inline(always)]

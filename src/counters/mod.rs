@@ -26,7 +26,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use group::Counters;
 pub use snapshot::{Delta, Snapshot};
-pub(crate) use thread::{memory_now, snapshot_end_counts, snapshot_start_counts};
+pub(crate) use thread::{memory_now, read_counter, snapshot_end_counts, snapshot_start_counts};
 pub use thread::{
     set_thread_counters, snapshot, snapshot_end, snapshot_start, thread_counter_set,
     with_thread_counters,

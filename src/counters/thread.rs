@@ -36,6 +36,11 @@ thread_local! {
 /// Runs `f` with this thread's counters, opening them on first use and
 /// reopening them after a `fork`. Returns `None` while the thread is being
 /// torn down.
+///
+/// Inlined: the snapshots of guards and measured futures read the counters
+/// through it, and out of line its call and the copy of the snapshot it
+/// returns fall between a region's two counter reads.
+#[inline]
 pub fn with_thread_counters<R>(f: impl FnOnce(&mut Counters) -> R) -> Option<R> {
     THREAD
         .try_with(|cell| {
@@ -122,4 +127,12 @@ pub(crate) fn snapshot_end_counts() -> Snapshot {
 /// read them ([`Counters::rss_bytes`], [`Counters::peak_rss_bytes`]).
 pub(crate) fn memory_now() -> (Option<u64>, Option<u64>) {
     with_thread_counters(|c| (c.rss_bytes(), c.peak_rss_bytes())).unwrap_or_default()
+}
+
+/// The raw value of one of the calling thread's counters now
+/// ([`Counters::read_one`]); `None` when it is not open on this thread or
+/// while the thread is being torn down.
+#[inline]
+pub(crate) fn read_counter(counter: super::Counter) -> Option<u64> {
+    with_thread_counters(|c| c.read_one(counter)).flatten()
 }

@@ -3,13 +3,13 @@
 //! a service's `call`) in which it ran, on whichever thread ran them, and
 //! the one path by which such a task's record is finished.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::counters::{self, Delta, Snapshot};
 use crate::pipeline;
-use std::borrow::Cow;
-
+use crate::profile::{self, Installed, TaskProfile};
 use crate::record::{Record, RecordKind};
 use crate::sys;
 
@@ -84,6 +84,9 @@ pub(crate) struct PollAccounting {
     first_unix_ns: u64,
     /// The segment in progress. Still set when the inner code panicked.
     open: Option<OpenSegment>,
+    /// The task's profile between segments: installed as the thread's
+    /// current profile around each segment ([`measure`](Self::measure)).
+    profile: TaskProfile,
 }
 
 /// A measured segment that has started and not yet ended.
@@ -130,12 +133,24 @@ impl PollAccounting {
         }
     }
 
-    /// Runs `f` as one measured segment.
+    /// Runs `f` as one measured segment, with the task's profile installed
+    /// as the thread's current one: scopes entered in `f` are the task's.
+    ///
+    /// The profile is put on before the segment's start snapshot and taken
+    /// off after its end snapshot, so that installing it is not measured;
+    /// inside, the task's virtual clock is restarted and stopped (one timer
+    /// read each, only when the task has scopes open across the boundary).
+    /// A panic in `f` discards the task's profile (the displaced profile of
+    /// an enclosing region, if any, is restored).
     #[inline]
     pub(crate) fn measure<R>(&mut self, poll: bool, f: impl FnOnce() -> R) -> R {
+        let installed = Installed::new(&mut self.profile);
         self.begin(poll);
+        profile::resume();
         let r = f();
+        profile::suspend();
         self.end();
+        installed.finish(&mut self.profile);
         r
     }
 
@@ -206,6 +221,9 @@ impl PollAccounting {
     ///
     /// A panic inside a segment gives `cancelled: true, error: "panic"`;
     /// otherwise `cancelled` is `!completed` and `error` is `error`.
+    ///
+    /// When the task entered profiler scopes, its `profile` record is
+    /// emitted right after, linked by the shared `id`.
     pub(crate) fn finish(
         &mut self,
         kind: RecordKind,
@@ -225,7 +243,11 @@ impl PollAccounting {
             record.cancelled = !completed;
             record.error = error.map(Cow::Borrowed);
         }
+        let profile = profile::attach(&mut self.profile, &mut record);
         pipeline::emit(record);
+        if let Some(profile) = profile {
+            pipeline::emit(profile);
+        }
     }
 }
 

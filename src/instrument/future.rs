@@ -106,6 +106,7 @@ impl<F> Measured<F> {
     /// Nothing is measured while no pipeline is installed or scoped.
     pub fn new(inner: F, name: impl Into<Cow<'static, str>>, weight: Option<u64>) -> Measured<F> {
         let state = weight.filter(|_| records_wanted()).map(|weight| {
+            crate::profile::prepare();
             Box::new(RegionState {
                 name: name.into(),
                 weight,

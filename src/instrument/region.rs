@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 
 use crate::counters::{self, Delta, PhantomNotSend, Snapshot};
 use crate::pipeline;
+use crate::profile::{self, Installed, TaskProfile};
 use crate::record::{Record, RecordKind};
 use crate::sample::{SAMPLER, Sampler};
 
@@ -59,6 +60,7 @@ impl Region {
         if !pipeline::is_active() {
             return Region { active: None };
         }
+        profile::prepare();
         let mut record = Record::new(RecordKind::Region, name);
         record.weight = weight;
         record.forced = forced;
@@ -66,6 +68,7 @@ impl Region {
             active: Some(Box::new(Active {
                 record,
                 start: Snapshot::default(),
+                profile: None,
             })),
         }
     }
@@ -105,6 +108,8 @@ impl Region {
 
 #[cold]
 fn start_active(mut active: Box<Active>) -> Box<Active> {
+    // Scopes in the region are its own until it ends.
+    active.profile = Some(Installed::new(&mut TaskProfile::default()));
     // Last, so that the region's own setup is not measured.
     active.start = counters::snapshot_start();
     active
@@ -114,6 +119,8 @@ fn start_active(mut active: Box<Active>) -> Box<Active> {
 struct Active {
     record: Record,
     start: Snapshot,
+    /// The region's profile, installed on this thread while it runs.
+    profile: Option<Installed>,
 }
 
 /// Measures a code region until dropped; see [`measure`](super::measure).
@@ -145,9 +152,28 @@ impl Drop for RegionGuard {
 
 #[cold]
 fn finish(active: Box<Active>) {
+    // First, and in a small function: what follows would otherwise save
+    // more registers before this read, inside the measured instructions.
     let end = counters::snapshot_end();
-    let Active { mut record, start } = *active;
+    deliver(active, end);
+}
+
+#[inline(never)]
+fn deliver(active: Box<Active>, end: Snapshot) {
+    let Active {
+        mut record,
+        start,
+        profile,
+    } = *active;
+    let mut task = TaskProfile::default();
+    if let Some(installed) = profile {
+        installed.finish(&mut task);
+    }
     record.set_delta(&Delta::between(&start, &end));
     record.cancelled = std::thread::panicking();
+    let profile = profile::attach(&mut task, &mut record);
     pipeline::emit(record);
+    if let Some(profile) = profile {
+        pipeline::emit(profile);
+    }
 }

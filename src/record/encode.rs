@@ -43,6 +43,7 @@ impl Record {
             forced,
             error,
             pid,
+            id,
             detail,
         } = self;
         let optional_counters = [
@@ -72,6 +73,7 @@ impl Record {
                 .count()
             + flags.iter().filter(|(_, f)| **f).count()
             + usize::from(error.is_some())
+            + usize::from(id.is_some())
             + usize::from(detail.is_some());
         let w = &mut msgpack::Writer(buf);
         w.map_len(len);
@@ -109,6 +111,9 @@ impl Record {
             w.str("error", error);
         }
         w.uint("pid", u64::from(*pid));
+        if let Some(id) = id {
+            w.uint("id", *id);
+        }
         if let Some(detail) = detail {
             w.key("detail");
             // Rare (status and profile records): serde's encoding.
@@ -147,7 +152,7 @@ mod msgpack {
 mod tests {
     use super::*;
     use crate::counters::ReadPath;
-    use crate::record::{Detail, RecordKind};
+    use crate::record::{Detail, ProfileNode, RecordKind};
 
     /// The reference encoding: serde's, field names as keys.
     fn serde_encoding(r: &Record) -> Vec<u8> {
@@ -180,6 +185,7 @@ mod tests {
         full.cancelled = true;
         full.forced = true;
         full.error = Some("boom".into());
+        full.id = Some(u64::MAX - 1);
         let mut status = Record::new(RecordKind::Status, "dynostats");
         let mut detail = Detail::default();
         detail.counters.insert("instructions".into(), "ok".into());
@@ -189,11 +195,36 @@ mod tests {
             .insert("memory".into(), [("records_written".to_string(), 4)].into());
         detail.errors.insert("file:/x".into(), "disk full".into());
         status.detail = Some(detail);
+        let mut profile = Record::new(RecordKind::Profile, "/users/{id}");
+        profile.id = Some(7);
+        let mut detail = Detail {
+            timer: Some("cpu_ns".into()),
+            timer_requested: Some("instructions".into()),
+            timer_fallback: Some("no hardware PMU (ENOENT)".into()),
+            total: Some(1000),
+            overhead: Some(-3),
+            ..Detail::default()
+        };
+        detail.stats.insert("scopes".into(), 2);
+        let root = ProfileNode {
+            name: "/users/{id}".into(),
+            calls: 1,
+            inclusive: 1000,
+            exclusive: 400,
+            ..ProfileNode::default()
+        };
+        let mut child = root.clone();
+        child.name = "db".into();
+        child.parent = Some(0);
+        child.recursive = true;
+        child.exclusive = -1;
+        detail.nodes = vec![root, child];
+        profile.detail = Some(detail);
         let mut kinds = Vec::new();
         for kind in [RecordKind::Profile, RecordKind::Status] {
             kinds.push(Record::new(kind, "k"));
         }
-        for r in [bare, full, status].iter().chain(&kinds) {
+        for r in [bare, full, status, profile].iter().chain(&kinds) {
             assert_eq!(r.to_msgpack(), serde_encoding(r), "{r:?}");
             assert_eq!(&Record::from_msgpack(&r.to_msgpack()).unwrap(), r);
         }

@@ -189,6 +189,13 @@ pub struct Record {
     pub error: Option<Cow<'static, str>>,
     /// Process id of the writer.
     pub pid: u32,
+    /// Links a region or request record to its `profile` record: both carry
+    /// the same id, present only when the region or request entered
+    /// profiler scopes (see [`crate::profile`]). Unique within the process
+    /// (`pid`), and across processes with high probability (a random
+    /// per-process base plus a counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     /// Extra fields of `status` and `profile` records, as a nested map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<Detail>,
@@ -217,6 +224,56 @@ pub struct Detail {
     /// Status: the last error of each sink, by sink name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, String>,
+    /// Profile: the timer the amounts are in (`"instructions"`, `"cycles"`,
+    /// `"cpu_ns"`, `"wall_ns"` or `"rss"`), the one actually read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<String>,
+    /// Profile: the timer that was asked for, when it could not be read
+    /// and [`timer`](Self::timer) is the fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer_requested: Option<String>,
+    /// Profile: why the requested timer could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer_fallback: Option<String>,
+    /// Profile: the region's or request's total in the timer's unit (the
+    /// root node's inclusive amount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    /// Profile: the profiler's own amount, taken off the scopes (the
+    /// calibrated cost of its enter/exit pairs and poll resumptions), so
+    /// that the exclusive amounts of all nodes plus this equal
+    /// [`total`](Self::total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead: Option<i64>,
+    /// Profile: the call tree, root (the region or request itself) first;
+    /// every node's parent comes before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<ProfileNode>,
+}
+
+/// One node of a profile's call tree: one full path of scopes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProfileNode {
+    /// The scope name (the region or request name for the root).
+    pub name: String,
+    /// Index of the parent node in [`Detail::nodes`]; absent for the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
+    /// How many times the scope was entered on this path (exact).
+    pub calls: u64,
+    /// Amount from entering to leaving the scope, the profiler's own cost
+    /// taken off; a scope on the stack more than once on this node is
+    /// counted once.
+    pub inclusive: i64,
+    /// [`inclusive`](Self::inclusive) minus the inclusive amounts of the
+    /// node's children: what the scope spent itself.
+    pub exclusive: i64,
+    /// True when a node of the same name is an ancestor: its inclusive
+    /// amount is already inside that ancestor's, so a per-name inclusive
+    /// total leaves it out.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recursive: bool,
 }
 
 /// The process id, cached: `getpid` is a system call, and a record is made
@@ -275,6 +332,7 @@ impl Record {
             forced: false,
             error: None,
             pid: current_pid(),
+            id: None,
             detail: None,
         }
     }
@@ -308,6 +366,7 @@ impl Record {
             forced: false,
             error: None,
             pid: 0,
+            id: None,
             detail: None,
         }
     }

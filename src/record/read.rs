@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read};
 
-use super::{Detail, Labels, Name, Record, RecordKind};
+use super::{Detail, Labels, Name, ProfileNode, Record, RecordKind};
 use crate::counters::ReadPath;
 use crate::error::Error;
 
@@ -577,7 +577,7 @@ enum Head<'a> {
     Bool(bool),
     Uint(u64),
     /// A negative integer.
-    Neg,
+    Neg(i64),
     Float,
     Str(&'a [u8]),
     Bin,
@@ -592,7 +592,7 @@ impl Head<'_> {
             Head::Nil => "nil",
             Head::Bool(_) => "a boolean",
             Head::Uint(_) => "an unsigned integer",
-            Head::Neg => "a negative integer",
+            Head::Neg(_) => "a negative integer",
             Head::Float => "a float",
             Head::Str(_) => "a string",
             Head::Bin => "binary data",
@@ -710,7 +710,7 @@ impl<'a> Cursor<'a> {
                 if v >= 0 {
                     Head::Uint(v as u64)
                 } else {
-                    Head::Neg
+                    Head::Neg(v)
                 }
             }
             0xd4..=0xd8 => {
@@ -723,7 +723,7 @@ impl<'a> Cursor<'a> {
             }
             0xdc | 0xdd => Head::Array(self.be(2 << (marker - 0xdc))?),
             0xde | 0xdf => Head::Map(self.be(2 << (marker - 0xde))?),
-            0xe0..=0xff => Head::Neg,
+            0xe0..=0xff => Head::Neg(i64::from(marker as i8)),
         };
         self.room_for(head.children())?;
         Ok(head)
@@ -813,6 +813,7 @@ enum Field {
     Forced,
     Error,
     Pid,
+    Id,
     Detail,
 }
 
@@ -871,7 +872,7 @@ impl Field {
             .map(|i| Field::ALL[i])
     }
 
-    const ALL: [Field; 26] = [
+    const ALL: [Field; 27] = [
         Field::V,
         Field::Kind,
         Field::Ts,
@@ -897,10 +898,11 @@ impl Field {
         Field::Forced,
         Field::Error,
         Field::Pid,
+        Field::Id,
         Field::Detail,
     ];
 
-    const KEYS: [&'static str; 26] = [
+    const KEYS: [&'static str; 27] = [
         "v",
         "kind",
         "ts",
@@ -926,6 +928,7 @@ impl Field {
         "forced",
         "error",
         "pid",
+        "id",
         "detail",
     ];
 
@@ -951,10 +954,10 @@ const fn pack(key: &[u8]) -> (usize, u128) {
 }
 
 /// [`pack`] of every field's key, in [`Field::ALL`] order.
-const FIELDS: [(usize, u128); 26] = {
-    let mut packed = [(0, 0u128); 26];
+const FIELDS: [(usize, u128); 27] = {
+    let mut packed = [(0, 0u128); 27];
     let mut i = 0;
-    while i < 26 {
+    while i < 27 {
         packed[i] = pack(Field::KEYS[i].as_bytes());
         i += 1;
     }
@@ -1016,6 +1019,71 @@ fn uint<'a>(
             Ok(None)
         }
     }
+}
+
+/// A signed 64-bit integer (the amounts of profile records).
+fn int<'a>(
+    c: &mut Cursor<'a>,
+    problem: &mut Problem,
+    head: Head<'a>,
+    key: &'static str,
+    level: usize,
+) -> Result<Option<i64>, Stop> {
+    match head {
+        Head::Uint(v) if v <= i64::MAX as u64 => Ok(Some(v as i64)),
+        Head::Neg(v) => Ok(Some(v)),
+        _ => {
+            wrong_type(c, problem, head, key, "a signed 64-bit integer", level)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The call tree of a profile record: an array of node maps.
+fn decode_nodes<'a>(
+    c: &mut Cursor<'a>,
+    problem: &mut Problem,
+    head: Head<'a>,
+    nodes: &mut Vec<ProfileNode>,
+) -> Result<(), Stop> {
+    const KEY: &str = "detail.nodes";
+    let Head::Array(n) = head else {
+        return wrong_type(c, problem, head, KEY, "an array", 3);
+    };
+    nodes.clear();
+    for _ in 0..n {
+        let node_head = c.head()?;
+        let mut node = ProfileNode::default();
+        string_map(c, problem, node_head, KEY, 4, |c, problem, k, v| {
+            match k {
+                "name" => {
+                    if let Some(s) = string(c, problem, v, KEY)? {
+                        node.name = s.to_string();
+                    }
+                }
+                "parent" => {
+                    node.parent = opt_uint(c, problem, v, KEY)?.and_then(|p| u32::try_from(p).ok())
+                }
+                "calls" => node.calls = uint(c, problem, v, KEY)?.unwrap_or(0),
+                "inclusive" => node.inclusive = int(c, problem, v, KEY, 5)?.unwrap_or(0),
+                "exclusive" => node.exclusive = int(c, problem, v, KEY, 5)?.unwrap_or(0),
+                "recursive" => node.recursive = flag(c, problem, v, KEY)?,
+                // A key of a node this reader does not know: ignored.
+                _ => {
+                    if !c.skip_children(v, 5)? {
+                        note(problem, SkipReason::TooDeep, || {
+                            format!(
+                                "field `{KEY}` nests deeper than the depth limit of {MAX_DEPTH} levels"
+                            )
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        nodes.push(node);
+    }
+    Ok(())
 }
 
 /// An optional counter: nil is absent.
@@ -1183,6 +1251,23 @@ fn decode_detail<'a>(
                     Ok(())
                 })?;
             }
+            // Profile records (docs/records.md).
+            "timer" | "timer_requested" | "timer_fallback" => {
+                let key = match name {
+                    "timer" => "detail.timer",
+                    "timer_requested" => "detail.timer_requested",
+                    _ => "detail.timer_fallback",
+                };
+                let value = string(c, problem, v, key)?.map(str::to_string);
+                match name {
+                    "timer" => detail.timer = value,
+                    "timer_requested" => detail.timer_requested = value,
+                    _ => detail.timer_fallback = value,
+                }
+            }
+            "total" => detail.total = int(c, problem, v, "detail.total", 3)?,
+            "overhead" => detail.overhead = int(c, problem, v, "detail.overhead", 3)?,
+            "nodes" => decode_nodes(c, problem, v, &mut detail.nodes)?,
             // A field of `detail` this reader does not know: ignored.
             _ => {
                 if !c.skip_children(v, 3)? {
@@ -1231,7 +1316,7 @@ fn decode_record<'a>(
                 let start = c.pos - name.len();
                 Field::from_key_in(c.bytes, start, name.len(), hint)
             }
-            Head::Uint(_) | Head::Neg => {
+            Head::Uint(_) | Head::Neg(_) => {
                 note(problem, SkipReason::IntegerKeys, || {
                     "a map with integer keys (a positional encoding?): records are maps \
                      keyed by field name"
@@ -1395,6 +1480,7 @@ fn decode_record<'a>(
                     }
                 }
             }
+            Field::Id => r.id = opt_uint(c, problem, value, key)?,
             Field::Detail => {
                 if !matches!(value, Head::Nil) {
                     let detail = r.detail.get_or_insert_with(Detail::default);

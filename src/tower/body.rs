@@ -45,7 +45,8 @@ impl<B: Body> Body for MeasuredBody<B> {
             return this.inner.poll_frame(cx);
         };
         let mut inner = this.inner;
-        let result = state.acct.measure(true, || inner.as_mut().poll_frame(cx));
+        // Out of line, so that the unsampled path above stays small.
+        let result = measured_poll_frame(state, inner.as_mut(), cx);
         let end = match &result {
             Poll::Pending => None,
             Poll::Ready(None) => Some(None),
@@ -67,4 +68,17 @@ impl<B: Body> Body for MeasuredBody<B> {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// What `poll_frame` returns.
+type PolledFrame<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
+/// One measured poll of the body of a sampled request.
+#[inline(never)]
+fn measured_poll_frame<B: Body>(
+    state: &mut RequestState,
+    inner: Pin<&mut B>,
+    cx: &mut Context<'_>,
+) -> PolledFrame<B> {
+    state.acct.measure(true, || inner.poll_frame(cx))
 }

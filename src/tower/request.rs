@@ -61,6 +61,7 @@ impl RequestState {
         weight: u64,
         labeler: &impl LabelRequest<B>,
     ) -> RequestState {
+        crate::profile::prepare();
         let mut labels = Labels::default();
         labeler.label(request, &mut labels);
         RequestState {

@@ -1,0 +1,219 @@
+//! Reading a `profile` record back: paths, per-name totals with recursion
+//! counted once, caller/callee edges and folded stacks, all derived from the
+//! node list.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::record::{ProfileNode, Record, RecordKind};
+
+/// The call tree of one `profile` record.
+///
+/// ```
+/// use dynostats::profile::CallTree;
+/// use dynostats::record::{Detail, ProfileNode};
+/// use dynostats::{Record, RecordKind};
+///
+/// let node = |name: &str, parent: Option<u32>, inclusive, exclusive| {
+///     let mut n = ProfileNode::default();
+///     n.name = name.into();
+///     n.parent = parent;
+///     n.calls = 1;
+///     n.inclusive = inclusive;
+///     n.exclusive = exclusive;
+///     n
+/// };
+/// let mut record = Record::new(RecordKind::Profile, "checkout");
+/// let mut detail = Detail::default();
+/// detail.timer = Some("instructions".into());
+/// detail.nodes = vec![node("checkout", None, 100, 10), node("price", Some(0), 90, 60), node("tax", Some(1), 30, 30)];
+/// record.detail = Some(detail);
+///
+/// let tree = CallTree::from_record(&record).unwrap();
+/// assert_eq!(tree.path(2), ["checkout", "price", "tax"]);
+/// assert_eq!(tree.find(&["price", "tax"]).unwrap().exclusive, 30);
+/// assert_eq!(tree.folded(), "checkout 10\ncheckout;price 60\ncheckout;price;tax 30\n");
+/// assert_eq!(tree.by_name()[0].name, "price");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct CallTree<'a> {
+    record: &'a Record,
+    nodes: &'a [ProfileNode],
+}
+
+/// Totals of one scope name over a whole tree ([`CallTree::by_name`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NameTotals {
+    /// The scope name.
+    pub name: String,
+    /// Calls on every path (exact).
+    pub calls: u64,
+    /// Inclusive amount, a recursive call counted once (inside its
+    /// outermost call): the sum over the nodes of that name that have no
+    /// ancestor of that name.
+    pub inclusive: i64,
+    /// Exclusive amount, summed over every node of that name.
+    pub exclusive: i64,
+}
+
+/// One caller/callee pair ([`CallTree::edges`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Edge {
+    /// The calling scope (or the region, for top-level scopes).
+    pub caller: String,
+    /// The called scope.
+    pub callee: String,
+    /// Calls from this caller.
+    pub calls: u64,
+    /// The callee's inclusive amount under this caller, recursive nodes
+    /// left out.
+    pub inclusive: i64,
+}
+
+impl<'a> CallTree<'a> {
+    /// The tree of a `profile` record; `None` for another kind of record or
+    /// one without nodes.
+    pub fn from_record(record: &'a Record) -> Option<CallTree<'a>> {
+        let detail = record.detail.as_ref()?;
+        if record.kind != RecordKind::Profile || detail.nodes.is_empty() {
+            return None;
+        }
+        Some(CallTree {
+            record,
+            nodes: &detail.nodes,
+        })
+    }
+
+    /// The record.
+    pub fn record(&self) -> &'a Record {
+        self.record
+    }
+
+    /// The timer the amounts are in.
+    pub fn timer(&self) -> Option<&'a str> {
+        self.record.detail.as_ref()?.timer.as_deref()
+    }
+
+    /// The nodes, root first.
+    pub fn nodes(&self) -> &'a [ProfileNode] {
+        self.nodes
+    }
+
+    /// The root: the region or request itself.
+    pub fn root(&self) -> &'a ProfileNode {
+        &self.nodes[0]
+    }
+
+    /// The profiler's own amount (`detail.overhead`), 0 when absent.
+    pub fn overhead(&self) -> i64 {
+        self.record
+            .detail
+            .as_ref()
+            .and_then(|d| d.overhead)
+            .unwrap_or(0)
+    }
+
+    fn parent(&self, i: usize) -> Option<usize> {
+        let p = self.nodes.get(i)?.parent? as usize;
+        // Parents come first; anything else is a damaged record.
+        (p < i).then_some(p)
+    }
+
+    /// The names from the root down to node `i`.
+    pub fn path(&self, i: usize) -> Vec<&'a str> {
+        let mut path = Vec::new();
+        let mut at = Some(i).filter(|&i| i < self.nodes.len());
+        while let Some(i) = at {
+            path.push(self.nodes[i].name.as_str());
+            at = self.parent(i);
+        }
+        path.reverse();
+        path
+    }
+
+    /// The node at `path` below the root (`&[]` is the root).
+    pub fn find(&self, path: &[&str]) -> Option<&'a ProfileNode> {
+        let mut at = 0;
+        for name in path {
+            at = (at + 1..self.nodes.len())
+                .find(|&i| self.parent(i) == Some(at) && self.nodes[i].name == *name)?;
+        }
+        self.nodes.get(at)
+    }
+
+    /// Whether node `i` has an ancestor (the root not counted) of its own
+    /// name.
+    fn is_recursive(&self, i: usize) -> bool {
+        let name = &self.nodes[i].name;
+        let mut at = self.parent(i);
+        while let Some(a) = at {
+            if a == 0 {
+                return false;
+            }
+            if self.nodes[a].name == *name {
+                return true;
+            }
+            at = self.parent(a);
+        }
+        false
+    }
+
+    /// Per scope name (the root left out): calls, inclusive (recursion
+    /// counted once) and exclusive, the largest exclusive first.
+    pub fn by_name(&self) -> Vec<NameTotals> {
+        let mut totals: BTreeMap<&str, NameTotals> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            let t = totals.entry(&n.name).or_insert_with(|| NameTotals {
+                name: n.name.clone(),
+                calls: 0,
+                inclusive: 0,
+                exclusive: 0,
+            });
+            t.calls += n.calls;
+            t.exclusive += n.exclusive;
+            if !self.is_recursive(i) {
+                t.inclusive += n.inclusive;
+            }
+        }
+        let mut totals: Vec<NameTotals> = totals.into_values().collect();
+        totals.sort_by(|a, b| b.exclusive.cmp(&a.exclusive).then(a.name.cmp(&b.name)));
+        totals
+    }
+
+    /// Caller/callee pairs summed over paths, in name order.
+    pub fn edges(&self) -> Vec<Edge> {
+        let mut edges: BTreeMap<(&str, &str), Edge> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            let Some(p) = self.parent(i) else { continue };
+            let caller = self.nodes[p].name.as_str();
+            let e = edges.entry((caller, &n.name)).or_insert_with(|| Edge {
+                caller: caller.to_string(),
+                callee: n.name.clone(),
+                calls: 0,
+                inclusive: 0,
+            });
+            e.calls += n.calls;
+            if !self.is_recursive(i) {
+                e.inclusive += n.inclusive;
+            }
+        }
+        edges.into_values().collect()
+    }
+
+    /// Folded stacks (`root;a;b exclusive` per line, the format of flame
+    /// graph tools), one line per node, the root first.
+    pub fn folded(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.nodes.len() {
+            let _ = writeln!(
+                out,
+                "{} {}",
+                self.path(i).join(";"),
+                self.nodes[i].exclusive
+            );
+        }
+        out
+    }
+}
