@@ -295,6 +295,7 @@ impl ReportBuilder {
             filters: self.filters,
             records: 0,
             status_records: 0,
+            profile_records: 0,
             filtered: 0,
             folded: 0,
             newer_versions: 0,
@@ -371,6 +372,7 @@ pub struct Report {
     filters: Vec<(String, String)>,
     records: u64,
     status_records: u64,
+    profile_records: u64,
     filtered: u64,
     folded: u64,
     newer_versions: u64,
@@ -567,6 +569,12 @@ impl Report {
             self.add_status(record);
             return;
         }
+        if record.kind == RecordKind::Profile {
+            // A call tree beside its region or request record, which holds
+            // the costs: not a row of its own.
+            self.profile_records += 1;
+            return;
+        }
         if !self
             .filters
             .iter()
@@ -634,6 +642,7 @@ impl Report {
     pub fn merge(&mut self, other: &Report) {
         self.records = self.records.saturating_add(other.records);
         self.status_records = self.status_records.saturating_add(other.status_records);
+        self.profile_records = self.profile_records.saturating_add(other.profile_records);
         self.filtered = self.filtered.saturating_add(other.filtered);
         self.folded = self.folded.saturating_add(other.folded);
         self.newer_versions = self.newer_versions.saturating_add(other.newer_versions);
@@ -675,6 +684,12 @@ impl Report {
     /// Records added, status records included.
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// Profile records read (call trees; they are not rows: their region or
+    /// request record is).
+    pub fn profile_records(&self) -> u64 {
+        self.profile_records
     }
 
     /// Records left out by the label filters.
@@ -1028,6 +1043,17 @@ mod tests {
             Some("refused as wall_time")
         );
         assert!(!unavailable.contains_key("wall_time"));
+    }
+
+    #[test]
+    fn profile_records_are_counted_and_not_rows() {
+        let mut report = Report::new();
+        report.add(&region("r", 1, None));
+        report.add(&Record::new(RecordKind::Profile, "r"));
+        assert_eq!(report.profile_records(), 1);
+        assert_eq!(report.records(), 2);
+        assert_eq!(report.groups().count(), 1);
+        assert!(report.groups().all(|g| g.kind() != RecordKind::Profile));
     }
 
     #[test]

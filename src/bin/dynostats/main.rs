@@ -3,7 +3,7 @@
 //! ```text
 //! dynostats report [--metric instructions|cycles|cpu|wall|rss]
 //!                  [--sort total|mean|p50|p99|events|sampled|name]
-//!                  [--kind request|region|profile] [--by status|label=KEY]...
+//!                  [--kind request|region] [--by status|label=KEY]...
 //!                  [--label KEY=VALUE]... [--max-groups N] [--wide]
 //!                  [--format table|json|csv] [--strict] [--rotated] FILE...
 //! ```
@@ -97,7 +97,7 @@ struct ReportArgs {
     #[arg(
         long,
         value_parser = PossibleValuesParser::new(
-            RecordKind::ALL.into_iter().filter(|k| *k != RecordKind::Status).map(RecordKind::as_str)
+            RecordKind::ALL.into_iter().filter(|k| matches!(k, RecordKind::Request | RecordKind::Region)).map(RecordKind::as_str)
         )
         .map(|s| s.parse::<RecordKind>().expect("a listed kind"))
     )]
