@@ -6,8 +6,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Once;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 /// Turns a C-style return value (negative on failure, errno set) into an
 /// `io::Result`.
@@ -93,7 +92,10 @@ pub(crate) fn read_words(fd: RawFd, buf: &mut [u64]) -> io::Result<usize> {
 }
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-static ATFORK: Once = Once::new();
+/// Set by the first thread that registers the fork handler. Not a `Once`:
+/// a `Once` being run by another thread at a fork would block the child
+/// for ever.
+static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn bump_fork_generation() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
@@ -106,14 +108,67 @@ extern "C" fn bump_fork_generation() {
 /// one relaxed atomic load, unlike `getpid`, which is a system call.
 #[inline]
 pub(crate) fn fork_generation() -> u64 {
-    ATFORK.call_once(|| {
+    if !ATFORK_REGISTERED.load(Ordering::Relaxed) {
+        register_atfork();
+    }
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+#[cold]
+fn register_atfork() {
+    if !ATFORK_REGISTERED.swap(true, Ordering::AcqRel) {
         // SAFETY: the handler is an `extern "C"` function that only touches
         // an atomic, which is async-signal-safe and valid in the child.
         unsafe {
             libc::pthread_atfork(None, None, Some(bump_fork_generation));
         }
-    });
-    FORK_GENERATION.load(Ordering::Relaxed)
+    }
+}
+
+/// A process-wide slot holding a `&'static T` that can be replaced
+/// without any lock: readers do one atomic load, writers one
+/// compare-and-swap. Nothing can wait on it, so it stays usable in a
+/// child forked while another thread was using it. Values are leaked: a
+/// replaced one stays valid for readers that still hold it.
+pub(crate) struct StaticSlot<T: 'static>(AtomicPtr<T>);
+
+impl<T: Sync + 'static> StaticSlot<T> {
+    /// An empty slot.
+    pub(crate) const fn new() -> StaticSlot<T> {
+        StaticSlot(AtomicPtr::new(std::ptr::null_mut()))
+    }
+
+    /// The value in the slot.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&'static T> {
+        let ptr = self.0.load(Ordering::Acquire);
+        // SAFETY: the slot only ever holds null or a pointer from
+        // `Box::into_raw` in `replace`, published with Release after the
+        // value was written, and never freed: a `&'static T` to it is valid.
+        unsafe { ptr.as_ref() }
+    }
+
+    /// Puts `value` in the slot if it still holds `expected` (compared by
+    /// address), leaking it for ever; otherwise gives `value` back.
+    pub(crate) fn replace(
+        &self,
+        expected: Option<&'static T>,
+        value: Box<T>,
+    ) -> Result<&'static T, Box<T>> {
+        let expected = expected.map_or(std::ptr::null_mut(), |e| std::ptr::from_ref(e).cast_mut());
+        let new = Box::into_raw(value);
+        match self
+            .0
+            .compare_exchange(expected, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // SAFETY: `new` came from `Box::into_raw` just above and is
+            // now owned by the slot, which never frees it.
+            Ok(_) => Ok(unsafe { &*new }),
+            // SAFETY: the exchange failed, so `new` was never published:
+            // this is its only owner, and the box is rebuilt exactly once.
+            Err(_) => Err(unsafe { Box::from_raw(new) }),
+        }
+    }
 }
 
 // Offsets in `struct perf_event_mmap_page` (include/uapi/linux/perf_event.h).

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -152,7 +152,8 @@ impl PipelineBuilder {
         let names = unique_names(&self.sinks);
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(self.capacity),
-            closed: RwLock::new(false),
+            closed: AtomicBool::new(false),
+            pushing: AtomicUsize::new(0),
             control: control_tx,
             wake_at: self.batch_size.min(self.capacity.div_ceil(2)).max(1),
             generation: sys::fork_generation(),

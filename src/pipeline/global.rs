@@ -5,20 +5,22 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 
 use super::{Pipeline, Shared};
 use crate::counters::PhantomNotSend;
 use crate::record::Record;
+use crate::sys::StaticSlot;
 
 /// Set once any pipeline has been installed or scoped: until then [`emit`]
 /// is one branch.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The installed pipeline, leaked so that it can be handed out as
 /// `&'static`. Replaced only in a forked child, where the parent's pipeline
-/// has no writer thread.
-static GLOBAL: RwLock<Option<&'static Pipeline>> = RwLock::new(None);
+/// has no writer thread. No lock: a child forked while another thread was
+/// reading it must still be able to install its own.
+static GLOBAL: StaticSlot<Pipeline> = StaticSlot::new();
 
 thread_local! {
     static SCOPED: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
@@ -99,23 +101,27 @@ pub(crate) fn is_active() -> bool {
 /// installed.shutdown().unwrap();
 /// ```
 pub fn install(pipeline: Pipeline) -> Result<&'static Pipeline, InstallError> {
-    let mut global = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
-    if global.is_some_and(|installed| !installed.shared.is_forked()) {
+    let current = GLOBAL.get();
+    if current.is_some_and(|installed| !installed.shared.is_forked()) {
         return Err(InstallError(pipeline));
     }
     // Never dropped: a global pipeline is shut down explicitly, and one
     // inherited from a parent process must not be (its writer thread is
-    // not in this process).
-    let installed: &'static Pipeline = Box::leak(Box::new(pipeline));
-    *global = Some(installed);
-    ACTIVE.store(true, Ordering::Relaxed);
-    Ok(installed)
+    // not in this process). When another thread installed one since
+    // `current` was read, that one stays and this one is handed back.
+    match GLOBAL.replace(current, Box::new(pipeline)) {
+        Ok(installed) => {
+            ACTIVE.store(true, Ordering::Relaxed);
+            Ok(installed)
+        }
+        Err(pipeline) => Err(InstallError(*pipeline)),
+    }
 }
 
 /// The pipeline installed with [`install`], if any (in a forked child,
-/// possibly the parent's, which refuses records).
+/// possibly the parent's, which refuses records). One atomic load.
 pub fn global_pipeline() -> Option<&'static Pipeline> {
-    *GLOBAL.read().unwrap_or_else(PoisonError::into_inner)
+    GLOBAL.get()
 }
 
 /// The error of a second [`install`]: it holds the pipeline that was not

@@ -41,8 +41,8 @@ pub use global::{InstallError, ScopedPipeline, emit, global_pipeline, install};
 pub use stats::{PipelineStats, SinkStats};
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -56,10 +56,14 @@ use crate::sys;
 /// What the measured threads and the writer share.
 struct Shared {
     queue: ArrayQueue<Record>,
-    /// True once shut down. Emitters hold the read lock while pushing, so
-    /// once shutdown has taken the write lock no record can arrive after
-    /// the writer's last drain.
-    closed: RwLock<bool>,
+    /// True once shut down. An emitter counts itself in `pushing`, then
+    /// checks `closed`; shutdown sets `closed`, then waits for `pushing`
+    /// to reach 0: so no record can arrive after the writer's last drain,
+    /// and no lock is involved (a lock held by another thread at a fork
+    /// would be held for ever in the child).
+    closed: AtomicBool,
+    /// Emitters between their check of `closed` and the end of their push.
+    pushing: AtomicUsize,
     control: Sender<Control>,
     /// Queue length at which an emitter wakes the writer early.
     wake_at: usize,
@@ -97,12 +101,17 @@ impl Shared {
             self.dropped_closed.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
-        if *closed {
+        // SeqCst pairs with `close`: either this emitter sees `closed`, or
+        // `close` sees it in `pushing` and waits for its push.
+        self.pushing.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.pushing.fetch_sub(1, Ordering::Release);
             self.dropped_closed.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        if self.queue.push(record).is_err() {
+        let pushed = self.queue.push(record).is_ok();
+        self.pushing.fetch_sub(1, Ordering::Release);
+        if !pushed {
             self.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
             return false;
         }
@@ -113,6 +122,16 @@ impl Shared {
             let _ = self.control.send(Control::Wake);
         }
         true
+    }
+
+    /// Stops accepting records and waits until the emits in progress have
+    /// pushed theirs: after it, the queue only shrinks.
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        while self.pushing.load(Ordering::SeqCst) != 0 {
+            // An emitter between two atomic operations, no lock held.
+            std::thread::yield_now();
+        }
     }
 
     fn sink_stats(&self) -> Vec<SinkStats> {
@@ -243,13 +262,9 @@ impl Pipeline {
             // The writer is in the parent process; nothing to drain here.
             return Err(Error::Closed);
         }
-        // Taking the write lock waits for emits in progress; after it, no
-        // record can be pushed, so the writer's last drain takes them all.
-        *self
-            .shared
-            .closed
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = true;
+        // After it no record can be pushed, so the writer's last drain
+        // takes them all.
+        self.shared.close();
         let _ = self.shared.control.send(Control::Shutdown);
         let handle = self
             .writer
