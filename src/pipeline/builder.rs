@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -155,6 +155,7 @@ impl PipelineBuilder {
             closed: AtomicBool::new(false),
             pushing: AtomicUsize::new(0),
             control: control_tx,
+            writer: OnceLock::new(),
             wake_at: self.batch_size.min(self.capacity.div_ceil(2)).max(1),
             generation: sys::fork_generation(),
             wake_sent: AtomicBool::new(false),
@@ -192,6 +193,7 @@ impl PipelineBuilder {
                 context: "starting the dynostats writer thread".to_string(),
                 source,
             })?;
+        let _ = shared.writer.set(handle.thread().clone());
         Ok(Pipeline {
             shared,
             writer: Mutex::new(Some(handle)),

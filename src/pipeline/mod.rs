@@ -42,8 +42,8 @@ pub use stats::{PipelineStats, SinkStats};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, TryLockError};
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
@@ -64,7 +64,12 @@ struct Shared {
     closed: AtomicBool,
     /// Emitters between their check of `closed` and the end of their push.
     pushing: AtomicUsize,
+    /// Requests to the writer; whoever sends one unparks the writer.
     control: Sender<Control>,
+    /// The writer thread, unparked to wake it: no lock (a channel's
+    /// wake-up takes a mutex the receiving writer takes too, so an emitter
+    /// could sleep on it).
+    writer: OnceLock<Thread>,
     /// Queue length at which an emitter wakes the writer early.
     wake_at: usize,
     /// The fork generation the writer thread runs in: in a forked child
@@ -82,8 +87,6 @@ struct Shared {
 }
 
 enum Control {
-    /// A batch's worth of records is waiting.
-    Wake,
     /// Write everything queued, flush the sinks, then answer.
     Flush(Sender<Result<(), Error>>),
     /// Write everything queued, then stop (the queue is closed already).
@@ -117,11 +120,24 @@ impl Shared {
         }
         self.accepted.fetch_add(1, Ordering::Relaxed);
         if self.queue.len() >= self.wake_at && !self.wake_sent.swap(true, Ordering::AcqRel) {
-            // The writer holds `Shared`, so the channel is open while it
-            // runs; if it stopped, its records are counted at shutdown.
-            let _ = self.control.send(Control::Wake);
+            self.wake_writer();
         }
         true
+    }
+
+    /// Wakes the writer: an atomic swap, and a `futex` wake-up only when
+    /// it is parked. Takes no lock.
+    fn wake_writer(&self) {
+        if let Some(writer) = self.writer.get() {
+            writer.unpark();
+        }
+    }
+
+    /// Sends `message` to the writer and wakes it.
+    fn request(&self, message: Control) -> Result<(), Error> {
+        self.control.send(message).map_err(|_| Error::Closed)?;
+        self.wake_writer();
+        Ok(())
     }
 
     /// Stops accepting records and waits until the emits in progress have
@@ -236,10 +252,7 @@ impl Pipeline {
             return Err(Error::Closed);
         }
         let (ack, done) = crossbeam_channel::bounded(1);
-        self.shared
-            .control
-            .send(Control::Flush(ack))
-            .map_err(|_| Error::Closed)?;
+        self.shared.request(Control::Flush(ack))?;
         done.recv().map_err(|_| Error::Closed)?
     }
 
@@ -265,7 +278,7 @@ impl Pipeline {
         // After it no record can be pushed, so the writer's last drain
         // takes them all.
         self.shared.close();
-        let _ = self.shared.control.send(Control::Shutdown);
+        let _ = self.shared.request(Control::Shutdown);
         let handle = self
             .writer
             .lock()

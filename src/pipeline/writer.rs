@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::stats::SinkStats;
 use super::{Control, Shared, status};
@@ -74,26 +74,31 @@ impl Writer {
             self.next_status = Some(Instant::now() + interval);
         }
         let mut next_write = Instant::now() + self.settings.batch_interval;
-        loop {
+        'run: loop {
             let wake = self.next_status.map_or(next_write, |s| s.min(next_write));
             // More than a batch still waiting (emitters outpace the
-            // writer): only look at the control channel, do not sleep.
-            let timeout = if self.shared.queue.len() >= self.shared.wake_at {
-                Duration::ZERO
-            } else {
-                wake.saturating_duration_since(Instant::now())
-            };
-            let message = self.control.recv_timeout(timeout);
-            match message {
-                Ok(Control::Wake) | Err(RecvTimeoutError::Timeout) => {}
-                Ok(Control::Flush(ack)) => {
-                    let result = self.flush();
-                    let _ = ack.send(result);
+            // writer): do not sleep. Otherwise sleep until the next write
+            // or status record, or until an emitter or a request unparks
+            // this thread (a spurious wake-up only costs a loop).
+            if self.shared.queue.len() < self.shared.wake_at {
+                let timeout = wake.saturating_duration_since(Instant::now());
+                if !timeout.is_zero() {
+                    std::thread::park_timeout(timeout);
                 }
-                // Shut down: the queue is closed, so this drain is the last.
-                Ok(Control::Shutdown) => break,
-                // The sender lives in `Shared`, which this writer holds.
-                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            loop {
+                match self.control.try_recv() {
+                    Ok(Control::Flush(ack)) => {
+                        let result = self.flush();
+                        let _ = ack.send(result);
+                    }
+                    // Shut down: the queue is closed, so the drain after
+                    // the loop is the last.
+                    Ok(Control::Shutdown) => break 'run,
+                    Err(TryRecvError::Empty) => break,
+                    // The sender lives in `Shared`, which this writer holds.
+                    Err(TryRecvError::Disconnected) => break 'run,
+                }
             }
             // At most what is queued now, so that flush and shutdown
             // requests are seen even under a steady flood.
