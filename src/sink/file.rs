@@ -2,11 +2,12 @@
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Batch, Sink};
 use crate::error::Error;
+use crate::record::{RecordReader, read};
 
 /// Appends records to a file as a plain concatenation of MessagePack maps,
 /// readable by [`crate::read()`] or any MessagePack stream decoder.
@@ -44,6 +45,9 @@ pub struct FileSink {
     file: Option<File>,
     /// Bytes in the current file.
     len: u64,
+    /// The current file is a regular file this sink created or validated:
+    /// the only kind it ever cuts back.
+    regular: bool,
     max_bytes: Option<u64>,
     keep: usize,
     sync_on_flush: bool,
@@ -86,11 +90,20 @@ impl FileSinkBuilder {
 
     /// Opens (or creates) the file.
     ///
-    /// An existing file is read once to check that it ends with a complete
-    /// record, so that new records are not appended where no reader can
-    /// find them. An incomplete last record (left by a crash mid-write) is
-    /// cut off, and reported by the sink's first flush. A file that is not a
-    /// record file, or is damaged before its end, is left alone and the
+    /// The final component of the path must not be a symbolic link and
+    /// must name a regular file with one link, or a character device such
+    /// as `/dev/null` (written to, never checked or cut): anything else (a
+    /// link planted in a shared directory, a FIFO, a socket) is refused
+    /// with [`Error::Io`], and nothing is written to it.
+    ///
+    /// An existing file is checked at both ends, never read whole: it must
+    /// begin with a record, and its last bytes (up to
+    /// [`FileSink::TAIL_CHECK_BYTES`], more when a record is longer) must
+    /// end with a complete record, so that new records are not appended
+    /// where no reader can find them. An incomplete last record (left by a
+    /// crash mid-write) is cut off, and reported by the sink's first flush;
+    /// only bytes that begin like a record are ever cut. A file that does
+    /// not look like a record file at either end is left alone and the
     /// call fails with [`Error::Decode`] naming the offset.
     pub fn build(self) -> Result<FileSink, Error> {
         if self.max_bytes == Some(0) {
@@ -98,78 +111,226 @@ impl FileSinkBuilder {
                 "FileSink max_bytes must be at least 1".to_string(),
             ));
         }
-        let opening = |source| Error::Io {
-            context: format!("opening {}", self.path.display()),
-            source,
-        };
-        let (file, mut len) = open_append(&self.path).map_err(opening)?;
-        let mut deferred = None;
-        if len > 0 && file.metadata().map_err(opening)?.is_file() {
-            let existing = File::open(&self.path).map_err(opening)?;
-            match crate::record::check_framing(existing) {
-                Ok(_) => {}
-                Err(Error::Truncated { offset }) => {
-                    file.set_len(offset).map_err(|source| Error::Io {
-                        context: format!(
-                            "cutting the incomplete record at byte offset {offset} of {}",
-                            self.path.display()
-                        ),
-                        source,
-                    })?;
-                    deferred = Some(io::Error::other(format!(
-                        "cut {} bytes of an incomplete record at byte offset {offset} of {} \
-                         (left by an earlier crash) before appending",
-                        len - offset,
-                        self.path.display()
-                    )));
-                    len = offset;
-                }
-                Err(Error::Decode { offset, message }) => {
-                    return Err(Error::Decode {
-                        offset,
-                        message: format!(
-                            "{} is not a record file or is damaged ({message}); \
-                             FileSink does not append to it: move it away",
-                            self.path.display()
-                        ),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let opened = open_append(&self.path)?;
         Ok(FileSink {
             path: self.path,
-            file: Some(file),
-            len,
+            file: Some(opened.file),
+            len: opened.len,
+            regular: opened.regular,
             max_bytes: self.max_bytes,
             keep: self.keep,
             sync_on_flush: self.sync_on_flush,
-            deferred,
+            deferred: opened.repaired,
         })
     }
 }
 
+/// A file opened for appending by [`open_append`].
+struct Opened {
+    file: File,
+    len: u64,
+    /// What was cut from an existing file's end, to report.
+    repaired: Option<io::Error>,
+    /// A regular file (else a character device, never cut).
+    regular: bool,
+}
+
 /// Opens `path` for appending, creating it with mode [`FileSink::MODE`]
-/// (whatever the umask) if it does not exist. Returns the file and its
-/// length.
-fn open_append(path: &Path) -> io::Result<(File, u64)> {
+/// (whatever the umask) if it does not exist, refusing links and anything
+/// but a regular file, and checking an existing file's ends (see
+/// [`FileSinkBuilder::build`]).
+fn open_append(path: &Path) -> Result<Opened, Error> {
+    let opening = |source| Error::Io {
+        context: format!("opening {}", path.display()),
+        source,
+    };
+    // O_NOFOLLOW: a symbolic link as the last component fails (ELOOP);
+    // O_NONBLOCK: opening a FIFO does not wait for a reader (it has no
+    // effect on regular files). With O_EXCL a link is never followed.
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
     let created = OpenOptions::new()
         .append(true)
         .create_new(true)
         .mode(FileSink::MODE)
+        .custom_flags(flags)
         .open(path);
-    let file = match created {
-        Ok(file) => {
-            file.set_permissions(Permissions::from_mode(FileSink::MODE))?;
-            file
-        }
+    let (file, created) = match created {
+        Ok(file) => (file, true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            OpenOptions::new().append(true).open(path)?
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .custom_flags(flags)
+                .open(path)
+                .map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ELOOP) {
+                        opening(io::Error::new(
+                            e.kind(),
+                            "it is a symbolic link; FileSink does not follow links",
+                        ))
+                    } else {
+                        opening(e)
+                    }
+                })?;
+            (file, false)
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(opening(e)),
     };
-    let len = file.metadata()?.len();
-    Ok((file, len))
+    let meta = file.metadata().map_err(opening)?;
+    if meta.file_type().is_char_device() {
+        // `/dev/null`, `/dev/full`: written to, never checked or cut.
+        return Ok(Opened {
+            file,
+            len: 0,
+            repaired: None,
+            regular: false,
+        });
+    }
+    if !meta.file_type().is_file() {
+        return Err(opening(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file; FileSink only appends to regular files",
+        )));
+    }
+    if created {
+        file.set_permissions(Permissions::from_mode(FileSink::MODE))
+            .map_err(opening)?;
+        return Ok(Opened {
+            file,
+            len: 0,
+            repaired: None,
+            regular: true,
+        });
+    }
+    if meta.nlink() != 1 {
+        return Err(opening(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "it has {} hard links; FileSink only appends to a file with one",
+                meta.nlink()
+            ),
+        )));
+    }
+    let len = meta.len();
+    let repaired = if len == 0 {
+        None
+    } else {
+        check_ends(&file, len, path)?
+    };
+    let len = file.metadata().map_err(opening)?.len();
+    Ok(Opened {
+        file,
+        len,
+        repaired,
+        regular: true,
+    })
+}
+
+/// Whether `bytes` begin the way every record this crate writes begins: a
+/// map header, then the key `"v"`. A prefix of that counts (a crash can
+/// leave one).
+fn starts_like_record(bytes: &[u8]) -> bool {
+    let key_at = match bytes.first() {
+        Some(0x80..=0x8f) => 1,
+        Some(0xde) => 3,
+        Some(_) => return false,
+        None => return true,
+    };
+    let want = [0xa1, b'v'];
+    let have = bytes.get(key_at..).unwrap_or(&[]);
+    have.iter().zip(want).all(|(a, b)| *a == b)
+}
+
+/// Checks an existing file's first record and its last bytes; cuts an
+/// incomplete last record that begins like a record. Returns the cut to
+/// report.
+fn check_ends(file: &File, len: u64, path: &Path) -> Result<Option<io::Error>, Error> {
+    let reading = |source| Error::Io {
+        context: format!("checking the end of {}", path.display()),
+        source,
+    };
+    let not_records = |offset: u64, why: &str| Error::Decode {
+        offset,
+        message: format!(
+            "{} is not a record file or is damaged ({why}); \
+             FileSink does not append to it: move it away",
+            path.display()
+        ),
+    };
+    let mut head = [0u8; 8];
+    let n = file.read_at(&mut head, 0).map_err(reading)?;
+    if !starts_like_record(&head[..n]) || (n as u64) < len.min(4) {
+        return Err(not_records(0, "it does not begin with a record"));
+    }
+    // Read more of the tail until it holds the start of a record from which
+    // everything frames to the end (a record longer than the window needs
+    // a larger one), up to the largest record a reader accepts.
+    let max = RecordReader::<&[u8]>::DEFAULT_MAX_RECORD_LEN as u64 * 2;
+    let mut window = FileSink::TAIL_CHECK_BYTES.min(len);
+    loop {
+        let base = len - window;
+        let mut tail = vec![0u8; window as usize];
+        file.read_exact_at(&mut tail, base).map_err(reading)?;
+        if let Some(outcome) = check_tail(&tail, base) {
+            let Some(cut) = outcome else {
+                return Ok(None);
+            };
+            file.set_len(cut).map_err(|source| Error::Io {
+                context: format!(
+                    "cutting the incomplete record at byte offset {cut} of {}",
+                    path.display()
+                ),
+                source,
+            })?;
+            return Ok(Some(io::Error::other(format!(
+                "cut {} bytes of an incomplete record at byte offset {cut} of {} \
+                 (left by an earlier crash) before appending",
+                len - cut,
+                path.display()
+            ))));
+        }
+        if window == len || window >= max {
+            return Err(not_records(
+                base,
+                "no complete record ends where the file ends",
+            ));
+        }
+        window = (window * 4).min(len).min(max);
+    }
+}
+
+/// Looks in `tail` (the file's bytes from offset `base` to its end) for the
+/// first place where a record begins and everything after it decodes as
+/// records: `Some(None)` when they end exactly at the end of the file,
+/// `Some(Some(offset))` when the last one is incomplete and begins like a
+/// record (cut there), `None` when no such place was found.
+fn check_tail(tail: &[u8], base: u64) -> Option<Option<u64>> {
+    for start in 0..tail.len() {
+        let rest = &tail[start..];
+        if !starts_like_record(rest) || (base > 0 && rest.len() < 3) {
+            continue;
+        }
+        let mut cut = None;
+        let mut decoded = 0;
+        let mut ok = true;
+        for record in read(rest) {
+            match record {
+                Ok(_) => decoded += 1,
+                Err(Error::Truncated { offset })
+                    if starts_like_record(&rest[offset as usize..]) =>
+                {
+                    cut = Some(base + start as u64 + offset);
+                }
+                Err(_) => ok = false,
+            }
+        }
+        // A whole file with a single incomplete record is cut only from
+        // its start (it began like a record, checked by the caller).
+        if ok && (decoded > 0 || (base == 0 && start == 0)) {
+            return Some(cut);
+        }
+    }
+    None
 }
 
 impl FileSink {
@@ -177,6 +338,9 @@ impl FileSink {
     pub const MODE: u32 = 0o640;
     /// Rotated files kept by default.
     pub const DEFAULT_KEEP: usize = 5;
+    /// How much of an existing file's end is read when the sink opens it
+    /// (more when its last record is longer).
+    pub const TAIL_CHECK_BYTES: u64 = 64 << 10;
 
     /// A sink appending to `path` (created if missing), without rotation.
     pub fn create(path: impl AsRef<Path>) -> Result<FileSink, Error> {
@@ -212,9 +376,13 @@ impl FileSink {
             return Ok(());
         }
         if self.file.is_none() {
-            let (file, len) = open_append(&self.path)?;
-            self.file = Some(file);
-            self.len = len;
+            let opened = open_append(&self.path).map_err(io::Error::other)?;
+            self.file = Some(opened.file);
+            self.len = opened.len;
+            self.regular = opened.regular;
+            if let Some(cut) = opened.repaired {
+                self.deferred.get_or_insert(cut);
+            }
         }
         let Some(file) = self.file.as_mut() else {
             return Err(io::Error::other("file not open"));
@@ -227,7 +395,9 @@ impl FileSink {
             Err(e) => {
                 // Best effort: a file we cannot shorten will show a
                 // truncated record to readers, who report its offset.
-                let _ = file.set_len(self.len);
+                if self.regular {
+                    let _ = file.set_len(self.len);
+                }
                 Err(e)
             }
         }
@@ -250,9 +420,13 @@ impl FileSink {
             }
             rename_if_exists(&self.path, &self.rotated(1))?;
         }
-        let (file, len) = open_append(&self.path)?;
-        self.file = Some(file);
-        self.len = len;
+        let opened = open_append(&self.path).map_err(io::Error::other)?;
+        self.file = Some(opened.file);
+        self.len = opened.len;
+        self.regular = opened.regular;
+        if let Some(cut) = opened.repaired {
+            self.deferred.get_or_insert(cut);
+        }
         Ok(())
     }
 }
