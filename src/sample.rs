@@ -16,6 +16,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// Thread-local countdown slots.
 const SLOTS: usize = 64;
 
+/// A countdown is kept as `base + left`, where `base` is the sampler's
+/// generation times `SPAN`: a rate change adds `SPAN` to the base, so on
+/// every thread the next decision sees `left` out of `2..SPAN` and draws a
+/// countdown at the new rate. The unsampled path still does one range
+/// test: the rate-change check costs a subtraction, not a branch.
+const SPAN: u64 = 1 << 48;
+
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
 
 thread_local! {
@@ -38,6 +45,8 @@ thread_local! {
 /// ```
 #[derive(Debug)]
 pub struct Sampler {
+    /// The generation of the rate, times `SPAN`.
+    base: AtomicU64,
     rate: AtomicU64,
     /// The countdown slot; `SLOTS` or more when every slot was taken (then
     /// the indexing's own bounds check selects the coin flip, so a slot
@@ -54,6 +63,7 @@ impl Sampler {
     pub fn new(rate: u64) -> Sampler {
         let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed).min(SLOTS);
         Sampler {
+            base: AtomicU64::new(0),
             rate: AtomicU64::new(rate),
             slot,
         }
@@ -62,6 +72,7 @@ impl Sampler {
     /// The sampler used by the crate's guards, slot 0.
     pub(crate) const fn global(rate: u64) -> Sampler {
         Sampler {
+            base: AtomicU64::new(0),
             rate: AtomicU64::new(rate),
             slot: 0,
         }
@@ -72,10 +83,12 @@ impl Sampler {
         self.rate.load(Ordering::Relaxed)
     }
 
-    /// Changes the rate; threads pick it up at their next sampled event (or
-    /// at once when sampling was disabled).
+    /// Changes the rate; every thread uses it from its next decision on,
+    /// whatever countdown the old rate left it.
     pub fn set_rate(&self, rate: u64) {
         self.rate.store(rate, Ordering::Relaxed);
+        // Release: a thread that sees the new base sees the new rate.
+        self.base.fetch_add(SPAN, Ordering::Release);
     }
 
     /// Decides for one event: `Some(weight)` when it is sampled, where
@@ -83,29 +96,57 @@ impl Sampler {
     /// for), `None` otherwise.
     #[inline]
     pub fn sample(&self) -> Option<u64> {
+        let base = self.base.load(Ordering::Relaxed);
+        COUNTDOWNS
+            .try_with(|slots| {
+                let Some(cell) = slots.get(self.slot) else {
+                    return self.coin_flip();
+                };
+                let v = cell.get();
+                // Unsampled while 2 <= left < SPAN; 1 is a sampled event;
+                // 0 (first event) or beyond SPAN (the rate changed) draws.
+                if v.wrapping_sub(base).wrapping_sub(2) < SPAN - 2 {
+                    cell.set(v - 1);
+                    return None;
+                }
+                self.decide(cell)
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// A sampled event, a thread's first, or the first after a rate change.
+    #[cold]
+    fn decide(&self, cell: &Cell<u64>) -> Option<u64> {
+        // Acquire: the rate read below is the one this base was set with.
+        let base = self.base.load(Ordering::Acquire);
+        let rate = self.rate.load(Ordering::Relaxed);
+        if rate == 0 {
+            // Unsampled for a very long while, or until the rate changes.
+            cell.set(base + (SPAN - 1));
+            return None;
+        }
+        let left = cell.get().wrapping_sub(base);
+        if left != 1 {
+            // First event at this rate on this thread.
+            let left = draw_countdown(rate);
+            if left > 1 {
+                cell.set(base + left - 1);
+                return None;
+            }
+        }
+        cell.set(base + draw_countdown(rate));
+        Some(rate)
+    }
+
+    /// The decision of a sampler without a countdown slot.
+    #[cold]
+    fn coin_flip(&self) -> Option<u64> {
         let rate = self.rate.load(Ordering::Relaxed);
         if rate == 0 {
             return None;
         }
-        COUNTDOWNS
-            .try_with(|slots| {
-                let Some(cell) = slots.get(self.slot) else {
-                    return (next_uniform() * rate as f64 <= 1.0).then_some(rate);
-                };
-                let mut left = cell.get();
-                if left == 0 {
-                    // First event of this sampler on this thread.
-                    left = draw_countdown(rate);
-                }
-                if left > 1 {
-                    cell.set(left - 1);
-                    return None;
-                }
-                cell.set(draw_countdown(rate));
-                Some(rate)
-            })
-            .ok()
-            .flatten()
+        (next_uniform() * rate as f64 <= 1.0).then_some(rate)
     }
 }
 
@@ -115,9 +156,8 @@ pub(crate) static SAMPLER: Sampler = Sampler::global(Sampler::DEFAULT_RATE);
 
 /// Sets the rate of the global sampler used by [`crate::measure`],
 /// [`crate::measure_fn`], [`crate::Region::new`] and [`crate::Measure::measured`]: 1 in `rate` regions is measured (1 = all, 0 =
-/// none). Records carry the rate as their `weight`. A thread picks up the
-/// new rate after its next sampled region (at once when sampling was
-/// disabled).
+/// none). Records carry the rate as their `weight`. Every thread uses the
+/// new rate from its next region on.
 pub fn set_sample_rate(rate: u64) {
     SAMPLER.set_rate(rate);
 }
@@ -127,8 +167,13 @@ pub fn sample_rate() -> u64 {
     SAMPLER.rate()
 }
 
-/// A geometric variate with mean `rate`, at least 1.
+/// A geometric variate with mean `rate`, at least 1 and below `SPAN` (the
+/// tail beyond 2^48 events is cut: no rate anyone uses reaches it).
 fn draw_countdown(rate: u64) -> u64 {
+    draw_geometric(rate).min(SPAN - 1)
+}
+
+fn draw_geometric(rate: u64) -> u64 {
     if rate <= 1 {
         return 1;
     }
