@@ -16,12 +16,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// Thread-local countdown slots.
 const SLOTS: usize = 64;
 
-/// A countdown is kept as `base + left`, where `base` is the sampler's
-/// generation times `SPAN`: a rate change adds `SPAN` to the base, so on
-/// every thread the next decision sees `left` out of `2..SPAN` and draws a
-/// countdown at the new rate. The unsampled path still does one range
-/// test: the rate-change check costs a subtraction, not a branch.
-const SPAN: u64 = 1 << 48;
+/// A thread's countdown for a sampler is kept as `base - 1 + skip`, where
+/// `skip` is how many events to let pass before the next sampled one and
+/// `base` is `1 + SPAN * generation` for the sampler's rate generation
+/// (starting at 1, so that a thread's first event, countdown 0, is out of
+/// range): a rate change adds
+/// `SPAN` to the base, so on every thread the next decision sees the value
+/// out of range and draws a countdown at the new rate. The unsampled path
+/// tests `value - base < SPAN` (a subtraction, a shift, a branch): the
+/// rate-change check costs one load.
+const SPAN_BITS: u32 = 48;
+const SPAN: u64 = 1 << SPAN_BITS;
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
 
@@ -45,7 +50,7 @@ thread_local! {
 /// ```
 #[derive(Debug)]
 pub struct Sampler {
-    /// The generation of the rate, times `SPAN`.
+    /// `1 + SPAN * generation` of the rate (see `SPAN`).
     base: AtomicU64,
     rate: AtomicU64,
     /// The countdown slot; `SLOTS` or more when every slot was taken (then
@@ -63,7 +68,7 @@ impl Sampler {
     pub fn new(rate: u64) -> Sampler {
         let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed).min(SLOTS);
         Sampler {
-            base: AtomicU64::new(0),
+            base: AtomicU64::new(SPAN + 1),
             rate: AtomicU64::new(rate),
             slot,
         }
@@ -72,7 +77,7 @@ impl Sampler {
     /// The sampler used by the crate's guards, slot 0.
     pub(crate) const fn global(rate: u64) -> Sampler {
         Sampler {
-            base: AtomicU64::new(0),
+            base: AtomicU64::new(SPAN + 1),
             rate: AtomicU64::new(rate),
             slot: 0,
         }
@@ -103,9 +108,8 @@ impl Sampler {
                     return self.coin_flip();
                 };
                 let v = cell.get();
-                // Unsampled while 2 <= left < SPAN; 1 is a sampled event;
-                // 0 (first event) or beyond SPAN (the rate changed) draws.
-                if v.wrapping_sub(base).wrapping_sub(2) < SPAN - 2 {
+                // `skip - 1`: in range while events are to be skipped.
+                if v.wrapping_sub(base) >> SPAN_BITS == 0 {
                     cell.set(v - 1);
                     return None;
                 }
@@ -115,27 +119,29 @@ impl Sampler {
             .flatten()
     }
 
-    /// A sampled event, a thread's first, or the first after a rate change.
+    /// A sampled event (`skip` is 0), a thread's first event, or the first
+    /// after a rate change (out of range).
     #[cold]
     fn decide(&self, cell: &Cell<u64>) -> Option<u64> {
         // Acquire: the rate read below is the one this base was set with.
         let base = self.base.load(Ordering::Acquire);
         let rate = self.rate.load(Ordering::Relaxed);
+        let countdown = |skip: u64| base.wrapping_sub(1).wrapping_add(skip);
         if rate == 0 {
             // Unsampled for a very long while, or until the rate changes.
-            cell.set(base + (SPAN - 1));
+            cell.set(countdown(SPAN));
             return None;
         }
-        let left = cell.get().wrapping_sub(base);
-        if left != 1 {
-            // First event at this rate on this thread.
+        if cell.get() != countdown(0) {
+            // First event at this rate on this thread: it is the first of
+            // a fresh countdown.
             let left = draw_countdown(rate);
             if left > 1 {
-                cell.set(base + left - 1);
+                cell.set(countdown(left - 2));
                 return None;
             }
         }
-        cell.set(base + draw_countdown(rate));
+        cell.set(countdown(draw_countdown(rate) - 1));
         Some(rate)
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 
 use super::stats::SinkStats;
-use super::{Pipeline, Shared, writer};
+use super::{Pipeline, Shared, SinkShared, writer};
 use crate::error::Error;
 use crate::record::Labels;
 use crate::sink::Sink;
@@ -40,6 +40,7 @@ pub struct PipelineBuilder {
     batch_interval: Duration,
     status_interval: Option<Duration>,
     labels: Labels,
+    sink_backlog: Option<u64>,
 }
 
 impl fmt::Debug for PipelineBuilder {
@@ -67,6 +68,7 @@ impl Default for PipelineBuilder {
             batch_interval: Pipeline::DEFAULT_BATCH_INTERVAL,
             status_interval: Some(Pipeline::DEFAULT_STATUS_INTERVAL),
             labels: Labels::default(),
+            sink_backlog: None,
         }
     }
 }
@@ -118,7 +120,18 @@ impl PipelineBuilder {
         self
     }
 
-    /// Starts the writer thread.
+    /// How many records may wait for one sink (handed to its thread, not
+    /// yet written) before the writer drops that sink's copies of new
+    /// batches, counted in [`SinkStats::dropped_sink_full`] for that sink
+    /// alone: a stalled sink never holds the others up. By default the
+    /// queue capacity (or the batch size, if larger). At shutdown no copy
+    /// is dropped this way.
+    pub fn sink_backlog(mut self, records: u64) -> Self {
+        self.sink_backlog = Some(records);
+        self
+    }
+
+    /// Starts the writer thread, and one thread per sink.
     ///
     /// Fails when there is no sink, the capacity or batch size is 0, or the
     /// thread cannot be started.
@@ -148,6 +161,11 @@ impl PipelineBuilder {
                 "the status interval must be positive (or None for no status records)".to_string(),
             ));
         }
+        if self.sink_backlog == Some(0) {
+            return Err(Error::InvalidConfig(
+                "the sink backlog must be at least 1".to_string(),
+            ));
+        }
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let names = unique_names(&self.sinks);
         let shared = Arc::new(Shared {
@@ -164,28 +182,33 @@ impl PipelineBuilder {
             dropped_closed: AtomicU64::new(0),
             status_records: AtomicU64::new(0),
             capacity: self.capacity,
-            sinks: Mutex::new(
-                names
-                    .iter()
-                    .map(|name| SinkStats {
-                        name: name.clone(),
-                        ..SinkStats::default()
+            sinks: names
+                .into_iter()
+                .map(|name| {
+                    Arc::new(SinkShared {
+                        stats: Mutex::new(SinkStats {
+                            name,
+                            ..SinkStats::default()
+                        }),
+                        backlog: AtomicU64::new(0),
                     })
-                    .collect(),
-            ),
+                })
+                .collect(),
         });
         let writer = writer::Writer::new(
             control_rx,
             self.sinks,
-            names,
             writer::Settings {
                 batch_size: self.batch_size,
                 batch_interval: self.batch_interval,
                 status_interval: self.status_interval,
                 labels: self.labels,
+                sink_backlog: self
+                    .sink_backlog
+                    .unwrap_or(self.capacity.max(self.batch_size) as u64),
             },
             Arc::clone(&shared),
-        );
+        )?;
         let handle = std::thread::Builder::new()
             .name("dynostats-writer".to_string())
             .spawn(move || writer.run())

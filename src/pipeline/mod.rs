@@ -83,11 +83,20 @@ struct Shared {
     dropped_closed: AtomicU64,
     status_records: AtomicU64,
     capacity: usize,
-    sinks: Mutex<Vec<SinkStats>>,
+    /// One per sink, in the order they were added.
+    sinks: Vec<Arc<SinkShared>>,
+}
+
+/// What the writer, one sink's thread and readers of the stats share.
+struct SinkShared {
+    stats: Mutex<SinkStats>,
+    /// Records handed to the sink's thread and not yet written by it.
+    backlog: AtomicU64,
 }
 
 enum Control {
-    /// Write everything queued, flush the sinks, then answer.
+    /// Write everything queued, flush the sinks, then answer (once per
+    /// sink).
     Flush(Sender<Result<(), Error>>),
     /// Write everything queued, then stop (the queue is closed already).
     Shutdown,
@@ -151,21 +160,24 @@ impl Shared {
     }
 
     fn sink_stats(&self) -> Vec<SinkStats> {
-        match self.sinks.try_lock() {
-            Ok(sinks) => sinks.clone(),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().clone(),
-            // In a forked child the writer that held the lock is gone.
-            Err(TryLockError::WouldBlock) if self.is_forked() => Vec::new(),
-            Err(TryLockError::WouldBlock) => self
-                .sinks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        }
+        self.sinks
+            .iter()
+            .filter_map(|sink| match sink.stats.try_lock() {
+                Ok(stats) => Some(stats.clone()),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner().clone()),
+                // In a forked child the thread that held the lock is gone.
+                Err(TryLockError::WouldBlock) if self.is_forked() => None,
+                Err(TryLockError::WouldBlock) => Some(
+                    sink.stats
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                ),
+            })
+            .collect()
     }
 
-    /// The pipeline-wide counts, without the sinks' (which the writer
-    /// publishes under a lock).
+    /// The pipeline-wide counts, without the sinks'.
     fn counts(&self) -> PipelineStats {
         PipelineStats {
             accepted: self.accepted.load(Ordering::Relaxed),
@@ -251,9 +263,18 @@ impl Pipeline {
         if self.shared.is_forked() {
             return Err(Error::Closed);
         }
-        let (ack, done) = crossbeam_channel::bounded(1);
+        let sinks = self.shared.sinks.len();
+        let (ack, done) = crossbeam_channel::bounded(sinks);
         self.shared.request(Control::Flush(ack))?;
-        done.recv().map_err(|_| Error::Closed)?
+        // One answer per sink; the first error wins.
+        let mut result = Ok(());
+        for _ in 0..sinks {
+            let answer = done.recv().map_err(|_| Error::Closed)?;
+            if result.is_ok() {
+                result = answer;
+            }
+        }
+        result
     }
 
     /// The counts so far.

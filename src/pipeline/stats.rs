@@ -5,9 +5,14 @@ use crate::sink::Sink;
 
 /// Counts of what happened to records, read with [`Pipeline::stats`](super::Pipeline::stats).
 ///
-/// Once [`Pipeline::flush`](super::Pipeline::flush) has returned, for every sink
-/// `accepted + status_records == written + dropped_sink_error` (counting
-/// the records accepted before the flush).
+/// Every record accepted ends, for each sink, as delivered or as a counted
+/// drop with its reason. Once [`Pipeline::flush`](super::Pipeline::flush)
+/// has returned, for every sink `received == accepted + status_records`
+/// (counting the records accepted before the flush) and
+/// `received == written + dropped_sink_full + dropped_sink_error`; once
+/// [`Pipeline::shutdown`](super::Pipeline::shutdown) has returned,
+/// `written == delivered + dropped_by_sink + lost_at_shutdown` as well
+/// ([`SinkStats::lost`] sums the drops).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PipelineStats {
@@ -26,14 +31,44 @@ pub struct PipelineStats {
     pub sinks: Vec<SinkStats>,
 }
 
-/// What happened to the records handed to one sink.
+impl PipelineStats {
+    /// Records lost: dropped by the queue (full or closed), plus every
+    /// sink's lost copies ([`SinkStats::lost`]; a record lost by two sinks
+    /// counts twice). After [`Pipeline::shutdown`](super::Pipeline::shutdown),
+    /// 0 means every accepted record reached every sink and was delivered.
+    pub fn lost(&self) -> u64 {
+        self.dropped_queue_full
+            + self.dropped_closed
+            + self.sinks.iter().map(SinkStats::lost).sum::<u64>()
+    }
+}
+
+/// What happened to the records handed to one sink. Each sink runs on its
+/// own thread: its drops are its own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SinkStats {
     /// The sink's name (made unique within the pipeline).
     pub name: String,
-    /// Records the sink accepted.
+    /// Records the writer offered this sink.
+    pub received: u64,
+    /// Records the writer did not hand to this sink because its backlog was
+    /// full (it fell behind: a stalled collector, a slow disk); see
+    /// [`PipelineBuilder::sink_backlog`](super::PipelineBuilder::sink_backlog).
+    pub dropped_sink_full: u64,
+    /// Records the sink accepted (`write_batch` returned `Ok`).
     pub written: u64,
+    /// Records accepted and delivered: `written` less what the sink dropped,
+    /// still holds ([`Sink::buffered`]) or lost at shutdown. For a sink with
+    /// acknowledgements (Forward), acknowledged.
+    pub delivered: u64,
+    /// Records the sink accepted and still holds, undelivered (a network
+    /// sink's buffer while its collector is away).
+    pub buffered_by_sink: u64,
+    /// Records the sink still held, undelivered, when the pipeline shut
+    /// down: lost (a Forward chunk sent but never acknowledged counts here,
+    /// although the collector may have kept it).
+    pub lost_at_shutdown: u64,
     /// Bytes of the records the sink accepted.
     pub bytes_written: u64,
     /// Records lost because the sink returned an error (or panicked).
@@ -45,4 +80,12 @@ pub struct SinkStats {
     pub errors: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
+}
+
+impl SinkStats {
+    /// This sink's lost copies: dropped because it fell behind, on its
+    /// errors, by itself, and at shutdown.
+    pub fn lost(&self) -> u64 {
+        self.dropped_sink_full + self.dropped_sink_error + self.dropped_by_sink + self.lost_at_shutdown
+    }
 }

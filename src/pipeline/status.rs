@@ -37,7 +37,11 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
     detail.stats = stats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     for st in &totals.sinks {
         let counts = [
+            ("records_received", st.received),
+            ("records_dropped_sink_full", st.dropped_sink_full),
             ("records_written", st.written),
+            ("records_delivered", st.delivered),
+            ("records_buffered_by_sink", st.buffered_by_sink),
             ("bytes_written", st.bytes_written),
             ("records_dropped_sink_error", st.dropped_sink_error),
             ("records_dropped_by_sink", st.dropped_by_sink),

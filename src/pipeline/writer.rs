@@ -1,16 +1,18 @@
-//! The writer thread: takes records off the queue, batches, encodes and
-//! hands batches to the sinks; writes status records.
+//! The writer thread takes records off the queue, batches and encodes them,
+//! and hands each batch to every sink's own thread; it writes status
+//! records. Each sink runs on a thread of its own with a bounded backlog,
+//! so a slow or stalled sink only drops its own copies.
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use super::stats::SinkStats;
-use super::{Control, Shared, status};
+use super::{Control, Shared, SinkShared, status};
 use crate::error::Error;
 use crate::record::{Labels, Record};
 use crate::sink::{Batch, Sink};
@@ -20,52 +22,77 @@ pub(super) struct Settings {
     pub(super) batch_interval: Duration,
     pub(super) status_interval: Option<Duration>,
     pub(super) labels: Labels,
+    /// Records a sink may have waiting for it before the writer drops its
+    /// copies.
+    pub(super) sink_backlog: u64,
 }
 
-struct SinkSlot {
-    sink: Box<dyn Sink>,
-    stats: SinkStats,
+/// What the writer sends a sink's thread.
+pub(super) enum Job {
+    Batch(Arc<Batch>),
+    /// Flush the sink and answer with the first error since the last flush.
+    Flush(Sender<Result<(), Error>>),
+}
+
+/// The writer's end of one sink's thread.
+struct SinkLink {
+    shared: Arc<SinkShared>,
+    jobs: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 pub(super) struct Writer {
     control: Receiver<Control>,
-    sinks: Vec<SinkSlot>,
+    sinks: Vec<SinkLink>,
     settings: Settings,
     shared: Arc<Shared>,
     batch: Batch,
     next_status: Option<Instant>,
-    /// The first sink error since the last flush, reported by `flush`.
-    pending_error: Option<Error>,
+    /// Shutting down: no backlog limit, every accepted record is handed on.
+    closing: bool,
 }
 
 impl Writer {
+    /// Starts one thread per sink; fails if a thread cannot be started
+    /// (the threads already started then end, as their channels close).
     pub(super) fn new(
         control: Receiver<Control>,
         sinks: Vec<Box<dyn Sink>>,
-        names: Vec<String>,
         settings: Settings,
         shared: Arc<Shared>,
-    ) -> Writer {
-        let sinks = sinks
-            .into_iter()
-            .zip(names)
-            .map(|(sink, name)| SinkSlot {
+    ) -> Result<Writer, Error> {
+        let mut links = Vec::with_capacity(sinks.len());
+        for (sink, sink_shared) in sinks.into_iter().zip(&shared.sinks) {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let worker = SinkWorker {
                 sink,
-                stats: SinkStats {
-                    name,
-                    ..SinkStats::default()
-                },
-            })
-            .collect();
-        Writer {
+                shared: Arc::clone(sink_shared),
+                jobs: rx,
+                pending_error: None,
+                reported_full: 0,
+            };
+            let thread = std::thread::Builder::new()
+                .name("dynostats-sink".to_string())
+                .spawn(move || worker.run())
+                .map_err(|source| Error::Io {
+                    context: "starting a dynostats sink thread".to_string(),
+                    source,
+                })?;
+            links.push(SinkLink {
+                shared: Arc::clone(sink_shared),
+                jobs: Some(tx),
+                thread: Some(thread),
+            });
+        }
+        Ok(Writer {
             control,
-            sinks,
+            sinks: links,
             settings,
             shared,
             batch: Batch::new(),
             next_status: None,
-            pending_error: None,
-        }
+            closing: false,
+        })
     }
 
     pub(super) fn run(mut self) {
@@ -88,10 +115,7 @@ impl Writer {
             }
             loop {
                 match self.control.try_recv() {
-                    Ok(Control::Flush(ack)) => {
-                        let result = self.flush();
-                        let _ = ack.send(result);
-                    }
+                    Ok(Control::Flush(ack)) => self.flush(ack),
                     // Shut down: the queue is closed, so the drain after
                     // the loop is the last.
                     Ok(Control::Shutdown) => break 'run,
@@ -115,13 +139,31 @@ impl Writer {
             }
             self.write();
         }
+        self.closing = true;
         self.drain(usize::MAX);
         self.write();
         if self.settings.status_interval.is_some() {
+            // The last status record counts what the sinks wrote: wait for
+            // them to write and flush everything else first (each sink's
+            // flush has its own bound).
+            let (ack, done) = crossbeam_channel::bounded(self.sinks.len());
+            self.flush(ack);
+            for _ in 0..self.sinks.len() {
+                let _ = done.recv();
+            }
             self.add_status();
             self.write();
         }
-        self.flush_sinks();
+        // Closing the channels tells each sink thread to flush, count what
+        // its sink could not deliver, and end.
+        for link in &mut self.sinks {
+            link.jobs = None;
+        }
+        for link in &mut self.sinks {
+            if let Some(thread) = link.thread.take() {
+                let _ = thread.join();
+            }
+        }
     }
 
     /// Takes up to `limit` queued records, writing a batch whenever it is
@@ -145,89 +187,178 @@ impl Writer {
         self.batch.push(&record);
     }
 
-    /// Hands the batch to every sink and publishes the counts.
+    /// Hands the batch to every sink's thread; a sink whose backlog is
+    /// full loses its copy (counted for it alone).
     fn write(&mut self) {
         if self.batch.is_empty() {
             return;
         }
         let records = self.batch.len() as u64;
-        let bytes = self.batch.bytes().len() as u64;
-        for slot in &mut self.sinks {
-            let batch = &self.batch;
-            let sink = &mut slot.sink;
-            match guarded(|| sink.write_batch(batch)) {
-                Ok(()) => {
-                    slot.stats.written += records;
-                    slot.stats.bytes_written += bytes;
-                }
-                Err(e) => {
-                    slot.stats.dropped_sink_error += records;
-                    note_error(
-                        &mut slot.stats,
-                        &mut self.pending_error,
-                        "writing to sink",
-                        e,
-                    );
-                }
+        let batch = Arc::new(std::mem::take(&mut self.batch));
+        for link in &self.sinks {
+            let backlog = link.shared.backlog.load(Ordering::Acquire);
+            let mut stats = link.shared.lock();
+            stats.received += records;
+            let full = backlog > 0 && backlog + records > self.settings.sink_backlog;
+            let sent = !(full && !self.closing)
+                && link.jobs.as_ref().is_some_and(|jobs| {
+                    link.shared.backlog.fetch_add(records, Ordering::AcqRel);
+                    jobs.send(Job::Batch(Arc::clone(&batch))).is_ok()
+                });
+            if !sent {
+                stats.dropped_sink_full += records;
             }
-            slot.stats.dropped_by_sink = guarded(|| Ok(slot.sink.dropped())).unwrap_or(0);
         }
-        self.batch.clear();
-        self.publish();
     }
 
-    /// Writes every record accepted before the flush request, flushes the
-    /// sinks and reports the first error since the previous flush.
-    fn flush(&mut self) -> Result<(), Error> {
+    /// Hands every record accepted before the request to the sinks, then
+    /// asks each sink's thread to flush and answer `ack`.
+    fn flush(&mut self, ack: Sender<Result<(), Error>>) {
         // Everything accepted before the request is in the queue now; newer
         // records may follow, so take no more than were there.
         let queued = self.shared.queue.len();
         self.drain(queued);
         self.write();
-        self.flush_sinks();
+        for link in &self.sinks {
+            let sent = link
+                .jobs
+                .as_ref()
+                .is_some_and(|jobs| jobs.send(Job::Flush(ack.clone())).is_ok());
+            if !sent {
+                let _ = ack.send(Err(Error::Closed));
+            }
+        }
+    }
+
+    /// Adds a status record to the batch.
+    fn add_status(&mut self) {
+        self.shared.status_records.fetch_add(1, Ordering::Relaxed);
+        let totals = self.shared.stats();
+        let record = status::record(&totals, self.shared.queue.len() as u64);
+        self.add(record);
+    }
+}
+
+/// One sink on its own thread.
+struct SinkWorker {
+    sink: Box<dyn Sink>,
+    shared: Arc<SinkShared>,
+    jobs: Receiver<Job>,
+    /// The first error since the last flush, reported by the next flush.
+    pending_error: Option<Error>,
+    /// `dropped_sink_full` when the last flush reported it.
+    reported_full: u64,
+}
+
+impl SinkWorker {
+    fn run(mut self) {
+        // Blocks only this sink's thread; ends when the writer closes the
+        // channel (shutdown).
+        while let Ok(job) = self.jobs.recv() {
+            match job {
+                Job::Batch(batch) => {
+                    self.write(&batch);
+                    self.shared
+                        .backlog
+                        .fetch_sub(batch.len() as u64, Ordering::AcqRel);
+                }
+                Job::Flush(ack) => {
+                    let result = self.flush();
+                    let _ = ack.send(result);
+                }
+            }
+        }
+        let _ = self.flush();
+        // What the sink still holds now is lost with it.
+        let sink = &self.sink;
+        let left = guarded(|| Ok(sink.buffered())).unwrap_or(0);
+        let mut stats = self.shared.lock();
+        stats.lost_at_shutdown = left;
+        stats.buffered_by_sink = 0;
+        stats.delivered = delivered(&stats);
+    }
+
+    fn write(&mut self, batch: &Batch) {
+        let records = batch.len() as u64;
+        let bytes = batch.bytes().len() as u64;
+        let sink = &mut self.sink;
+        let result = guarded(|| sink.write_batch(batch));
+        let mut stats = self.shared.lock();
+        match result {
+            Ok(()) => {
+                stats.written += records;
+                stats.bytes_written += bytes;
+            }
+            Err(e) => {
+                stats.dropped_sink_error += records;
+                note_error(&mut stats, &mut self.pending_error, "writing to sink", e);
+            }
+        }
+        self.refresh(&mut stats);
+    }
+
+    /// Flushes the sink; returns the first error since the previous flush.
+    fn flush(&mut self) -> Result<(), Error> {
+        let sink = &mut self.sink;
+        let result = guarded(|| sink.flush());
+        let mut stats = self.shared.lock();
+        if let Err(e) = result {
+            note_error(&mut stats, &mut self.pending_error, "flushing sink", e);
+        }
+        if stats.dropped_sink_full > self.reported_full && self.pending_error.is_none() {
+            self.pending_error = Some(Error::Io {
+                context: format!("sink {}", stats.name),
+                source: io::Error::other(format!(
+                    "{} records dropped: the sink fell behind and its backlog was full",
+                    stats.dropped_sink_full - self.reported_full
+                )),
+            });
+        }
+        self.reported_full = stats.dropped_sink_full;
+        self.refresh(&mut stats);
         match self.pending_error.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
-    fn flush_sinks(&mut self) {
-        for slot in &mut self.sinks {
-            let sink = &mut slot.sink;
-            if let Err(e) = guarded(|| sink.flush()) {
-                note_error(&mut slot.stats, &mut self.pending_error, "flushing sink", e);
-            }
-        }
-        self.publish();
+    /// Updates what the sink itself reports.
+    fn refresh(&self, stats: &mut super::SinkStats) {
+        let sink = &self.sink;
+        stats.dropped_by_sink = guarded(|| Ok(sink.dropped())).unwrap_or(stats.dropped_by_sink);
+        stats.buffered_by_sink = guarded(|| Ok(sink.buffered())).unwrap_or(0);
+        stats.delivered = delivered(stats);
     }
+}
 
-    fn publish(&self) {
-        let mut shared = self
-            .shared
-            .sinks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        shared.clear();
-        shared.extend(self.sinks.iter().map(|slot| slot.stats.clone()));
-    }
+/// Records written and neither dropped by the sink, still buffered in it,
+/// nor lost at shutdown.
+fn delivered(stats: &super::SinkStats) -> u64 {
+    stats
+        .written
+        .saturating_sub(stats.dropped_by_sink)
+        .saturating_sub(stats.buffered_by_sink)
+        .saturating_sub(stats.lost_at_shutdown)
+}
 
-    /// Adds a status record to the batch.
-    fn add_status(&mut self) {
-        self.shared.status_records.fetch_add(1, Ordering::Relaxed);
-        let mut totals = self.shared.counts();
-        totals.sinks = self.sinks.iter().map(|slot| slot.stats.clone()).collect();
-        let record = status::record(&totals, self.shared.queue.len() as u64);
-        self.add(record);
+impl SinkShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, super::SinkStats> {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// Runs a sink call, turning a panic into an error so that one faulty sink
-/// cannot stop the writer.
+/// cannot stop its thread.
 fn guarded<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(io::Error::other("the sink panicked")))
 }
 
-fn note_error(stats: &mut SinkStats, pending: &mut Option<Error>, what: &str, e: io::Error) {
+fn note_error(
+    stats: &mut super::SinkStats,
+    pending: &mut Option<Error>,
+    what: &str,
+    e: io::Error,
+) {
     stats.errors += 1;
     stats.last_error = Some(e.to_string());
     if pending.is_none() {

@@ -143,6 +143,14 @@ pub trait Sink: Send + 'static {
     fn dropped(&self) -> u64 {
         0
     }
+
+    /// Records this sink accepted in `write_batch` and has not delivered
+    /// yet (e.g. a network sink's buffer, or a chunk awaiting its ack).
+    /// What it still holds when the pipeline shuts down is counted as lost
+    /// ([`SinkStats::lost_at_shutdown`](crate::pipeline::SinkStats::lost_at_shutdown)).
+    fn buffered(&self) -> u64 {
+        0
+    }
 }
 
 impl Sink for Box<dyn Sink> {
@@ -157,6 +165,9 @@ impl Sink for Box<dyn Sink> {
     }
     fn dropped(&self) -> u64 {
         (**self).dropped()
+    }
+    fn buffered(&self) -> u64 {
+        (**self).buffered()
     }
 }
 

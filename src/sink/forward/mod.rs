@@ -502,6 +502,10 @@ impl Sink for ForwardSink {
     fn dropped(&self) -> u64 {
         self.stats.dropped
     }
+
+    fn buffered(&self) -> u64 {
+        self.stats().buffered_records
+    }
 }
 
 #[cfg(test)]
