@@ -55,7 +55,10 @@ fn a_stalled_sink_drops_only_its_own_copies() {
     }
     assert_eq!(pipeline.stats().sinks[1].written, RECORDS);
     let stalled = pipeline.stats().sinks[0].clone();
-    assert!(stalled.dropped_sink_full >= RECORDS - 2 * BACKLOG, "{stalled:?}");
+    assert!(
+        stalled.dropped_sink_full >= RECORDS - 2 * BACKLOG,
+        "{stalled:?}"
+    );
 
     {
         let (released, wake) = &*gate;

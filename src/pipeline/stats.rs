@@ -86,6 +86,9 @@ impl SinkStats {
     /// This sink's lost copies: dropped because it fell behind, on its
     /// errors, by itself, and at shutdown.
     pub fn lost(&self) -> u64 {
-        self.dropped_sink_full + self.dropped_sink_error + self.dropped_by_sink + self.lost_at_shutdown
+        self.dropped_sink_full
+            + self.dropped_sink_error
+            + self.dropped_by_sink
+            + self.lost_at_shutdown
     }
 }

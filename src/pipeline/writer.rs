@@ -200,7 +200,7 @@ impl Writer {
             let mut stats = link.shared.lock();
             stats.received += records;
             let full = backlog > 0 && backlog + records > self.settings.sink_backlog;
-            let sent = !(full && !self.closing)
+            let sent = (!full || self.closing)
                 && link.jobs.as_ref().is_some_and(|jobs| {
                     link.shared.backlog.fetch_add(records, Ordering::AcqRel);
                     jobs.send(Job::Batch(Arc::clone(&batch))).is_ok()
@@ -353,12 +353,7 @@ fn guarded<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(io::Error::other("the sink panicked")))
 }
 
-fn note_error(
-    stats: &mut super::SinkStats,
-    pending: &mut Option<Error>,
-    what: &str,
-    e: io::Error,
-) {
+fn note_error(stats: &mut super::SinkStats, pending: &mut Option<Error>, what: &str, e: io::Error) {
     stats.errors += 1;
     stats.last_error = Some(e.to_string());
     if pending.is_none() {
