@@ -38,8 +38,8 @@ mod read;
 pub use labels::Labels;
 pub(crate) use labels::truncate;
 pub use name::Name;
+pub(crate) use read::decode;
 pub use read::{Damage, MAX_DEPTH, RecordReader, Skip, SkipReason, Step, read};
-pub(crate) use read::{check_framing, decode};
 
 use crate::counters::{Delta, NameVisitor, ReadPath};
 

@@ -526,21 +526,6 @@ impl<R: Read> Iterator for RecordReader<R> {
     }
 }
 
-/// Checks that `reader` holds a whole number of MessagePack maps: returns
-/// their total length, or the framing damage (with the offset of the first
-/// incomplete, [`Error::Truncated`], or unframeable, [`Error::Decode`],
-/// object). Maps that are not records are framed like the others.
-pub(crate) fn check_framing<R: Read>(reader: R) -> Result<u64, Error> {
-    let mut records = RecordReader::new(reader);
-    let mut scratch = Record::empty();
-    loop {
-        match records.next_into(&mut scratch)? {
-            Step::End => return Ok(records.offset),
-            Step::Record | Step::Skipped(_) => {}
-        }
-    }
-}
-
 /// Decodes one record from `bytes` (trailing bytes are ignored).
 pub(crate) fn decode(bytes: &[u8]) -> Result<Record, String> {
     let mut record = Record::empty();
