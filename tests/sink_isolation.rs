@@ -9,7 +9,10 @@ use dynostats::sink::{Batch, MemorySink, Sink};
 use dynostats::{Pipeline, Record, RecordKind};
 
 const RECORDS: u64 = 10_000;
-const BACKLOG: u64 = 500;
+const BACKLOG: u64 = 1500;
+/// Records emitted at a time, then the healthy sink is let catch up: its
+/// backlog never exceeds this, so it never drops.
+const ROUND: u64 = 1000;
 
 /// Blocks in `write_batch` until released, like a frozen collector.
 struct Stalled(Arc<(Mutex<bool>, Condvar)>);
@@ -28,6 +31,18 @@ impl Sink for Stalled {
     }
 }
 
+/// Releases the stalled sink, also when an assertion fails (otherwise
+/// the pipeline's shutdown would wait for it for ever).
+struct Release(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let (released, wake) = &*self.0;
+        *released.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+    }
+}
+
 #[test]
 fn a_stalled_sink_drops_only_its_own_copies() {
     let gate = Arc::new((Mutex::new(false), Condvar::new()));
@@ -41,30 +56,35 @@ fn a_stalled_sink_drops_only_its_own_copies() {
         .status_interval(None)
         .build()
         .unwrap();
-    for i in 0..RECORDS {
-        let mut r = Record::new(RecordKind::Region, "r");
-        r.wall_ns = i;
-        assert!(pipeline.emit(r));
-    }
+    let release = Release(Arc::clone(&gate));
     // The healthy sink gets every record while the other is frozen (the
     // bound only keeps a broken build from hanging; it measures nothing).
     let started = Instant::now();
-    while pipeline.stats().sinks[1].written < RECORDS && started.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(5));
+    for round in 0..RECORDS / ROUND {
+        for i in 0..ROUND {
+            let mut r = Record::new(RecordKind::Region, "r");
+            r.wall_ns = round * ROUND + i;
+            assert!(pipeline.emit(r));
+        }
+        while pipeline.stats().sinks[1].written < (round + 1) * ROUND
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
-    assert_eq!(pipeline.stats().sinks[1].written, RECORDS);
+    assert_eq!(
+        pipeline.stats().sinks[1].written,
+        RECORDS,
+        "{:?}",
+        pipeline.stats()
+    );
     let stalled = pipeline.stats().sinks[0].clone();
     assert!(
         stalled.dropped_sink_full >= RECORDS - 2 * BACKLOG,
         "{stalled:?}"
     );
 
-    {
-        let (released, wake) = &*gate;
-        *released.lock().unwrap() = true;
-        wake.notify_all();
-    }
+    drop(release);
     let stats = pipeline.shutdown().unwrap();
     assert_eq!(stats.dropped_queue_full, 0);
     let (stalled, healthy) = (&stats.sinks[0], &stats.sinks[1]);
