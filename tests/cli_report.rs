@@ -232,6 +232,9 @@ fn records_the_writer_dropped_are_reported() {
     let pipeline = Pipeline::builder()
         .sink(FileSink::create(&path).unwrap())
         .queue_capacity(8)
+        // The file sink's own backlog holds the whole burst: this test is
+        // about the queue's drops, not the sink's.
+        .sink_backlog(BURST as u64)
         .build()
         .unwrap();
     let accepted = (0..BURST)
