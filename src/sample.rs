@@ -16,17 +16,27 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// Thread-local countdown slots.
 const SLOTS: usize = 64;
 
-/// A thread's countdown for a sampler is kept as `base - 1 + skip`, where
-/// `skip` is how many events to let pass before the next sampled one and
-/// `base` is `1 + SPAN * generation` for the sampler's rate generation
-/// (starting at 1, so that a thread's first event, countdown 0, is out of
-/// range): a rate change adds
-/// `SPAN` to the base, so on every thread the next decision sees the value
-/// out of range and draws a countdown at the new rate. The unsampled path
-/// tests `value - base < SPAN` (a subtraction, a shift, a branch): the
-/// rate-change check costs one load.
+/// A thread's countdown for a sampler is kept as
+/// `generation * SPAN + skip - 1`, where `skip` (at least 1) is how many
+/// events to let pass before the next sampled one and `generation` (1 to
+/// `GENERATIONS`) numbers the sampler's rate changes. The unsampled path
+/// tests that the value's top 16 bits are the generation (on aarch64 one
+/// compare with a shifted operand and a branch) and decrements it: the
+/// rate-change check costs one load. When `skip` runs out the decrement
+/// borrows from the generation bits, so the next event is out of range and
+/// decides. A rate change moves to the next generation, so on every thread
+/// the next decision sees its value out of range and draws a countdown at
+/// the new rate; a thread's first countdown, 0, is generation 0, never in
+/// use. Generations wrap after `GENERATIONS` changes: a thread that made no
+/// decision through exactly that many changes keeps its old countdown once
+/// (it is still bounded by the rate it was drawn at).
 const SPAN_BITS: u32 = 48;
 const SPAN: u64 = 1 << SPAN_BITS;
+/// The number of generations (16 bits, 0 left out).
+const GENERATIONS: u64 = (1 << (64 - SPAN_BITS)) - 1;
+
+/// The countdown slot of the global sampler [`SAMPLER`].
+const GLOBAL_SLOT: usize = 0;
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
 
@@ -50,8 +60,8 @@ thread_local! {
 /// ```
 #[derive(Debug)]
 pub struct Sampler {
-    /// `1 + SPAN * generation` of the rate (see `SPAN`).
-    base: AtomicU64,
+    /// The generation of the rate, 1 to `GENERATIONS` (see `SPAN`).
+    generation: AtomicU64,
     rate: AtomicU64,
     /// The countdown slot; `SLOTS` or more when every slot was taken (then
     /// the indexing's own bounds check selects the coin flip, so a slot
@@ -68,7 +78,7 @@ impl Sampler {
     pub fn new(rate: u64) -> Sampler {
         let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed).min(SLOTS);
         Sampler {
-            base: AtomicU64::new(SPAN + 1),
+            generation: AtomicU64::new(1),
             rate: AtomicU64::new(rate),
             slot,
         }
@@ -77,9 +87,9 @@ impl Sampler {
     /// The sampler used by the crate's guards, slot 0.
     pub(crate) const fn global(rate: u64) -> Sampler {
         Sampler {
-            base: AtomicU64::new(SPAN + 1),
+            generation: AtomicU64::new(1),
             rate: AtomicU64::new(rate),
-            slot: 0,
+            slot: GLOBAL_SLOT,
         }
     }
 
@@ -92,8 +102,11 @@ impl Sampler {
     /// whatever countdown the old rate left it.
     pub fn set_rate(&self, rate: u64) {
         self.rate.store(rate, Ordering::Relaxed);
-        // Release: a thread that sees the new base sees the new rate.
-        self.base.fetch_add(SPAN, Ordering::Release);
+        // Release: a thread that sees the new generation sees the new rate.
+        let next = |generation: u64| Some(generation % GENERATIONS + 1);
+        let _ = self
+            .generation
+            .fetch_update(Ordering::Release, Ordering::Relaxed, next);
     }
 
     /// Decides for one event: `Some(weight)` when it is sampled, where
@@ -101,32 +114,48 @@ impl Sampler {
     /// for), `None` otherwise.
     #[inline]
     pub fn sample(&self) -> Option<u64> {
-        let base = self.base.load(Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::Relaxed);
         COUNTDOWNS
-            .try_with(|slots| {
-                let Some(cell) = slots.get(self.slot) else {
-                    return self.coin_flip();
-                };
-                let v = cell.get();
-                // `skip - 1`: in range while events are to be skipped.
-                if v.wrapping_sub(base) >> SPAN_BITS == 0 {
-                    cell.set(v - 1);
-                    return None;
-                }
-                self.decide(cell)
+            .try_with(|slots| match slots.get(self.slot) {
+                Some(cell) => self.count_down(cell, generation),
+                None => self.coin_flip(),
             })
             .ok()
             .flatten()
+    }
+
+    /// [`Sampler::sample`] of the global sampler: its slot is known, so
+    /// there is no slot to load and no bounds to check.
+    #[inline]
+    pub(crate) fn sample_global() -> Option<u64> {
+        let generation = SAMPLER.generation.load(Ordering::Relaxed);
+        COUNTDOWNS
+            .try_with(|slots| SAMPLER.count_down(&slots[GLOBAL_SLOT], generation))
+            .ok()
+            .flatten()
+    }
+
+    /// One event on this thread's countdown `cell`.
+    #[inline]
+    fn count_down(&self, cell: &Cell<u64>, generation: u64) -> Option<u64> {
+        let v = cell.get();
+        // This generation's countdown, `skip - 1` in the low bits.
+        if v >> SPAN_BITS == generation {
+            cell.set(v - 1);
+            return None;
+        }
+        self.decide(cell)
     }
 
     /// A sampled event (`skip` is 0), a thread's first event, or the first
     /// after a rate change (out of range).
     #[cold]
     fn decide(&self, cell: &Cell<u64>) -> Option<u64> {
-        // Acquire: the rate read below is the one this base was set with.
-        let base = self.base.load(Ordering::Acquire);
+        // Acquire: the rate read below is the one this generation was set
+        // with.
+        let generation = self.generation.load(Ordering::Acquire);
         let rate = self.rate.load(Ordering::Relaxed);
-        let countdown = |skip: u64| base.wrapping_sub(1).wrapping_add(skip);
+        let countdown = |skip: u64| (generation << SPAN_BITS).wrapping_add(skip).wrapping_sub(1);
         if rate == 0 {
             // Unsampled for a very long while, or until the rate changes.
             cell.set(countdown(SPAN));
@@ -279,5 +308,29 @@ mod tests {
         assert!(s.sample().is_none());
         s.set_rate(1);
         assert_eq!(s.sample(), Some(1));
+    }
+
+    #[test]
+    fn every_rate_change_is_seen_also_after_the_generations_wrap() {
+        // Past `GENERATIONS` changes the generation wraps back to 1; at each
+        // change this thread's countdown from the generation before, and a
+        // fresh thread's first one, must be out of range.
+        let s = Sampler::new(1_000_000_000_000);
+        assert_eq!(s.sample(), None);
+        let mut wrapped = false;
+        for i in 0..GENERATIONS + 10 {
+            let before = s.generation.load(Ordering::Relaxed);
+            let (rate, expected) = if i % 2 == 0 { (1, Some(1)) } else { (0, None) };
+            s.set_rate(rate);
+            let after = s.generation.load(Ordering::Relaxed);
+            assert!((1..=GENERATIONS).contains(&after));
+            wrapped |= after < before;
+            assert_eq!(s.sample(), expected, "change {i}");
+            if i % 4096 == 0 || after < before {
+                let fresh = std::thread::scope(|t| t.spawn(|| s.sample()).join().unwrap());
+                assert_eq!(fresh, expected, "a new thread at change {i}");
+            }
+        }
+        assert!(wrapped);
     }
 }

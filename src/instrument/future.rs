@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 
 use super::accounting::{PollAccounting, records_wanted};
 use crate::record::RecordKind;
-use crate::sample::{SAMPLER, Sampler};
+use crate::sample::Sampler;
 
 /// What a sampled [`Measured`] carries. Dropping it delivers the record, so
 /// completion, cancellation and panics all go through one path.
@@ -181,7 +181,7 @@ pub trait Measure: Future + Sized {
     /// [`measure`](crate::measure) does for a code region (see
     /// [`set_sample_rate`](crate::set_sample_rate)); the weight is the rate.
     fn measured(self, name: impl Into<Cow<'static, str>>) -> Measured<Self> {
-        Measured::new(self, name, SAMPLER.sample())
+        Measured::new(self, name, Sampler::sample_global())
     }
 
     /// Measures this future when `sampler` picks it (weight = the rate);

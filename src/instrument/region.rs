@@ -7,7 +7,7 @@ use crate::counters::{self, Delta, PhantomNotSend, Snapshot};
 use crate::pipeline;
 use crate::profile::{self, Installed, TaskProfile};
 use crate::record::{Record, RecordKind};
-use crate::sample::{SAMPLER, Sampler};
+use crate::sample::Sampler;
 
 /// A region about to be measured: add labels, then [`Region::start`] it or
 /// [`Region::run`] a closure in it.
@@ -26,14 +26,20 @@ impl Region {
     /// A region named `name`, sampled by the global sampler.
     #[inline]
     pub fn new(name: &str) -> Region {
-        Region::with_sampler(&SAMPLER, name)
+        Region::decided(Sampler::sample_global(), name)
     }
 
     /// A region named `name`, sampled by `sampler` instead of the global one
     /// (e.g. a per-endpoint rate).
     #[inline]
     pub fn with_sampler(sampler: &Sampler, name: &str) -> Region {
-        match sampler.sample() {
+        Region::decided(sampler.sample(), name)
+    }
+
+    /// A region for a sampler's decision (`Some(weight)`: sampled).
+    #[inline]
+    fn decided(decision: Option<u64>, name: &str) -> Region {
+        match decision {
             None => Region { active: None },
             Some(weight) => Region::sampled(name, weight, false),
         }
@@ -49,7 +55,7 @@ impl Region {
     /// weight 0 (it stands for no event beyond itself in
     /// `sum(weight * instructions)`).
     pub fn forced(name: &str) -> Region {
-        match SAMPLER.sample() {
+        match Sampler::sample_global() {
             Some(weight) => Region::sampled(name, weight, false),
             None => Region::sampled(name, 0, true),
         }
