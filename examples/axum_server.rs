@@ -39,7 +39,7 @@ fn app() -> Router {
         .route("/users/{id}", get(user))
         .route("/checksum", post(checksum))
         // Measure 1 request in 10; each record has weight 10.
-        .layer(MeasureLayer::new(10).labels(flag))
+        .layer(MeasureLayer::new(10).labels(flag).axum_body())
 }
 
 #[tokio::main]

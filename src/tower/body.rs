@@ -30,6 +30,81 @@ impl<B> MeasuredBody<B> {
     pub(crate) fn new(inner: B, state: Option<Box<RequestState>>) -> MeasuredBody<B> {
         MeasuredBody { inner, state }
     }
+
+    /// Whether the body is being measured (its request is sampled and the
+    /// body has not ended).
+    pub fn is_measuring(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The inner body. Meant for a body that is not being measured: the
+    /// record of a body still being measured is emitted now, as if the body
+    /// had been dropped.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// How [`MeasureService`](super::MeasureService) hands back the response
+/// body: [`Wrapped`] (the default) or [`AxumBody`] (see
+/// [`MeasureLayer::axum_body`](super::MeasureLayer::axum_body)). Sealed.
+pub trait ResponseBody<B>: sealed::Sealed {
+    /// The response body type.
+    type Body;
+
+    /// The response body for `body`.
+    fn wrap(body: MeasuredBody<B>) -> Self::Body;
+}
+
+/// Response bodies are [`MeasuredBody`], sampled or not: works with any
+/// body type.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wrapped;
+
+impl sealed::Sealed for Wrapped {}
+
+impl<B> ResponseBody<B> for Wrapped {
+    type Body = MeasuredBody<B>;
+
+    #[inline]
+    fn wrap(body: MeasuredBody<B>) -> MeasuredBody<B> {
+        body
+    }
+}
+
+/// Response bodies are axum's `Body`: the inner body itself when the
+/// request is not being measured (axum's `Body::new` of an axum `Body` is
+/// that body, nothing allocated), a `MeasuredBody` inside one when it is.
+/// Under `Router::layer`, axum would otherwise box every `MeasuredBody`
+/// into a `Body` again, sampled or not.
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AxumBody;
+
+#[cfg(feature = "axum")]
+impl sealed::Sealed for AxumBody {}
+
+#[cfg(feature = "axum")]
+impl<B> ResponseBody<B> for AxumBody
+where
+    B: Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Body = axum::body::Body;
+
+    #[inline]
+    fn wrap(body: MeasuredBody<B>) -> axum::body::Body {
+        if body.is_measuring() {
+            axum::body::Body::new(body)
+        } else {
+            axum::body::Body::new(body.into_inner())
+        }
+    }
 }
 
 impl<B: Body> Body for MeasuredBody<B> {

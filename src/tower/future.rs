@@ -1,4 +1,5 @@
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -6,20 +7,22 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::MeasuredBody;
+use super::body::{ResponseBody, Wrapped};
 use super::request::RequestState;
 
 pin_project! {
     /// The response future of [`MeasureService`](crate::MeasureService):
     /// measures each poll of the inner future when the request is sampled,
     /// then hands the measurement to the response body.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, W = Wrapped> {
         #[pin]
         inner: F,
         state: Option<Box<RequestState>>,
+        wrap: PhantomData<fn() -> W>,
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
+impl<F, W> std::fmt::Debug for ResponseFuture<F, W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("sampled", &self.state.is_some())
@@ -27,25 +30,30 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, state: Option<Box<RequestState>>) -> ResponseFuture<F> {
-        ResponseFuture { inner, state }
+impl<F, W> ResponseFuture<F, W> {
+    pub(crate) fn new(inner: F, state: Option<Box<RequestState>>) -> ResponseFuture<F, W> {
+        ResponseFuture {
+            inner,
+            state,
+            wrap: PhantomData,
+        }
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E, W> Future for ResponseFuture<F, W>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: http_body::Body,
+    W: ResponseBody<B>,
 {
-    type Output = Result<Response<MeasuredBody<B>>, E>;
+    type Output = Result<Response<W::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(state) = this.state.as_mut() else {
             return match this.inner.poll(cx) {
                 Poll::Ready(Ok(response)) => {
-                    Poll::Ready(Ok(response.map(|b| MeasuredBody::new(b, None))))
+                    Poll::Ready(Ok(response.map(|b| W::wrap(MeasuredBody::new(b, None)))))
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 Poll::Pending => Poll::Pending,
@@ -70,7 +78,7 @@ where
                     }
                     state = None;
                 }
-                Poll::Ready(Ok(response.map(|b| MeasuredBody::new(b, state))))
+                Poll::Ready(Ok(response.map(|b| W::wrap(MeasuredBody::new(b, state)))))
             }
         }
     }

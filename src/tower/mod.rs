@@ -20,7 +20,9 @@ mod layer;
 mod request;
 mod service;
 
-pub use body::MeasuredBody;
+#[cfg(feature = "axum")]
+pub use body::AxumBody;
+pub use body::{MeasuredBody, ResponseBody, Wrapped};
 pub use future::ResponseFuture;
 pub use label::{HeaderLabel, LabelRequest};
 pub use layer::MeasureLayer;

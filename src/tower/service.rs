@@ -1,29 +1,44 @@
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
 
+use super::ResponseFuture;
+use super::body::{ResponseBody, Wrapped};
 use super::label::LabelRequest;
 use super::request::RequestState;
-use super::{MeasuredBody, ResponseFuture};
 use crate::sample::Sampler;
 
 /// The service made by [`MeasureLayer`](super::MeasureLayer): decides
 /// sampling per request and measures the sampled ones per poll.
-#[derive(Clone, Debug)]
-pub struct MeasureService<S, L = ()> {
+#[derive(Debug)]
+pub struct MeasureService<S, L = (), W = Wrapped> {
     inner: S,
     sampler: Arc<Sampler>,
     labeler: L,
+    wrap: PhantomData<fn() -> W>,
 }
 
-impl<S, L> MeasureService<S, L> {
-    pub(crate) fn new(inner: S, sampler: Arc<Sampler>, labeler: L) -> MeasureService<S, L> {
+impl<S: Clone, L: Clone, W> Clone for MeasureService<S, L, W> {
+    fn clone(&self) -> Self {
+        MeasureService {
+            inner: self.inner.clone(),
+            sampler: Arc::clone(&self.sampler),
+            labeler: self.labeler.clone(),
+            wrap: PhantomData,
+        }
+    }
+}
+
+impl<S, L, W> MeasureService<S, L, W> {
+    pub(crate) fn new(inner: S, sampler: Arc<Sampler>, labeler: L) -> MeasureService<S, L, W> {
         MeasureService {
             inner,
             sampler,
             labeler,
+            wrap: PhantomData,
         }
     }
 
@@ -43,15 +58,16 @@ impl<S, L> MeasureService<S, L> {
     }
 }
 
-impl<S, L, ReqBody, ResBody> Service<Request<ReqBody>> for MeasureService<S, L>
+impl<S, L, W, ReqBody, ResBody> Service<Request<ReqBody>> for MeasureService<S, L, W>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     L: LabelRequest<ReqBody>,
     ResBody: http_body::Body,
+    W: ResponseBody<ResBody>,
 {
-    type Response = Response<MeasuredBody<ResBody>>;
+    type Response = Response<W::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, W>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
@@ -61,7 +77,7 @@ where
     /// Unsampled (most requests): one sampling decision and the inner
     /// `call`, inlined; a sampled request takes the out-of-line path.
     #[inline]
-    fn call(&mut self, request: Request<ReqBody>) -> ResponseFuture<S::Future> {
+    fn call(&mut self, request: Request<ReqBody>) -> ResponseFuture<S::Future, W> {
         // Nothing is measured while no pipeline can take the record.
         let weight = self
             .sampler
@@ -74,7 +90,7 @@ where
     }
 }
 
-impl<S, L> MeasureService<S, L> {
+impl<S, L, W> MeasureService<S, L, W> {
     /// A sampled request: its state, and the inner `call` as its first
     /// measured segment.
     #[cold]
@@ -83,7 +99,7 @@ impl<S, L> MeasureService<S, L> {
         &mut self,
         request: Request<ReqBody>,
         weight: u64,
-    ) -> ResponseFuture<S::Future>
+    ) -> ResponseFuture<S::Future, W>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         L: LabelRequest<ReqBody>,

@@ -414,3 +414,60 @@ fn panic_in_call_is_recorded_and_passed_through() {
     assert_eq!(records[0].threads, Some(1));
     assert_eq!(records[0].polls, Some(0));
 }
+
+/// A body that answers in two frames, one poll each, and knows its size.
+struct TwoFrames(u8);
+
+impl Body for TwoFrames {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.0 == 2 {
+            return Poll::Ready(None);
+        }
+        self.0 += 1;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"ab")))))
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(u64::from(2 - self.0) * 2)
+    }
+}
+
+#[test]
+fn axum_body_measures_sampled_bodies_and_hands_unsampled_ones_back_as_they_are() {
+    let app = |test: &'static str, rate: u64| {
+        Router::new()
+            .route(
+                "/two",
+                get(|| async { axum::body::Body::new(TwoFrames(0)) }),
+            )
+            .layer(MeasureLayer::new(rate).labels(tag(test)).axum_body())
+    };
+    runtime().block_on(async {
+        // Sampled: the body is measured to its end, as with `MeasuredBody`.
+        let (status, body) = send(app("axum-body-sampled", 1), get_req("/two")).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"abab"[..]));
+        // Unsampled: the body that comes out is the handler's, its exact
+        // size included.
+        let res = app("axum-body-unsampled", 0)
+            .oneshot(get_req("/two"))
+            .await
+            .unwrap();
+        assert_eq!(res.body().size_hint().exact(), Some(4));
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"abab");
+    });
+    let records = tagged("axum-body-sampled");
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r.name, "/two");
+    assert_eq!(r.status, Some(200));
+    assert!(!r.cancelled && r.error.is_none(), "{r:?}");
+    // The response future's poll and the body's three (two frames, then
+    // the end).
+    assert!(r.polls.is_some_and(|p| p >= 3), "{r:?}");
+    assert!(tagged("axum-body-unsampled").is_empty());
+}

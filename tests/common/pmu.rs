@@ -254,3 +254,42 @@ where
         assert!(frame.is_ok());
     }
 }
+
+#[cfg(feature = "axum")]
+/// An axum router with one route, `/users/{id}`, whose handler answers an
+/// empty body.
+pub fn known_router() -> axum::Router {
+    axum::Router::new().route("/users/{id}", axum::routing::get(|| async { "" }))
+}
+
+#[cfg(feature = "axum")]
+/// A request to [`known_router`]'s route.
+pub fn router_request() -> http::Request<axum::body::Body> {
+    http::Request::builder()
+        .uri("/users/42")
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+#[cfg(feature = "axum")]
+/// [`one_request`] for a service of axum requests: ready, call, poll the
+/// response future, poll the body to its end, drop it.
+pub fn one_router_request<S, B>(service: &mut S)
+where
+    S: tower::Service<http::Request<axum::body::Body>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Unpin,
+{
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    let mut future = std::pin::pin!(service.call(router_request()));
+    let Poll::Ready(Ok(response)) = future.as_mut().poll(&mut cx) else {
+        panic!("the router answers in one poll");
+    };
+    let mut body = response.into_body();
+    while let Poll::Ready(Some(frame)) = std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
+        assert!(frame.is_ok());
+    }
+}
