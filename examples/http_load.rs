@@ -76,7 +76,10 @@ fn app(setup: &str, dir: &std::path::Path) -> (Router, Option<&'static Pipeline>
             .expect("a record file in the temp dir");
         let pipeline = Pipeline::builder().sink(sink).build().expect("a pipeline");
         let pipeline = dynostats::install(pipeline).expect("one pipeline per process");
-        (routes().layer(MeasureLayer::new(rate).axum_body()), Some(pipeline))
+        (
+            routes().layer(MeasureLayer::new(rate).axum_body()),
+            Some(pipeline),
+        )
     };
     match setup {
         "bare" => (routes(), None),

@@ -1,5 +1,4 @@
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -16,7 +15,7 @@ use crate::sample::Sampler;
 #[derive(Debug)]
 pub struct MeasureService<S, L = (), W = Wrapped> {
     inner: S,
-    sampler: Arc<Sampler>,
+    sampler: &'static Sampler,
     labeler: L,
     wrap: PhantomData<fn() -> W>,
 }
@@ -25,7 +24,7 @@ impl<S: Clone, L: Clone, W> Clone for MeasureService<S, L, W> {
     fn clone(&self) -> Self {
         MeasureService {
             inner: self.inner.clone(),
-            sampler: Arc::clone(&self.sampler),
+            sampler: self.sampler,
             labeler: self.labeler.clone(),
             wrap: PhantomData,
         }
@@ -33,7 +32,7 @@ impl<S: Clone, L: Clone, W> Clone for MeasureService<S, L, W> {
 }
 
 impl<S, L, W> MeasureService<S, L, W> {
-    pub(crate) fn new(inner: S, sampler: Arc<Sampler>, labeler: L) -> MeasureService<S, L, W> {
+    pub(crate) fn new(inner: S, sampler: &'static Sampler, labeler: L) -> MeasureService<S, L, W> {
         MeasureService {
             inner,
             sampler,
