@@ -1,8 +1,10 @@
 //! A new sample rate reaches a busy thread at once: the next decision on
 //! every thread uses it, whatever countdown the old rate left behind.
 
+mod common;
+
+use dynostats::RecordKind;
 use dynostats::sample::Sampler;
-use dynostats::{Pipeline, RecordKind, sink::MemorySink};
 
 #[test]
 fn a_sampler_uses_a_new_rate_at_the_next_decision() {
@@ -25,12 +27,7 @@ fn a_sampler_uses_a_new_rate_at_the_next_decision() {
 
 #[test]
 fn the_global_rate_reaches_a_thread_that_ran_at_a_low_rate() {
-    let mem = MemorySink::new();
-    let pipeline = Pipeline::builder()
-        .sink(mem.clone())
-        .status_interval(None)
-        .build()
-        .unwrap();
+    let (pipeline, mem) = common::memory_pipeline();
     dynostats::set_sample_rate(1_000_000);
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -38,6 +35,8 @@ fn the_global_rate_reaches_a_thread_that_ran_at_a_low_rate() {
             for _ in 0..10_000 {
                 drop(dynostats::measure("busy"));
             }
+            // A region sampled at one in a million may still be queued.
+            pipeline.flush().unwrap();
             let before = mem.records_of(RecordKind::Region).len();
             dynostats::set_sample_rate(1);
             for _ in 0..100 {
