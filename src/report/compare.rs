@@ -664,7 +664,14 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
     }
 }
 
-fn overall(b: &Groups, c: &Groups, at: usize, options: &CompareOptions) -> Option<Overall> {
+/// The overall figure of `c` against `b` (see [`Overall`]); `at` is the
+/// metric's slot in [`COMPARED`].
+pub(super) fn overall(
+    b: &Groups,
+    c: &Groups,
+    at: usize,
+    options: &CompareOptions,
+) -> Option<Overall> {
     let has = |k: RowKind| b.rows.iter().chain(&c.rows).any(|(key, _)| key.0 == k);
     let kind = if has(RowKind::Endpoint) {
         RowKind::Endpoint

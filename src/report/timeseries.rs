@@ -1,8 +1,10 @@
 //! [`Timeseries`]: records cut into windows of their timestamps, per
 //! window the endpoints by hits with their cost per request, and alerts
 //! where a window's cost per request rose beyond a threshold against the
-//! preceding windows, with the interval machinery of `compare`
-//! ([`super::interval`]).
+//! preceding windows, with the interval machinery of `compare`: the
+//! window against its baseline (the preceding windows' records together)
+//! is compare's mix-adjusted overall figure, per-endpoint costs at the
+//! baseline's traffic mix, with its interval ([`super::interval`]).
 //!
 //! Memory: per window, per group, the moments of [`super::Side`]; the
 //! number of windows is the records' time span over the window length.
@@ -10,9 +12,11 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
-use super::compare::{COMPARED, Groups, RowKind, csv_str, json_num, json_str, pct, row_label};
+use super::compare::{
+    COMPARED, CompareOptions, Groups, RowKind, csv_str, json_num, json_str, overall, pct, row_label,
+};
 use super::format::{cut, escape_name, human};
-use super::interval::{Interval, Moments, ratio_interval};
+use super::interval::{Interval, Moments};
 use super::metric::Metric;
 use crate::record::{Damage, Record, RecordKind, RecordReader, Step};
 
@@ -138,6 +142,7 @@ impl Timeseries {
             RowKind::Region
         };
         let pooled: Vec<Moments> = self.windows.values().map(|g| g.pooled(kind, at)).collect();
+        let groups_in_order: Vec<&Groups> = self.windows.values().collect();
         let mut windows = Vec::new();
         let mut previous: Option<&Groups> = None;
         for (i, (&index, groups)) in self.windows.iter().enumerate() {
@@ -166,16 +171,24 @@ impl Timeseries {
             rows.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.label.cmp(&b.label)));
             let now = &pooled[i];
             let start = i.saturating_sub(options.baseline_windows);
-            let mut baseline = Moments::default();
-            for p in &pooled[start..i] {
-                baseline.merge(p);
+            // The baseline: the preceding windows' records together, and
+            // the window against it as compare's mix-adjusted overall
+            // figure (per-endpoint means at the baseline's traffic mix),
+            // so a shift of traffic between endpoints is not an alert.
+            let mut baseline = Groups::default();
+            for g in &groups_in_order[start..i] {
+                baseline.merge(g);
             }
-            let against_baseline = match (baseline.estimate(), now.estimate()) {
-                (Some(b), Some(c)) => ratio_interval(&b, &c, options.confidence),
-                _ => None,
-            };
-            let decided =
-                baseline.count() >= options.min_samples && now.count() >= options.min_samples;
+            let gate = CompareOptions::new()
+                .confidence(options.confidence)
+                .min_samples(options.min_samples);
+            let figure = (i > start)
+                .then(|| overall(&baseline, groups, at, &gate))
+                .flatten();
+            let against_baseline = figure.as_ref().and_then(|o| o.mix_adjusted);
+            let decided = figure.as_ref().is_some_and(|o| {
+                o.raw.samples.0 >= options.min_samples && o.raw.samples.1 >= options.min_samples
+            });
             let alert = match (options.alert, against_baseline) {
                 (Some(p), Some(iv)) => decided && iv.low > 0.0 && iv.estimate > p,
                 _ => false,
@@ -302,7 +315,8 @@ pub struct Window {
     pub cost_per_event: Option<f64>,
     /// Its change against the previous window.
     pub change: Option<f64>,
-    /// The relative delta against the pooled baseline, with its interval.
+    /// The relative delta of the mix-adjusted cost per request against
+    /// the baseline, with its interval.
     pub against_baseline: Option<Interval>,
     /// Windows in the baseline.
     pub baseline_windows: usize,

@@ -16,10 +16,12 @@ METHOD:
   Records go to the window of their `ts` (windows aligned to multiples of --window
   since the epoch). Per window: endpoints (or regions, without requests) by hits, the
   cost per event and total, the change against the previous window. With --alert P%,
-  a window ALERTS when its cost per request (all endpoints pooled), against the pooled
-  records of up to --baseline preceding windows, rose significantly (the interval of
-  `compare`: weighted moments, Welch, delta method) AND by more than P; a window or
-  baseline under --min-samples samples is undecided and never alerts.";
+  a window ALERTS when its cost per request, against the records of up to --baseline
+  preceding windows together, rose significantly AND by more than P. The figure and
+  its interval are compare's mix-adjusted overall figure (per-endpoint weighted
+  moments at the baseline's traffic mix, Welch, delta method), so one noisy window or
+  a shift of traffic between endpoints is not an alert; a window or baseline under
+  --min-samples samples is undecided and never alerts.";
 
 /// The arguments of `dynostats timeseries`.
 #[derive(clap::Args)]
