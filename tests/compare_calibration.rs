@@ -73,7 +73,7 @@ fn trials<T: Send>(trials: u64, make: impl Fn(&mut Rng) -> T + Sync) -> Vec<T> {
                 s.spawn(move || {
                     (0..trials)
                         .filter(|t| t % 2 == half)
-                        .map(|t| make(&mut Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1) * 0x1234_5677)))
+                        .map(|t| make(&mut Rng(0x9e37_79b9_7f4a_7c15 ^ ((t + 1) * 0x1234_5677))))
                         .collect::<Vec<T>>()
                 })
             })

@@ -207,7 +207,7 @@ impl Interval {
 /// assert!(ci.low > 0.09 && ci.high < 0.1);
 /// ```
 pub fn ratio_interval(base: &Estimate, cand: &Estimate, confidence: f64) -> Option<Interval> {
-    if !(base.mean > 0.0) || !base.var.is_finite() || !cand.var.is_finite() {
+    if base.mean.is_nan() || base.mean <= 0.0 || !base.var.is_finite() || !cand.var.is_finite() {
         return None;
     }
     let r = cand.mean / base.mean;

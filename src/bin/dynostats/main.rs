@@ -6,15 +6,21 @@
 //!                  [--kind request|region] [--by status|label=KEY]...
 //!                  [--label KEY=VALUE]... [--max-groups N] [--wide]
 //!                  [--format table|json|csv] [--strict] [--rotated] FILE...
+//! dynostats compare BASE... --against CAND... [--fail-above P%]
+//!                  [--min-samples N] [--confidence C] [common options]
+//! dynostats timeseries FILE... [--window 10m] [--alert P%] [--baseline N]
+//!                  [--min-samples N] [--confidence C] [common options]
 //! ```
 //!
-//! Prints one row per endpoint (requests) and per region, led by
+//! `report` prints one row per endpoint (requests) and per region, led by
 //! instructions where the records carry them, else CPU time. See
 //! `EXIT STATUS` in `--help` for the exit codes.
 //!
 //! `main` parses the command line and dispatches; `input` opens the
 //! inputs (files, rotated sets, `-`, gzip and zstd) and reads them into a
-//! report with damage accounting; `report` prints it.
+//! report with damage accounting; `report` prints it; `compare` and
+//! `timeseries` read through the same input layer into the library's
+//! `Side` and `Timeseries` (docs/compare.md).
 
 mod compare;
 mod input;
