@@ -102,6 +102,7 @@ fn calibration_over_200_noise_only_trials_and_power_at_2_percent() {
     // Calibration: the gate fails in at most 5% of noise-only trials, and
     // the 95% intervals of one endpoint cover the true delta (0) in 93-97%.
     let fails = noise.iter().filter(|c| c.failed()).count();
+    eprintln!("noise-only: the gate failed in {fails} of 200 trials");
     assert!(fails <= 10, "{fails} of 200 noise-only trials failed");
     let covers = |label: &str| {
         noise
@@ -118,6 +119,7 @@ fn calibration_over_200_noise_only_trials_and_power_at_2_percent() {
         .map(|e| covers(&format!("GET {}", e.0)))
         .collect();
     let one = all[0];
+    eprintln!("coverage of 0 by the 95% intervals, per endpoint, of 200: {all:?}");
     assert!(
         (186..=194).contains(&one),
         "GET /a covered 0 in {one} of 200 trials (all four: {all:?})"
@@ -136,6 +138,7 @@ fn calibration_over_200_noise_only_trials_and_power_at_2_percent() {
             b.headline.relative.unwrap().low > 0.0
         })
         .count();
+    eprintln!("2% regression: significant in {significant} of 200");
     assert!(significant >= 190, "significant in {significant} of 200");
     let named_alone = regressed
         .iter()
@@ -170,6 +173,7 @@ fn a_one_percent_regression_with_40000_samples_is_found_and_named_alone() {
             row.headline.relative.unwrap().low > 0.0
         })
         .count();
+    eprintln!("1% regression: significant in {significant} of 40");
     assert!(significant >= 38, "significant in {significant} of 40");
     // At a threshold of exactly the true delta, the gate fails when the
     // estimate lands above it (about half the trials), and then names only
@@ -186,6 +190,11 @@ fn a_one_percent_regression_with_40000_samples_is_found_and_named_alone() {
         .iter()
         .filter(|(_, c)| failing(c) == ["GET /c"])
         .count();
+    let at_1 = results
+        .iter()
+        .filter(|(c, _)| failing(c) == ["GET /c"])
+        .count();
+    eprintln!("1% regression: --fail-above 1% failed in {at_1}, 0.5% in {at_half} of 40");
     assert!(
         at_half >= 38,
         "--fail-above 0.5% named GET /c in {at_half} of 40"
