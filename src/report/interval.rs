@@ -190,7 +190,8 @@ impl Interval {
 }
 
 /// The relative delta `cand / base - 1` with its `confidence` interval
-/// (Welch–Satterthwaite degrees of freedom, delta method; see the module).
+/// (Welch–Satterthwaite degrees of freedom, delta method: the method and
+/// its assumptions are in `docs/compare.md`).
 /// `None` when the base mean is not positive or a variance is not finite.
 ///
 /// ```

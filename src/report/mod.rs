@@ -24,6 +24,12 @@
 //! `metric`, the quantile [`Sketch`] in `sketch`, drops from status records
 //! in `drops`, the printed, JSON and CSV [`Table`] in `table`, and the
 //! human units and name escaping every output shares in `format`.
+//!
+//! Beside the report: [`compare`] (two [`Side`]s of records per group, with
+//! confidence intervals of the relative delta and a deploy gate) and
+//! [`Timeseries`] (records per window of time, with alerts), both over the
+//! streaming weighted [`Moments`] of `interval` (method in
+//! `docs/compare.md`).
 
 mod compare;
 mod drops;

@@ -4,7 +4,7 @@
 //! preceding windows, with the interval machinery of `compare`: the
 //! window against its baseline (the preceding windows' records together)
 //! is compare's mix-adjusted overall figure, per-endpoint costs at the
-//! baseline's traffic mix, with its interval ([`super::interval`]).
+//! baseline's traffic mix, with its interval ([`ratio_interval`](super::ratio_interval) and [`Moments`](super::Moments)).
 //!
 //! Memory: per window, per group, the moments of [`super::Side`]; the
 //! number of windows is the records' time span over the window length.
