@@ -488,9 +488,9 @@ pub struct RowComparison {
     /// Instructions, cycles, CPU time and wall time side by side (a
     /// profile function has only its timer's).
     pub metrics: Vec<MetricDelta>,
-    /// True when two metrics moved significantly in different directions
-    /// (or one moved and another stayed flat while significant in none):
-    /// e.g. instructions flat while CPU time regressed.
+    /// True when the metrics' directions differ, each direction being up
+    /// or down when its interval leaves out 0 and flat otherwise: e.g.
+    /// instructions flat while CPU time rose (cache misses, contention).
     pub disagree: bool,
     /// `(cand - base) per event x candidate events` of the headline.
     pub total_change: Option<f64>,
