@@ -24,23 +24,38 @@
 //! `metric`, the quantile [`Sketch`] in `sketch`, drops from status records
 //! in `drops`, the printed, JSON and CSV [`Table`] in `table`, and the
 //! human units and name escaping every output shares in `format`.
+//!
+//! Beside the report: [`compare`] (two [`Side`]s of records per group, with
+//! confidence intervals of the relative delta and a deploy gate) and
+//! [`Timeseries`] (records per window of time, with alerts), both over the
+//! streaming weighted [`Moments`] of `interval` (method in
+//! `docs/compare.md`).
 
+mod compare;
 mod drops;
 mod format;
+mod interval;
 mod metric;
 mod sketch;
 mod table;
+mod timeseries;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 
+pub use compare::{
+    COMPARED, CompareOptions, Comparison, MetricDelta, Overall, RowComparison, RowKind, Side,
+    Verdict, compare,
+};
 pub use drops::{Drops, SinkDrops};
 pub use format::escape_name;
+pub use interval::{Estimate, Interval, Moments, normal_quantile, ratio_interval, t_quantile};
 pub use metric::{Metric, MetricStats};
 pub use sketch::Sketch;
 pub use table::{Format, JSON_MAX_SAFE_INTEGER, SortBy, Table};
+pub use timeseries::{Series, Timeseries, TimeseriesOptions, Window, WindowRow};
 
 use drops::DropTally;
 use metric::Values;

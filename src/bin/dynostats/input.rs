@@ -12,9 +12,33 @@ use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use dynostats::Error;
-use dynostats::record::RecordReader;
-use dynostats::report::{Report, escape_name};
+use dynostats::record::{Damage, RecordReader};
+use dynostats::report::{Report, Side, Timeseries, escape_name};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// What the inputs are read into: a report, a side of a comparison, a
+/// time series.
+pub(crate) trait Collect {
+    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage;
+}
+
+impl Collect for Report {
+    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
+        self.read_records(reader)
+    }
+}
+
+impl Collect for Side {
+    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
+        self.read_records(reader)
+    }
+}
+
+impl Collect for Timeseries {
+    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
+        self.read_records(reader)
+    }
+}
 
 /// How one input ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +182,11 @@ pub(crate) fn progress(total: Option<u64>, quiet: bool) -> Option<ProgressBar> {
 /// read, or is damaged, is reported on stderr (once per file, with the
 /// byte offset) and in its `FileRead`; the records before the damage stay
 /// in the report.
-pub(crate) fn read_inputs(report: &mut Report, inputs: &[String], quiet: bool) -> Vec<FileRead> {
+pub(crate) fn read_inputs(
+    report: &mut impl Collect,
+    inputs: &[String],
+    quiet: bool,
+) -> Vec<FileRead> {
     let sizes: Option<u64> = inputs
         .iter()
         .map(|p| {
@@ -196,7 +224,7 @@ pub(crate) fn read_inputs(report: &mut Report, inputs: &[String], quiet: bool) -
 }
 
 fn read_one(
-    report: &mut Report,
+    report: &mut impl Collect,
     source: impl Read,
     shown: &str,
     bar: Option<ProgressBar>,
@@ -206,7 +234,7 @@ fn read_one(
         Ok(s) => s,
         Err(e) => return FileRead::failed(shown.to_string(), format!("{shown}: cannot read: {e}")),
     };
-    let damage = report.read_records(RecordReader::new(stream));
+    let damage = report.collect(RecordReader::new(stream));
     let (ending, error, offset) = match &damage.cut {
         None => (Ending::Whole, None, None),
         Some(e @ Error::Io { .. }) => (Ending::Io, Some(format!("{shown}: {e}")), None),

@@ -6,18 +6,26 @@
 //!                  [--kind request|region] [--by status|label=KEY]...
 //!                  [--label KEY=VALUE]... [--max-groups N] [--wide]
 //!                  [--format table|json|csv] [--strict] [--rotated] FILE...
+//! dynostats compare BASE... --against CAND... [--fail-above P%]
+//!                  [--min-samples N] [--confidence C] [common options]
+//! dynostats timeseries FILE... [--window 10m] [--alert P%] [--baseline N]
+//!                  [--min-samples N] [--confidence C] [common options]
 //! ```
 //!
-//! Prints one row per endpoint (requests) and per region, led by
+//! `report` prints one row per endpoint (requests) and per region, led by
 //! instructions where the records carry them, else CPU time. See
 //! `EXIT STATUS` in `--help` for the exit codes.
 //!
 //! `main` parses the command line and dispatches; `input` opens the
 //! inputs (files, rotated sets, `-`, gzip and zstd) and reads them into a
-//! report with damage accounting; `report` prints it.
+//! report with damage accounting; `report` prints it; `compare` and
+//! `timeseries` read through the same input layer into the library's
+//! `Side` and `Timeseries` (docs/compare.md).
 
+mod compare;
 mod input;
 mod report;
+mod timeseries;
 
 use std::process::ExitCode;
 
@@ -37,6 +45,12 @@ const EXIT_USAGE: u8 = 2;
 /// Exit status: an input was damaged: framing damage ended a file early,
 /// or (`--strict`) a record was skipped.
 const EXIT_DAMAGED: u8 = 3;
+/// Exit status: `compare --fail-above` found a regression, or
+/// `timeseries --alert` an alert.
+const EXIT_REGRESSION: u8 = 4;
+/// Exit status: `compare --fail-above` found no regression but could not
+/// decide some group or the overall figure.
+const EXIT_UNDECIDED: u8 = 5;
 
 const EXIT_STATUS: &str = "\
 EXIT STATUS:
@@ -61,6 +75,127 @@ enum Command {
     /// Per-endpoint and per-region costs of the records in FILE...
     #[command(after_help = EXIT_STATUS)]
     Report(ReportArgs),
+    /// Cost per event of BASE... against CAND... per endpoint, region and
+    /// profiled function, with confidence intervals and a deploy gate.
+    #[command(after_help = format!("{}\n\n{}", compare::METHOD, compare::EXIT_STATUS_GATE))]
+    Compare(compare::CompareArgs),
+    /// Per time window: endpoints by hits, cost per request, change, and
+    /// alerts against the preceding windows.
+    #[command(after_help = format!("{}\n\n{}", timeseries::METHOD, compare::EXIT_STATUS_GATE))]
+    Timeseries(timeseries::TimeseriesArgs),
+}
+
+/// The options `compare` and `timeseries` share with `report`.
+#[derive(clap::Args)]
+struct Common {
+    /// Also read the rotated files of each FILE (FILE.1, FILE.2 ...),
+    /// oldest first.
+    #[arg(long)]
+    rotated: bool,
+    /// The metric compared: instructions, cycles, cpu or wall. Default:
+    /// instructions where any record carries them, else cpu.
+    #[arg(
+        long,
+        value_parser = PossibleValuesParser::new(
+            dynostats::report::COMPARED.map(Metric::short_name)
+        )
+        .map(|s| s.parse::<Metric>().expect("a listed metric"))
+    )]
+    metric: Option<Metric>,
+    /// Keeps only records whose label KEY is VALUE. Repeatable: all must
+    /// match.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Output format.
+    #[arg(
+        long,
+        default_value = "table",
+        value_parser = PossibleValuesParser::new(["table", "json", "csv"])
+            .map(|s| s.parse::<Format>().expect("a listed format"))
+    )]
+    format: Format,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+    /// Exits with 3 when any record was skipped, not only when a file was
+    /// cut.
+    #[arg(long)]
+    strict: bool,
+    /// No progress bar (it shows only on a terminal anyway).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl Common {
+    fn format(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
+}
+
+/// `2%`, `2` or `0.5%` as a fraction (0.02, 0.02, 0.005).
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("expected a percentage like 2%, got {s:?}"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("expected a percentage >= 0, got {s:?}"));
+    }
+    Ok(n / 100.0)
+}
+
+/// `95%`, `95` or `0.95` as a fraction in (0, 1).
+fn parse_confidence(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("expected a confidence like 95%, got {s:?}"))?;
+    let c = if s.contains('%') || n > 1.0 {
+        n / 100.0
+    } else {
+        n
+    };
+    if c > 0.0 && c < 1.0 {
+        Ok(c)
+    } else {
+        Err(format!(
+            "expected a confidence between 0 and 100%, got {s:?}"
+        ))
+    }
+}
+
+/// `10m`, `30s`, `1h`, `500ms`, `2d` as nanoseconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("expected a duration like 10m, got {s:?}"))?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" | "" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        "d" => 86400e9,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?}: ns, us, ms, s, m, h, d"
+            ));
+        }
+    };
+    let ns = n * scale;
+    if ns >= 1.0 && ns < u64::MAX as f64 {
+        Ok(ns as u64)
+    } else {
+        Err(format!("expected a positive duration, got {s:?}"))
+    }
 }
 
 /// The arguments of `dynostats report`.
@@ -152,6 +287,8 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     let status = match Cli::parse().command {
         Command::Report(args) => report::run(&args),
+        Command::Compare(args) => compare::run(&args),
+        Command::Timeseries(args) => timeseries::run(&args),
     };
     ExitCode::from(status)
 }

@@ -23,8 +23,48 @@ fn json_str(s: &str) -> String {
     out
 }
 
+/// The INCOMPLETE and SKIPPED lines below a table, one per troubled file.
+pub(crate) fn write_troubled(out: &mut impl Write, files: &[FileRead]) -> io::Result<()> {
+    let troubled: Vec<&FileRead> = files
+        .iter()
+        .filter(|f| f.error.is_some() || f.skipped_total() > 0)
+        .collect();
+    if !troubled.is_empty() {
+        writeln!(out)?;
+    }
+    for f in troubled {
+        if let Some(error) = &f.error {
+            writeln!(out, "INCOMPLETE: {}", dynostats::report::escape_name(error))?;
+        }
+        if f.skipped_total() > 0 {
+            writeln!(
+                out,
+                "SKIPPED: {}: {} records that are not records this reader \
+                 understands (see stderr)",
+                f.path,
+                f.skipped_total()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The exit status the inputs call for: 1 when one could not be read, 3
+/// when one was damaged (or, `strict`, had a skipped record), else 0.
+pub(crate) fn input_status(files: &[FileRead], strict: bool) -> u8 {
+    if files.iter().any(|f| f.ending == Ending::Io) {
+        EXIT_IO
+    } else if files.iter().any(|f| f.ending == Ending::Damaged)
+        || (strict && files.iter().any(|f| f.skipped_total() > 0))
+    {
+        EXIT_DAMAGED
+    } else {
+        EXIT_OK
+    }
+}
+
 /// The `files` part of the JSON output.
-fn write_files_json(out: &mut impl Write, files: &[FileRead]) -> io::Result<()> {
+pub(crate) fn write_files_json(out: &mut impl Write, files: &[FileRead]) -> io::Result<()> {
     write!(out, "{{\"files\":[")?;
     for (i, f) in files.iter().enumerate() {
         write!(
@@ -98,27 +138,7 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
         } else {
             table.write(format, &mut out)?;
             if format == Format::Table {
-                let troubled: Vec<&FileRead> = files
-                    .iter()
-                    .filter(|f| f.error.is_some() || f.skipped_total() > 0)
-                    .collect();
-                if !troubled.is_empty() {
-                    writeln!(out)?;
-                }
-                for f in troubled {
-                    if let Some(error) = &f.error {
-                        writeln!(out, "INCOMPLETE: {}", dynostats::report::escape_name(error))?;
-                    }
-                    if f.skipped_total() > 0 {
-                        writeln!(
-                            out,
-                            "SKIPPED: {}: {} records that are not records this reader \
-                             understands (see stderr)",
-                            f.path,
-                            f.skipped_total()
-                        )?;
-                    }
-                }
+                write_troubled(&mut out, &files)?;
             }
         }
         out.flush()
@@ -131,13 +151,5 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
         }
         _ => {}
     }
-    if files.iter().any(|f| f.ending == Ending::Io) {
-        EXIT_IO
-    } else if files.iter().any(|f| f.ending == Ending::Damaged)
-        || (args.strict && files.iter().any(|f| f.skipped_total() > 0))
-    {
-        EXIT_DAMAGED
-    } else {
-        EXIT_OK
-    }
+    input_status(&files, args.strict)
 }

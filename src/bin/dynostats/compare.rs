@@ -1,0 +1,128 @@
+//! `dynostats compare BASE... --against CAND...`: per endpoint, region and
+//! profiled function, the candidate's cost per event against the base's,
+//! with intervals and the `--fail-above` gate.
+
+use std::io::{self, BufWriter, Write};
+
+use dynostats::report::{CompareOptions, Format, Side, compare};
+
+use crate::input::{FileRead, expand, read_inputs};
+use crate::report::{input_status, write_files_json, write_troubled};
+use crate::{Common, EXIT_IO, EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
+
+/// How `compare` decides (shown in `--help`).
+pub(crate) const METHOD: &str = "\
+METHOD:
+  Per group and side, streaming weighted moments of each record's value (weight = the
+  events a sampled record stands for): the cost per event is the weighted mean, its
+  variance the linearised estimate sum(w^2 (x - mean)^2) / (sum w)^2 * n/(n-1). The
+  relative delta cand/base - 1 has by the delta method the variance
+  (v_cand + R^2 v_base) / base^2 (R = cand/base); the interval uses Student's t with
+  Welch-Satterthwaite degrees of freedom. Memory does not grow with the records.
+  Assumes independent records, positive means large against their errors (>= 30
+  samples per side by default), weights not correlated with values.
+  A group FAILS when its interval lies above 0 (significant) AND its relative delta is
+  above --fail-above; with fewer than --min-samples samples on a side it is UNDECIDED.
+  The overall figure is mix-adjusted: the candidate's per-endpoint costs weighted by
+  the base's traffic mix (groups on both sides), so a shift of traffic between
+  endpoints is not a regression; the raw figure (each side's own mix) is shown beside
+  it. Where records carry no instructions (no PMU) the metric is CPU time, labelled.
+  Rows are sorted by |(cand - base) per event x candidate events|.";
+
+/// The exit codes of `compare` and `timeseries`.
+pub(crate) const EXIT_STATUS_GATE: &str = "\
+EXIT STATUS:
+  0  no regression (or no gate), every input read
+  1  an input could not be opened or read, or the output could not be written
+  2  bad arguments
+  3  damaged input (as `report`: everything before the damage was compared)
+  4  a regression: a group or the overall figure failed --fail-above (compare), or a
+     window raised an alert (timeseries)
+  5  no regression, but with --fail-above some group or the overall figure had too
+     few samples to decide (listed as UNDECIDED)
+  1 and 3 take precedence over 4 and 5.";
+
+/// The arguments of `dynostats compare`.
+#[derive(clap::Args)]
+pub(crate) struct CompareArgs {
+    /// The base's record files (the build or window compared against).
+    #[arg(required = true)]
+    base: Vec<String>,
+    /// The candidate's record files.
+    #[arg(long, required = true, num_args = 1.., value_name = "CAND")]
+    against: Vec<String>,
+    /// Fails (exit 4) when a group's or the overall regression is
+    /// significant and above P percent (`2%` or `2`).
+    #[arg(long, value_name = "P%", value_parser = crate::parse_percent)]
+    fail_above: Option<f64>,
+    /// Groups with fewer samples on a side are undecided.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    min_samples: u64,
+    /// Confidence of the intervals, in percent or as a fraction.
+    #[arg(long, value_name = "C", default_value = "95%", value_parser = crate::parse_confidence)]
+    confidence: f64,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Runs `dynostats compare` and returns the exit status.
+pub(crate) fn run(args: &CompareArgs) -> u8 {
+    let c = &args.common;
+    let mut base = Side::new();
+    for (k, v) in &c.labels {
+        base = base.filter_label(k, v);
+    }
+    let mut cand = base.clone();
+    let mut files: Vec<FileRead> = read_inputs(&mut base, &expand(&args.base, c.rotated), c.quiet);
+    files.extend(read_inputs(
+        &mut cand,
+        &expand(&args.against, c.rotated),
+        c.quiet,
+    ));
+    let comparison = compare(
+        &base,
+        &cand,
+        CompareOptions::new()
+            .metric(c.metric)
+            .confidence(args.confidence)
+            .min_samples(args.min_samples)
+            .fail_above(args.fail_above),
+    );
+    let format = c.format();
+    let stdout = io::stdout().lock();
+    let mut out = BufWriter::with_capacity(64 << 10, stdout);
+    let written = (|| -> io::Result<()> {
+        if format == Format::Json {
+            write_files_json(&mut out, &files)?;
+            comparison.write_json(&mut out)?;
+            writeln!(out, "}}")?;
+        } else {
+            comparison.write(format, &mut out)?;
+            if format == Format::Table {
+                write_troubled(&mut out, &files)?;
+            }
+        }
+        out.flush()
+    })();
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("dynostats: cannot write the comparison: {e}");
+            return EXIT_IO;
+        }
+    }
+    if format != Format::Table {
+        // The table has its summary; other formats get it on stderr.
+        for r in comparison.offenders() {
+            eprintln!(
+                "dynostats: FAIL: {} {}",
+                r.kind.as_str(),
+                dynostats::report::escape_name(&r.label)
+            );
+        }
+    }
+    match input_status(&files, c.strict) {
+        EXIT_OK if comparison.failed() => EXIT_REGRESSION,
+        EXIT_OK if args.fail_above.is_some() && comparison.any_undecided() => EXIT_UNDECIDED,
+        status => status,
+    }
+}

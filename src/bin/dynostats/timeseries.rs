@@ -1,0 +1,94 @@
+//! `dynostats timeseries FILES... --window 10m`: per window, endpoints by
+//! hits with their cost per request, and `--alert` against the preceding
+//! windows.
+
+use std::io::{self, BufWriter, Write};
+
+use dynostats::report::{Format, Timeseries, TimeseriesOptions};
+
+use crate::input::{expand, read_inputs};
+use crate::report::{input_status, write_files_json, write_troubled};
+use crate::{Common, EXIT_IO, EXIT_OK, EXIT_REGRESSION};
+
+/// How `timeseries` alerts (shown in `--help`).
+pub(crate) const METHOD: &str = "\
+METHOD:
+  Records go to the window of their `ts` (windows aligned to multiples of --window
+  since the epoch). Per window: endpoints (or regions, without requests) by hits, the
+  cost per event and total, the change against the previous window. With --alert P%,
+  a window ALERTS when its cost per request, against the records of up to --baseline
+  preceding windows together, rose significantly AND by more than P. The figure and
+  its interval are compare's mix-adjusted overall figure (per-endpoint weighted
+  moments at the baseline's traffic mix, Welch, delta method), so one noisy window or
+  a shift of traffic between endpoints is not an alert; a window or baseline under
+  --min-samples samples is undecided and never alerts.";
+
+/// The arguments of `dynostats timeseries`.
+#[derive(clap::Args)]
+pub(crate) struct TimeseriesArgs {
+    /// Record files, read in order.
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// The window length: `10m`, `30s`, `1h`, `500ms`.
+    #[arg(long, default_value = "10m", value_parser = crate::parse_duration)]
+    window: u64,
+    /// Alerts (exit 4) on windows whose cost per request rose
+    /// significantly and by more than P percent against the baseline.
+    #[arg(long, value_name = "P%", value_parser = crate::parse_percent)]
+    alert: Option<f64>,
+    /// Preceding windows pooled into the baseline.
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    baseline: usize,
+    /// Windows or baselines with fewer samples do not alert.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    min_samples: u64,
+    /// Confidence of the intervals, in percent or as a fraction.
+    #[arg(long, value_name = "C", default_value = "95%", value_parser = crate::parse_confidence)]
+    confidence: f64,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Runs `dynostats timeseries` and returns the exit status.
+pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
+    let c = &args.common;
+    let mut series = Timeseries::new(args.window);
+    for (k, v) in &c.labels {
+        series = series.filter_label(k, v);
+    }
+    let files = read_inputs(&mut series, &expand(&args.files, c.rotated), c.quiet);
+    let analysed = series.analyse(
+        TimeseriesOptions::new()
+            .metric(c.metric)
+            .confidence(args.confidence)
+            .min_samples(args.min_samples)
+            .alert(args.alert)
+            .baseline_windows(args.baseline),
+    );
+    let format = c.format();
+    let stdout = io::stdout().lock();
+    let mut out = BufWriter::with_capacity(64 << 10, stdout);
+    let written = (|| -> io::Result<()> {
+        if format == Format::Json {
+            write_files_json(&mut out, &files)?;
+            analysed.write_json(&mut out)?;
+            writeln!(out, "}}")?;
+        } else {
+            analysed.write(format, &mut out)?;
+            if format == Format::Table {
+                write_troubled(&mut out, &files)?;
+            }
+        }
+        out.flush()
+    })();
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("dynostats: cannot write the time series: {e}");
+            return EXIT_IO;
+        }
+    }
+    match input_status(&files, c.strict) {
+        EXIT_OK if analysed.alerts().next().is_some() => EXIT_REGRESSION,
+        status => status,
+    }
+}

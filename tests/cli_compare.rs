@@ -1,0 +1,304 @@
+//! `dynostats compare BASE... --against CAND...` through the binary, on
+//! files the test writes with the library: the figures it prints equal
+//! values computed here, the gate's exit codes and summary, the CPU-time
+//! fallback, the disagreement flag, profile functions, the formats, and
+//! damaged, empty and foreign inputs handled as `report` handles them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use dynostats::record::{Detail, ProfileNode};
+use dynostats::{Record, RecordKind};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dynostats"))
+        .args(args)
+        .output()
+        .expect("run dynostats")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+fn request(name: &str, weight: u64, instructions: Option<u64>, cpu_ns: u64) -> Record {
+    let mut r = Record::new(RecordKind::Request, name);
+    r.method = Some("GET".into());
+    r.status = Some(200);
+    r.weight = weight;
+    r.instructions = instructions;
+    r.cpu_ns = Some(cpu_ns);
+    r
+}
+
+fn write(path: &Path, records: &[Record]) {
+    let bytes: Vec<u8> = records.iter().flat_map(Record::to_msgpack).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// `n` values around `mean`: mean + (i % 11 - 5) * step.
+fn values(mean: u64, step: u64, n: u64) -> impl Iterator<Item = u64> {
+    (0..n).map(move |i| mean + (i % 11) * step - 5 * step)
+}
+
+fn row<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["report"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name}"))
+}
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn mean_var(xs: &[(f64, f64)]) -> (f64, f64) {
+    let w: f64 = xs.iter().map(|x| x.1).sum();
+    let m = xs.iter().map(|x| x.0 * x.1).sum::<f64>() / w;
+    let n = xs.len() as f64;
+    let ss: f64 = xs.iter().map(|x| (x.1 * (x.0 - m)).powi(2)).sum();
+    (m, ss / (w * w) * n / (n - 1.0))
+}
+
+#[test]
+fn figures_equal_independent_values_and_the_gate_names_the_offender() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cand) = (dir.path().join("base"), dir.path().join("cand"));
+    // /a: 10% more instructions on the candidate; /b: unchanged; weights
+    // 10 and 1 mixed.
+    let mut b = Vec::new();
+    let mut c = Vec::new();
+    let mut expected = Vec::new();
+    for (name, mean, scale) in [("/a", 100_000u64, 1.10), ("/b", 50_000, 1.0)] {
+        let (mut xb, mut xc) = (Vec::new(), Vec::new());
+        for (i, v) in values(mean, 1_000, 200).enumerate() {
+            let w = if i % 3 == 0 { 10 } else { 1 };
+            b.push(request(name, w, Some(v), v / 10));
+            xb.push((v as f64, w as f64));
+            let vc = (v as f64 * scale) as u64;
+            c.push(request(name, w, Some(vc), vc / 10));
+            xc.push((vc as f64, w as f64));
+        }
+        expected.push((name, mean_var(&xb), mean_var(&xc), xb, xc));
+    }
+    write(&base, &b);
+    write(&cand, &c);
+    let (base_s, cand_s) = (base.to_str().unwrap(), cand.to_str().unwrap());
+
+    let out = run(&["compare", base_s, "--against", cand_s, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["report"]["metric"], "instructions");
+    for (name, (mb, vb), (mc, vc), _, _) in &expected {
+        let r = row(&report, &format!("GET {name}"));
+        let h = &r["headline"];
+        assert!((f(&h["base"]) - mb).abs() < 1e-6 * mb, "{r}");
+        assert!((f(&h["candidate"]) - mc).abs() < 1e-6 * mc, "{r}");
+        assert!((f(&h["absolute"]) - (mc - mb)).abs() < 1e-6 * mb);
+        let rel = mc / mb - 1.0;
+        assert!((f(&h["relative"]["estimate"]) - rel).abs() < 1e-9, "{r}");
+        // Delta method: se² = (vc + R² vb) / mb²; t with ~130+ degrees of
+        // freedom lies between 1.96 and 1.98.
+        let se = ((vc + (mc / mb).powi(2) * vb) / (mb * mb)).sqrt();
+        let half = (f(&h["relative"]["high"]) - f(&h["relative"]["low"])) / 2.0;
+        assert!(half / se > 1.959 && half / se < 1.99, "{half} {se}");
+        let events: u64 = (0..200).map(|i| if i % 3 == 0 { 10 } else { 1 }).sum();
+        assert_eq!(r["events"][0], events.to_string());
+        assert_eq!(r["sampled"], serde_json::json!([200, 200]));
+    }
+    // Mix-adjusted overall at the base's traffic mix (equal here) equals
+    // the event-weighted mean of the per-endpoint means.
+    let o = &report["report"]["overall"];
+    let wa: f64 = expected[0].3.iter().map(|x| x.1).sum();
+    let wb: f64 = expected[1].3.iter().map(|x| x.1).sum();
+    let base_mix = (expected[0].1.0 * wa + expected[1].1.0 * wb) / (wa + wb);
+    let cand_mix = (expected[0].2.0 * wa + expected[1].2.0 * wb) / (wa + wb);
+    assert!((f(&o["mix_adjusted"]["base"]) - base_mix).abs() < 1e-6 * base_mix);
+    assert!((f(&o["mix_adjusted"]["candidate"]) - cand_mix).abs() < 1e-6 * cand_mix);
+    // Sorted by |change of total cost|: /a first.
+    assert_eq!(report["report"]["rows"][0]["name"], "GET /a");
+
+    // The gate: /a and the overall figure fail 2%, exit 4, named.
+    let out = run(&["compare", base_s, "--against", cand_s, "--fail-above", "2%"]);
+    assert_eq!(out.status.code(), Some(4));
+    let t = text(&out.stdout);
+    let summary = &t[t.find("FAIL:").expect("a summary")..];
+    assert!(summary.contains("endpoint GET /a: +10.00%"), "{t}");
+    assert!(!summary.contains("GET /b"), "{t}");
+    assert!(summary.contains("overall (mix-adjusted)"), "{t}");
+    // ... and pass 20%.
+    let out = run(&["compare", base_s, "--against", cand_s, "--fail-above", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("PASS: no significant regression above 20.00%"));
+    // Identical inputs pass.
+    let out = run(&["compare", base_s, "--against", base_s, "--fail-above", "1%"]);
+    assert_eq!(out.status.code(), Some(0));
+    // Too few samples: undecided, listed, exit 5.
+    let out = run(&[
+        "compare",
+        base_s,
+        "--against",
+        cand_s,
+        "--fail-above",
+        "2%",
+        "--min-samples",
+        "500",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stdout));
+    let t = text(&out.stdout);
+    assert!(t.contains("UNDECIDED (2):"), "{t}");
+    assert!(t.contains("fewer than --min-samples 500"), "{t}");
+    // CSV: a header and one line per row, then the overall figure.
+    let out = run(&["compare", base_s, "--against", cand_s, "--format", "csv"]);
+    let t = text(&out.stdout);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("kind,name,metric,"));
+    assert!(lines[1].starts_with("endpoint,GET /a,instructions,200,200,803,803,"));
+    assert!(lines[3].starts_with("overall,mix-adjusted,"));
+    assert_eq!(lines.len(), 4);
+}
+
+#[test]
+fn without_instructions_cpu_time_is_used_and_labelled_and_disagreement_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cand) = (dir.path().join("base"), dir.path().join("cand"));
+    let b: Vec<Record> = values(10_000, 100, 100)
+        .map(|v| request("/x", 1, None, v))
+        .collect();
+    let c: Vec<Record> = values(11_000, 100, 100)
+        .map(|v| request("/x", 1, None, v))
+        .collect();
+    write(&base, &b);
+    write(&cand, &c);
+    let (base_s, cand_s) = (base.to_str().unwrap(), cand.to_str().unwrap());
+    let out = run(&["compare", base_s, "--against", cand_s]);
+    let t = text(&out.stdout);
+    assert!(
+        t.starts_with("metric: CPU time (cpu_ns): no record carries instructions"),
+        "{t}"
+    );
+    let expected = {
+        let mb = b.iter().map(|r| r.cpu_ns.unwrap() as f64).sum::<f64>();
+        let mc = c.iter().map(|r| r.cpu_ns.unwrap() as f64).sum::<f64>();
+        format!("{:+.2}%", (mc / mb - 1.0) * 100.0)
+    };
+    assert!(t.contains(&expected), "{expected} in {t}");
+
+    // Instructions flat, CPU time up 10%: flagged.
+    let b: Vec<Record> = values(10_000, 100, 100)
+        .map(|v| request("/y", 1, Some(v * 10), v))
+        .collect();
+    let c: Vec<Record> = values(10_000, 100, 100)
+        .map(|v| request("/y", 1, Some(v * 10), v * 11 / 10))
+        .collect();
+    write(&base, &b);
+    write(&cand, &c);
+    let out = run(&["compare", base_s, "--against", cand_s, "--json"]);
+    let report = json(&out);
+    let r = row(&report, "GET /y");
+    assert_eq!(r["disagree"], true, "{r}");
+    assert_eq!(r["headline"]["metric"], "instructions");
+    let t = text(&run(&["compare", base_s, "--against", cand_s]).stdout);
+    assert!(t.contains("DISAGREE"), "{t}");
+}
+
+#[test]
+fn profile_records_give_function_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cand) = (dir.path().join("base"), dir.path().join("cand"));
+    let profile = |parse: i64| {
+        let mut r = Record::new(RecordKind::Profile, "/p");
+        r.method = Some("GET".into());
+        r.wall_ns = 0;
+        let mut detail = Detail::default();
+        detail.timer = Some("instructions".into());
+        let mut nodes = Vec::new();
+        for (name, parent, inclusive, recursive) in [
+            ("/p", None, 10_000 + parse, false),
+            ("parse", Some(0), parse, false),
+            ("parse", Some(1), parse / 2, true),
+            ("render", Some(0), 4_000, false),
+        ] {
+            let mut n = ProfileNode::default();
+            n.name = name.into();
+            n.parent = parent;
+            n.calls = 1;
+            n.inclusive = inclusive;
+            n.exclusive = inclusive;
+            n.recursive = recursive;
+            nodes.push(n);
+        }
+        detail.nodes = nodes;
+        r.detail = Some(detail);
+        r
+    };
+    let b: Vec<Record> = (0..50).map(|i| profile(1_000 + i % 5)).collect();
+    let c: Vec<Record> = (0..50).map(|i| profile(1_500 + i % 5)).collect();
+    write(&base, &b);
+    write(&cand, &c);
+    let out = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        "--against",
+        cand.to_str().unwrap(),
+        "--json",
+    ]);
+    let report = json(&out);
+    let parse = row(&report, "parse");
+    assert_eq!(parse["kind"], "function");
+    // Recursion counted once: 1002 per record, not 1002 + 501.
+    assert_eq!(f(&parse["headline"]["base"]), 1_002.0);
+    assert_eq!(f(&parse["headline"]["candidate"]), 1_502.0);
+    let render = row(&report, "render");
+    assert_eq!(f(&render["headline"]["relative"]["estimate"]), 0.0);
+}
+
+#[test]
+fn damaged_empty_missing_and_foreign_inputs_behave_as_in_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    let records: Vec<Record> = values(1_000, 10, 40)
+        .map(|v| request("/a", 1, Some(v), v))
+        .collect();
+    write(&good, &records);
+    let good_s = good.to_str().unwrap();
+    let cut = dir.path().join("cut");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let foreign = dir.path().join("foreign");
+    std::fs::write(&foreign, b"{\"this is\": \"json, not msgpack\"}\n").unwrap();
+    let missing = dir.path().join("missing");
+    for (bad, expected) in [(&cut, 3), (&empty, 0), (&foreign, 3), (&missing, 1)] {
+        let bad_s = bad.to_str().unwrap();
+        let report = run(&["report", bad_s]);
+        let compare = run(&["compare", good_s, "--against", bad_s]);
+        let series = run(&["timeseries", bad_s, "--window", "1m"]);
+        assert_eq!(report.status.code(), Some(expected), "report {bad_s}");
+        assert_eq!(
+            compare.status.code(),
+            report.status.code(),
+            "compare {bad_s}"
+        );
+        assert_eq!(
+            series.status.code(),
+            report.status.code(),
+            "timeseries {bad_s}"
+        );
+        // The same sentence on stderr.
+        let said = text(&report.stderr);
+        assert!(!said.is_empty(), "report says nothing about {bad_s}");
+        assert_eq!(text(&compare.stderr), said, "compare {bad_s}");
+        assert_eq!(text(&series.stderr), said, "timeseries {bad_s}");
+        if bad == &cut {
+            assert!(text(&compare.stdout).contains("INCOMPLETE:"));
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! `compare`'s statistics on synthetic data: four endpoints, per-request
+//! noise with a coefficient of variation of 20%, seeded and deterministic.
+//! Calibration (noise only: the gate rarely fails, the intervals cover the
+//! true delta about 95% of the time) and power (a 2% regression with
+//! 10,000 samples per endpoint and side, a 1% one with 40,000, is found
+//! and named alone); a shift of the traffic mix alone does not fail the
+//! mix-adjusted figure. Many trials, so through the library function; the
+//! binary is exercised by `cli_compare`.
+
+use dynostats::report::{CompareOptions, Comparison, Side, Verdict, compare};
+use dynostats::{Record, RecordKind};
+
+/// xorshift64* with Box-Muller normals: deterministic from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+const ENDPOINTS: [(&str, f64); 4] = [
+    ("/a", 100_000.0),
+    ("/b", 250_000.0),
+    ("/c", 1_000_000.0),
+    ("/d", 40_000.0),
+];
+
+/// A side: `per_endpoint[i]` requests of endpoint i, its mean cost scaled
+/// by `scale[i]`, with 20% noise.
+fn side(rng: &mut Rng, per_endpoint: [usize; 4], scale: [f64; 4]) -> Side {
+    let mut side = Side::new();
+    let mut r = Record::new(RecordKind::Request, "");
+    r.method = Some("GET".into());
+    for (i, &(name, mean)) in ENDPOINTS.iter().enumerate() {
+        r.name = name.into();
+        for _ in 0..per_endpoint[i] {
+            let x = (mean * scale[i] * (1.0 + 0.2 * rng.normal())).max(1.0);
+            r.instructions = Some(x as u64);
+            side.add(&r);
+        }
+    }
+    side
+}
+
+fn gate(p: f64) -> CompareOptions {
+    CompareOptions::new().fail_above(Some(p))
+}
+
+fn failing(c: &Comparison) -> Vec<String> {
+    c.offenders().map(|r| r.label.clone()).collect()
+}
+
+/// Runs `trials` trials on two threads; each returns a comparison made by
+/// `make` from its own seeded generator.
+fn trials<T: Send>(trials: u64, make: impl Fn(&mut Rng) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let halves: Vec<_> = (0..2u64)
+            .map(|half| {
+                let make = &make;
+                s.spawn(move || {
+                    (0..trials)
+                        .filter(|t| t % 2 == half)
+                        .map(|t| make(&mut Rng(0x9e37_79b9_7f4a_7c15 ^ ((t + 1) * 0x1234_5677))))
+                        .collect::<Vec<T>>()
+                })
+            })
+            .collect();
+        halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// 200 trials with 10,000 samples per endpoint and side: per trial a
+/// base, a candidate with noise only, and a candidate whose /b costs 2%
+/// more.
+#[test]
+fn calibration_over_200_noise_only_trials_and_power_at_2_percent() {
+    let n = 10_000;
+    let results = trials(200, |rng| {
+        let base = side(rng, [n; 4], [1.0; 4]);
+        let noise = side(rng, [n; 4], [1.0; 4]);
+        let regressed = side(rng, [n; 4], [1.0, 1.02, 1.0, 1.0]);
+        (
+            compare(&base, &noise, gate(0.01)),
+            compare(&base, &regressed, gate(0.01)),
+        )
+    });
+    let (noise, regressed): (Vec<Comparison>, Vec<Comparison>) = results.into_iter().unzip();
+
+    // Calibration: the gate fails in at most 5% of noise-only trials, and
+    // the 95% intervals of one endpoint cover the true delta (0) in 93-97%.
+    let fails = noise.iter().filter(|c| c.failed()).count();
+    eprintln!("noise-only: the gate failed in {fails} of 200 trials");
+    assert!(fails <= 10, "{fails} of 200 noise-only trials failed");
+    let covers = |label: &str| {
+        noise
+            .iter()
+            .filter(|c| {
+                let row = c.rows.iter().find(|r| r.label == label).unwrap();
+                let i = row.headline.relative.unwrap();
+                i.low <= 0.0 && 0.0 <= i.high
+            })
+            .count()
+    };
+    let all: Vec<usize> = ENDPOINTS
+        .iter()
+        .map(|e| covers(&format!("GET {}", e.0)))
+        .collect();
+    let one = all[0];
+    eprintln!("coverage of 0 by the 95% intervals, per endpoint, of 200: {all:?}");
+    assert!(
+        (186..=194).contains(&one),
+        "GET /a covered 0 in {one} of 200 trials (all four: {all:?})"
+    );
+    // Over the four endpoints' 800 intervals, coverage is also near 95%.
+    let total: usize = all.iter().sum();
+    assert!((744..=776).contains(&total), "{all:?}");
+    assert!(noise.iter().all(|c| !c.any_undecided()));
+
+    // Power: the 2% regression of /b is significant in at least 95% of
+    // trials, and the gate fails naming only /b.
+    let significant = regressed
+        .iter()
+        .filter(|c| {
+            let b = c.rows.iter().find(|r| r.label == "GET /b").unwrap();
+            b.headline.relative.unwrap().low > 0.0
+        })
+        .count();
+    eprintln!("2% regression: significant in {significant} of 200");
+    assert!(significant >= 190, "significant in {significant} of 200");
+    let named_alone = regressed
+        .iter()
+        .filter(|c| c.failed() && failing(c) == ["GET /b"])
+        .count();
+    assert!(
+        named_alone >= 190,
+        "failed naming only GET /b in {named_alone} of 200"
+    );
+    assert!(
+        regressed
+            .iter()
+            .all(|c| failing(c).iter().all(|l| l == "GET /b"))
+    );
+}
+
+#[test]
+fn a_one_percent_regression_with_40000_samples_is_found_and_named_alone() {
+    let n = 40_000;
+    let results = trials(40, |rng| {
+        let base = side(rng, [n; 4], [1.0; 4]);
+        let cand = side(rng, [n; 4], [1.0, 1.0, 1.01, 1.0]);
+        (
+            compare(&base, &cand, gate(0.01)),
+            compare(&base, &cand, gate(0.005)),
+        )
+    });
+    let significant = results
+        .iter()
+        .filter(|(c, _)| {
+            let row = c.rows.iter().find(|r| r.label == "GET /c").unwrap();
+            row.headline.relative.unwrap().low > 0.0
+        })
+        .count();
+    eprintln!("1% regression: significant in {significant} of 40");
+    assert!(significant >= 38, "significant in {significant} of 40");
+    // At a threshold of exactly the true delta, the gate fails when the
+    // estimate lands above it (about half the trials), and then names only
+    // that endpoint; at half the true delta it fails in nearly every trial.
+    for (at_1, at_half) in &results {
+        assert!(
+            failing(at_1).iter().all(|l| l == "GET /c"),
+            "{:?}",
+            failing(at_1)
+        );
+        assert!(failing(at_half).iter().all(|l| l == "GET /c"));
+    }
+    let at_half = results
+        .iter()
+        .filter(|(_, c)| failing(c) == ["GET /c"])
+        .count();
+    let at_1 = results
+        .iter()
+        .filter(|(c, _)| failing(c) == ["GET /c"])
+        .count();
+    eprintln!("1% regression: --fail-above 1% failed in {at_1}, 0.5% in {at_half} of 40");
+    assert!(
+        at_half >= 38,
+        "--fail-above 0.5% named GET /c in {at_half} of 40"
+    );
+}
+
+#[test]
+fn a_traffic_mix_shift_alone_does_not_fail_the_mix_adjusted_figure() {
+    let results = trials(20, |rng| {
+        // Same per-endpoint costs; the candidate sends 4x the traffic to
+        // the most expensive endpoint.
+        let base = side(rng, [5_000, 5_000, 2_000, 5_000], [1.0; 4]);
+        let cand = side(rng, [5_000, 5_000, 8_000, 5_000], [1.0; 4]);
+        compare(&base, &cand, gate(0.01))
+    });
+    for c in &results {
+        let o = c.overall.as_ref().unwrap();
+        // The raw cost per request rose a lot; the mix-adjusted did not.
+        assert!(o.raw.relative.unwrap().estimate > 0.5, "{o:?}");
+        assert!(o.mix_adjusted.unwrap().estimate.abs() < 0.01, "{o:?}");
+        assert_eq!(o.verdict, Verdict::Pass);
+    }
+}
+
+#[test]
+fn identical_inputs_pass_and_few_samples_are_undecided() {
+    let mut rng = Rng(7);
+    let base = side(&mut rng, [1_000; 4], [1.0; 4]);
+    let same = compare(&base, &base, gate(0.01));
+    assert!(!same.failed() && !same.any_undecided());
+    for r in &same.rows {
+        let i = r.headline.relative.unwrap();
+        assert_eq!(i.estimate, 0.0);
+        assert_eq!(r.verdict, Verdict::Pass);
+    }
+    // 10 samples of /d on the candidate: undecided, never passed or
+    // failed.
+    let cand = side(&mut rng, [1_000, 1_000, 1_000, 10], [1.0; 4]);
+    let c = compare(&base, &cand, gate(0.01));
+    let undecided: Vec<&str> = c.undecided().map(|r| r.label.as_str()).collect();
+    assert_eq!(undecided, ["GET /d"]);
+    assert!(!c.failed());
+    assert!(c.any_undecided());
+    // Twice as expensive with 10 samples: still undecided, then decided
+    // (and failed) once 5 samples are enough.
+    let cand = side(&mut rng, [1_000, 1_000, 1_000, 10], [1.0, 1.0, 1.0, 2.0]);
+    let c = compare(&base, &cand, gate(0.01));
+    let undecided: Vec<&str> = c.undecided().map(|r| r.label.as_str()).collect();
+    assert_eq!(undecided, ["GET /d"]);
+    let c = compare(&base, &cand, gate(0.01).min_samples(5));
+    assert_eq!(failing(&c), ["GET /d"]);
+}
