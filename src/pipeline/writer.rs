@@ -327,6 +327,7 @@ impl SinkWorker {
         let sink = &self.sink;
         stats.dropped_by_sink = guarded(|| Ok(sink.dropped())).unwrap_or(stats.dropped_by_sink);
         stats.buffered_by_sink = guarded(|| Ok(sink.buffered())).unwrap_or(0);
+        stats.resent = guarded(|| Ok(sink.resent())).unwrap_or(stats.resent);
         stats.delivered = delivered(stats);
     }
 }

@@ -151,6 +151,14 @@ pub trait Sink: Send + 'static {
     fn buffered(&self) -> u64 {
         0
     }
+
+    /// Records this sink sent more than once (an unacknowledged Forward
+    /// chunk sent again after a reconnect): a collector that keeps repeats
+    /// may hold this many extra copies. Reported in status records
+    /// (`records_resent`).
+    fn resent(&self) -> u64 {
+        0
+    }
 }
 
 impl Sink for Box<dyn Sink> {
@@ -168,6 +176,9 @@ impl Sink for Box<dyn Sink> {
     }
     fn buffered(&self) -> u64 {
         (**self).buffered()
+    }
+    fn resent(&self) -> u64 {
+        (**self).resent()
     }
 }
 

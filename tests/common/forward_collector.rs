@@ -30,6 +30,9 @@ pub struct CollectorConfig {
     pub impostor_key: Option<String>,
     /// Read this many chunks, then close each one's connection unacked.
     pub drop_unacked: usize,
+    /// While set, read every chunk and keep it (in `Log::unacked`) but
+    /// answer nothing, like a frozen collector that still takes bytes in.
+    pub frozen: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Clone, Debug)]
@@ -274,6 +277,10 @@ fn serve(
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
+        }
+        if config.frozen.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            log.lock().unwrap().unacked.push(msg);
+            continue;
         }
         let chunk = msg.chunk.clone();
         log.lock().unwrap().messages.push(msg);
