@@ -58,7 +58,9 @@ fn a_chunk_resent_after_a_freeze_keeps_its_id_and_is_counted() {
         let result = sink.flush();
         (sink, result)
     });
-    wait_until("three unacked copies", || log.lock().unwrap().unacked.len() >= 3);
+    wait_until("three unacked copies", || {
+        log.lock().unwrap().unacked.len() >= 3
+    });
     frozen.store(false, Ordering::SeqCst);
     let (sink, result) = flusher.join().unwrap();
     result.unwrap();
@@ -103,10 +105,15 @@ fn a_chunk_never_acked_is_dropped_after_max_sends_and_counted_in_the_pipeline() 
     let sink = &stats.sinks[0];
     assert_eq!(sink.written, RECORDS);
     assert_eq!(sink.dropped_by_sink, RECORDS, "{sink:?}");
-    assert_eq!(sink.delivered + sink.dropped_by_sink + sink.lost_at_shutdown, sink.written);
+    assert_eq!(
+        sink.delivered + sink.dropped_by_sink + sink.lost_at_shutdown,
+        sink.written
+    );
     assert_eq!(sink.resent, 2 * RECORDS, "three sends: two resends");
     assert!(
-        sink.last_error.as_deref().is_some_and(|e| e.contains("max_sends")),
+        sink.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("max_sends")),
         "{sink:?}"
     );
     let log = log.lock().unwrap();

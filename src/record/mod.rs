@@ -285,7 +285,7 @@ pub struct ProfileNode {
 /// The process id, cached: `getpid` is a system call, and a record is made
 /// on every sampled region. The cache is keyed by the fork generation, so a
 /// forked child reads its own pid.
-fn current_pid() -> u32 {
+pub(crate) fn current_pid() -> u32 {
     static CACHE: AtomicU64 = AtomicU64::new(0);
     // Generation + 1 in the high half, so that 0 means "not cached".
     let generation = u64::from((crate::sys::fork_generation() as u32).wrapping_add(1));

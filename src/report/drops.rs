@@ -77,9 +77,7 @@ fn max_counts(mine: &mut Counts, theirs: Counts) {
 impl Drops {
     /// True when any record was dropped, by the queue or by any sink.
     pub fn any(&self) -> bool {
-        self.queue_full > 0
-            || self.closed > 0
-            || self.sinks.values().any(|s| s.total() > 0)
+        self.queue_full > 0 || self.closed > 0 || self.sinks.values().any(|s| s.total() > 0)
     }
 }
 

@@ -544,7 +544,11 @@ impl<'a> Table<'a> {
                 counts(d)
             )?;
         }
-        write!(out, "}},\"own\":{}}},\"unavailable\":{{", counts(&drops.own))?;
+        write!(
+            out,
+            "}},\"own\":{}}},\"unavailable\":{{",
+            counts(&drops.own)
+        )?;
         for (i, (counter, why)) in report.unavailable().iter().enumerate() {
             let sep = if i > 0 { "," } else { "" };
             write!(out, "{sep}{}:{}", json_str(counter), json_str(why))?;

@@ -278,7 +278,11 @@ fn serve(
                 return;
             }
         }
-        if config.frozen.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+        if config
+            .frozen
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+        {
             log.lock().unwrap().unacked.push(msg);
             continue;
         }
