@@ -327,7 +327,9 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
+        // Lazy: should a failed run still hold a file open there, the mount
+        // goes once it closes.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
 
