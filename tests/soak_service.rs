@@ -20,7 +20,6 @@ fn soak_service_with_faults_accounts_for_every_record() {
         restarts: 3,
         rss_slack: 32 << 20,
     });
-    outcome.print();
     assert!(outcome.requests > 0);
     assert_eq!(outcome.collector_restarts, 3);
 }
