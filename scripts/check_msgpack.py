@@ -151,11 +151,12 @@ def str_map(value, check_value):
 def check_detail(detail):
     problems = []
     known = {"counters", "stats", "sinks", "errors"}
+    status = {"sink"}
     profile = {"timer", "timer_requested", "timer_fallback", "total", "overhead", "nodes"}
     if not isinstance(detail, dict):
         return ["detail is not a map"]
     for key in detail:
-        if key not in known and key not in profile:
+        if key not in known and key not in status and key not in profile:
             problems.append(f"detail has an undocumented key {key!r}")
     for key in ("timer", "timer_requested"):
         if key in detail and detail[key] not in TIMERS:
@@ -177,6 +178,10 @@ def check_detail(detail):
         problems.append("detail.sinks is not a map of maps of unsigned integers")
     if "errors" in detail and not str_map(detail["errors"], lambda v: isinstance(v, str)):
         problems.append("detail.errors is not a map of strings")
+    if "sink" in detail and not isinstance(detail["sink"], str):
+        problems.append("detail.sink is not a string")
+    elif "sink" in detail and detail["sink"] not in detail.get("sinks", {}):
+        problems.append("detail.sink names no entry of detail.sinks")
     for key in known:
         if key in detail and not detail[key]:
             problems.append(f"detail.{key} is present but empty (should be absent)")

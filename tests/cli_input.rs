@@ -375,7 +375,8 @@ fn counts_beyond_u64_are_exact_in_the_debug_binary() {
     );
     assert!(
         stdout.contains(&format!(
-            "sink file:x dropped 0 records on errors, {three_max} itself"
+            "sink file:x lost {three_max} records: 0 (its backlog was full), 0 (on errors), \
+             {three_max} (by itself)"
         )),
         "{stdout}"
     );

@@ -254,3 +254,81 @@ fn records_the_writer_dropped_are_reported() {
     assert!(stdout.contains(&expected), "{stdout}");
     assert_eq!(rows(&stdout)[0][2], accepted.to_string(), "{stdout}");
 }
+
+/// A file sink held up on its first batch (like a slow disk), so that the
+/// writer drops its copies of every later batch for a full backlog.
+struct HeldFileSink {
+    file: FileSink,
+    release: std::sync::mpsc::Receiver<()>,
+    held: bool,
+}
+
+impl dynostats::sink::Sink for HeldFileSink {
+    fn name(&self) -> String {
+        dynostats::sink::Sink::name(&self.file)
+    }
+    fn write_batch(&mut self, batch: &dynostats::sink::Batch) -> std::io::Result<()> {
+        if !self.held {
+            self.held = true;
+            let _ = self.release.recv();
+        }
+        dynostats::sink::Sink::write_batch(&mut self.file, batch)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        dynostats::sink::Sink::flush(&mut self.file)
+    }
+}
+
+#[test]
+fn the_drops_of_the_sink_that_wrote_the_file_are_reported() {
+    // Each sink's copy of a status record names that sink (`detail.sink`),
+    // so the report knows which drops are missing from the file it reads:
+    // here the file sink's own, for a full backlog, not the queue's.
+    const RECORDS: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.msgpack");
+    let (release, held) = std::sync::mpsc::channel();
+    let pipeline = Pipeline::builder()
+        .sink(HeldFileSink {
+            file: FileSink::create(&path).unwrap(),
+            release: held,
+            held: false,
+        })
+        .sink(dynostats::sink::MemorySink::new())
+        .sink_backlog(1)
+        .build()
+        .unwrap();
+    for _ in 0..RECORDS {
+        assert!(pipeline.emit(region("r", 1, Some(1))));
+    }
+    // The file sink holds the first status record; every later batch is
+    // dropped for it alone.
+    let started = std::time::Instant::now();
+    while pipeline.stats().sinks[0].received < RECORDS + 1 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    release.send(()).unwrap();
+    let stats = pipeline.shutdown().unwrap();
+    assert_eq!(stats.sinks[0].dropped_sink_full, RECORDS, "{stats:?}");
+    assert_eq!(stats.sinks[1].lost(), 0, "{stats:?}");
+    let out = run(&["report", path.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // Every region record was dropped for the file, none at the queue.
+    assert!(rows(&stdout).is_empty(), "{stdout}");
+    let expected = format!(
+        "WARNING: the sink that wrote these records lost {RECORDS} of them: \
+         {RECORDS} (its backlog was full), 0 (on errors), 0 (by itself)"
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    // The memory sink lost nothing: only the file sink's drops are "own".
+    let json = run(&["report", "--format", "json", path.to_str().unwrap()]);
+    let json = text(&json.stdout);
+    assert!(
+        json.contains(&format!(
+            "\"own\":{{\"sink_full\":{RECORDS},\"sink_error\":0,\"by_sink\":0}}"
+        )),
+        "{json}"
+    );
+}

@@ -76,6 +76,9 @@ fn status_records_describe_counters_and_counts() {
     assert_eq!(detail.stats["queue_capacity"], 64);
     assert_eq!(detail.stats["sample_rate"], dynostats::sample_rate());
     assert!(detail.sinks["memory"].contains_key("bytes_written"));
+    assert!(detail.sinks["memory"].contains_key("records_resent"));
+    // This copy was written to the memory sink, and says so.
+    assert_eq!(detail.sink.as_deref(), Some("memory"));
 
     // A later status record has counted the three records.
     pipeline.flush().unwrap();

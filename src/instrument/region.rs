@@ -164,6 +164,24 @@ fn finish(active: Box<Active>) {
     deliver(active, end);
 }
 
+/// A region started before a `fork` and ended in the child: it is the
+/// child's record (its pid), and only its wall time means anything (the
+/// start counters were the parent thread's). Marked `error: "fork"`.
+#[cold]
+fn spanned_fork(record: &mut Record, pid: u32) {
+    record.pid = pid;
+    record.cpu_ns = None;
+    record.instructions = None;
+    record.cycles = None;
+    record.page_faults = None;
+    record.context_switches = None;
+    record.rss_start = None;
+    record.rss_end = None;
+    record.peak_rss = None;
+    record.scaled = false;
+    record.error = Some(std::borrow::Cow::Borrowed("fork"));
+}
+
 #[inline(never)]
 fn deliver(active: Box<Active>, end: Snapshot) {
     let Active {
@@ -176,6 +194,10 @@ fn deliver(active: Box<Active>, end: Snapshot) {
         installed.finish(&mut task);
     }
     record.set_delta(&Delta::between(&start, &end));
+    let pid = crate::record::current_pid();
+    if record.pid != pid {
+        spanned_fork(&mut record, pid);
+    }
     record.cancelled = std::thread::panicking();
     let profile = profile::attach(&mut task, &mut record);
     pipeline::emit(record);

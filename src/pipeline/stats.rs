@@ -76,6 +76,9 @@ pub struct SinkStats {
     /// Records the sink accepted and later dropped by itself
     /// ([`Sink::dropped`]).
     pub dropped_by_sink: u64,
+    /// Records the sink sent more than once ([`Sink::resent`]): at-least-once
+    /// delivery's possible duplicates. Not a loss.
+    pub resent: u64,
     /// Number of failed `write_batch` or `flush` calls.
     pub errors: u64,
     /// The last error, if any.

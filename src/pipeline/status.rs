@@ -45,6 +45,7 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
             ("bytes_written", st.bytes_written),
             ("records_dropped_sink_error", st.dropped_sink_error),
             ("records_dropped_by_sink", st.dropped_by_sink),
+            ("records_resent", st.resent),
             ("errors", st.errors),
         ];
         detail.sinks.insert(

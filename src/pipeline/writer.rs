@@ -193,21 +193,27 @@ impl Writer {
         if self.batch.is_empty() {
             return;
         }
-        let records = self.batch.len() as u64;
         let batch = Arc::new(std::mem::take(&mut self.batch));
         for link in &self.sinks {
-            let backlog = link.shared.backlog.load(Ordering::Acquire);
-            let mut stats = link.shared.lock();
-            stats.received += records;
-            let full = backlog > 0 && backlog + records > self.settings.sink_backlog;
-            let sent = (!full || self.closing)
-                && link.jobs.as_ref().is_some_and(|jobs| {
-                    link.shared.backlog.fetch_add(records, Ordering::AcqRel);
-                    jobs.send(Job::Batch(Arc::clone(&batch))).is_ok()
-                });
-            if !sent {
-                stats.dropped_sink_full += records;
-            }
+            self.send(link, Arc::clone(&batch));
+        }
+    }
+
+    /// Hands `batch` to one sink's thread, or counts its records as
+    /// dropped for that sink when its backlog is full.
+    fn send(&self, link: &SinkLink, batch: Arc<Batch>) {
+        let records = batch.len() as u64;
+        let backlog = link.shared.backlog.load(Ordering::Acquire);
+        let mut stats = link.shared.lock();
+        stats.received += records;
+        let full = backlog > 0 && backlog + records > self.settings.sink_backlog;
+        let sent = (!full || self.closing)
+            && link.jobs.as_ref().is_some_and(|jobs| {
+                link.shared.backlog.fetch_add(records, Ordering::AcqRel);
+                jobs.send(Job::Batch(batch)).is_ok()
+            });
+        if !sent {
+            stats.dropped_sink_full += records;
         }
     }
 
@@ -230,12 +236,23 @@ impl Writer {
         }
     }
 
-    /// Adds a status record to the batch.
+    /// Writes a status record: the batch so far goes first, then each
+    /// sink gets its own copy, naming it in `detail.sink`, so that a reader
+    /// of one file knows which entry of `detail.sinks` is that file's.
     fn add_status(&mut self) {
+        self.write();
         self.shared.status_records.fetch_add(1, Ordering::Relaxed);
         let totals = self.shared.stats();
-        let record = status::record(&totals, self.shared.queue.len() as u64);
-        self.add(record);
+        let mut record = status::record(&totals, self.shared.queue.len() as u64);
+        record.labels.insert_missing(&self.settings.labels);
+        for (link, st) in self.sinks.iter().zip(&totals.sinks) {
+            if let Some(detail) = record.detail.as_mut() {
+                detail.sink = Some(st.name.clone());
+            }
+            let mut batch = Batch::new();
+            batch.push(&record);
+            self.send(link, Arc::new(batch));
+        }
     }
 }
 
@@ -327,6 +344,7 @@ impl SinkWorker {
         let sink = &self.sink;
         stats.dropped_by_sink = guarded(|| Ok(sink.dropped())).unwrap_or(stats.dropped_by_sink);
         stats.buffered_by_sink = guarded(|| Ok(sink.buffered())).unwrap_or(0);
+        stats.resent = guarded(|| Ok(sink.resent())).unwrap_or(stats.resent);
         stats.delivered = delivered(stats);
     }
 }

@@ -224,6 +224,12 @@ pub struct Detail {
     /// Status: the last error of each sink, by sink name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, String>,
+    /// Status: the name of the sink this copy of the status record was
+    /// written to: its entry in [`sinks`](Self::sinks) holds the counts of
+    /// the file or stream being read (what *it* lost). Each sink gets its
+    /// own copy of every status record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
     /// Profile: the timer the amounts are in (`"instructions"`, `"cycles"`,
     /// `"cpu_ns"`, `"wall_ns"` or `"rss"`), the one actually read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,7 +285,7 @@ pub struct ProfileNode {
 /// The process id, cached: `getpid` is a system call, and a record is made
 /// on every sampled region. The cache is keyed by the fork generation, so a
 /// forked child reads its own pid.
-fn current_pid() -> u32 {
+pub(crate) fn current_pid() -> u32 {
     static CACHE: AtomicU64 = AtomicU64::new(0);
     // Generation + 1 in the high half, so that 0 means "not cached".
     let generation = u64::from((crate::sys::fork_generation() as u32).wrapping_add(1));

@@ -1236,6 +1236,7 @@ fn decode_detail<'a>(
                     Ok(())
                 })?;
             }
+            "sink" => detail.sink = string(c, problem, v, "detail.sink")?.map(str::to_string),
             // Profile records (docs/records.md).
             "timer" | "timer_requested" | "timer_fallback" => {
                 let key = match name {

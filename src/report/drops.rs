@@ -28,6 +28,11 @@ pub struct Drops {
     pub closed: u128,
     /// Per sink name: records lost by that sink alone.
     pub sinks: BTreeMap<String, SinkDrops>,
+    /// The drops of the sinks that wrote the records read: per process,
+    /// the entries of [`sinks`](Self::sinks) its status records name as
+    /// their own (`detail.sink`). These are the records missing from what
+    /// was read; other sinks' drops are missing elsewhere.
+    pub own: SinkDrops,
 }
 
 /// Records one sink lost (see [`Drops`]).
@@ -40,17 +45,39 @@ pub struct SinkDrops {
     /// Accepted, then dropped by the sink itself, e.g. a full network
     /// buffer (`records_dropped_by_sink`).
     pub by_sink: u128,
+    /// Never handed to the sink: it fell behind and its backlog was full
+    /// (`records_dropped_sink_full`).
+    pub sink_full: u128,
+}
+
+impl SinkDrops {
+    /// Every record this sink lost.
+    pub fn total(&self) -> u128 {
+        self.sink_error
+            .saturating_add(self.by_sink)
+            .saturating_add(self.sink_full)
+    }
+
+    fn add(&mut self, counts: Counts) {
+        self.sink_error = self.sink_error.saturating_add(u128::from(counts.0));
+        self.by_sink = self.by_sink.saturating_add(u128::from(counts.1));
+        self.sink_full = self.sink_full.saturating_add(u128::from(counts.2));
+    }
+}
+
+/// One sink's (sink_error, by_sink, sink_full) in one process.
+type Counts = (u64, u64, u64);
+
+fn max_counts(mine: &mut Counts, theirs: Counts) {
+    mine.0 = mine.0.max(theirs.0);
+    mine.1 = mine.1.max(theirs.1);
+    mine.2 = mine.2.max(theirs.2);
 }
 
 impl Drops {
     /// True when any record was dropped, by the queue or by any sink.
     pub fn any(&self) -> bool {
-        self.queue_full > 0
-            || self.closed > 0
-            || self
-                .sinks
-                .values()
-                .any(|s| s.sink_error > 0 || s.by_sink > 0)
+        self.queue_full > 0 || self.closed > 0 || self.sinks.values().any(|s| s.total() > 0)
     }
 }
 
@@ -59,8 +86,10 @@ impl Drops {
 struct ProcessDrops {
     queue_full: u64,
     closed: u64,
-    /// Per sink: (sink_error, by_sink).
-    sinks: BTreeMap<String, (u64, u64)>,
+    sinks: BTreeMap<String, Counts>,
+    /// The sinks this process's status records named as the one they were
+    /// written to.
+    own: std::collections::BTreeSet<String>,
 }
 
 /// Drops summed over processes: per process id, the largest cumulative
@@ -81,8 +110,19 @@ impl DropTally {
         for (sink, counts) in &detail.sinks {
             let drops = process.sinks.entry(sink.clone()).or_default();
             let count = |key: &str| counts.get(key).copied().unwrap_or(0);
-            drops.0 = drops.0.max(count("records_dropped_sink_error"));
-            drops.1 = drops.1.max(count("records_dropped_by_sink"));
+            max_counts(
+                drops,
+                (
+                    count("records_dropped_sink_error"),
+                    count("records_dropped_by_sink"),
+                    count("records_dropped_sink_full"),
+                ),
+            );
+        }
+        if let Some(own) = &detail.sink {
+            if !process.own.contains(own) {
+                process.own.insert(own.clone());
+            }
         }
     }
 
@@ -92,11 +132,10 @@ impl DropTally {
             let mine = self.processes.entry(*pid).or_default();
             mine.queue_full = mine.queue_full.max(theirs.queue_full);
             mine.closed = mine.closed.max(theirs.closed);
-            for (sink, (e, b)) in &theirs.sinks {
-                let d = mine.sinks.entry(sink.clone()).or_default();
-                d.0 = d.0.max(*e);
-                d.1 = d.1.max(*b);
+            for (sink, counts) in &theirs.sinks {
+                max_counts(mine.sinks.entry(sink.clone()).or_default(), *counts);
             }
+            mine.own.extend(theirs.own.iter().cloned());
         }
     }
 
@@ -113,9 +152,10 @@ impl DropTally {
                 .saturating_add(u128::from(process.queue_full));
             drops.closed = drops.closed.saturating_add(u128::from(process.closed));
             for (sink, counts) in &process.sinks {
-                let total = drops.sinks.entry(sink.clone()).or_default();
-                total.sink_error = total.sink_error.saturating_add(u128::from(counts.0));
-                total.by_sink = total.by_sink.saturating_add(u128::from(counts.1));
+                drops.sinks.entry(sink.clone()).or_default().add(*counts);
+                if process.own.contains(sink) {
+                    drops.own.add(*counts);
+                }
             }
         }
         drops

@@ -1097,7 +1097,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("10 (queue full)"), "{text}");
-        assert!(text.contains("sink file:/x dropped 2 records"), "{text}");
+        assert!(
+            text.contains("sink file:/x lost 2 records: 0 (its backlog was full), 2 (on errors)"),
+            "{text}"
+        );
         assert!(
             text.contains("unavailable: instructions: no hardware PMU"),
             "{text}"

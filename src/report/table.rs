@@ -437,12 +437,26 @@ impl<'a> Table<'a> {
                  {} (queue full), {} (emitted after shutdown)",
                 drops.queue_full, drops.closed
             )?;
+            if drops.own.total() > 0 {
+                writeln!(
+                    out,
+                    "WARNING: the sink that wrote these records lost {} of them: \
+                     {} (its backlog was full), {} (on errors), {} (by itself)",
+                    drops.own.total(),
+                    drops.own.sink_full,
+                    drops.own.sink_error,
+                    drops.own.by_sink
+                )?;
+            }
             for (sink, d) in &drops.sinks {
-                if d.sink_error > 0 || d.by_sink > 0 {
+                if d.total() > 0 {
                     writeln!(
                         out,
-                        "WARNING: sink {} dropped {} records on errors, {} itself",
+                        "WARNING: sink {} lost {} records: {} (its backlog was full), \
+                         {} (on errors), {} (by itself)",
                         escape_name(sink),
+                        d.total(),
+                        d.sink_full,
                         d.sink_error,
                         d.by_sink
                     )?;
@@ -513,17 +527,28 @@ impl<'a> Table<'a> {
             big(drops.queue_full),
             big(drops.closed)
         )?;
+        let counts = |d: &super::SinkDrops| {
+            format!(
+                "{{\"sink_full\":{},\"sink_error\":{},\"by_sink\":{}}}",
+                big(d.sink_full),
+                big(d.sink_error),
+                big(d.by_sink)
+            )
+        };
         for (i, (sink, d)) in drops.sinks.iter().enumerate() {
             write!(
                 out,
-                "{}{}:{{\"sink_error\":{},\"by_sink\":{}}}",
+                "{}{}:{}",
                 if i > 0 { "," } else { "" },
                 json_str(sink),
-                big(d.sink_error),
-                big(d.by_sink)
+                counts(d)
             )?;
         }
-        write!(out, "}}}},\"unavailable\":{{")?;
+        write!(
+            out,
+            "}},\"own\":{}}},\"unavailable\":{{",
+            counts(&drops.own)
+        )?;
         for (i, (counter, why)) in report.unavailable().iter().enumerate() {
             let sep = if i > 0 { "," } else { "" };
             write!(out, "{sep}{}:{}", json_str(counter), json_str(why))?;

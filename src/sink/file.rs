@@ -12,9 +12,11 @@ use crate::record::{RecordReader, read};
 /// Appends records to a file as a plain concatenation of MessagePack maps,
 /// readable by [`crate::read()`] or any MessagePack stream decoder.
 ///
-/// With [`FileSinkBuilder::max_bytes`], the file is rotated before it would
-/// grow past that size: `path` becomes `path.1`, `path.1` becomes `path.2`
-/// and so on, keeping [`FileSinkBuilder::keep`] old files. Records are
+/// The file is rotated before it would grow past
+/// [`FileSinkBuilder::max_bytes`] ([`FileSink::DEFAULT_MAX_BYTES`], 256 MiB,
+/// by default): `path` becomes `path.1`, `path.1` becomes `path.2` and so
+/// on, keeping [`FileSinkBuilder::keep`] old files ([`FileSink::DEFAULT_KEEP`]),
+/// so by default the sink's files take at most 6 × 256 MiB = 1.5 GiB. Records are
 /// never split across files. New files get mode 0640 ([`FileSink::MODE`]).
 ///
 /// A write error (disk full, permissions) is returned to the pipeline,
@@ -69,7 +71,9 @@ pub struct FileSinkBuilder {
 
 impl FileSinkBuilder {
     /// Rotates the file before it would grow past `bytes` (a record larger
-    /// than that gets a file of its own). Without it the file grows forever.
+    /// than that gets a file of its own); default
+    /// [`FileSink::DEFAULT_MAX_BYTES`]. `u64::MAX` lets the file grow
+    /// without bound.
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = Some(bytes);
         self
@@ -338,11 +342,16 @@ impl FileSink {
     pub const MODE: u32 = 0o640;
     /// Rotated files kept by default.
     pub const DEFAULT_KEEP: usize = 5;
+    /// The size a file is rotated at unless [`FileSinkBuilder::max_bytes`]
+    /// says otherwise: 256 MiB.
+    pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
     /// How much of an existing file's end is read when the sink opens it
     /// (more when its last record is longer).
     pub const TAIL_CHECK_BYTES: u64 = 64 << 10;
 
-    /// A sink appending to `path` (created if missing), without rotation.
+    /// A sink appending to `path` (created if missing), rotated at
+    /// [`FileSink::DEFAULT_MAX_BYTES`] keeping [`FileSink::DEFAULT_KEEP`]
+    /// old files.
     pub fn create(path: impl AsRef<Path>) -> Result<FileSink, Error> {
         FileSink::builder(path).build()
     }
@@ -351,7 +360,7 @@ impl FileSink {
     pub fn builder(path: impl AsRef<Path>) -> FileSinkBuilder {
         FileSinkBuilder {
             path: path.as_ref().to_path_buf(),
-            max_bytes: None,
+            max_bytes: Some(FileSink::DEFAULT_MAX_BYTES),
             keep: FileSink::DEFAULT_KEEP,
             sync_on_flush: false,
         }

@@ -6,9 +6,9 @@
 //!
 //! | sink | where | delivery |
 //! | --- | --- | --- |
-//! | [`FileSink`] | a file of concatenated MessagePack records, rotated by size | written when `write_batch` returns; a crash can cut the last record, which the next open repairs |
+//! | [`FileSink`] | a file of concatenated MessagePack records, rotated by size (256 MiB by default) | written when `write_batch` returns; a crash can cut the last record, which the next open repairs |
 //! | [`UdpSink`] | datagrams of packed records | best effort: losses the kernel does not report are not seen |
-//! | [`ForwardSink`] (feature `forward`) | a Fluentd Forward collector (Fluentd, Fluent Bit, Vector) | acknowledged chunks, resent after a reconnect: at least once |
+//! | [`ForwardSink`] (feature `forward`) | a Fluentd Forward collector (Fluentd, Fluent Bit, Vector) | acknowledged chunks, resent after a reconnect with the same chunk id, at most `max_sends` times: at least once (Fluent Bit keeps repeats) |
 //! | [`MemorySink`] | memory, for tests | kept until cleared |
 //!
 //! A sink of your own implements [`Sink`]:
@@ -151,6 +151,14 @@ pub trait Sink: Send + 'static {
     fn buffered(&self) -> u64 {
         0
     }
+
+    /// Records this sink sent more than once (an unacknowledged Forward
+    /// chunk sent again after a reconnect): a collector that keeps repeats
+    /// may hold this many extra copies. Reported in status records
+    /// (`records_resent`).
+    fn resent(&self) -> u64 {
+        0
+    }
 }
 
 impl Sink for Box<dyn Sink> {
@@ -168,6 +176,9 @@ impl Sink for Box<dyn Sink> {
     }
     fn buffered(&self) -> u64 {
         (**self).buffered()
+    }
+    fn resent(&self) -> u64 {
+        (**self).resent()
     }
 }
 

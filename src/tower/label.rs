@@ -12,6 +12,11 @@ use crate::record::Labels;
 /// of hooks. It runs only for sampled requests, before the inner service
 /// is called.
 ///
+/// A hook that panics does not fail the request: the panic is caught, and
+/// the request's record carries the one label `dynostats.label_hook:
+/// panic` instead of the hook's labels, so the failure is counted in the
+/// records (the panic message still goes to the panic hook, as usual).
+///
 /// ```
 /// use dynostats::{record::Labels, tower::MeasureLayer};
 ///

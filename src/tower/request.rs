@@ -38,6 +38,11 @@ pub(super) fn endpoint<B>(request: &Request<B>) -> Name {
     Name::from_static(UNMATCHED)
 }
 
+/// The label a request's record gets, alone, when the label hook panicked.
+pub(crate) const LABEL_HOOK: &str = "dynostats.label_hook";
+/// Its value.
+pub(crate) const LABEL_HOOK_PANIC: &str = "panic";
+
 /// What a sampled request carries from `call` to the end of its body.
 /// Dropping it delivers the record, so success, errors, cancellation and
 /// panics all go through one path.
@@ -63,7 +68,15 @@ impl RequestState {
     ) -> RequestState {
         crate::profile::prepare();
         let mut labels = Labels::default();
-        labeler.label(request, &mut labels);
+        // A panicking hook must not take the request down nor leave it
+        // unrecorded: the record gets only the marker label.
+        let hooked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            labeler.label(request, &mut labels)
+        }));
+        if hooked.is_err() {
+            labels = Labels::default();
+            labels.insert(LABEL_HOOK, LABEL_HOOK_PANIC);
+        }
         RequestState {
             acct: PollAccounting::default(),
             name: endpoint(request),

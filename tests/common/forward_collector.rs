@@ -30,6 +30,12 @@ pub struct CollectorConfig {
     pub impostor_key: Option<String>,
     /// Read this many chunks, then close each one's connection unacked.
     pub drop_unacked: usize,
+    /// While set, read every chunk and keep it (in `Log::unacked`) but
+    /// answer nothing, like a frozen collector that still takes bytes in.
+    pub frozen: Option<Arc<AtomicBool>>,
+    /// Keep counts only (`Log::counted_records`, `Log::distinct_records`),
+    /// not the messages: for long runs.
+    pub count_only: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +52,15 @@ pub struct Log {
     pub errors: Vec<String>,
     pub handshakes_ok: usize,
     pub handshakes_rejected: usize,
+    /// With `count_only`: records of every acked message, repeats included.
+    pub counted_records: u64,
+    /// With `count_only`: records of acked messages whose chunk id differs
+    /// from the previous message's (a sink sends one chunk at a time, so a
+    /// repeat is always of the last chunk it sent).
+    pub distinct_records: u64,
+    /// With `count_only`: messages that repeated the previous chunk id.
+    pub repeated_chunks: u64,
+    pub last_chunk: Option<String>,
 }
 
 impl Log {
@@ -275,8 +290,28 @@ fn serve(
                 return;
             }
         }
+        if config
+            .frozen
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+        {
+            log.lock().unwrap().unacked.push(msg);
+            continue;
+        }
         let chunk = msg.chunk.clone();
-        log.lock().unwrap().messages.push(msg);
+        if config.count_only {
+            let mut log = log.lock().unwrap();
+            let n = msg.entries.len() as u64;
+            log.counted_records += n;
+            if msg.chunk.is_some() && log.last_chunk == msg.chunk {
+                log.repeated_chunks += 1;
+            } else {
+                log.distinct_records += n;
+                log.last_chunk = msg.chunk;
+            }
+        } else {
+            log.lock().unwrap().messages.push(msg);
+        }
         if config.ack {
             let id = chunk.unwrap_or_default();
             send(&mut stream, &Value::Map(vec![("ack".into(), id.into())]));

@@ -51,6 +51,7 @@ pub(super) struct Config {
     pub(super) buffer_bytes: usize,
     pub(super) chunk_records: usize,
     pub(super) chunk_bytes: usize,
+    pub(super) max_sends: u32,
     pub(super) shared_key: Option<String>,
     pub(super) hostname: Option<String>,
 }
@@ -72,6 +73,7 @@ impl fmt::Debug for Config {
             .field("buffer_bytes", &self.buffer_bytes)
             .field("chunk_records", &self.chunk_records)
             .field("chunk_bytes", &self.chunk_bytes)
+            .field("max_sends", &self.max_sends)
             .field(
                 "shared_key",
                 &self.shared_key.as_ref().map(|_| "<redacted>"),
@@ -106,6 +108,7 @@ impl ForwardSinkBuilder {
                 buffer_bytes: 16 << 20,
                 chunk_records: 1000,
                 chunk_bytes: 512 << 10,
+                max_sends: ForwardSink::DEFAULT_MAX_SENDS,
                 shared_key: None,
                 hostname: None,
             },
@@ -193,6 +196,17 @@ impl ForwardSinkBuilder {
         self
     }
 
+    /// How many times one chunk is sent before its records are given up
+    /// (default [`ForwardSink::DEFAULT_MAX_SENDS`]; at least 1). A chunk
+    /// sent that many times without an ack is dropped: its records are
+    /// counted in [`ForwardStats::dropped_resend_limit`] (and in
+    /// [`Sink::dropped`]) and the last error says so. This bounds the
+    /// copies a collector that keeps repeats (Fluent Bit) can receive.
+    pub fn max_sends(mut self, sends: u32) -> Self {
+        self.config.max_sends = sends;
+        self
+    }
+
     /// Turns on the shared-key handshake with this key.
     pub fn shared_key(mut self, key: &str) -> Self {
         self.config.shared_key = Some(key.to_string());
@@ -245,6 +259,7 @@ impl ForwardSinkBuilder {
             ("buffer byte limit", c.buffer_bytes),
             ("chunk record limit", c.chunk_records),
             ("chunk byte limit", c.chunk_bytes),
+            ("send limit per chunk", c.max_sends as usize),
         ] {
             if n == 0 {
                 return invalid(format!("the Forward sink's {what} must not be zero"));
@@ -286,6 +301,7 @@ impl ForwardSinkBuilder {
             chunk_seq: 0,
             stats: ForwardStats::default(),
             last_error: None,
+            reported_resend_drops: 0,
         })
     }
 }

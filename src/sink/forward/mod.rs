@@ -33,6 +33,14 @@ pub struct ForwardStats {
     pub chunks_delivered: u64,
     /// Chunks sent again after a broken connection or a missing ack.
     pub chunks_resent: u64,
+    /// Records sent again (the records of [`chunks_resent`](Self::chunks_resent)):
+    /// a collector that keeps repeats may hold this many extra copies.
+    pub records_resent: u64,
+    /// Chunks given up after [`ForwardSinkBuilder::max_sends`] sends
+    /// without an ack.
+    pub chunks_dropped_resend_limit: u64,
+    /// Records of those chunks (counted in [`dropped`](Self::dropped) too).
+    pub dropped_resend_limit: u64,
     /// Connections established (handshake included).
     pub connects: u64,
     /// Connection attempts that failed before the handshake.
@@ -41,7 +49,8 @@ pub struct ForwardStats {
     pub handshake_failures: u64,
     /// Writes or ack waits that failed on an established connection.
     pub send_failures: u64,
-    /// Records dropped because the buffer was full.
+    /// Records dropped by the sink: the buffer was full, or their chunk
+    /// reached the send limit ([`dropped_resend_limit`](Self::dropped_resend_limit)).
     pub dropped: u64,
     /// Records in the buffer now (not yet delivered).
     pub buffered_records: u64,
@@ -91,8 +100,26 @@ struct Chunk {
 /// collector answers `{"ack": id}`. The sink sends one chunk at a time and
 /// waits for its ack. A chunk that was not acked (the connection broke, the
 /// ack did not come within the ack timeout) stays in the buffer and is sent
-/// again, with the same id, after reconnecting: delivery is at least once,
-/// and a collector can drop a repeated chunk by its id.
+/// again, with the same id, after reconnecting: delivery is **at least
+/// once**, and a collector can drop a repeated chunk by its id.
+///
+/// A chunk is sent at most [`ForwardSinkBuilder::max_sends`] times
+/// ([`ForwardSink::DEFAULT_MAX_SENDS`] by default). When a send fails and
+/// the chunk has been sent that many times, it is given up: its records
+/// are counted as dropped by the sink ([`ForwardStats::dropped_resend_limit`],
+/// [`Sink::dropped`]; `records_dropped_by_sink` in status records) with the
+/// reason in [`ForwardSink::last_error`]. Every resend is counted
+/// ([`ForwardStats::chunks_resent`], [`ForwardStats::records_resent`],
+/// [`Sink::resent`]; `records_resent` in status records).
+///
+/// **What collectors do with repeats.** The Forward protocol lets a
+/// collector drop a chunk whose id it has already acked, but not every
+/// collector does: Fluent Bit's `forward` input acks and keeps every copy
+/// (a frozen collector that comes back after the sink reconnected twice
+/// holds the chunk three times). With Fluent Bit, a frozen collector means
+/// duplicates, up to `max_sends - 1` extra copies per chunk; `records_resent`
+/// says how many records may be repeated, and records carry a unique `id`
+/// a reader can deduplicate on.
 ///
 /// With acks off, a chunk counts as delivered once written to the socket.
 /// The sink checks that the collector has not closed the connection before
@@ -119,7 +146,8 @@ struct Chunk {
 ///
 /// [`Sink::flush`] keeps trying (connecting after each delay) until the
 /// buffer is empty or the flush timeout has passed; then it fails with the
-/// number of records still buffered and the last error.
+/// number of records still buffered and the last error. It also fails when
+/// chunks were given up at the send limit since the previous flush.
 ///
 /// # Every wait is bounded
 ///
@@ -183,6 +211,8 @@ pub struct ForwardSink {
     chunk_seq: u64,
     stats: ForwardStats,
     last_error: Option<String>,
+    /// `dropped_resend_limit` when the last flush reported it.
+    reported_resend_drops: u64,
 }
 
 impl fmt::Debug for ForwardSink {
@@ -197,6 +227,10 @@ impl fmt::Debug for ForwardSink {
 }
 
 impl ForwardSink {
+    /// How many times a chunk is sent, at most, by default
+    /// ([`ForwardSinkBuilder::max_sends`]).
+    pub const DEFAULT_MAX_SENDS: u32 = 5;
+
     /// A builder for a sink sending to the collector at `addr`
     /// (`host:port`, usually port 24224).
     pub fn builder(addr: &str) -> ForwardSinkBuilder {
@@ -316,9 +350,31 @@ impl ForwardSink {
                         let _ = stream.shutdown(Shutdown::Both);
                     }
                     self.failed(e);
+                    self.give_up_after_max_sends();
                 }
             }
         }
+    }
+
+    /// Drops the in-flight chunk once it has been sent
+    /// [`ForwardSinkBuilder::max_sends`] times, counting its records.
+    fn give_up_after_max_sends(&mut self) {
+        let Some(chunk) = self.inflight.as_ref() else {
+            return;
+        };
+        if chunk.sends < self.config.max_sends {
+            return;
+        }
+        let (id, sends, records) = (chunk.id.clone(), chunk.sends, chunk.records as u64);
+        self.inflight = None;
+        self.stats.chunks_dropped_resend_limit += 1;
+        self.stats.dropped_resend_limit += records;
+        self.stats.dropped += records;
+        let last = self.last_error.take().unwrap_or_default();
+        self.last_error = Some(format!(
+            "chunk {id} of {records} records dropped after {sends} sends without an ack \
+             (max_sends); last error: {last}"
+        ));
     }
 
     /// Notes a failure and schedules the next connection attempt.
@@ -402,6 +458,7 @@ impl ForwardSink {
         check_open(stream)?;
         if chunk.sends > 0 {
             self.stats.chunks_resent += 1;
+            self.stats.records_resent += chunk.records as u64;
         }
         chunk.sends += 1;
         stream.set_write_timeout(Some(Self::bounded(self.config.write_timeout, deadline)))?;
@@ -496,7 +553,17 @@ impl Sink for ForwardSink {
         if self.conn.is_none() {
             self.retry_at = None;
         }
-        self.deliver(Some(deadline))
+        self.deliver(Some(deadline))?;
+        let given_up = self.stats.dropped_resend_limit - self.reported_resend_drops;
+        self.reported_resend_drops = self.stats.dropped_resend_limit;
+        if given_up > 0 {
+            let last = self.last_error.as_deref().unwrap_or("");
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{}: {given_up} records dropped: {last}", self.name),
+            ));
+        }
+        Ok(())
     }
 
     fn dropped(&self) -> u64 {
@@ -505,6 +572,10 @@ impl Sink for ForwardSink {
 
     fn buffered(&self) -> u64 {
         self.stats().buffered_records
+    }
+
+    fn resent(&self) -> u64 {
+        self.stats.records_resent
     }
 }
 
