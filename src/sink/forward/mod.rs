@@ -327,7 +327,7 @@ impl ForwardSink {
                         self.conn = Some(stream);
                     }
                     Err(e) => {
-                        self.failed(e);
+                        self.failed(e, deadline);
                         continue;
                     }
                 }
@@ -349,7 +349,7 @@ impl ForwardSink {
                     if let Some(stream) = self.conn.take() {
                         let _ = stream.shutdown(Shutdown::Both);
                     }
-                    self.failed(e);
+                    self.failed(e, deadline);
                     self.give_up_after_max_sends();
                 }
             }
@@ -377,9 +377,17 @@ impl ForwardSink {
         ));
     }
 
-    /// Notes a failure and schedules the next connection attempt.
-    fn failed(&mut self, error: io::Error) {
-        self.last_error = Some(error.to_string());
+    /// Notes a failure and schedules the next connection attempt. A
+    /// timeout of an attempt that the flush's `deadline` cut short says
+    /// less than the failure before it (a rejected key, a refused
+    /// connection), which is kept as the last error.
+    fn failed(&mut self, error: io::Error, deadline: Option<Instant>) {
+        let cut_short = error.kind() == io::ErrorKind::TimedOut
+            && deadline.is_some_and(|d| Instant::now() >= d)
+            && self.last_error.is_some();
+        if !cut_short {
+            self.last_error = Some(error.to_string());
+        }
         self.retry_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(self.config.backoff_max);
     }
