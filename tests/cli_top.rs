@@ -378,9 +378,9 @@ fn damaged_empty_and_foreign_inputs_behave_as_in_report() {
     fs::write(&cut, &bytes).unwrap();
     let (_, top) = same_as_report(cut.to_str().unwrap());
     assert_eq!(top.status.code(), Some(3));
-    let json = json(&run(&["top", "--json", cut.to_str().unwrap()]));
-    assert_eq!(json["top"]["total"], 10_000);
-    assert!(json["files"][0]["error"].is_string());
+    let got = json(&run(&["top", "--json", cut.to_str().unwrap()]));
+    assert_eq!(got["top"]["total"], 10_000);
+    assert!(got["files"][0]["error"].is_string());
     let table = text(&top.stdout);
     assert!(table.contains("INCOMPLETE: "), "{table}");
 
@@ -420,6 +420,6 @@ fn damaged_empty_and_foreign_inputs_behave_as_in_report() {
     let mut broken = records[2].clone();
     broken.detail.as_mut().unwrap().nodes[1].parent = Some(1);
     write(&bad, &[records[1].clone(), broken]);
-    let json = json(&run(&["top", "--json", bad.to_str().unwrap()]));
-    assert_eq!(json["top"]["total"], 10_000);
+    let got = json(&run(&["top", "--json", bad.to_str().unwrap()]));
+    assert_eq!(got["top"]["total"], 10_000);
 }
