@@ -310,12 +310,12 @@ fn write_halves(records: &[dynostats::Record]) -> std::io::Result<()> {
 /// The top scopes by exclusive share (the library's `dynostats top`), and
 /// the flame graph of the call trees in `SVG`.
 fn print_top(profiles: &Profiles) -> Result<(), Box<dyn std::error::Error>> {
-    let Some(calls) = profiles.calls(None) else {
+    let (Some(calls), Some(top)) = (profiles.calls(None), profiles.top(None)) else {
         println!("\nno profile records");
         return Ok(());
     };
     println!();
-    print!("{}", calls.top().limit(Some(12)).name_width(Some(40)));
+    print!("{}", top.limit(Some(12)).name_width(Some(40)));
     let mut folded = Vec::new();
     calls.write_folded(&mut folded)?;
     let mut options = inferno::flamegraph::Options::default();

@@ -420,6 +420,31 @@ fn damaged_empty_and_foreign_inputs_behave_as_in_report() {
     let mut broken = records[2].clone();
     broken.detail.as_mut().unwrap().nodes[1].parent = Some(1);
     write(&bad, &[records[1].clone(), broken]);
-    let got = json(&run(&["top", "--json", bad.to_str().unwrap()]));
-    assert_eq!(got["top"]["total"], 10_000);
+    let out = run(&["top", "--json", bad.to_str().unwrap()]);
+    assert_eq!(json(&out)["top"]["total"], 10_000);
+    assert!(
+        text(&out.stderr).contains("1 profile records left out: their call tree is damaged"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn scopes_beyond_the_cap_are_counted_under_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("known.msgpack");
+    let records = known();
+    write(&path, &records);
+    let out = run(&["top", "--json", "--max-paths", "3", path.to_str().unwrap()]);
+    let got = json(&out);
+    // Nothing is lost: the shares still add up to the same total.
+    assert_eq!(got["top"]["total"], 12_000);
+    let exclusive: i64 = rows(&got)
+        .iter()
+        .map(|r| r["exclusive"].as_i64().unwrap())
+        .sum();
+    let overhead = got["top"]["overhead"].as_i64().unwrap();
+    assert_eq!(exclusive + overhead, 12_000);
+    assert!(rows(&got).iter().any(|r| r["name"] == "[other]"));
+    assert!(text(&out.stderr).contains("counted under [other]"));
 }

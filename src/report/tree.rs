@@ -110,8 +110,10 @@ impl ProfilesBuilder {
     }
 
     /// At most `n` distinct scope names, edges and paths each, per timer
-    /// ([`Profiles::DEFAULT_MAX_PATHS`]); beyond, scopes are counted under
-    /// `[other]`.
+    /// ([`Profiles::DEFAULT_MAX_PATHS`]); beyond, further names and paths
+    /// are counted under [`Profiles::OTHER`] (so shares still add up) and
+    /// further edges are left out of callers and callees, all counted
+    /// ([`Calls::folded_beyond_cap`]).
     pub fn max_paths(mut self, n: usize) -> Self {
         self.max_paths = n.max(1);
         self
@@ -260,6 +262,45 @@ impl Profiles {
                 .or_else(|| find(Metric::CpuNs))
                 .or_else(|| self.timers.iter().max_by_key(|c| c.records)),
         }
+    }
+
+    /// What to say about the timer of `calls` when it is not instructions
+    /// (every output says so): e.g. "amounts are CPU time (cpu_ns), not
+    /// instructions: no profile record carries instructions (the profiler
+    /// fell back from instructions: no hardware PMU ...)".
+    pub fn timer_note(&self, calls: &Calls) -> Option<String> {
+        if calls.timer() == "instructions" {
+            return None;
+        }
+        let mut note = format!(
+            "amounts are {} ({}), not instructions",
+            match calls.metric() {
+                Some(Metric::CpuNs) => "CPU time",
+                Some(Metric::WallNs) => "wall time",
+                Some(Metric::Cycles) => "CPU cycles",
+                Some(Metric::RssChange) => "RSS change",
+                _ => "another timer",
+            },
+            calls.timer()
+        );
+        if self.calls(Some(Metric::Instructions)).is_none() {
+            note.push_str(": no profile record carries instructions");
+            if let Some((requested, why)) = self.fallback() {
+                note.push_str(&format!(
+                    " (the profiler fell back from {requested}: {})",
+                    super::format::escape_name(why)
+                ));
+            }
+        }
+        Some(note)
+    }
+
+    /// The top table ([`Calls::top`]) of the timer that measures `metric`
+    /// (`None`: the default of [`Profiles::calls`]), with the
+    /// [`timer note`](Profiles::timer_note); `None` without such records.
+    pub fn top(&self, metric: Option<Metric>) -> Option<super::top::TopTable<'_>> {
+        let calls = self.calls(metric)?;
+        Some(calls.top().note(self.timer_note(calls)))
     }
 
     /// Every timer met, in the order first met.

@@ -9,7 +9,7 @@ use dynostats::report::{Calls, Profiles};
 
 use crate::EXIT_IO;
 use crate::report::input_status;
-use crate::top::{ProfileInput, nothing, timer_note};
+use crate::top::{ProfileInput, nothing, timer_note, warnings};
 
 /// The arguments of `dynostats flamegraph`.
 #[derive(clap::Args)]
@@ -54,6 +54,9 @@ fn draw(args: &FlameArgs, profiles: &Profiles, base: Option<&Profiles>) -> io::R
         eprintln!("dynostats: {}", nothing(profiles, args.input.metric));
         return Ok(false);
     };
+    for line in warnings(profiles, Some(calls)) {
+        eprintln!("dynostats: {line}");
+    }
     let mut folded = folded_bytes(Some(calls));
     if let Some(base) = base {
         // The base in the candidate's timer: amounts of different timers

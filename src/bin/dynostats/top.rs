@@ -115,30 +115,26 @@ pub(crate) struct TopArgs {
 /// What to say about the timer the amounts are in, when it is not
 /// instructions: every output says so.
 pub(crate) fn timer_note(profiles: &Profiles, calls: &Calls) -> Option<String> {
-    if calls.timer() == "instructions" {
-        return None;
+    profiles.timer_note(calls)
+}
+
+/// Lines about call trees left out or folded, for stderr.
+pub(crate) fn warnings(profiles: &Profiles, calls: Option<&Calls>) -> Vec<String> {
+    let mut lines = Vec::new();
+    if profiles.malformed() > 0 {
+        lines.push(format!(
+            "{} profile records left out: their call tree is damaged (no timer, no nodes, or a \
+             parent that is not an earlier node)",
+            profiles.malformed()
+        ));
     }
-    let mut note = format!(
-        "amounts are {} ({}), not instructions",
-        match calls.metric() {
-            Some(Metric::CpuNs) => "CPU time",
-            Some(Metric::WallNs) => "wall time",
-            Some(Metric::Cycles) => "CPU cycles",
-            Some(Metric::RssChange) => "RSS change",
-            _ => "another timer",
-        },
-        calls.timer()
-    );
-    if profiles.calls(Some(Metric::Instructions)).is_none() {
-        note.push_str(": no profile record carries instructions");
-        if let Some((requested, why)) = profiles.fallback() {
-            note.push_str(&format!(
-                " (the profiler fell back from {requested}: {})",
-                dynostats::report::escape_name(why)
-            ));
-        }
+    if let Some(c) = calls.filter(|c| c.folded_beyond_cap() > 0) {
+        lines.push(format!(
+            "{} scopes beyond --max-paths were counted under [other]",
+            c.folded_beyond_cap()
+        ));
     }
-    Some(note)
+    lines
 }
 
 /// Why there is nothing to show.
@@ -166,6 +162,10 @@ pub(crate) fn run(args: &TopArgs) -> u8 {
     let (profiles, files) = args.input.read(&args.input.files);
     let format = if args.json { Format::Json } else { args.format };
     let calls = profiles.calls(args.input.metric);
+    let warnings = warnings(&profiles, calls);
+    for line in &warnings {
+        eprintln!("dynostats: {line}");
+    }
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(64 << 10, stdout);
     let written = (|| -> io::Result<()> {
@@ -209,6 +209,9 @@ pub(crate) fn run(args: &TopArgs) -> u8 {
             }
         }
         if format == Format::Table {
+            for line in &warnings {
+                writeln!(out, "WARNING: {line}")?;
+            }
             write_troubled(&mut out, &files)?;
         }
         out.flush()
