@@ -1,11 +1,15 @@
 //! The main demo: an axum service measured by `MeasureLayer`, a load of a
 //! few thousand requests from concurrent clients, a graceful shutdown that
 //! writes every record to `dynostats-demo.msgpack`, the per-endpoint
-//! [`dynostats::Report`] of the records read back from that file, and the
-//! top profiler scopes by exclusive share: the handlers mark their parts
+//! [`dynostats::Report`] of the records read back from that file, the top
+//! profiler scopes by exclusive share (`dynostats::report::TopTable`, what
+//! `dynostats top` prints) and their flame graph in `dynostats-demo.svg`:
+//! the handlers mark their parts
 //! with `dynostats::scope` (one scope held across `.await`), and one
 //! `#[tracing::instrument]` function is profiled through
-//! `dynostats::tracing::DynostatsLayer`.
+//! `dynostats::tracing::DynostatsLayer`. It ends with the commands to run
+//! next (`report`, `top`, and `compare` of the run's two halves in time,
+//! written to `dynostats-demo-1.msgpack` and `-2`).
 //!
 //! ```text
 //! cargo run --release --example demo --features tracing
@@ -25,7 +29,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use dynostats::profile::CallTree;
+use dynostats::report::Profiles;
 use dynostats::tracing::DynostatsLayer;
 use dynostats::{Pipeline, RecordKind, Report, sink::FileSink, tower::MeasureLayer};
 use http_body::Frame;
@@ -36,6 +40,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tracing_subscriber::layer::SubscriberExt;
 
 const OUTPUT: &str = "dynostats-demo.msgpack";
+/// The same records in two halves, split in time, for `dynostats compare`.
+const HALVES: [&str; 2] = ["dynostats-demo-1.msgpack", "dynostats-demo-2.msgpack"];
+/// The flame graph of the profile records.
+const SVG: &str = "dynostats-demo.svg";
 /// Requests sent in total.
 const REQUESTS: usize = 4000;
 /// Concurrent clients.
@@ -276,71 +284,49 @@ fn print_report(report: &Report, sent: &Sent, multi_thread: (usize, usize)) {
          summed over every poll, on whichever thread ran it.",
         multi_thread.0, multi_thread.1
     );
-    println!("\nThe same table from the file: cargo run --features cli -- report {OUTPUT}");
 }
 
-/// Per scope name over every profile record, weighted like the requests:
-/// exclusive and inclusive amounts and calls. A request's own code outside
-/// its scopes is listed under its endpoint, `(own)`.
-#[derive(Default)]
-struct ScopeTotals {
-    timer: Option<String>,
-    total: i128,
-    overhead: i128,
-    by_name: BTreeMap<String, (i128, i128, u128)>,
+/// The records of `OUTPUT` in two files split in time, at the middle
+/// request record (a profile record stays with its request), so that
+/// `dynostats compare` has two halves to compare.
+fn write_halves(records: &[dynostats::Record]) -> std::io::Result<()> {
+    let requests: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i].kind == RecordKind::Request)
+        .collect();
+    let split = requests
+        .get(requests.len() / 2)
+        .copied()
+        .unwrap_or(records.len());
+    for (path, part) in [
+        (HALVES[0], &records[..split]),
+        (HALVES[1], &records[split..]),
+    ] {
+        let bytes: Vec<u8> = part.iter().flat_map(|r| r.to_msgpack()).collect();
+        std::fs::write(path, bytes)?;
+    }
+    Ok(())
 }
 
-impl ScopeTotals {
-    fn add(&mut self, tree: &CallTree<'_>) {
-        let weight = i128::from(tree.record().weight);
-        if self.timer.is_none() {
-            self.timer = tree.timer().map(str::to_string);
-        }
-        self.total += weight * i128::from(tree.root().inclusive);
-        self.overhead += weight * i128::from(tree.overhead());
-        let own = self
-            .by_name
-            .entry(format!("{} (own)", tree.root().name))
-            .or_default();
-        own.0 += weight * i128::from(tree.root().exclusive);
-        own.2 += weight as u128;
-        for t in tree.by_name() {
-            let e = self.by_name.entry(t.name).or_default();
-            e.0 += weight * i128::from(t.exclusive);
-            e.1 += weight * i128::from(t.inclusive);
-            e.2 += weight as u128 * u128::from(t.calls);
-        }
-    }
-
-    fn print(&self, top: usize) {
-        let Some(timer) = &self.timer else {
-            println!("\nno profile records");
-            return;
-        };
-        println!(
-            "\ntop scopes by exclusive share of all profiled requests ({timer}; weighted; \
-             the profiler's own {:.2}%):",
-            100.0 * self.overhead as f64 / self.total.max(1) as f64
-        );
-        println!(
-            "  {:<26} {:>10} {:>10} {:>10}",
-            "scope", "exclusive", "inclusive", "calls"
-        );
-        let mut rows: Vec<_> = self.by_name.iter().collect();
-        rows.sort_by_key(|row| std::cmp::Reverse(row.1.0));
-        let share = |v: i128| 100.0 * v as f64 / self.total.max(1) as f64;
-        for (name, (exclusive, inclusive, calls)) in rows.into_iter().take(top) {
-            let inclusive = if name.ends_with("(own)") {
-                "".to_string()
-            } else {
-                format!("{:.1}%", share(*inclusive))
-            };
-            println!(
-                "  {name:<26} {:>9.1}% {inclusive:>10} {calls:>10}",
-                share(*exclusive)
-            );
-        }
-    }
+/// The top scopes by exclusive share (the library's `dynostats top`), and
+/// the flame graph of the call trees in `SVG`.
+fn print_top(profiles: &Profiles) -> Result<(), Box<dyn std::error::Error>> {
+    let (Some(calls), Some(top)) = (profiles.calls(None), profiles.top(None)) else {
+        println!("\nno profile records");
+        return Ok(());
+    };
+    println!();
+    print!("{}", top.limit(Some(12)).name_width(Some(40)));
+    let mut folded = Vec::new();
+    calls.write_folded(&mut folded)?;
+    let mut options = inferno::flamegraph::Options::default();
+    options.title = "dynostats demo".into();
+    options.count_name = calls.timer().to_string();
+    inferno::flamegraph::from_reader(
+        &mut options,
+        &folded[..],
+        std::io::BufWriter::new(std::fs::File::create(SVG)?),
+    )?;
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -389,19 +375,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stats = pipeline.shutdown()?;
     let mut report = Report::new();
     let mut multi_thread = (0, 0);
-    let mut scopes = ScopeTotals::default();
+    let mut profiles = Profiles::new();
+    let mut records = Vec::new();
     for record in dynostats::read(std::fs::File::open(OUTPUT)?) {
         let record = record?;
-        if let Some(tree) = CallTree::from_record(&record) {
-            scopes.add(&tree);
-            continue;
-        }
+        profiles.add(&record);
         if record.kind == RecordKind::Request {
             multi_thread.0 += usize::from(record.threads.is_some_and(|t| t > 1));
             multi_thread.1 += 1;
         }
         report.add(&record);
+        records.push(record);
     }
+    write_halves(&records)?;
     println!(
         "\n{} requests answered, {} failed; {} request records in {OUTPUT} ({} accepted, {} dropped by the pipeline)",
         sent.ok,
@@ -411,7 +397,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.dropped_queue_full + stats.dropped_closed,
     );
     print_report(&report, &sent, multi_thread);
-    scopes.print(12);
+    print_top(&profiles)?;
+    println!(
+        "\nwrote {OUTPUT}, its two halves in time {} and {}, and the flame graph {SVG}. Next:\n\
+         \n  cargo run --features cli -- report {OUTPUT}\
+         \n  cargo run --features cli -- top {OUTPUT}\
+         \n  cargo run --features cli -- compare {} --against {}",
+        HALVES[0], HALVES[1], HALVES[0], HALVES[1]
+    );
     println!("\nfinished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -11,10 +11,14 @@
 //! (default 200). Records are requests (`GET`/`POST`, a status, a `host`
 //! and a `build` label, weight 100 or 1000) and regions, with
 //! instructions, cycles, CPU and wall time and RSS spread over about two
-//! decades per endpoint. The stream is the same on every run (a seeded
-//! generator), and one status record per simulated process ends it.
+//! decades per endpoint. One request in four is followed by its
+//! `profile` record (a call tree of a few scopes out of 48 names, one
+//! shape in eight recursive, its amounts splitting the request's
+//! instructions), as `dynostats top` and `flamegraph` read; RECORDS counts
+//! them. The stream is the same on every run (a seeded generator), and one
+//! status record per simulated process ends it.
 
-use dynostats::record::Detail;
+use dynostats::record::{Detail, ProfileNode};
 use dynostats::sink::{Batch, FileSink, Sink};
 use dynostats::{Record, RecordKind};
 
@@ -40,6 +44,79 @@ impl Rng {
     }
 }
 
+/// Scope names of the generated call trees.
+const SCOPES: [&str; 8] = [
+    "auth::check",
+    "db::query",
+    "db::decode",
+    "render::json",
+    "cache::get",
+    "parse::body",
+    "tree::walk",
+    "log::write",
+];
+
+fn node(
+    name: &str,
+    parent: Option<u32>,
+    calls: u64,
+    inclusive: i64,
+    exclusive: i64,
+) -> ProfileNode {
+    let mut n = ProfileNode::default();
+    n.name = name.to_string();
+    n.parent = parent;
+    n.calls = calls;
+    n.inclusive = inclusive;
+    n.exclusive = exclusive;
+    n
+}
+
+/// The profile record of request `r` (instructions `total`): a call tree
+/// whose shape depends on the endpoint `e`, scope names from `SCOPES`
+/// suffixed by `e % 6` (48 names), amounts splitting `total` exactly.
+fn profile_of(r: &Record, e: u64, total: u64, id: u64) -> Record {
+    let mut p = r.clone();
+    p.kind = RecordKind::Profile;
+    p.instructions = None;
+    p.cycles = None;
+    p.cpu_ns = None;
+    p.wall_ns = 0;
+    p.rss_start = None;
+    p.rss_end = None;
+    p.page_faults = None;
+    p.context_switches = None;
+    p.polls = None;
+    p.threads = None;
+    p.id = Some(id);
+    let t = total as i64;
+    let scope = |k: u64| format!("{}#{}", SCOPES[((e + k) % 8) as usize], e % 6);
+    let overhead = 40;
+    // root -> a (50%) -> b (20%), root -> c (30%) [-> c again, recursive, 10%]
+    let (a, b, c) = (t / 2, t / 5, t * 3 / 10);
+    let mut nodes = vec![
+        node(&r.name, None, 1, t, t - a - c - overhead),
+        node(&scope(0), Some(0), 1 + e % 3, a, a - b),
+        node(&scope(1), Some(1), 2, b, b),
+    ];
+    if e % 8 == 7 {
+        let inner = t / 10;
+        nodes.push(node(&scope(2), Some(0), 1, c, c - inner));
+        nodes.push(node(&scope(2), Some(3), 1, inner, inner));
+        nodes[4].recursive = true;
+    } else {
+        nodes.push(node(&scope(2), Some(0), 1, c, c));
+    }
+    let mut detail = Detail::default();
+    detail.timer = Some("instructions".into());
+    detail.total = Some(t);
+    detail.overhead = Some(overhead);
+    detail.stats.insert("scopes".into(), nodes.len() as u64 - 1);
+    detail.nodes = nodes;
+    p.detail = Some(detail);
+    p
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args
@@ -59,7 +136,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut batch = Batch::new();
     let processes = 8u32;
-    for i in 0..records {
+    let mut i = 0;
+    while i < records {
         let e = rng.below(endpoints);
         let kind = if e % 4 == 3 {
             RecordKind::Region
@@ -97,6 +175,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.threads = Some(1);
         }
         batch.push(&r);
+        i += 1;
+        if kind == RecordKind::Request && i % 4 == 1 && i < records {
+            let instructions = r.instructions.unwrap_or(0);
+            batch.push(&profile_of(&r, e, instructions, i));
+            i += 1;
+        }
         if batch.len() >= 4096 {
             sink.write_batch(&batch)?;
             batch.clear();

@@ -33,12 +33,15 @@
 
 mod compare;
 mod drops;
+mod flame;
 mod format;
 mod interval;
 mod metric;
 mod sketch;
 mod table;
 mod timeseries;
+mod top;
+mod tree;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -50,12 +53,15 @@ pub use compare::{
     Verdict, compare,
 };
 pub use drops::{Drops, SinkDrops};
+pub use flame::folded_frame;
 pub use format::escape_name;
 pub use interval::{Estimate, Interval, Moments, normal_quantile, ratio_interval, t_quantile};
 pub use metric::{Metric, MetricStats};
 pub use sketch::Sketch;
 pub use table::{Format, JSON_MAX_SAFE_INTEGER, SortBy, Table};
 pub use timeseries::{Series, Timeseries, TimeseriesOptions, Window, WindowRow};
+pub use top::{TopSort, TopTable};
+pub use tree::{CallEdge, Calls, Function, Profiles, ProfilesBuilder, timer_metric, timer_name};
 
 use drops::DropTally;
 use metric::Values;

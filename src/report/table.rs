@@ -129,7 +129,7 @@ pub const JSON_MAX_SAFE_INTEGER: i128 = 1 << 53;
 
 /// `x` as a JSON number, or as a string of its digits beyond
 /// [`JSON_MAX_SAFE_INTEGER`].
-fn json_int(x: i128) -> String {
+pub(super) fn json_int(x: i128) -> String {
     if x.abs() <= JSON_MAX_SAFE_INTEGER {
         x.to_string()
     } else {
@@ -141,7 +141,7 @@ fn json_opt_int(x: Option<i128>) -> String {
     x.map_or_else(|| "null".to_string(), json_int)
 }
 
-fn json_f64(x: Option<f64>) -> String {
+pub(super) fn json_f64(x: Option<f64>) -> String {
     match x {
         Some(x) if x.is_finite() => format!("{x}"),
         _ => "null".to_string(),
@@ -151,7 +151,7 @@ fn json_f64(x: Option<f64>) -> String {
 /// `s` as a JSON string: exact (every character kept), control characters
 /// as `\u00XX` escapes, so the output is one line per value and safe on a
 /// terminal.
-fn json_str(s: &str) -> String {
+pub(super) fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -172,7 +172,7 @@ fn json_str(s: &str) -> String {
 /// A CSV field: quoted (RFC 4180) when it holds a comma, a quote or a
 /// space at either end. Names are escaped like the table's first, so a
 /// row is one line.
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"']) || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use dynostats::Error;
 use dynostats::record::{Damage, RecordReader};
-use dynostats::report::{Report, Side, Timeseries, escape_name};
+use dynostats::report::{Profiles, Report, Side, Timeseries, escape_name};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// What the inputs are read into: a report, a side of a comparison, a
-/// time series.
+/// time series, the summed call trees of `top` and `flamegraph`.
 pub(crate) trait Collect {
     fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage;
 }
@@ -29,6 +29,12 @@ impl Collect for Report {
 }
 
 impl Collect for Side {
+    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
+        self.read_records(reader)
+    }
+}
+
+impl Collect for Profiles {
     fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
         self.read_records(reader)
     }

@@ -12,20 +12,32 @@
 //!                  [--min-samples N] [--confidence C] [common options]
 //! ```
 //!
+//! ```text
+//! dynostats top [--metric M] [--sort exclusive|inclusive|calls] [-n N]
+//!               [--callers NAME | --callees NAME] [--fleet N] [--endpoint NAME]
+//!               [--label KEY=VALUE]... [--format table|json|csv] FILE...
+//! dynostats flamegraph [--metric M] [--endpoint NAME] [--label KEY=VALUE]...
+//!                      [--folded] [--diff BASE...] -o OUT.svg FILE...
+//! ```
+//!
 //! `report` prints one row per endpoint (requests) and per region, led by
-//! instructions where the records carry them, else CPU time. See
+//! instructions where the records carry them, else CPU time; `top` and
+//! `flamegraph` read the profile records' call trees. See
 //! `EXIT STATUS` in `--help` for the exit codes.
 //!
 //! `main` parses the command line and dispatches; `input` opens the
 //! inputs (files, rotated sets, `-`, gzip and zstd) and reads them into a
 //! report with damage accounting; `report` prints it; `compare` and
 //! `timeseries` read through the same input layer into the library's
-//! `Side` and `Timeseries` (docs/compare.md).
+//! `Side` and `Timeseries` (docs/compare.md), `top` and `flamegraph` into
+//! `Profiles` (the profile records' call trees).
 
 mod compare;
+mod flamegraph;
 mod input;
 mod report;
 mod timeseries;
+mod top;
 
 use std::process::ExitCode;
 
@@ -83,6 +95,16 @@ enum Command {
     /// alerts against the preceding windows.
     #[command(after_help = format!("{}\n\n{}", timeseries::METHOD, compare::EXIT_STATUS_GATE))]
     Timeseries(timeseries::TimeseriesArgs),
+    /// Scopes (functions) by their share of everything the profile records
+    /// measured: inclusive and exclusive, calls per request, cost per call;
+    /// --callers/--callees NAME to drill down, --fleet N in servers.
+    #[command(after_help = EXIT_STATUS)]
+    Top(top::TopArgs),
+    /// A flame graph (SVG, drawn by inferno) of the profile records' call
+    /// trees, weighted; --folded for folded stacks, --diff BASE... for a
+    /// differential one.
+    #[command(after_help = EXIT_STATUS)]
+    Flamegraph(flamegraph::FlameArgs),
 }
 
 /// The options `compare` and `timeseries` share with `report`.
@@ -289,6 +311,8 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Timeseries(args) => timeseries::run(&args),
+        Command::Top(args) => top::run(&args),
+        Command::Flamegraph(args) => flamegraph::run(&args),
     };
     ExitCode::from(status)
 }

@@ -63,8 +63,17 @@ pub(crate) fn input_status(files: &[FileRead], strict: bool) -> u8 {
     }
 }
 
-/// The `files` part of the JSON output.
+/// The `files` part of the JSON output, then the key of the report.
 pub(crate) fn write_files_json(out: &mut impl Write, files: &[FileRead]) -> io::Result<()> {
+    write_files_json_as(out, files, "report")
+}
+
+/// The `files` part of the JSON output, then `"KEY":` for what follows.
+pub(crate) fn write_files_json_as(
+    out: &mut impl Write,
+    files: &[FileRead],
+    key: &str,
+) -> io::Result<()> {
     write!(out, "{{\"files\":[")?;
     for (i, f) in files.iter().enumerate() {
         write!(
@@ -101,7 +110,7 @@ pub(crate) fn write_files_json(out: &mut impl Write, files: &[FileRead]) -> io::
         }
         write!(out, "}}")?;
     }
-    write!(out, "\n],\"report\":")
+    write!(out, "\n],{}:", json_str(key))
 }
 
 /// Runs `dynostats report` and returns the exit status.
