@@ -188,7 +188,7 @@ fn app() -> Router {
         .route("/mixed", get(mixed))
         .route("/alloc", get(alloc))
         .route("/stream", get(stream))
-        .layer(MeasureLayer::new(SAMPLE_RATE))
+        .layer(MeasureLayer::new(SAMPLE_RATE).axum_body())
 }
 
 /// The path of request `i`, and the endpoint it should be recorded under.
