@@ -379,6 +379,29 @@ impl<R: Read> RecordReader<R> {
         self.damage
     }
 
+    /// Calls `f` with every record to the end (reusing one [`Record`]'s
+    /// allocations) and returns the damage met: what was skipped, and the
+    /// framing damage or I/O error that ended the reading early, if any.
+    ///
+    /// ```
+    /// let mut sizes = Vec::new();
+    /// let damage = dynostats::record::RecordReader::new(&b""[..])
+    ///     .for_each_record(|r| sizes.push(r.ts));
+    /// assert!(sizes.is_empty() && damage.is_clean());
+    /// ```
+    pub fn for_each_record(mut self, mut f: impl FnMut(&Record)) -> Damage {
+        let mut record = Record::empty();
+        loop {
+            match self.next_into(&mut record) {
+                Ok(Step::Record) => f(&record),
+                Ok(Step::Skipped(_)) => {}
+                // The error is kept in the damage (`Damage::cut`).
+                Ok(Step::End) | Err(_) => break,
+            }
+        }
+        self.damage
+    }
+
     /// Reads the next record into `record`, reusing its allocations.
     ///
     /// Returns [`Step::Record`] when `record` now holds the next record,

@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 
+use super::filter::LabelFilters;
 use super::format::{cut, escape_name, human};
 use super::interval::{Estimate, Interval, Moments, ratio_interval};
 use super::metric::Metric;
-use crate::record::{Damage, Record, RecordKind, RecordReader, Step};
+use crate::record::{Damage, Record, RecordKind, RecordReader};
 
 /// The metrics a comparison keeps moments of, in this order.
 pub const COMPARED: [Metric; 4] = [
@@ -271,7 +272,7 @@ pub(super) fn row_label(method: Option<&str>, name: &str) -> String {
 #[must_use]
 pub struct Side {
     groups: Groups,
-    filters: Vec<(String, String)>,
+    filters: LabelFilters,
     records: u64,
     filtered: u64,
 }
@@ -290,18 +291,14 @@ impl Side {
     /// Keeps only records whose label `key` is `value` (every filter must
     /// match).
     pub fn filter_label(mut self, key: &str, value: &str) -> Side {
-        self.filters.push((key.to_string(), value.to_string()));
+        self.filters.push(key, value);
         self
     }
 
     /// Adds one record.
     pub fn add(&mut self, record: &Record) {
         self.records += 1;
-        if !self
-            .filters
-            .iter()
-            .all(|(k, v)| record.labels.get(k) == Some(v.as_str()))
-        {
+        if !self.filters.matches(record) {
             self.filtered += 1;
             return;
         }
@@ -311,16 +308,9 @@ impl Side {
     /// Adds every record of `reader` and returns the damage met, like
     /// [`super::Report::read_records`].
     pub fn read_records<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
-        let mut reader = reader.skip_labels(self.filters.is_empty());
-        let mut record = Record::empty();
-        loop {
-            match reader.next_into(&mut record) {
-                Ok(Step::Record) => self.add(&record),
-                Ok(Step::Skipped(_)) => {}
-                Ok(Step::End) | Err(_) => break,
-            }
-        }
-        reader.into_damage()
+        reader
+            .skip_labels(self.filters.is_empty())
+            .for_each_record(|record| self.add(record))
     }
 
     /// Adds every record of `other` (a side with the same filters, e.g.
@@ -347,25 +337,48 @@ impl Side {
     }
 }
 
-/// Options of [`compare`] (by value, like every builder of the crate).
-#[derive(Clone, Debug)]
-#[must_use]
-pub struct CompareOptions {
-    metric: Option<Metric>,
-    confidence: f64,
-    min_samples: u64,
-    fail_above: Option<f64>,
+/// What a test of costs is made of, shared by [`CompareOptions`] and
+/// [`TimeseriesOptions`](super::TimeseriesOptions) so that each bound
+/// stands once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TestSettings {
+    /// The metric; `None`: instructions where records carry them, else CPU
+    /// time.
+    pub(crate) metric: Option<Metric>,
+    /// The confidence of the intervals, in (0, 1).
+    pub(crate) confidence: f64,
+    /// Fewer samples on a side leave a figure undecided (at least 2).
+    pub(crate) min_samples: u64,
 }
 
-impl Default for CompareOptions {
-    fn default() -> CompareOptions {
-        CompareOptions {
+impl Default for TestSettings {
+    fn default() -> TestSettings {
+        TestSettings {
             metric: None,
             confidence: 0.95,
             min_samples: 30,
-            fail_above: None,
         }
     }
+}
+
+impl TestSettings {
+    /// Sets the confidence, kept inside (0, 1).
+    pub(crate) fn set_confidence(&mut self, confidence: f64) {
+        self.confidence = confidence.clamp(1e-6, 1.0 - 1e-9);
+    }
+
+    /// Sets the minimum samples, at least 2 (a variance needs two).
+    pub(crate) fn set_min_samples(&mut self, n: u64) {
+        self.min_samples = n.max(2);
+    }
+}
+
+/// Options of [`compare`] (by value, like every builder of the crate).
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct CompareOptions {
+    test: TestSettings,
+    fail_above: Option<f64>,
 }
 
 impl CompareOptions {
@@ -375,22 +388,30 @@ impl CompareOptions {
         CompareOptions::default()
     }
 
+    /// Options testing with `test`, without a gate.
+    pub(crate) fn with_test(test: TestSettings) -> CompareOptions {
+        CompareOptions {
+            test,
+            fail_above: None,
+        }
+    }
+
     /// The metric rows lead with (instructions, cycles, cpu or wall);
     /// `None`: instructions where records carry them, else CPU time.
     pub fn metric(mut self, metric: Option<Metric>) -> Self {
-        self.metric = metric;
+        self.test.metric = metric;
         self
     }
 
     /// The confidence of the intervals, in (0, 1).
     pub fn confidence(mut self, confidence: f64) -> Self {
-        self.confidence = confidence.clamp(1e-6, 1.0 - 1e-9);
+        self.test.set_confidence(confidence);
         self
     }
 
     /// Groups with fewer samples on either side are undecided.
     pub fn min_samples(mut self, n: u64) -> Self {
-        self.min_samples = n.max(2);
+        self.test.set_min_samples(n);
         self
     }
 
@@ -543,10 +564,10 @@ fn decide(
     options: &CompareOptions,
     what: &str,
 ) -> Verdict {
-    if samples.0 < options.min_samples || samples.1 < options.min_samples {
+    if samples.0 < options.test.min_samples || samples.1 < options.test.min_samples {
         return Verdict::Undecided(format!(
             "{} base and {} candidate samples of {what}, fewer than --min-samples {}",
-            samples.0, samples.1, options.min_samples
+            samples.0, samples.1, options.test.min_samples
         ));
     }
     let Some(interval) = interval else {
@@ -584,7 +605,7 @@ fn decide(
 pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison {
     let (b, c) = (&base.groups, &cand.groups);
     let instructions = slot(Metric::Instructions).expect("compared");
-    let (metric, fallback) = match options.metric.filter(|m| slot(*m).is_some()) {
+    let (metric, fallback) = match options.test.metric.filter(|m| slot(*m).is_some()) {
         Some(m) => (m, None),
         None if b.carries(instructions) || c.carries(instructions) => (Metric::Instructions, None),
         None => (
@@ -595,7 +616,7 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
         ),
     };
     let at = slot(metric).expect("compared");
-    let confidence = options.confidence;
+    let confidence = options.test.confidence;
     let empty = Row::default();
     let mut keys: Vec<&RowKey> = b.rows.iter().map(|r| &r.0).collect();
     keys.extend(c.rows.iter().map(|r| &r.0).filter(|k| b.get(k).is_none()));
@@ -658,7 +679,7 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
         fallback,
         confidence,
         fail_above: options.fail_above,
-        min_samples: options.min_samples,
+        min_samples: options.test.min_samples,
         rows,
         overall,
     }
@@ -684,7 +705,7 @@ pub(super) fn overall(
         &b.pooled(kind, at),
         &c.pooled(kind, at),
         COMPARED[at],
-        options.confidence,
+        options.test.confidence,
     );
     // The base's mix over the groups both sides have, with an estimate.
     let common: Vec<(Estimate, Estimate, f64)> = b
@@ -706,7 +727,7 @@ pub(super) fn overall(
     let mix_adjusted = if common.is_empty() {
         None
     } else {
-        ratio_interval(&eb, &ec, options.confidence)
+        ratio_interval(&eb, &ec, options.test.confidence)
     };
     let verdict = decide(mix_adjusted, raw.samples, options, "the overall figure");
     Some(Overall {

@@ -33,6 +33,7 @@
 
 mod compare;
 mod drops;
+mod filter;
 mod flame;
 mod format;
 mod interval;
@@ -64,10 +65,11 @@ pub use top::{TopSort, TopTable};
 pub use tree::{CallEdge, Calls, Function, Profiles, ProfilesBuilder, timer_metric, timer_name};
 
 use drops::DropTally;
+use filter::LabelFilters;
 use metric::Values;
 
 use crate::counters::Counter;
-use crate::record::{Damage, Record, RecordKind, RecordReader, Step};
+use crate::record::{Damage, Record, RecordKind, RecordReader};
 
 /// A further split of groups beyond kind, name and method.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -280,7 +282,7 @@ impl Group {
 pub struct ReportBuilder {
     max_groups: usize,
     splits: Vec<Split>,
-    filters: Vec<(String, String)>,
+    filters: LabelFilters,
 }
 
 impl ReportBuilder {
@@ -301,7 +303,7 @@ impl ReportBuilder {
     /// match; status records are always kept). Others are counted in
     /// [`Report::filtered`].
     pub fn filter_label(mut self, key: &str, value: &str) -> Self {
-        self.filters.push((key.to_string(), value.to_string()));
+        self.filters.push(key, value);
         self
     }
 
@@ -390,7 +392,7 @@ pub struct Report {
     scratch: Vec<u8>,
     max_groups: usize,
     splits: Vec<Split>,
-    filters: Vec<(String, String)>,
+    filters: LabelFilters,
     records: u64,
     status_records: u64,
     profile_records: u64,
@@ -508,7 +510,7 @@ impl Report {
         ReportBuilder {
             max_groups: Report::DEFAULT_MAX_GROUPS,
             splits: Vec::new(),
-            filters: Vec::new(),
+            filters: LabelFilters::default(),
         }
     }
 
@@ -548,16 +550,9 @@ impl Report {
         // Labels cost allocations; only splits and filters look at them.
         let needs_labels =
             !self.filters.is_empty() || self.splits.iter().any(|s| matches!(s, Split::Label(_)));
-        let mut reader = reader.skip_labels(!needs_labels);
-        let mut record = Record::empty();
-        loop {
-            match reader.next_into(&mut record) {
-                Ok(Step::Record) => self.add(&record),
-                Ok(Step::Skipped(_)) => {}
-                Ok(Step::End) | Err(_) => break,
-            }
-        }
-        reader.into_damage()
+        reader
+            .skip_labels(!needs_labels)
+            .for_each_record(|record| self.add(record))
     }
 
     /// Builds the group key of `record` into `self.scratch`.
@@ -596,11 +591,7 @@ impl Report {
             self.profile_records += 1;
             return;
         }
-        if !self
-            .filters
-            .iter()
-            .all(|(k, v)| record.labels.get(k) == Some(v.as_str()))
-        {
+        if !self.filters.matches(record) {
             self.filtered += 1;
             return;
         }

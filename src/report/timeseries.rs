@@ -13,12 +13,14 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use super::compare::{
-    COMPARED, CompareOptions, Groups, RowKind, csv_str, json_num, json_str, overall, pct, row_label,
+    COMPARED, CompareOptions, Groups, RowKind, TestSettings, csv_str, json_num, json_str, overall,
+    pct, row_label,
 };
+use super::filter::LabelFilters;
 use super::format::{cut, escape_name, human};
 use super::interval::{Interval, Moments};
 use super::metric::Metric;
-use crate::record::{Damage, Record, RecordKind, RecordReader, Step};
+use crate::record::{Damage, Record, RecordKind, RecordReader};
 
 /// Records per window of time.
 ///
@@ -45,7 +47,7 @@ use crate::record::{Damage, Record, RecordKind, RecordReader, Step};
 pub struct Timeseries {
     window_ns: u64,
     windows: BTreeMap<u64, Groups>,
-    filters: Vec<(String, String)>,
+    filters: LabelFilters,
     records: u64,
     filtered: u64,
 }
@@ -57,7 +59,7 @@ impl Timeseries {
         Timeseries {
             window_ns: window_ns.max(1),
             windows: BTreeMap::new(),
-            filters: Vec::new(),
+            filters: LabelFilters::default(),
             records: 0,
             filtered: 0,
         }
@@ -65,7 +67,7 @@ impl Timeseries {
 
     /// Keeps only records whose label `key` is `value`.
     pub fn filter_label(mut self, key: &str, value: &str) -> Timeseries {
-        self.filters.push((key.to_string(), value.to_string()));
+        self.filters.push(key, value);
         self
     }
 
@@ -75,11 +77,7 @@ impl Timeseries {
         if !matches!(record.kind, RecordKind::Request | RecordKind::Region) {
             return;
         }
-        if !self
-            .filters
-            .iter()
-            .all(|(k, v)| record.labels.get(k) == Some(v.as_str()))
-        {
+        if !self.filters.matches(record) {
             self.filtered += 1;
             return;
         }
@@ -91,16 +89,9 @@ impl Timeseries {
 
     /// Adds every record of `reader`, returning the damage met.
     pub fn read_records<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
-        let mut reader = reader.skip_labels(self.filters.is_empty());
-        let mut record = Record::empty();
-        loop {
-            match reader.next_into(&mut record) {
-                Ok(Step::Record) => self.add(&record),
-                Ok(Step::Skipped(_)) => {}
-                Ok(Step::End) | Err(_) => break,
-            }
-        }
-        reader.into_damage()
+        reader
+            .skip_labels(self.filters.is_empty())
+            .for_each_record(|record| self.add(record))
     }
 
     /// Records added.
@@ -117,7 +108,7 @@ impl Timeseries {
     pub fn analyse(&self, options: TimeseriesOptions) -> Series {
         let instructions = 0;
         let carries = self.windows.values().any(|g| g.carries(instructions));
-        let (metric, fallback) = match options.metric.filter(|m| COMPARED.contains(m)) {
+        let (metric, fallback) = match options.test.metric.filter(|m| COMPARED.contains(m)) {
             Some(m) => (m, None),
             None if carries => (Metric::Instructions, None),
             None => (
@@ -179,15 +170,14 @@ impl Timeseries {
             for g in &groups_in_order[start..i] {
                 baseline.merge(g);
             }
-            let gate = CompareOptions::new()
-                .confidence(options.confidence)
-                .min_samples(options.min_samples);
+            let gate = CompareOptions::with_test(options.test);
             let figure = (i > start)
                 .then(|| overall(&baseline, groups, at, &gate))
                 .flatten();
             let against_baseline = figure.as_ref().and_then(|o| o.mix_adjusted);
             let decided = figure.as_ref().is_some_and(|o| {
-                o.raw.samples.0 >= options.min_samples && o.raw.samples.1 >= options.min_samples
+                o.raw.samples.0 >= options.test.min_samples
+                    && o.raw.samples.1 >= options.test.min_samples
             });
             let alert = match (options.alert, against_baseline) {
                 (Some(p), Some(iv)) => decided && iv.low > 0.0 && iv.estimate > p,
@@ -216,7 +206,7 @@ impl Timeseries {
             kind,
             window_ns: self.window_ns,
             alert_above: options.alert,
-            confidence: options.confidence,
+            confidence: options.test.confidence,
             windows,
         }
     }
@@ -226,9 +216,7 @@ impl Timeseries {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct TimeseriesOptions {
-    metric: Option<Metric>,
-    confidence: f64,
-    min_samples: u64,
+    test: TestSettings,
     alert: Option<f64>,
     baseline_windows: usize,
 }
@@ -236,9 +224,7 @@ pub struct TimeseriesOptions {
 impl Default for TimeseriesOptions {
     fn default() -> TimeseriesOptions {
         TimeseriesOptions {
-            metric: None,
-            confidence: 0.95,
-            min_samples: 30,
+            test: TestSettings::default(),
             alert: None,
             baseline_windows: 6,
         }
@@ -255,19 +241,19 @@ impl TimeseriesOptions {
     /// The metric (instructions, cycles, cpu or wall); `None`:
     /// instructions where records carry them, else CPU time.
     pub fn metric(mut self, metric: Option<Metric>) -> Self {
-        self.metric = metric;
+        self.test.metric = metric;
         self
     }
 
     /// The confidence of the intervals, in (0, 1).
     pub fn confidence(mut self, confidence: f64) -> Self {
-        self.confidence = confidence.clamp(1e-6, 1.0 - 1e-9);
+        self.test.set_confidence(confidence);
         self
     }
 
     /// A window or baseline with fewer samples raises no alert.
     pub fn min_samples(mut self, n: u64) -> Self {
-        self.min_samples = n.max(2);
+        self.test.set_min_samples(n);
         self
     }
 

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::io::Read;
 
+use super::filter::LabelFilters;
 use super::metric::Metric;
-use crate::record::{Damage, Record, RecordKind, RecordReader, Step};
+use crate::record::{Damage, Record, RecordKind, RecordReader};
 
 /// No parent (a root path) or no name.
 const NONE: u32 = u32::MAX;
@@ -65,7 +66,7 @@ pub fn timer_metric(timer: &str) -> Option<Metric> {
 /// ```
 #[derive(Debug)]
 pub struct Profiles {
-    filters: Vec<(String, String)>,
+    filters: LabelFilters,
     endpoint: Option<String>,
     max_paths: usize,
     records: u64,
@@ -89,7 +90,7 @@ struct Scratch {
 #[derive(Debug)]
 #[must_use]
 pub struct ProfilesBuilder {
-    filters: Vec<(String, String)>,
+    filters: LabelFilters,
     endpoint: Option<String>,
     max_paths: usize,
 }
@@ -98,7 +99,7 @@ impl ProfilesBuilder {
     /// Keeps only records whose label `key` is `value` (all filters must
     /// match).
     pub fn filter_label(mut self, key: &str, value: &str) -> Self {
-        self.filters.push((key.to_string(), value.to_string()));
+        self.filters.push(key, value);
         self
     }
 
@@ -158,7 +159,7 @@ impl Profiles {
     /// A builder for filters and caps.
     pub fn builder() -> ProfilesBuilder {
         ProfilesBuilder {
-            filters: Vec::new(),
+            filters: LabelFilters::default(),
             endpoint: None,
             max_paths: Profiles::DEFAULT_MAX_PATHS,
         }
@@ -168,16 +169,9 @@ impl Profiles {
     /// returns what the reader met besides records, like
     /// [`Report::read_records`](super::Report::read_records).
     pub fn read_records<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
-        let mut reader = reader.skip_labels(self.filters.is_empty());
-        let mut record = Record::empty();
-        loop {
-            match reader.next_into(&mut record) {
-                Ok(Step::Record) => self.add(&record),
-                Ok(Step::Skipped(_)) => {}
-                Ok(Step::End) | Err(_) => break,
-            }
-        }
-        reader.into_damage()
+        reader
+            .skip_labels(self.filters.is_empty())
+            .for_each_record(|record| self.add(record))
     }
 
     /// Like [`Profiles::read_records`] with the default reader.
@@ -196,10 +190,7 @@ impl Profiles {
             return;
         }
         self.profile_records += 1;
-        if !self
-            .filters
-            .iter()
-            .all(|(k, v)| record.labels.get(k) == Some(v.as_str()))
+        if !self.filters.matches(record)
             || self.endpoint.as_ref().is_some_and(|e| *e != record.name)
         {
             self.filtered += 1;

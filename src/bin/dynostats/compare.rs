@@ -2,13 +2,10 @@
 //! profiled function, the candidate's cost per event against the base's,
 //! with intervals and the `--fail-above` gate.
 
-use std::io::{self, BufWriter, Write};
-
 use dynostats::report::{CompareOptions, Format, Side, compare};
 
-use crate::input::{FileRead, expand, read_inputs};
-use crate::report::{input_status, write_files_json, write_troubled};
-use crate::{Common, EXIT_IO, EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
+use crate::report::print;
+use crate::{Common, EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
 
 /// How `compare` decides (shown in `--help`).
 pub(crate) const METHOD: &str = "\
@@ -69,16 +66,12 @@ pub(crate) struct CompareArgs {
 pub(crate) fn run(args: &CompareArgs) -> u8 {
     let c = &args.common;
     let mut base = Side::new();
-    for (k, v) in &c.labels {
+    for (k, v) in &c.inputs.labels {
         base = base.filter_label(k, v);
     }
     let mut cand = base.clone();
-    let mut files: Vec<FileRead> = read_inputs(&mut base, &expand(&args.base, c.rotated), c.quiet);
-    files.extend(read_inputs(
-        &mut cand,
-        &expand(&args.against, c.rotated),
-        c.quiet,
-    ));
+    let mut files = c.inputs.read(&mut base, &args.base);
+    files.extend(c.inputs.read(&mut cand, &args.against));
     let comparison = compare(
         &base,
         &cand,
@@ -88,27 +81,12 @@ pub(crate) fn run(args: &CompareArgs) -> u8 {
             .min_samples(args.min_samples)
             .fail_above(args.fail_above),
     );
-    let format = c.format();
-    let stdout = io::stdout().lock();
-    let mut out = BufWriter::with_capacity(64 << 10, stdout);
-    let written = (|| -> io::Result<()> {
-        if format == Format::Json {
-            write_files_json(&mut out, &files)?;
-            comparison.write_json(&mut out)?;
-            writeln!(out, "}}")?;
-        } else {
-            comparison.write(format, &mut out)?;
-            if format == Format::Table {
-                write_troubled(&mut out, &files)?;
-            }
-        }
-        out.flush()
-    })();
-    if let Err(e) = written {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("dynostats: cannot write the comparison: {e}");
-            return EXIT_IO;
-        }
+    let format = c.output.format();
+    let printed = print("comparison", format, &files, "report", |out| {
+        comparison.write(format, out)
+    });
+    if printed != EXIT_OK {
+        return printed;
     }
     if format != Format::Table {
         // The table has its summary; other formats get it on stderr.
@@ -120,7 +98,7 @@ pub(crate) fn run(args: &CompareArgs) -> u8 {
             );
         }
     }
-    match input_status(&files, c.strict) {
+    match c.inputs.status(&files) {
         EXIT_OK if comparison.failed() => EXIT_REGRESSION,
         EXIT_OK if args.fail_above.is_some() && comparison.any_undecided() => EXIT_UNDECIDED,
         status => status,

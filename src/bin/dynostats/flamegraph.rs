@@ -8,7 +8,6 @@ use std::io::{self, BufWriter, Write};
 use dynostats::report::{Calls, Profiles};
 
 use crate::EXIT_IO;
-use crate::report::input_status;
 use crate::top::{ProfileInput, nothing, timer_note, warnings};
 
 /// The arguments of `dynostats flamegraph`.
@@ -128,6 +127,6 @@ pub(crate) fn run(args: &FlameArgs) -> u8 {
             eprintln!("dynostats: cannot write the flame graph: {e}");
             EXIT_IO
         }
-        _ => input_status(&files, args.input.strict),
+        _ => args.input.inputs.status(&files),
     }
 }

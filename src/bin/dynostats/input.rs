@@ -16,6 +16,8 @@ use dynostats::record::{Damage, RecordReader};
 use dynostats::report::{Profiles, Report, Side, Timeseries, escape_name};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::{EXIT_DAMAGED, EXIT_IO, EXIT_OK};
+
 /// What the inputs are read into: a report, a side of a comparison, a
 /// time series, the summed call trees of `top` and `flamegraph`.
 pub(crate) trait Collect {
@@ -95,7 +97,7 @@ impl FileRead {
 
 /// The inputs named by `args`, with each file's rotated files before it
 /// (oldest first) when `rotated`.
-pub(crate) fn expand(args: &[String], rotated: bool) -> Vec<String> {
+fn expand(args: &[String], rotated: bool) -> Vec<String> {
     let mut inputs = Vec::new();
     for arg in args {
         if rotated && arg != "-" {
@@ -164,7 +166,7 @@ fn decompressed<'a>(
 }
 
 /// A progress bar over `total` bytes on stderr, when stderr is a terminal.
-pub(crate) fn progress(total: Option<u64>, quiet: bool) -> Option<ProgressBar> {
+fn progress(total: Option<u64>, quiet: bool) -> Option<ProgressBar> {
     if quiet || !io::stderr().is_terminal() {
         return None;
     }
@@ -184,15 +186,55 @@ pub(crate) fn progress(total: Option<u64>, quiet: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// Where the records come from, and how strictly they are read: the
+/// options every subcommand that reads records shares.
+#[derive(clap::Args)]
+pub(crate) struct Inputs {
+    /// Also read the rotated files of each FILE (FILE.1, FILE.2 ... as the
+    /// file sink names them), oldest first.
+    #[arg(long)]
+    pub(crate) rotated: bool,
+    /// Keeps only records whose label KEY is VALUE. Repeatable: all must
+    /// match.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::parse_label)]
+    pub(crate) labels: Vec<(String, String)>,
+    /// Exits with 3 when any record was skipped, not only when a file was
+    /// cut.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// No progress bar (it shows only on a terminal anyway).
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+impl Inputs {
+    /// Reads `files` (with their rotated files under `--rotated`) into
+    /// `into`.
+    pub(crate) fn read(&self, into: &mut impl Collect, files: &[String]) -> Vec<FileRead> {
+        read_inputs(into, &expand(files, self.rotated), self.quiet)
+    }
+
+    /// The exit status `files` call for: 1 when one could not be read, 3
+    /// when one was damaged (or, under `--strict`, had a skipped record),
+    /// else 0.
+    pub(crate) fn status(&self, files: &[FileRead]) -> u8 {
+        if files.iter().any(|f| f.ending == Ending::Io) {
+            EXIT_IO
+        } else if files.iter().any(|f| f.ending == Ending::Damaged)
+            || (self.strict && files.iter().any(|f| f.skipped_total() > 0))
+        {
+            EXIT_DAMAGED
+        } else {
+            EXIT_OK
+        }
+    }
+}
+
 /// Reads `inputs` in order into `report`. A file that cannot be opened or
 /// read, or is damaged, is reported on stderr (once per file, with the
 /// byte offset) and in its `FileRead`; the records before the damage stay
 /// in the report.
-pub(crate) fn read_inputs(
-    report: &mut impl Collect,
-    inputs: &[String],
-    quiet: bool,
-) -> Vec<FileRead> {
+fn read_inputs(report: &mut impl Collect, inputs: &[String], quiet: bool) -> Vec<FileRead> {
     let sizes: Option<u64> = inputs
         .iter()
         .map(|p| {

@@ -45,6 +45,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use dynostats::RecordKind;
 use dynostats::report::{Format, Metric, Report, SortBy, Split};
+use input::Inputs;
 
 /// Exit status: every input was read whole.
 const EXIT_OK: u8 = 0;
@@ -110,10 +111,8 @@ enum Command {
 /// The options `compare` and `timeseries` share with `report`.
 #[derive(clap::Args)]
 struct Common {
-    /// Also read the rotated files of each FILE (FILE.1, FILE.2 ...),
-    /// oldest first.
-    #[arg(long)]
-    rotated: bool,
+    #[command(flatten)]
+    inputs: Inputs,
     /// The metric compared: instructions, cycles, cpu or wall. Default:
     /// instructions where any record carries them, else cpu.
     #[arg(
@@ -124,11 +123,15 @@ struct Common {
         .map(|s| s.parse::<Metric>().expect("a listed metric"))
     )]
     metric: Option<Metric>,
-    /// Keeps only records whose label KEY is VALUE. Repeatable: all must
-    /// match.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
-    labels: Vec<(String, String)>,
-    /// Output format.
+    #[command(flatten)]
+    output: Output,
+}
+
+/// The output format every subcommand that prints a result takes.
+#[derive(clap::Args)]
+struct Output {
+    /// Output format. json and csv have every figure of every row; JSON
+    /// integers beyond 2^53 are strings of digits.
     #[arg(
         long,
         default_value = "table",
@@ -139,16 +142,9 @@ struct Common {
     /// Same as --format json.
     #[arg(long, conflicts_with = "format")]
     json: bool,
-    /// Exits with 3 when any record was skipped, not only when a file was
-    /// cut.
-    #[arg(long)]
-    strict: bool,
-    /// No progress bar (it shows only on a terminal anyway).
-    #[arg(long, short)]
-    quiet: bool,
 }
 
-impl Common {
+impl Output {
     fn format(&self) -> Format {
         if self.json { Format::Json } else { self.format }
     }
@@ -228,10 +224,6 @@ struct ReportArgs {
     /// rotated files too (FILE.2 FILE.1 FILE, or FILE with --rotated).
     #[arg(required = true)]
     files: Vec<String>,
-    /// Also read the rotated files of each FILE (FILE.1, FILE.2 ... as the
-    /// file sink names them), oldest first.
-    #[arg(long)]
-    rotated: bool,
     /// The metric the table leads with. Default: instructions where any
     /// record carries them, else cpu.
     #[arg(
@@ -263,36 +255,17 @@ struct ReportArgs {
     /// 5xx, none) or `label=KEY` (the label's value). Repeatable.
     #[arg(long = "by", value_name = "status|label=KEY", value_parser = parse_split)]
     by: Vec<Split>,
-    /// Keeps only records whose label KEY is VALUE. Repeatable: all must
-    /// match.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
-    labels: Vec<(String, String)>,
     /// At most N groups; records of further groups are folded into one
     /// `<other>` row per kind, and counted.
     #[arg(long, value_name = "N", default_value_t = Report::DEFAULT_MAX_GROUPS)]
     max_groups: usize,
+    #[command(flatten)]
+    inputs: Inputs,
+    #[command(flatten)]
+    output: Output,
     /// Shows names whole in the table (default: cut to 60 columns with …).
     #[arg(long)]
     wide: bool,
-    /// Output format. json and csv have every metric of every group; JSON
-    /// integers beyond 2^53 are strings of digits.
-    #[arg(
-        long,
-        default_value = "table",
-        value_parser = PossibleValuesParser::new(["table", "json", "csv"])
-            .map(|s| s.parse::<Format>().expect("a listed format"))
-    )]
-    format: Format,
-    /// Same as --format json.
-    #[arg(long, conflicts_with = "format")]
-    json: bool,
-    /// Exits with 3 when any record was skipped, not only when a file was
-    /// cut.
-    #[arg(long)]
-    strict: bool,
-    /// No progress bar (it shows only on a terminal anyway).
-    #[arg(long, short)]
-    quiet: bool,
 }
 
 fn parse_split(s: &str) -> Result<Split, String> {

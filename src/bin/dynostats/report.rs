@@ -5,8 +5,46 @@ use std::io::{self, BufWriter, Write};
 
 use dynostats::report::{Format, Report};
 
-use crate::input::{Ending, FileRead, expand, read_inputs};
-use crate::{EXIT_DAMAGED, EXIT_IO, EXIT_OK, ReportArgs};
+use crate::input::FileRead;
+use crate::{EXIT_IO, EXIT_OK, ReportArgs};
+
+/// Standard output, buffered: where every subcommand prints its result.
+pub(crate) type Stdout = BufWriter<io::StdoutLock<'static>>;
+
+/// Prints a subcommand's result in `format`: as JSON, the inputs' `files`
+/// and then `"KEY":` followed by what `body` writes, closed; as CSV, what
+/// `body` writes; as a table, followed by the inputs that were damaged.
+/// Returns `EXIT_OK`, or `EXIT_IO` (said on stderr, naming `what`) when
+/// standard output cannot be written. A reader that stopped early
+/// (`| head`) is not an error.
+pub(crate) fn print(
+    what: &str,
+    format: Format,
+    files: &[FileRead],
+    key: &str,
+    body: impl FnOnce(&mut Stdout) -> io::Result<()>,
+) -> u8 {
+    let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
+    let written = (|| -> io::Result<()> {
+        if format == Format::Json {
+            write_files_json_as(&mut out, files, key)?;
+        }
+        body(&mut out)?;
+        match format {
+            Format::Json => writeln!(out, "}}")?,
+            Format::Table => write_troubled(&mut out, files)?,
+            _ => {}
+        }
+        out.flush()
+    })();
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("dynostats: cannot write the {what}: {e}");
+            EXIT_IO
+        }
+        _ => EXIT_OK,
+    }
+}
 
 /// `s` as a JSON string (the library's table escapes its own).
 fn json_str(s: &str) -> String {
@@ -49,31 +87,8 @@ pub(crate) fn write_troubled(out: &mut impl Write, files: &[FileRead]) -> io::Re
     Ok(())
 }
 
-/// The exit status the inputs call for: 1 when one could not be read, 3
-/// when one was damaged (or, `strict`, had a skipped record), else 0.
-pub(crate) fn input_status(files: &[FileRead], strict: bool) -> u8 {
-    if files.iter().any(|f| f.ending == Ending::Io) {
-        EXIT_IO
-    } else if files.iter().any(|f| f.ending == Ending::Damaged)
-        || (strict && files.iter().any(|f| f.skipped_total() > 0))
-    {
-        EXIT_DAMAGED
-    } else {
-        EXIT_OK
-    }
-}
-
-/// The `files` part of the JSON output, then the key of the report.
-pub(crate) fn write_files_json(out: &mut impl Write, files: &[FileRead]) -> io::Result<()> {
-    write_files_json_as(out, files, "report")
-}
-
 /// The `files` part of the JSON output, then `"KEY":` for what follows.
-pub(crate) fn write_files_json_as(
-    out: &mut impl Write,
-    files: &[FileRead],
-    key: &str,
-) -> io::Result<()> {
+fn write_files_json_as(out: &mut impl Write, files: &[FileRead], key: &str) -> io::Result<()> {
     write!(out, "{{\"files\":[")?;
     for (i, f) in files.iter().enumerate() {
         write!(
@@ -119,13 +134,12 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
     for split in &args.by {
         builder = builder.split(split.clone());
     }
-    for (k, v) in &args.labels {
+    for (k, v) in &args.inputs.labels {
         builder = builder.filter_label(k, v);
     }
     let mut report = builder.build();
-    let inputs = expand(&args.files, args.rotated);
-    let files = read_inputs(&mut report, &inputs, args.quiet);
-    let format = if args.json { Format::Json } else { args.format };
+    let files = args.inputs.read(&mut report, &args.files);
+    let format = args.output.format();
     let table = report
         .table()
         .sort(args.sort)
@@ -136,29 +150,10 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
         } else {
             Some(dynostats::report::Table::DEFAULT_NAME_WIDTH)
         });
-
-    let stdout = io::stdout().lock();
-    let mut out = BufWriter::with_capacity(64 << 10, stdout);
-    let written = (|| -> io::Result<()> {
-        if format == Format::Json {
-            write_files_json(&mut out, &files)?;
-            table.write_json(&mut out)?;
-            writeln!(out, "}}")?;
-        } else {
-            table.write(format, &mut out)?;
-            if format == Format::Table {
-                write_troubled(&mut out, &files)?;
-            }
-        }
-        out.flush()
-    })();
-    match written {
-        // A reader that stopped early (`| head`) is not an error.
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            eprintln!("dynostats: cannot write the report: {e}");
-            return EXIT_IO;
-        }
-        _ => {}
+    match print("report", format, &files, "report", |out| {
+        table.write(format, out)
+    }) {
+        EXIT_OK => args.inputs.status(&files),
+        status => status,
     }
-    input_status(&files, args.strict)
 }

@@ -2,13 +2,10 @@
 //! hits with their cost per request, and `--alert` against the preceding
 //! windows.
 
-use std::io::{self, BufWriter, Write};
+use dynostats::report::{Timeseries, TimeseriesOptions};
 
-use dynostats::report::{Format, Timeseries, TimeseriesOptions};
-
-use crate::input::{expand, read_inputs};
-use crate::report::{input_status, write_files_json, write_troubled};
-use crate::{Common, EXIT_IO, EXIT_OK, EXIT_REGRESSION};
+use crate::report::print;
+use crate::{Common, EXIT_OK, EXIT_REGRESSION};
 
 /// How `timeseries` alerts (shown in `--help`).
 pub(crate) const METHOD: &str = "\
@@ -53,10 +50,10 @@ pub(crate) struct TimeseriesArgs {
 pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
     let c = &args.common;
     let mut series = Timeseries::new(args.window);
-    for (k, v) in &c.labels {
+    for (k, v) in &c.inputs.labels {
         series = series.filter_label(k, v);
     }
-    let files = read_inputs(&mut series, &expand(&args.files, c.rotated), c.quiet);
+    let files = c.inputs.read(&mut series, &args.files);
     let analysed = series.analyse(
         TimeseriesOptions::new()
             .metric(c.metric)
@@ -65,30 +62,14 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
             .alert(args.alert)
             .baseline_windows(args.baseline),
     );
-    let format = c.format();
-    let stdout = io::stdout().lock();
-    let mut out = BufWriter::with_capacity(64 << 10, stdout);
-    let written = (|| -> io::Result<()> {
-        if format == Format::Json {
-            write_files_json(&mut out, &files)?;
-            analysed.write_json(&mut out)?;
-            writeln!(out, "}}")?;
-        } else {
-            analysed.write(format, &mut out)?;
-            if format == Format::Table {
-                write_troubled(&mut out, &files)?;
-            }
-        }
-        out.flush()
-    })();
-    if let Err(e) = written {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("dynostats: cannot write the time series: {e}");
-            return EXIT_IO;
-        }
-    }
-    match input_status(&files, c.strict) {
-        EXIT_OK if analysed.alerts().next().is_some() => EXIT_REGRESSION,
+    let format = c.output.format();
+    match print("time series", format, &files, "report", |out| {
+        analysed.write(format, out)
+    }) {
+        EXIT_OK => match c.inputs.status(&files) {
+            EXIT_OK if analysed.alerts().next().is_some() => EXIT_REGRESSION,
+            status => status,
+        },
         status => status,
     }
 }

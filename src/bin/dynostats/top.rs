@@ -2,14 +2,14 @@
 //! summed by the library (`dynostats::report::Profiles`), printed by
 //! `TopTable`.
 
-use std::io::{self, BufWriter, Write};
+use std::io::Write;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use dynostats::report::{Calls, Format, Metric, Profiles, Table, TopSort};
 
-use crate::input::{FileRead, expand, read_inputs};
-use crate::report::{input_status, write_files_json_as, write_troubled};
-use crate::{EXIT_IO, parse_label};
+use crate::input::{FileRead, Inputs};
+use crate::report::print;
+use crate::{EXIT_OK, Output};
 
 /// The inputs, metric and filters `top` and `flamegraph` share.
 #[derive(clap::Args)]
@@ -19,10 +19,6 @@ pub(crate) struct ProfileInput {
     /// `profile` records (call trees) count.
     #[arg(required = true)]
     pub(crate) files: Vec<String>,
-    /// Also read the rotated files of each FILE (FILE.1, FILE.2 ...),
-    /// oldest first.
-    #[arg(long)]
-    pub(crate) rotated: bool,
     /// The timer of the call trees to use. Default: instructions where any
     /// profile record was measured in them, else CPU time (labelled so).
     #[arg(
@@ -34,21 +30,12 @@ pub(crate) struct ProfileInput {
     /// Only the call trees of this endpoint or region (the record's name).
     #[arg(long, value_name = "NAME")]
     pub(crate) endpoint: Option<String>,
-    /// Keeps only records whose label KEY is VALUE. Repeatable: all must
-    /// match.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
-    pub(crate) labels: Vec<(String, String)>,
     /// At most N distinct scope names, edges and paths each; further ones
     /// are counted under `[other]`.
     #[arg(long, value_name = "N", default_value_t = Profiles::DEFAULT_MAX_PATHS)]
     pub(crate) max_paths: usize,
-    /// Exits with 3 when any record was skipped, not only when a file was
-    /// cut.
-    #[arg(long)]
-    pub(crate) strict: bool,
-    /// No progress bar (it shows only on a terminal anyway).
-    #[arg(long, short)]
-    pub(crate) quiet: bool,
+    #[command(flatten)]
+    pub(crate) inputs: Inputs,
 }
 
 impl ProfileInput {
@@ -56,15 +43,14 @@ impl ProfileInput {
     /// happened to each input.
     pub(crate) fn read(&self, files: &[String]) -> (Profiles, Vec<FileRead>) {
         let mut builder = Profiles::builder().max_paths(self.max_paths);
-        for (k, v) in &self.labels {
+        for (k, v) in &self.inputs.labels {
             builder = builder.filter_label(k, v);
         }
         if let Some(e) = &self.endpoint {
             builder = builder.endpoint(e);
         }
         let mut profiles = builder.build();
-        let inputs = expand(files, self.rotated);
-        let read = read_inputs(&mut profiles, &inputs, self.quiet);
+        let read = self.inputs.read(&mut profiles, files);
         (profiles, read)
     }
 }
@@ -99,17 +85,8 @@ pub(crate) struct TopArgs {
     /// Shows names whole in the table (default: cut to 60 columns with …).
     #[arg(long)]
     wide: bool,
-    /// Output format.
-    #[arg(
-        long,
-        default_value = "table",
-        value_parser = PossibleValuesParser::new(["table", "json", "csv"])
-            .map(|s| s.parse::<Format>().expect("a listed format"))
-    )]
-    format: Format,
-    /// Same as --format json.
-    #[arg(long, conflicts_with = "format")]
-    json: bool,
+    #[command(flatten)]
+    output: Output,
 }
 
 /// What to say about the timer the amounts are in, when it is not
@@ -160,26 +137,21 @@ pub(crate) fn nothing(profiles: &Profiles, metric: Option<Metric>) -> String {
 /// Runs `dynostats top` and returns the exit status.
 pub(crate) fn run(args: &TopArgs) -> u8 {
     let (profiles, files) = args.input.read(&args.input.files);
-    let format = if args.json { Format::Json } else { args.format };
+    let format = args.output.format();
     let calls = profiles.calls(args.input.metric);
     let warnings = warnings(&profiles, calls);
     for line in &warnings {
         eprintln!("dynostats: {line}");
     }
-    let stdout = io::stdout().lock();
-    let mut out = BufWriter::with_capacity(64 << 10, stdout);
-    let written = (|| -> io::Result<()> {
-        if format == Format::Json {
-            write_files_json_as(&mut out, &files, "top")?;
-        }
+    let printed = print("table", format, &files, "top", |out| {
         match calls {
             None => {
                 let why = nothing(&profiles, args.input.metric);
                 eprintln!("dynostats: {why}");
                 match format {
-                    Format::Json => writeln!(
+                    Format::Json => write!(
                         out,
-                        "null,\"note\":\"{}\"}}",
+                        "null,\"note\":\"{}\"",
                         why.replace('\\', "\\\\").replace('"', "\\\"")
                     )?,
                     Format::Csv => {}
@@ -200,28 +172,18 @@ pub(crate) fn run(args: &TopArgs) -> u8 {
                 if let Some(name) = &args.callees {
                     table = table.callees(name);
                 }
-                if format == Format::Json {
-                    table.write_json(&mut out)?;
-                    writeln!(out, "}}")?;
-                } else {
-                    table.write(format, &mut out)?;
-                }
+                table.write(format, out)?;
             }
         }
         if format == Format::Table {
             for line in &warnings {
                 writeln!(out, "WARNING: {line}")?;
             }
-            write_troubled(&mut out, &files)?;
         }
-        out.flush()
-    })();
-    match written {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            eprintln!("dynostats: cannot write the table: {e}");
-            return EXIT_IO;
-        }
-        _ => {}
+        Ok(())
+    });
+    match printed {
+        EXIT_OK => args.input.inputs.status(&files),
+        status => status,
     }
-    input_status(&files, args.input.strict)
 }
