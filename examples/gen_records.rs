@@ -22,26 +22,14 @@ use dynostats::record::{Detail, ProfileNode};
 use dynostats::sink::{Batch, FileSink, Sink};
 use dynostats::{Record, RecordKind};
 
-/// xorshift64*: seeded, so every run writes the same file.
-struct Rng(u64);
+#[path = "../tests/common/rng.rs"]
+mod rng;
+use rng::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// About log-uniform over `base .. base * 100`.
-    fn spread(&mut self, base: u64) -> u64 {
-        let exp = (self.next() % 1000) as f64 / 500.0; // 0..2 decades
-        (base as f64 * 10f64.powf(exp)) as u64
-    }
+/// About log-uniform over `base .. base * 100`.
+fn spread(rng: &mut Rng, base: u64) -> u64 {
+    let exp = (rng.next() % 1000) as f64 / 500.0; // 0..2 decades
+    (base as f64 * 10f64.powf(exp)) as u64
 }
 
 /// Scope names of the generated call trees.
@@ -153,10 +141,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.pid = 1000 + (i % u64::from(processes)) as u32;
         r.weight = if e % 2 == 0 { 100 } else { 1000 };
         let base = 10_000 + (e % 50) * 20_000;
-        r.instructions = Some(rng.spread(base));
-        r.cycles = Some(rng.spread(base / 2 + 1));
-        r.cpu_ns = Some(rng.spread(base / 10 + 1));
-        r.wall_ns = rng.spread(base / 5 + 1);
+        r.instructions = Some(spread(&mut rng, base));
+        r.cycles = Some(spread(&mut rng, base / 2 + 1));
+        r.cpu_ns = Some(spread(&mut rng, base / 10 + 1));
+        r.wall_ns = spread(&mut rng, base / 5 + 1);
         let rss = 40 << 20;
         r.rss_start = Some(rss);
         r.rss_end = Some(rss + rng.below(64 << 10));

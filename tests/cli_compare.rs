@@ -4,26 +4,12 @@
 //! fallback, the disagreement flag, profile functions, the formats, and
 //! damaged, empty and foreign inputs handled as `report` handles them.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use dynostats::record::{Detail, ProfileNode};
 use dynostats::{Record, RecordKind};
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
-        .output()
-        .expect("run dynostats")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{json, run, text, write};
 
 fn request(name: &str, weight: u64, instructions: Option<u64>, cpu_ns: u64) -> Record {
     let mut r = Record::new(RecordKind::Request, name);
@@ -33,11 +19,6 @@ fn request(name: &str, weight: u64, instructions: Option<u64>, cpu_ns: u64) -> R
     r.instructions = instructions;
     r.cpu_ns = Some(cpu_ns);
     r
-}
-
-fn write(path: &Path, records: &[Record]) {
-    let bytes: Vec<u8> = records.iter().flat_map(Record::to_msgpack).collect();
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// `n` values around `mean`: mean + (i % 11 - 5) * step.

@@ -7,36 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use dynostats::record::{Detail, ProfileNode};
-use dynostats::{Record, RecordKind};
+use dynostats::Record;
 
-/// (name, parent, calls, inclusive, exclusive)
-type Node = (&'static str, Option<u32>, u64, i64, i64);
-
-fn profile(name: &str, weight: u64, overhead: i64, nodes: &[Node]) -> Record {
-    let mut r = Record::new(RecordKind::Profile, name);
-    r.weight = weight;
-    let mut detail = Detail::default();
-    detail.timer = Some("instructions".into());
-    detail.overhead = Some(overhead);
-    detail.nodes = nodes
-        .iter()
-        .map(|&(name, parent, calls, inclusive, exclusive)| {
-            let mut n = ProfileNode::default();
-            n.name = name.into();
-            n.parent = parent;
-            n.calls = calls;
-            n.inclusive = inclusive;
-            n.exclusive = exclusive;
-            n
-        })
-        .collect();
-    r.detail = Some(detail);
-    r
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{profile, run, text, write};
 
 /// `scale` multiplies `tax`'s amounts under `price` (a regression there).
 fn known(scale: i64) -> Vec<Record> {
@@ -45,6 +22,7 @@ fn known(scale: i64) -> Vec<Record> {
         profile(
             "/checkout",
             10,
+            "instructions",
             50,
             &[
                 ("/checkout", None, 1, 700 + tax, 100),
@@ -58,6 +36,7 @@ fn known(scale: i64) -> Vec<Record> {
         profile(
             "/search",
             5,
+            "instructions",
             0,
             &[
                 ("/search", None, 1, 400, 100),
@@ -74,22 +53,6 @@ fn parse(svg: &str) -> roxmltree::Document<'_> {
         ..Default::default()
     };
     roxmltree::Document::parse_with_options(svg, options).expect("the SVG is XML")
-}
-
-fn write(path: &Path, records: &[Record]) {
-    let bytes: Vec<u8> = records.iter().flat_map(|r| r.to_msgpack()).collect();
-    fs::write(path, bytes).unwrap();
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Per full path from the root: (weighted exclusive, weighted inclusive),

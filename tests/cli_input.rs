@@ -8,7 +8,6 @@
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use dynostats::record::Detail;
 use dynostats::sink::FileSink;
@@ -16,28 +15,9 @@ use dynostats::{Pipeline, Record, RecordKind};
 use rmpv::Value;
 use unicode_width::UnicodeWidthStr;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn run_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{json, run, run_stdin, text};
 
 fn region(name: &str, instructions: u64) -> Record {
     let mut r = Record::new(RecordKind::Region, name);
@@ -76,10 +56,6 @@ fn sandwich(dir: &Path, name: &str, bad: &[u8]) -> (String, u64) {
     let path = dir.join(name);
     fs::write(&path, bytes).unwrap();
     (path.to_str().unwrap().to_string(), offset)
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
 }
 
 fn group_names(report: &serde_json::Value) -> Vec<String> {

@@ -5,9 +5,12 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use dynostats::{Pipeline, Record, RecordKind, sink::FileSink};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{run, text};
 
 fn region(name: &str, weight: u64, instructions: Option<u64>) -> Record {
     let mut r = Record::new(RecordKind::Region, name);
@@ -55,17 +58,6 @@ fn write_known_records(path: &Path) {
         assert!(pipeline.emit(r));
     }
     pipeline.shutdown().unwrap();
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 /// The table's rows: the cells of each line that starts with a kind.

@@ -3,23 +3,14 @@
 //! against the previous window, and `--alert`: a step change in one
 //! window raises one alert at that window and none before.
 
-use std::process::{Command, Output};
-
 use dynostats::{Record, RecordKind};
+
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{run, text};
 
 const MINUTE: u64 = 60_000_000_000;
 const T0: u64 = 1_764_000_000 * 1_000_000_000 / MINUTE * MINUTE;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
-        .output()
-        .expect("run dynostats")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// 8 windows of a minute; endpoint /a costs 100,000 instructions (noise
 /// of 20% from a fixed pattern) and /b 10,000 with twice /a's hits; from

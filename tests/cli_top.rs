@@ -6,38 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use dynostats::record::{Detail, ProfileNode};
 use dynostats::{Record, RecordKind};
 use serde_json::Value;
 
-/// (name, parent, calls, inclusive, exclusive)
-type Node = (&'static str, Option<u32>, u64, i64, i64);
-
-fn profile(name: &str, weight: u64, timer: &str, overhead: i64, nodes: &[Node]) -> Record {
-    let mut r = Record::new(RecordKind::Profile, name);
-    r.weight = weight;
-    let mut detail = Detail::default();
-    detail.timer = Some(timer.into());
-    detail.overhead = Some(overhead);
-    detail.total = Some(nodes[0].3);
-    detail.nodes = nodes
-        .iter()
-        .map(|&(name, parent, calls, inclusive, exclusive)| {
-            let mut n = ProfileNode::default();
-            n.name = name.into();
-            n.parent = parent;
-            n.calls = calls;
-            n.inclusive = inclusive;
-            n.exclusive = exclusive;
-            n
-        })
-        .collect();
-    r.detail = Some(detail);
-    r
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{json, profile, run, text, write};
 
 /// Two endpoints' call trees: `tax` called from `price` and from both
 /// roots, `fib` recursive under `price`.
@@ -70,26 +46,6 @@ fn known() -> Vec<Record> {
     request.weight = 10;
     request.instructions = Some(1000);
     vec![request, checkout, search]
-}
-
-fn write(path: &Path, records: &[Record]) {
-    let bytes: Vec<u8> = records.iter().flat_map(|r| r.to_msgpack()).collect();
-    fs::write(path, bytes).unwrap();
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
 }
 
 /// Per scope name, weighted: (calls, inclusive with recursion counted

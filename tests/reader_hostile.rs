@@ -8,27 +8,9 @@ use std::io::{self, Read};
 
 use dynostats::{Error, Record, RecordKind, record::Detail, record::RecordReader};
 
-/// xorshift64*: a small seeded generator, so every run damages the stream
-/// the same way and a failure names its case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Records of every kind, with optional fields, labels and a detail map.
 fn records() -> Vec<Record> {
@@ -259,8 +241,8 @@ fn seeded_byte_flips_and_inserted_garbage() {
         let case;
         if n % 2 == 0 {
             // One to three bytes changed; the damage is at the first.
-            let flips: Vec<(usize, u8)> = (0..1 + rng.below(3))
-                .map(|_| (rng.below(bytes.len()), 1 | rng.byte()))
+            let flips: Vec<(usize, u8)> = (0..1 + rng.index(3))
+                .map(|_| (rng.index(bytes.len()), 1 | rng.byte()))
                 .collect();
             for &(at, mask) in &flips {
                 input[at] ^= mask;
@@ -269,8 +251,8 @@ fn seeded_byte_flips_and_inserted_garbage() {
             case = format!("case {n}: flips {flips:?}");
         } else {
             // Up to 16 random bytes inserted anywhere, the end included.
-            damage = rng.below(bytes.len() + 1);
-            let garbage: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.byte()).collect();
+            damage = rng.index(bytes.len() + 1);
+            let garbage: Vec<u8> = (0..1 + rng.index(16)).map(|_| rng.byte()).collect();
             input.splice(damage..damage, garbage.iter().copied());
             case = format!("case {n}: {garbage:02x?} inserted at {damage}");
         }
@@ -317,7 +299,7 @@ fn huge_length_prefixes_are_refused_at_the_record_offset() {
             } else {
                 prefix.extend_from_slice(&(len as u16).to_be_bytes());
             }
-            let k = 1 + rng.below(starts.len() - 2);
+            let k = 1 + rng.index(starts.len() - 2);
             // As the record itself (a map marker only for map32/map16), and
             // as the value of the first key of a one-entry map.
             for hostile in [prefix.clone(), [&[0x81, 0xa1, b'v'][..], &prefix].concat()] {

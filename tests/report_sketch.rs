@@ -4,23 +4,9 @@
 
 use dynostats::report::Sketch;
 
-/// xorshift64*: seeded, so a failure names its case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// About log-uniform over 1 ..= 10^decades.
-    fn log_uniform(&mut self, decades: f64) -> i128 {
-        let x = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        10f64.powf(x * decades).round() as i128
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// The exact weighted nearest-rank quantile: the smallest value with at
 /// least `q` of the weight at or below it.
@@ -77,13 +63,15 @@ fn quantiles_are_within_the_stated_error_weighted_and_unweighted() {
         (100_000, 9.0),
         (100_000, 19.0),
     ] {
-        let unweighted: Vec<(i128, u64)> = (0..n).map(|_| (rng.log_uniform(decades), 1)).collect();
+        let unweighted: Vec<(i128, u64)> = (0..n)
+            .map(|_| ((rng.log_uniform(decades).round() as i128), 1))
+            .collect();
         check(&unweighted, &format!("unweighted n {n}"));
         // Weights as different processes' sampling rates.
         let weighted: Vec<(i128, u64)> = (0..n)
             .map(|_| {
                 (
-                    rng.log_uniform(decades),
+                    (rng.log_uniform(decades).round() as i128),
                     [1, 10, 100, 1000][(rng.next() % 4) as usize],
                 )
             })
@@ -92,7 +80,7 @@ fn quantiles_are_within_the_stated_error_weighted_and_unweighted() {
         // Signed values (an RSS change), zero included.
         let signed: Vec<(i128, u64)> = (0..n)
             .map(|i| {
-                let v = rng.log_uniform(decades) - 1;
+                let v = (rng.log_uniform(decades).round() as i128) - 1;
                 (if i % 3 == 0 { -v } else { v }, 1 + rng.next() % 50)
             })
             .collect();
@@ -128,7 +116,12 @@ fn the_merge_of_two_sketches_is_the_sketch_of_the_union() {
         (10_000, 3),
     ] {
         let values: Vec<(i128, u64)> = (0..n)
-            .map(|_| (rng.log_uniform(7.0) - 500, 1 + rng.next() % 100))
+            .map(|_| {
+                (
+                    (rng.log_uniform(7.0).round() as i128) - 500,
+                    1 + rng.next() % 100,
+                )
+            })
             .collect();
         let (left, right) = values.split_at(split);
         let sketch_of = |vs: &[(i128, u64)]| {
