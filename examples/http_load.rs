@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example http_load                      # 7 rounds of 2 s per setup
 //! cargo run --release --example http_load -- --rounds 10 --seconds 3 --connections 8
+//! cargo run --release --example http_load -- --rate 15000          # every setup at 15,000 req/s
 //! ```
 //!
 //! Each setup is an axum app served by its own process on 127.0.0.1 (one
@@ -15,6 +16,15 @@
 //! (`--connections` connections, each sending its next request when the
 //! previous answer has arrived), rounds interleaved so that machine noise
 //! falls on every setup alike.
+//!
+//! With `--rate R` the clients are paced: together they send at most R
+//! requests per second (each connection on its own schedule, still one
+//! request in flight), so every setup that can keep up serves the same
+//! request rate. Closed-loop, a setup that costs more also serves fewer
+//! requests per second, and the server's fixed costs per wake-up (epoll,
+//! the scheduler) fall on fewer requests; paced at a rate every setup
+//! sustains, the CPU added per request is the layer's own. A setup that
+//! cannot keep up is flagged in the table.
 //!
 //! Reported per setup, as the median over rounds of its ratio to the bare
 //! app in the same round: requests per second, client-side p50 and p99
@@ -205,8 +215,9 @@ struct Round {
     cpu_ns_per_request: f64,
 }
 
-/// Drives `server` for `seconds` with `connections` closed-loop clients.
-async fn drive(server: &Server, connections: usize, seconds: f64) -> Round {
+/// Drives `server` for `seconds` with `connections` closed-loop clients,
+/// paced to `rate` requests per second in all when given.
+async fn drive(server: &Server, connections: usize, seconds: f64, rate: Option<f64>) -> Round {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let cpu_before = server.cpu_ns();
     let started = Instant::now();
@@ -221,7 +232,19 @@ async fn drive(server: &Server, connections: usize, seconds: f64) -> Round {
             tokio::spawn(conn);
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut i = c as u64;
+            // Each connection's share of the rate, its first send offset
+            // so that the connections do not send in step.
+            let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+            let mut next =
+                interval.map(|d| Instant::now() + d.mul_f64(c as f64 / connections as f64));
             while Instant::now() < until {
+                if let (Some(at), Some(d)) = (next.as_mut(), interval) {
+                    // A schedule that falls behind catches up (sends at
+                    // once) instead of drifting: the rate is the offered
+                    // load, not a pause between answers.
+                    tokio::time::sleep_until((*at).into()).await;
+                    *at += d;
+                }
                 let request = http::Request::get(format!("/users/{i}"))
                     .header("host", "127.0.0.1")
                     .body(Empty::<Bytes>::new())
@@ -311,6 +334,11 @@ fn main() {
     let rounds = arg("--rounds", 7.0) as usize;
     let seconds = arg("--seconds", 2.0).clamp(0.2, 60.0);
     let connections = arg("--connections", 8.0) as usize;
+    let rate = args
+        .iter()
+        .any(|a| a == "--rate")
+        .then(|| arg("--rate", 0.0))
+        .filter(|r| *r > 0.0);
 
     let servers: Vec<Server> = SETUPS.iter().map(|s| Server::start(s)).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -321,11 +349,11 @@ fn main() {
     runtime.block_on(async {
         // Warm-up: connections, caches, the servers' lazily opened counters.
         for s in &servers {
-            drive(s, connections, 0.3).await;
+            drive(s, connections, 0.3, rate).await;
         }
         for round in 0..rounds {
             for (i, s) in servers.iter().enumerate() {
-                let r = drive(s, connections, seconds).await;
+                let r = drive(s, connections, seconds, rate).await;
                 eprintln!(
                     "round {round} {:>13}: {:>8.0} req/s  p50 {:>6.1} us  p99 {:>7.1} us  server CPU {:>6.2} us/req",
                     s.setup,
@@ -342,8 +370,12 @@ fn main() {
 
     let bare = &results[0];
     println!(
-        "\n{rounds} interleaved rounds of {seconds} s per setup, {connections} connections, \
-         medians over rounds (ratios to the bare app in the same round)\n"
+        "\n{rounds} interleaved rounds of {seconds} s per setup, {connections} connections{}, \
+         medians over rounds (ratios to the bare app in the same round)\n",
+        match rate {
+            Some(r) => format!(", paced to {r:.0} req/s"),
+            None => " (closed loop)".to_string(),
+        }
     );
     println!(
         "{:<14} {:>10} {:>8} {:>9} {:>8} {:>9} {:>8} {:>12} {:>8} {:>13}",
@@ -383,6 +415,15 @@ fn main() {
             ratio(|r| r.cpu_ns_per_request),
             added,
         );
+        if let Some(r) = rate {
+            let kept = abs(|x| x.rps);
+            if kept < 0.98 * r {
+                println!(
+                    "{:<14} did not keep up with {r:.0} req/s: its CPU per request is at a lower rate",
+                    ""
+                );
+            }
+        }
     }
     let (raw, detail) = raw_read_cost_ns();
     println!("\nraw counter reads of one sampled request: {detail}");
