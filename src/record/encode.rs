@@ -47,103 +47,300 @@ impl Record {
             detail,
         } = self;
         let optional_counters = [
-            ("cpu_ns", cpu_ns),
-            ("instructions", instructions),
-            ("cycles", cycles),
-            ("page_faults", page_faults),
-            ("context_switches", context_switches),
-            ("rss_start", rss_start),
-            ("rss_end", rss_end),
-            ("peak_rss", peak_rss),
-            ("polls", polls),
-            ("threads", threads),
+            cpu_ns,
+            instructions,
+            cycles,
+            page_faults,
+            context_switches,
+            rss_start,
+            rss_end,
+            peak_rss,
+            polls,
+            threads,
         ];
-        let flags = [
-            ("scaled", scaled),
-            ("cancelled", cancelled),
-            ("forced", forced),
-        ];
+        let flags = [scaled, cancelled, forced];
         let len = 8
             + usize::from(method.is_some())
             + usize::from(status.is_some())
             + usize::from(!labels.is_empty())
-            + optional_counters
-                .iter()
-                .filter(|(_, c)| c.is_some())
-                .count()
-            + flags.iter().filter(|(_, f)| **f).count()
+            + optional_counters.iter().filter(|c| c.is_some()).count()
+            + flags.iter().filter(|f| ***f).count()
             + usize::from(error.is_some())
             + usize::from(id.is_some())
             + usize::from(detail.is_some());
-        let w = &mut msgpack::Writer(buf);
+        // Everything but `detail` goes into room made once, of a size no
+        // record can exceed (`FIXED_MAX` plus its strings at their longest
+        // header): one capacity check instead of two per value.
+        let strings = |s: &str| s.len() + STR_HEADER_MAX;
+        let room = FIXED_MAX
+            + strings(name)
+            + method.as_deref().map_or(0, strings)
+            + error.as_deref().map_or(0, strings)
+            + labels
+                .iter()
+                .map(|(k, v)| strings(k) + strings(v))
+                .sum::<usize>();
+        let start = buf.len();
+        buf.resize(start + room, 0);
+        let w = &mut msgpack::Writer {
+            out: &mut buf[start..],
+            overflow: false,
+        };
         w.map_len(len);
-        w.uint("v", u64::from(*v));
-        w.str("kind", kind.as_str());
-        w.uint("ts", *ts);
-        w.str("name", name);
+        w.uint(key!("v"), u64::from(*v));
+        w.str(key!("kind"), kind.as_str());
+        w.uint(key!("ts"), *ts);
+        w.str(key!("name"), name);
         if let Some(method) = method {
-            w.str("method", method);
+            w.str(key!("method"), method);
         }
         if let Some(status) = status {
-            w.uint("status", u64::from(*status));
+            w.uint(key!("status"), u64::from(*status));
         }
         if !labels.is_empty() {
-            w.key("labels");
+            w.key(key!("labels"));
             w.map_len(labels.len());
             for (key, value) in labels.iter() {
-                w.str(key, value);
+                w.string(key);
+                w.string(value);
             }
         }
-        w.uint("weight", *weight);
-        w.uint("wall_ns", *wall_ns);
-        for (key, value) in &optional_counters[..] {
-            if let Some(value) = value {
-                w.uint(key, *value);
-            }
+        w.uint(key!("weight"), *weight);
+        w.uint(key!("wall_ns"), *wall_ns);
+        // One line per field (not a loop over a table): each key is a
+        // constant of its own length, copied without a call.
+        macro_rules! optional {
+            ($($field:ident),*) => {$(
+                if let Some(value) = $field {
+                    w.uint(key!(stringify!($field)), *value);
+                }
+            )*};
         }
-        w.str("source", source.as_str());
-        for (key, flag) in flags {
-            if *flag {
-                w.bool(key, true);
-            }
+        optional!(
+            cpu_ns,
+            instructions,
+            cycles,
+            page_faults,
+            context_switches,
+            rss_start,
+            rss_end,
+            peak_rss,
+            polls,
+            threads
+        );
+        w.str(key!("source"), source.as_str());
+        macro_rules! flag {
+            ($($field:ident),*) => {$(
+                if *$field {
+                    w.key(key!(stringify!($field)));
+                    w.byte(0xc3);
+                }
+            )*};
         }
+        flag!(scaled, cancelled, forced);
         if let Some(error) = error {
-            w.str("error", error);
+            w.str(key!("error"), error);
         }
-        w.uint("pid", u64::from(*pid));
+        w.uint(key!("pid"), u64::from(*pid));
         if let Some(id) = id {
-            w.uint("id", *id);
+            w.uint(key!("id"), *id);
         }
+        if detail.is_some() {
+            w.key(key!("detail"));
+        }
+        let (left, overflow) = (w.out.len(), w.overflow);
+        buf.truncate(start + room - left);
+        if overflow {
+            // Cannot happen (the room is an upper bound, tested); were it
+            // to, serde's encoding gives the same bytes.
+            buf.truncate(start);
+            let _ = rmp_serde::encode::write_named(buf, self);
+            return;
+        }
+        #[cfg(test)]
+        ROOM_USED.with(|c| c.set(c.get() + 1));
         if let Some(detail) = detail {
-            w.key("detail");
             // Rare (status and profile records): serde's encoding.
-            let _ = rmp_serde::encode::write_named(w.0, detail);
+            let _ = rmp_serde::encode::write_named(buf, detail);
         }
     }
 }
 
-/// Direct MessagePack writing into a `Vec`, which cannot fail.
+#[cfg(test)]
+thread_local! {
+    /// Records this thread encoded on the direct path (a test's check that
+    /// the room sufficed).
+    static ROOM_USED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The longest header of a string or map: a marker and a 32-bit length.
+const STR_HEADER_MAX: usize = 5;
+
+/// Every key a record can have besides `detail`, with its value's
+/// longest encoding when that is not one of the record's own strings: 9
+/// bytes for a number, 1 for a flag, 31 for `kind` and `source` (short
+/// names of their own), 0 for strings counted apart (`name`, `method`,
+/// `error`) and for `labels` (its map header is counted apart too).
+const KEYS: [(&str, usize); 26] = [
+    ("v", 9),
+    ("kind", 32),
+    ("ts", 9),
+    ("name", 0),
+    ("method", 0),
+    ("status", 9),
+    ("labels", 0),
+    ("weight", 9),
+    ("wall_ns", 9),
+    ("cpu_ns", 9),
+    ("instructions", 9),
+    ("cycles", 9),
+    ("page_faults", 9),
+    ("context_switches", 9),
+    ("rss_start", 9),
+    ("rss_end", 9),
+    ("peak_rss", 9),
+    ("polls", 9),
+    ("threads", 9),
+    ("source", 32),
+    ("scaled", 1),
+    ("cancelled", 1),
+    ("forced", 1),
+    ("error", 0),
+    ("pid", 9),
+    ("id", 9),
+];
+
+/// An upper bound of a record's encoding without its own strings and
+/// `detail`: the record's and the labels' map headers, every key (a
+/// fixstr) with its longest value, and the `detail` key.
+const FIXED_MAX: usize = {
+    let mut n = 2 * STR_HEADER_MAX + "detail".len() + 1;
+    let mut i = 0;
+    while i < KEYS.len() {
+        n += KEYS[i].0.len() + 1 + KEYS[i].1;
+        i += 1;
+    }
+    n
+};
+
+/// A key as its MessagePack fixstr bytes, built at compile time.
+macro_rules! key {
+    ($s:expr) => {{
+        const KEY: [u8; $s.len() + 1] = msgpack::fixstr($s);
+        &KEY
+    }};
+}
+use key;
+
+/// Direct MessagePack writing into room made beforehand (the same bytes
+/// as `rmp`'s smallest encodings).
 mod msgpack {
-    pub(super) struct Writer<'a>(pub(super) &'a mut Vec<u8>);
+    /// `s` as a MessagePack fixstr (`s` shorter than 32 bytes; `N` its
+    /// length plus one), for keys known at compile time.
+    pub(super) const fn fixstr<const N: usize>(s: &str) -> [u8; N] {
+        let bytes = s.as_bytes();
+        assert!(bytes.len() < 32 && bytes.len() + 1 == N);
+        let mut out = [0u8; N];
+        out[0] = 0xa0 | bytes.len() as u8;
+        let mut i = 0;
+        while i < bytes.len() {
+            out[i + 1] = bytes[i];
+            i += 1;
+        }
+        out
+    }
+
+    /// Writes into the front of `out`, keeping the rest; a write that
+    /// does not fit is not made and sets `overflow` (the room is sized so
+    /// that it cannot happen; if it did, the caller encodes another way).
+    pub(super) struct Writer<'a> {
+        pub(super) out: &'a mut [u8],
+        pub(super) overflow: bool,
+    }
 
     impl Writer<'_> {
+        #[inline(always)]
+        fn raw<const N: usize>(&mut self, bytes: [u8; N]) {
+            match std::mem::take(&mut self.out).split_first_chunk_mut::<N>() {
+                Some((head, rest)) => {
+                    *head = bytes;
+                    self.out = rest;
+                }
+                None => self.overflow = true,
+            }
+        }
+        #[inline(always)]
+        fn bytes(&mut self, bytes: &[u8]) {
+            match std::mem::take(&mut self.out).split_at_mut_checked(bytes.len()) {
+                Some((head, rest)) => {
+                    head.copy_from_slice(bytes);
+                    self.out = rest;
+                }
+                None => self.overflow = true,
+            }
+        }
+        #[inline(always)]
+        pub(super) fn byte(&mut self, byte: u8) {
+            self.raw([byte]);
+        }
+        #[inline(always)]
+        pub(super) fn key<const N: usize>(&mut self, key: &[u8; N]) {
+            self.raw(*key);
+        }
         pub(super) fn map_len(&mut self, len: usize) {
-            let _ = rmp::encode::write_map_len(self.0, len as u32);
+            match len {
+                0..16 => self.raw([0x80 | len as u8]),
+                16..65_536 => {
+                    let [a, b] = (len as u16).to_be_bytes();
+                    self.raw([0xde, a, b]);
+                }
+                _ => {
+                    let [a, b, c, d] = (len as u32).to_be_bytes();
+                    self.raw([0xdf, a, b, c, d]);
+                }
+            }
         }
-        pub(super) fn key(&mut self, key: &str) {
-            let _ = rmp::encode::write_str(self.0, key);
-        }
-        pub(super) fn uint(&mut self, key: &str, value: u64) {
+        #[inline(always)]
+        pub(super) fn uint<const N: usize>(&mut self, key: &[u8; N], value: u64) {
             self.key(key);
-            let _ = rmp::encode::write_uint(self.0, value);
+            match value {
+                0..128 => self.raw([value as u8]),
+                128..256 => self.raw([0xcc, value as u8]),
+                256..65_536 => {
+                    let [a, b] = (value as u16).to_be_bytes();
+                    self.raw([0xcd, a, b]);
+                }
+                65_536..=0xffff_ffff => {
+                    let [a, b, c, d] = (value as u32).to_be_bytes();
+                    self.raw([0xce, a, b, c, d]);
+                }
+                _ => {
+                    let [a, b, c, d, e, f, g, h] = value.to_be_bytes();
+                    self.raw([0xcf, a, b, c, d, e, f, g, h]);
+                }
+            }
         }
-        pub(super) fn str(&mut self, key: &str, value: &str) {
-            self.key(key);
-            let _ = rmp::encode::write_str(self.0, value);
+        #[inline(always)]
+        pub(super) fn string(&mut self, s: &str) {
+            let len = s.len();
+            match len {
+                0..32 => self.raw([0xa0 | len as u8]),
+                32..256 => self.raw([0xd9, len as u8]),
+                256..65_536 => {
+                    let [a, b] = (len as u16).to_be_bytes();
+                    self.raw([0xda, a, b]);
+                }
+                _ => {
+                    let [a, b, c, d] = (len as u32).to_be_bytes();
+                    self.raw([0xdb, a, b, c, d]);
+                }
+            }
+            self.bytes(s.as_bytes());
         }
-        pub(super) fn bool(&mut self, key: &str, value: bool) {
+        #[inline]
+        pub(super) fn str<const N: usize>(&mut self, key: &[u8; N], value: &str) {
             self.key(key);
-            let _ = rmp::encode::write_bool(self.0, value);
+            self.string(value);
         }
     }
 }
@@ -228,6 +425,65 @@ mod tests {
             assert_eq!(r.to_msgpack(), serde_encoding(r), "{r:?}");
             assert_eq!(&Record::from_msgpack(&r.to_msgpack()).unwrap(), r);
         }
+    }
+
+    /// The room made for a record is an upper bound: a record with every
+    /// field at its longest encoding (a method and an error needing 32-bit
+    /// lengths, labels and names at their caps, the
+    /// largest numbers, every flag) still takes the direct path, which
+    /// would otherwise fall back to serde's encoding.
+    #[test]
+    fn the_room_holds_the_longest_record() {
+        let long = "x".repeat(70_000);
+        let mut r = Record::new(RecordKind::Request, &long);
+        r.method = Some(long.clone().into());
+        r.error = Some(long.clone().into());
+        for i in 0..20 {
+            r.set_label(&format!("{i}{long}"), &long);
+        }
+        r.status = Some(u16::MAX);
+        r.ts = u64::MAX;
+        r.weight = u64::MAX;
+        r.wall_ns = u64::MAX;
+        for c in [
+            &mut r.cpu_ns,
+            &mut r.instructions,
+            &mut r.cycles,
+            &mut r.page_faults,
+            &mut r.context_switches,
+            &mut r.rss_start,
+            &mut r.rss_end,
+            &mut r.peak_rss,
+            &mut r.polls,
+            &mut r.threads,
+        ] {
+            *c = Some(u64::MAX);
+        }
+        r.source = ReadPath::Software;
+        (r.scaled, r.cancelled, r.forced) = (true, true, true);
+        r.pid = u32::MAX;
+        r.id = Some(u64::MAX);
+        // Every key the encoding writes is in the table the room is
+        // sized from.
+        let bytes = r.to_msgpack();
+        let v: rmpv::Value = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
+        for (k, _) in v.as_map().unwrap() {
+            let k = k.as_str().unwrap();
+            assert!(
+                KEYS.iter().any(|(key, _)| *key == k),
+                "{k} missing from KEYS"
+            );
+        }
+        assert_eq!(v.as_map().unwrap().len(), KEYS.len());
+        let mut direct = Vec::new();
+        super::ROOM_USED.with(|c| c.set(0));
+        r.write_msgpack(&mut direct);
+        assert_eq!(
+            super::ROOM_USED.with(|c| c.get()),
+            1,
+            "the direct path, not the fallback"
+        );
+        assert_eq!(direct, serde_encoding(&r));
     }
 
     #[test]
