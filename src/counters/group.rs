@@ -12,7 +12,7 @@ use perf_event::{Builder, ReadFormat};
 use super::snapshot::{CpuFrom, Snapshot};
 use super::unavailable::Unavailable;
 use super::{Counter, CounterSet, PhantomNotSend, ReadPath, statm};
-use crate::sys;
+use crate::sys::{self, UserReadFailure};
 
 /// Perf events in group-read order. At most five events per thread.
 const MAX_EVENTS: usize = 5;
@@ -151,6 +151,12 @@ impl Counters {
                         break;
                     }
                 }
+            }
+            // The kernel may withdraw user access at any moment (arm64's
+            // perf_user_access): without the trap recovered, a read would
+            // kill the process, so read(2) it is.
+            if !user.is_empty() && !sys::recover_withdrawn_user_reads() {
+                user.clear();
             }
         }
         let sw: &[Counter] = if user.is_empty() {
@@ -353,13 +359,15 @@ impl Counters {
     /// for multiplexing (a raw count, as in a [`Snapshot`]). `None` when the
     /// counter is not in the set, was not opened or the read failed. The
     /// profiler's timer (`crate::profile`).
-    pub(crate) fn read_one(&self, counter: Counter) -> Option<u64> {
+    pub(crate) fn read_one(&mut self, counter: Counter) -> Option<u64> {
         match counter {
             Counter::Instructions | Counter::Cycles => {
-                let group = self.group.as_ref()?;
+                let group = self.group.as_mut()?;
                 if let Some((_, page)) = group.user.iter().find(|(c, _)| *c == counter) {
-                    if let Some(v) = page.read() {
-                        return Some(v.count);
+                    match page.read() {
+                        Ok(v) => return Some(v.count),
+                        Err(UserReadFailure::Withdrawn) => withdraw_user_reads(group),
+                        Err(UserReadFailure::NotNow) => {}
                     }
                 }
                 let mut s = Snapshot::default();
@@ -387,7 +395,9 @@ impl Counters {
             .as_ref()
             .is_some_and(|g| g.cpu_from_enabled || g.slots.contains(&Counter::CpuTime));
         self.read_rest(s, !cpu_from_group, memory);
-        if let Some(group) = &self.group {
+        if let Some(group) = &mut self.group {
+            // A refused user-space read leaves read(2)'s values, taken
+            // after the trap was handled: right for a start.
             read_group(group, s);
         }
         if cpu_from_group && s.cpu_from == CpuFrom::Nowhere && self.set.contains(Counter::CpuTime) {
@@ -401,8 +411,14 @@ impl Counters {
     /// counters first; RSS and peak RSS only when `memory`.
     #[inline(always)]
     fn read_end(&mut self, s: &mut Snapshot, memory: bool) {
-        if let Some(group) = &self.group {
-            read_group(group, s);
+        if let Some(group) = &mut self.group {
+            if read_group(group, s) {
+                // The kernel refused the user-space read: the count read(2)
+                // gave holds the handling of the trap, which is not the
+                // region's. No count rather than a wrong one.
+                s.instructions = None;
+                s.cycles = None;
+            }
         }
         s.wall_ns = sys::monotonic_ns();
         let cpu_from_clock = s.cpu_from == CpuFrom::Nowhere;
@@ -446,11 +462,31 @@ fn set_slot(s: &mut Snapshot, counter: Counter, value: u64) {
     }
 }
 
-fn read_group(group: &PerfGroup, s: &mut Snapshot) {
+/// Stops reading `group` from user space: the kernel withdrew user access
+/// (`UserReadFailure::Withdrawn`), and every read is a `read(2)` from now
+/// on, as [`Counters::source`] then says.
+#[cold]
+#[inline(never)]
+fn withdraw_user_reads(group: &mut PerfGroup) {
+    group.user = Vec::new();
+}
+
+/// Reads `group` into `s`: through the user pages when it has them and
+/// they all give a count now, else with one `read(2)`. Returns whether the
+/// kernel refused a user-space read (a trap, recovered): the group then
+/// switches to `read(2)` for good before the read that fills `s`.
+fn read_group(group: &mut PerfGroup, s: &mut Snapshot) -> bool {
+    let mut withdrawn = false;
     if !group.user.is_empty() {
         let mut values = [None; 2];
         for (i, (_, page)) in group.user.iter().enumerate() {
-            values[i] = page.read();
+            match page.read() {
+                Ok(v) => values[i] = Some(v),
+                Err(e) => {
+                    withdrawn = e == UserReadFailure::Withdrawn;
+                    break;
+                }
+            }
         }
         let times_ok = !group.cpu_from_enabled || values[0].is_some_and(|v| v.times_current);
         if times_ok && values[..group.user.len()].iter().all(Option::is_some) {
@@ -466,21 +502,25 @@ fn read_group(group: &PerfGroup, s: &mut Snapshot) {
                 s.cpu_ns = values[0].map(|v| v.time_enabled);
                 s.cpu_from = CpuFrom::LeaderEnabled;
             }
-            return;
+            return false;
         }
         // Not on a hardware counter right now (or the page's times are not
         // current while CPU time comes from them): read() gives the truth.
+        if withdrawn {
+            // Before the read(2), so that its count holds none of this.
+            withdraw_user_reads(group);
+        }
     }
     let mut buf = [0u64; GROUP_WORDS];
     let n = group.slots.len();
     let Ok(bytes) = sys::read_words(group.counters[0].as_raw_fd(), &mut buf[..3 + n]) else {
-        return;
+        return withdrawn;
     };
     let words = bytes / 8;
     let nr = buf[0] as usize;
     if words < 3 || nr != n || words < 3 + nr {
         // Not what this group looks like: report nothing rather than guess.
-        return;
+        return withdrawn;
     }
     s.time_enabled = buf[1];
     s.time_running = buf[2];
@@ -497,6 +537,7 @@ fn read_group(group: &PerfGroup, s: &mut Snapshot) {
     for (i, counter) in group.slots.iter().enumerate() {
         set_slot(s, *counter, buf[3 + i]);
     }
+    withdrawn
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ pub fn user_access(on: bool) -> UserAccess {
                 _lock: lock,
             };
         }
-        let written = std::fs::write(ARM64_USER_ACCESS, want).is_ok();
+        let written = write_user_access(on);
         return UserAccess {
             enabled: if written { on } else { before.trim() == "1" },
             restore: written.then_some(before),
@@ -106,6 +106,15 @@ pub fn user_access(on: bool) -> UserAccess {
         restore: None,
         _lock: lock,
     }
+}
+
+/// Writes arm64's `perf_user_access` (1 when `on`, else 0) as it is, for a
+/// test that switches it while counters are open; whether it was written
+/// (false elsewhere, or without root). Take [`user_access`] first: it
+/// holds the PMU and restores the setting.
+pub fn write_user_access(on: bool) -> bool {
+    cfg!(target_arch = "aarch64")
+        && std::fs::write(ARM64_USER_ACCESS, if on { "1" } else { "0" }).is_ok()
 }
 
 impl Drop for UserAccess {
