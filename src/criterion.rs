@@ -223,33 +223,15 @@ impl fmt::Debug for Engine {
     }
 }
 
-fn unavailable(counter: Counter, reason: impl Into<String>) -> Error {
-    Error::CounterUnavailable(Unavailable {
-        counter,
-        errno: None,
-        reason: reason.into(),
-    })
-}
-
 impl Engine {
     fn open(kind: Kind, scope: Scope) -> Result<Engine, Error> {
         let counter = kind.counter();
         let source = match scope {
             Scope::Thread => {
                 let counters = Counters::open(CounterSet::wall_only().with(counter));
-                if kind == Kind::CpuTime {
-                    // Without the task-clock event the thread CPU clock
-                    // still gives CPU time (Counters reads it then): only
-                    // the absence of both is an error.
-                    if !counters.is_available(counter) && crate::sys::thread_cpu_ns().is_none() {
-                        return Err(unavailable(
-                            counter,
-                            "neither the task-clock event nor CLOCK_THREAD_CPUTIME_ID \
-                             gives this thread's CPU time",
-                        ));
-                    }
-                } else if let Some(u) = counters.unavailable().iter().find(|u| u.counter == counter)
-                {
+                // CPU time is unavailable only when neither the task-clock
+                // event nor the thread CPU clock gives it.
+                if let Some(u) = counters.unavailable().iter().find(|u| u.counter == counter) {
                     return Err(Error::CounterUnavailable(u.clone()));
                 }
                 Source::Thread(RefCell::new(counters))
@@ -288,8 +270,7 @@ impl Engine {
                         .cloned()
                 })
                 .flatten();
-                // CPU time has the thread CPU clock behind the task-clock.
-                if let Some(u) = missing.filter(|_| kind != Kind::CpuTime) {
+                if let Some(u) = missing {
                     return Err(Error::CounterUnavailable(u));
                 }
                 Source::Polls

@@ -1,48 +1,74 @@
 //! What this machine can measure, why not, and at what cost.
 //!
-//! [`probe()`] opens the counters on the calling thread and returns a
-//! [`Probe`]: for each counter whether it works, the reason when it does
-//! not (the errno and a sentence a person can act on, e.g. "no hardware
-//! PMU" or "perf_event_paranoid is 3"), how it is read (`rdpmc`, `read` or
-//! `software`) and what one read costs here. [`self_check()`] runs
-//! [`known_loop`], whose instruction count is known, and compares it with
-//! what the counters say: the one-command check that the hardware path
-//! counts exactly on a machine with a PMU (`cargo run --example probe`).
+//! [`probe()`] opens the counters the way a thread opens them and returns
+//! a [`Probe`]: for each counter whether it works, where its values come
+//! from ([`CounterSource`]: `rdpmc`, `read`, `software_event`, `clock`,
+//! `statm`, `getrusage`), the reason when it does not work (the errno and
+//! a sentence a person can act on, e.g. "no hardware PMU" or
+//! "perf_event_paranoid is 3") and what one read costs here. The answer is
+//! [`Counters::sources`], the one status records carry (`detail.counters`,
+//! `detail.sources`): a counter the probe calls available is in every
+//! record, one it calls unavailable in none. [`Probe::thread`] answers for
+//! the calling thread's own counters, as its snapshots read them now.
+//! [`self_check()`] runs [`known_loop`], whose instruction count is known,
+//! and compares it with what the counters say: the one-command check that
+//! the hardware path counts exactly on a machine with a PMU
+//! (`cargo run --example probe`).
 //!
 //! ```
 //! let probe = dynostats::probe();
 //! // On a machine without a PMU, instructions are absent, with the reason.
 //! for counter in &probe.counters {
-//!     println!("{:?}: {}", counter.counter, counter.available());
+//!     println!("{}: {:?}", counter.counter(), counter.source());
 //! }
 //! println!("{probe}");
 //! ```
 
 use std::fmt;
 
-use crate::counters::{Counter, CounterSet, Counters, Delta, ReadPath};
-use crate::counters::{Unavailable, paranoid_level};
+use crate::counters::{
+    Counter, CounterSet, CounterSource, CounterState, Counters, Delta, ReadPath, Sources,
+};
+use crate::counters::{Unavailable, paranoid_level, with_thread_counters, write_header, write_row};
 use crate::sys;
 
-/// One counter's availability on this machine and thread.
+/// One counter's availability and source on this machine, as a thread gets
+/// them.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct CounterProbe {
-    /// The counter.
-    pub counter: Counter,
-    /// Why it cannot be read, or `None` when it can.
-    pub unavailable: Option<Unavailable>,
-    /// How it is read when opened alone.
-    pub source: ReadPath,
+    /// The counter, where its values come from, or why it is absent.
+    pub state: CounterState,
+    /// Whether the counter is in the set threads open
+    /// ([`crate::counters::thread_counter_set`]). Its state is then the one
+    /// that set gives a thread (a source can depend on the other counters of
+    /// the set: hardware counters are read from user space only beside
+    /// clocks and RSS); otherwise the state it has opened alone.
+    pub in_thread_set: bool,
     /// Median nanoseconds of one snapshot of a set holding only this counter
     /// (and wall time), or `None` when unavailable.
     pub read_cost_ns: Option<u64>,
 }
 
 impl CounterProbe {
+    /// The counter.
+    pub fn counter(&self) -> Counter {
+        self.state.counter
+    }
+
     /// Whether the counter can be read.
     pub fn available(&self) -> bool {
-        self.unavailable.is_none()
+        self.state.available()
+    }
+
+    /// Where its values come from, or `None` when it is unavailable.
+    pub fn source(&self) -> Option<CounterSource> {
+        self.state.source.as_ref().ok().copied()
+    }
+
+    /// Why it cannot be read, or `None` when it can.
+    pub fn unavailable(&self) -> Option<&Unavailable> {
+        self.state.unavailable()
     }
 }
 
@@ -54,7 +80,7 @@ pub struct Probe {
     pub counters: Vec<CounterProbe>,
     /// The set threads open by default ([`crate::counters::thread_counter_set`]).
     pub default_set: CounterSet,
-    /// How that set is read.
+    /// How that set is read, freshly opened.
     pub default_source: ReadPath,
     /// Median nanoseconds of one snapshot of the default set.
     pub default_read_cost_ns: u64,
@@ -65,7 +91,27 @@ pub struct Probe {
 impl Probe {
     /// The entry for `counter`.
     pub fn counter(&self, counter: Counter) -> Option<&CounterProbe> {
-        self.counters.iter().find(|c| c.counter == counter)
+        self.counters.iter().find(|c| c.counter() == counter)
+    }
+
+    /// The calling thread's own counters (those behind
+    /// [`crate::snapshot`], opened if they were not yet): per counter its
+    /// source or why it is absent, and the read path, as its snapshots read
+    /// them now. Unlike [`probe()`], which opens a fresh set, this is the
+    /// thread's live state: a thread whose counters were opened before a
+    /// change (arm64's `perf_user_access`, a PMU now busy) reads as it
+    /// opened them, not as a new thread would. `None` while the thread is
+    /// being torn down.
+    ///
+    /// ```
+    /// use dynostats::{counters::Counter, counters::CounterSource, probe::Probe};
+    ///
+    /// let thread = Probe::thread().unwrap();
+    /// assert_eq!(thread.source(Counter::WallTime), Some(CounterSource::Clock));
+    /// println!("{thread}");
+    /// ```
+    pub fn thread() -> Option<Sources> {
+        with_thread_counters(|counters| counters.sources())
     }
 }
 
@@ -84,41 +130,48 @@ fn median_read_cost(counters: &mut Counters) -> u64 {
     costs[costs.len() / 2]
 }
 
-/// Opens every counter on the calling thread, one at a time, and reports
-/// which ones work, why the others do not, how they are read and what one
+/// Opens the counters on the calling thread as a thread opens them (the
+/// thread counter set), and each counter alone, and reports which ones
+/// work, where their values come from, why the others do not and what one
 /// read costs.
 ///
 /// ```
+/// use dynostats::counters::{Counter, CounterSource};
+///
 /// let probe = dynostats::probe();
-/// let wall = probe.counter(dynostats::counters::Counter::WallTime).unwrap();
-/// assert!(wall.available());
+/// let wall = probe.counter(Counter::WallTime).unwrap();
+/// assert_eq!(wall.source(), Some(CounterSource::Clock));
 /// println!("{probe}");
 /// ```
 pub fn probe() -> Probe {
+    let default_set = crate::counters::thread_counter_set();
+    let mut opened = Counters::open(default_set);
+    let thread = opened.sources();
     let counters = Counter::ALL
         .iter()
         .map(|&counter| {
-            let mut opened = Counters::open(CounterSet::wall_only().with(counter));
-            let unavailable = opened
-                .unavailable()
-                .iter()
-                .find(|u| u.counter == counter)
-                .cloned();
-            let read_cost_ns = unavailable.is_none().then(|| median_read_cost(&mut opened));
+            let mut alone = Counters::open(CounterSet::wall_only().with(counter));
+            let in_thread_set = default_set.contains(counter);
+            let state = match thread.get(counter) {
+                Some(state) => state.clone(),
+                None => alone
+                    .sources()
+                    .get(counter)
+                    .cloned()
+                    .expect("the set opened holds the counter"),
+            };
+            let read_cost_ns = state.available().then(|| median_read_cost(&mut alone));
             CounterProbe {
-                counter,
-                unavailable,
-                source: opened.source(),
+                state,
+                in_thread_set,
                 read_cost_ns,
             }
         })
         .collect();
-    let default_set = crate::counters::thread_counter_set();
-    let mut opened = Counters::open(default_set);
     Probe {
         counters,
         default_set,
-        default_source: opened.source(),
+        default_source: thread.path,
         default_read_cost_ns: median_read_cost(&mut opened),
         perf_event_paranoid: paranoid_level(),
     }
@@ -126,33 +179,14 @@ pub fn probe() -> Probe {
 
 impl fmt::Display for Probe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{:<17} {:<10} {:<9} {:>9}  reason",
-            "counter", "available", "path", "read ns"
-        )?;
+        write_header(f)?;
         for c in &self.counters {
-            let cost = c
-                .read_cost_ns
-                .map_or_else(|| "-".to_string(), |n| n.to_string());
-            let (avail, reason) = match &c.unavailable {
-                None => ("yes", String::new()),
-                Some(u) => ("no", u.explanation()),
-            };
-            let path = if c.available() {
-                c.source.as_str()
+            let note = if c.in_thread_set {
+                ""
             } else {
-                "-"
+                "(not in the thread counter set: opened alone)"
             };
-            writeln!(
-                f,
-                "{:<17} {:<10} {:<9} {:>9}  {}",
-                c.counter.name(),
-                avail,
-                path,
-                cost,
-                reason
-            )?;
+            write_row(f, &c.state, c.read_cost_ns, note)?;
         }
         writeln!(
             f,

@@ -7,7 +7,8 @@ use common::memory_pipeline;
 
 use std::time::Duration;
 
-use dynostats::{Pipeline, Record, RecordKind, counters::Counter, sink::MemorySink};
+use dynostats::counters::{Counter, CounterSource};
+use dynostats::{Pipeline, Record, RecordKind, sink::MemorySink};
 
 #[test]
 fn status_records_describe_counters_and_counts() {
@@ -37,30 +38,27 @@ fn status_records_describe_counters_and_counts() {
     assert!(["rdpmc", "read", "software"].contains(&first.source.as_str()));
     let detail = first.detail.as_ref().unwrap();
 
-    // Every counter of the thread set, "ok" or the reason it is not: the
-    // same answer this thread gets.
-    let expected: Vec<(String, Option<String>)> = dynostats::counters::with_thread_counters(|c| {
-        c.set()
-            .iter()
-            .map(|counter| {
-                let reason = c
-                    .unavailable()
-                    .iter()
-                    .find(|u| u.counter == counter)
-                    .map(|u| u.reason.clone());
-                (counter.name().to_string(), reason)
-            })
-            .collect()
-    })
-    .unwrap();
-    assert_eq!(detail.counters.len(), expected.len());
-    for (name, reason) in expected {
-        let state = &detail.counters[&name];
-        match reason {
-            None => assert_eq!(state, "ok", "{name}"),
-            Some(reason) => assert!(state.starts_with(&reason), "{name}: {state}"),
+    // Every counter of the thread set, "ok" or the reason it is not, and
+    // where the available ones come from: what the probe says a thread gets
+    // (the writer thread's counters, opened on the same kernel).
+    let probe = dynostats::probe();
+    let in_set: Vec<_> = probe.counters.iter().filter(|c| c.in_thread_set).collect();
+    assert_eq!(detail.counters.len(), in_set.len());
+    for c in in_set {
+        let name = c.counter().name();
+        assert_eq!(detail.counters[name], c.state.verdict(), "{name}");
+        let source = detail.sources.get(name).map(String::as_str);
+        match c.source() {
+            // A hardware counter's path can differ from moment to moment
+            // (an event off the PMU is read with read(2)).
+            Some(s) if c.counter().is_hardware() => assert!(source.is_some(), "{name}: {s}"),
+            s => assert_eq!(source, s.map(|s| s.as_str()), "{name}"),
         }
     }
+    assert_eq!(
+        detail.sources[Counter::WallTime.name()],
+        CounterSource::Clock.as_str()
+    );
     assert_eq!(detail.counters[Counter::WallTime.name()], "ok");
 
     for key in [

@@ -10,6 +10,7 @@ use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, ReadFormat};
 
 use super::snapshot::{CpuFrom, Snapshot};
+use super::source::{CounterSource, CounterState, Sources};
 use super::unavailable::Unavailable;
 use super::{Counter, CounterSet, PhantomNotSend, ReadPath, statm};
 use crate::sys::{self, UserReadFailure};
@@ -192,6 +193,27 @@ impl Counters {
         let cpu_from_enabled = set.contains(Counter::CpuTime)
             && !user.is_empty()
             && user.iter().all(|(_, page)| page.has_user_time());
+        // Elsewhere without the task-clock event (refused, or not opened on
+        // the user-read path), snapshots read CPU time from
+        // CLOCK_THREAD_CPUTIME_ID: then CPU time is available, from the
+        // clock, and the event's refusal is no reason it is absent.
+        if set.contains(Counter::CpuTime) && !cpu_from_enabled && !slots.contains(&Counter::CpuTime)
+        {
+            let refused = unavailable
+                .iter()
+                .position(|u| u.counter == Counter::CpuTime);
+            match (sys::thread_cpu_ns().is_some(), refused) {
+                (true, Some(pos)) => {
+                    unavailable.remove(pos);
+                }
+                (false, None) => unavailable.push(Unavailable {
+                    counter: Counter::CpuTime,
+                    errno: None,
+                    reason: "CLOCK_THREAD_CPUTIME_ID cannot be read".to_string(),
+                }),
+                _ => {}
+            }
+        }
         let group = (!counters.is_empty()).then_some(PerfGroup {
             counters,
             slots,
@@ -243,13 +265,82 @@ impl Counters {
         self.set.contains(counter) && self.unavailable.iter().all(|u| u.counter != counter)
     }
 
-    /// How perf counters are read on this thread.
+    /// How perf counters were opened to be read on this thread: from user
+    /// space where the kernel allowed it when they were opened. A snapshot
+    /// of a user-read group falls back to `read(2)` while a page cannot be
+    /// read; [`Counters::sources`] says which path a snapshot takes now.
     pub fn source(&self) -> ReadPath {
         match &self.group {
             Some(g) if !g.user.is_empty() => ReadPath::Rdpmc,
             Some(g) if g.has_hardware => ReadPath::Read,
             _ => ReadPath::Software,
         }
+    }
+
+    /// Where each counter of the set comes from now, or why it is absent,
+    /// and the read path a snapshot takes now: the one answer of the probe
+    /// ([`crate::probe`]) and of status records.
+    ///
+    /// A counter is available exactly when snapshots carry it: CPU time
+    /// read from `CLOCK_THREAD_CPUTIME_ID` because the perf task-clock was
+    /// refused is available, from [`CounterSource::Clock`]. A user-read
+    /// group whose pages cannot be read at this moment (an event off the
+    /// PMU, or user access withdrawn) is read with `read(2)`, and says so:
+    /// its hardware counters are then [`CounterSource::GroupRead`]. Only
+    /// such a group is read (as a snapshot reads it: its pages, and
+    /// `read(2)` when they cannot be read); nothing else makes a system
+    /// call.
+    pub fn sources(&mut self) -> Sources {
+        // A user-read group is read as a snapshot reads it (a trap on a
+        // withdrawn read switches it to read(2) for good, here as there).
+        let user_now = match self.group.as_mut() {
+            Some(g) if !g.user.is_empty() => {
+                let mut s = Snapshot::default();
+                read_group(g, &mut s);
+                s.source == ReadPath::Rdpmc
+            }
+            _ => false,
+        };
+        let group = self.group.as_ref();
+        let hardware = if user_now {
+            CounterSource::UserRead
+        } else {
+            CounterSource::GroupRead
+        };
+        let counters = self
+            .set
+            .iter()
+            .map(|counter| {
+                let source = match self.unavailable.iter().find(|u| u.counter == counter) {
+                    Some(u) => Err(u.clone()),
+                    None => Ok(match counter {
+                        Counter::Instructions | Counter::Cycles => hardware,
+                        Counter::CpuTime if group.is_some_and(|g| g.cpu_from_enabled) => hardware,
+                        Counter::CpuTime
+                            if group.is_some_and(|g| g.slots.contains(&Counter::CpuTime)) =>
+                        {
+                            CounterSource::SoftwareEvent
+                        }
+                        Counter::CpuTime | Counter::WallTime => CounterSource::Clock,
+                        Counter::Rss => CounterSource::Statm,
+                        Counter::ContextSwitches if self.switches_from_rusage => {
+                            CounterSource::Getrusage
+                        }
+                        Counter::PageFaults | Counter::ContextSwitches => {
+                            CounterSource::SoftwareEvent
+                        }
+                        Counter::PeakRss => CounterSource::Getrusage,
+                    }),
+                };
+                CounterState { counter, source }
+            })
+            .collect();
+        let path = match group {
+            Some(_) if user_now => ReadPath::Rdpmc,
+            Some(g) if g.has_hardware => ReadPath::Read,
+            _ => ReadPath::Software,
+        };
+        Sources { path, counters }
     }
 
     /// Whether these counters were opened in another process (before a

@@ -10,7 +10,9 @@
 //! [`ReadPath`] here; [`Snapshot`] and [`Delta`] in `snapshot`; the perf
 //! group ([`Counters`]: open and read) in `group`; `/proc/self/statm` in
 //! `statm`; the thread-local behind [`snapshot()`] in `thread`; why a
-//! counter is absent ([`Unavailable`]) in `unavailable`.
+//! counter is absent ([`Unavailable`]) in `unavailable`; where each
+//! counter comes from ([`CounterSource`], [`CounterState`], [`Sources`],
+//! answered by [`Counters::sources`]) in `source`.
 //!
 //! # User-space reads the kernel withdraws
 //!
@@ -37,13 +39,15 @@
 //! without the library. A thread whose page stopped offering the counter
 //! (it was scheduled since the switch) never traps: each of its reads
 //! checks the page and falls back to `read(2)`, while
-//! [`Counters::source`] still says [`ReadPath::Rdpmc`]. x86_64 is not
+//! [`Counters::source`] still says [`ReadPath::Rdpmc`] ([`Counters::sources`]
+//! says [`ReadPath::Read`], the path its reads take). x86_64 is not
 //! covered: `/sys/bus/event_source/devices/cpu/rdpmc` switched to 0 at run
 //! time makes the next `rdpmc` fault with SIGSEGV, which the library does
 //! not catch.
 
 mod group;
 mod snapshot;
+mod source;
 mod statm;
 mod thread;
 mod unavailable;
@@ -56,6 +60,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use group::Counters;
 pub use snapshot::{Delta, Snapshot};
+pub use source::{CounterSource, CounterState, Sources};
+pub(crate) use source::{write_header, write_row};
 pub(crate) use thread::{memory_now, read_counter, snapshot_end_counts, snapshot_start_counts};
 pub use thread::{
     set_thread_counters, snapshot, snapshot_end, snapshot_start, thread_counter_set,

@@ -1,5 +1,7 @@
-//! The status record: which counters work on the writer thread and why
-//! not, and the pipeline's counts so far (format in `docs/records.md`).
+//! The status record: which counters work on the writer thread, where
+//! they come from and why not (the probe's answer,
+//! `Counters::sources`), and the pipeline's counts so far (format in
+//! `docs/records.md`).
 
 use super::stats::PipelineStats;
 use crate::counters::with_thread_counters;
@@ -12,18 +14,19 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
     let mut record = Record::new(RecordKind::Status, "dynostats");
     record.weight = 0;
     let mut detail = Detail::default();
-    let source = with_thread_counters(|counters| {
-        for counter in counters.set().iter() {
-            let state = match counters.unavailable().iter().find(|u| u.counter == counter) {
-                Some(u) => u.explanation(),
-                None => "ok".to_string(),
-            };
-            detail.counters.insert(counter.name().to_string(), state);
+    // The probe's answer for this thread's counters: per counter "ok" or
+    // why not, and where the available ones come from.
+    if let Some(sources) = with_thread_counters(|counters| counters.sources()) {
+        for state in &sources.counters {
+            let name = state.counter.name().to_string();
+            if let Ok(source) = state.source {
+                detail
+                    .sources
+                    .insert(name.clone(), source.as_str().to_string());
+            }
+            detail.counters.insert(name, state.verdict());
         }
-        counters.source()
-    });
-    if let Some(source) = source {
-        record.source = source;
+        record.source = sources.path;
     }
     let stats = [
         ("records_accepted", totals.accepted),
@@ -61,4 +64,50 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
     }
     record.detail = Some(detail);
     record
+}
+
+/// The scripted kernel of the integration tests: status records are made on
+/// the writer thread, out of reach of a test's thread-local perf hooks, so
+/// this one is tested here, where `record` runs on the test's own thread.
+#[cfg(test)]
+#[allow(unsafe_code, unreachable_pub)]
+#[path = "../../tests/common/fake_kernel.rs"]
+mod fake_kernel;
+
+#[cfg(test)]
+mod tests {
+    use super::fake_kernel::{FakeKernel, HARDWARE, SOFTWARE};
+    use super::*;
+    use crate::counters::{Counter, CounterSource};
+
+    #[test]
+    fn a_status_record_carries_the_threads_sources_and_reasons() {
+        let kernel = FakeKernel::new();
+        kernel
+            .fail_type(HARDWARE, libc::EACCES)
+            .fail_type(SOFTWARE, libc::EACCES);
+        let _hooks = kernel.install();
+        let record = record(&PipelineStats::default(), 0);
+        let detail = record.detail.as_ref().unwrap();
+        let sources = with_thread_counters(|c| c.sources()).unwrap();
+        assert_eq!(record.source, sources.path);
+        assert_eq!(detail.counters.len(), sources.counters.len());
+        for state in &sources.counters {
+            let name = state.counter.name();
+            assert_eq!(detail.counters[name], state.verdict(), "{name}");
+            assert_eq!(
+                detail.sources.get(name).map(String::as_str),
+                state.source.as_ref().ok().map(|s| s.as_str()),
+                "{name}"
+            );
+        }
+        // Every perf event refused: CPU time from the clock, "ok"; no
+        // source for the absent hardware counters, and their reason.
+        let cpu = Counter::CpuTime.name();
+        assert_eq!(detail.counters[cpu], "ok");
+        assert_eq!(detail.sources[cpu], CounterSource::Clock.as_str());
+        let instructions = Counter::Instructions.name();
+        assert!(detail.counters[instructions].contains("EACCES"));
+        assert!(!detail.sources.contains_key(instructions));
+    }
 }

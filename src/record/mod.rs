@@ -212,6 +212,12 @@ pub struct Detail {
     /// Status: per counter, `"ok"` or the reason it is unavailable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, String>,
+    /// Status: per available counter, where its values come from
+    /// ([`CounterSource`](crate::counters::CounterSource) names: `"rdpmc"`,
+    /// `"read"`, `"software_event"`, `"clock"`, `"statm"`, `"getrusage"`).
+    /// Empty in records written before it was added.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
     /// Status: named statistics of the pipeline (records written, dropped
     /// per reason, bytes written ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

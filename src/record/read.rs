@@ -1219,11 +1219,11 @@ fn decode_detail<'a>(
 ) -> Result<(), Stop> {
     string_map(c, problem, head, "detail", 2, |c, problem, name, v| {
         match name {
-            "counters" | "errors" => {
-                let key = if name == "counters" {
-                    "detail.counters"
-                } else {
-                    "detail.errors"
+            "counters" | "sources" | "errors" => {
+                let (key, target) = match name {
+                    "counters" => ("detail.counters", &mut detail.counters),
+                    "sources" => ("detail.sources", &mut detail.sources),
+                    _ => ("detail.errors", &mut detail.errors),
                 };
                 let mut map = BTreeMap::new();
                 string_map(c, problem, v, key, 3, |c, problem, k, v| {
@@ -1232,11 +1232,7 @@ fn decode_detail<'a>(
                     }
                     Ok(())
                 })?;
-                if name == "counters" {
-                    detail.counters = map;
-                } else {
-                    detail.errors = map;
-                }
+                *target = map;
             }
             "stats" => {
                 string_map(c, problem, v, "detail.stats", 3, |c, problem, k, v| {
@@ -1589,6 +1585,7 @@ mod tests {
         r.set_label("host", "h");
         let mut detail = Detail::default();
         detail.counters.insert("cycles".into(), "no PMU".into());
+        detail.sources.insert("cpu_ns".into(), "clock".into());
         detail
             .stats
             .insert("records_dropped_queue_full".into(), u64::MAX);

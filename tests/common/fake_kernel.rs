@@ -44,6 +44,9 @@ struct State {
     /// fd handed out -> the test's end of its socket pair.
     peers: HashMap<i32, OwnedFd>,
     next_id: u64,
+    /// Hand out descriptors whose reads fail with `EAGAIN` when nothing is
+    /// queued, instead of blocking.
+    nonblocking: bool,
 }
 
 /// The scripted kernel. Clone handles share one state.
@@ -98,6 +101,14 @@ impl FakeKernel {
     /// Makes every `perf_event_open` of `type_` fail with `errno`.
     pub fn fail_type(&self, type_: u32, errno: i32) -> &Self {
         self.state.borrow_mut().type_errors.insert(type_, errno);
+        self
+    }
+
+    /// Makes a `read(2)` with nothing queued fail (`EAGAIN`) instead of
+    /// blocking: for code that reads counters the test does not script,
+    /// such as the probe's cost measurement.
+    pub fn nonblocking_reads(&self) -> &Self {
+        self.state.borrow_mut().nonblocking = true;
         self
     }
 
@@ -162,11 +173,16 @@ impl Hooks for FakeKernel {
             Some(e) => Err(e),
             None => {
                 let mut fds = [0; 2];
+                let nonblocking = if state.nonblocking {
+                    libc::SOCK_NONBLOCK
+                } else {
+                    0
+                };
                 // SAFETY: `fds` is a valid array of two ints for the call.
                 let ret = unsafe {
                     libc::socketpair(
                         libc::AF_UNIX,
-                        libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                        libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | nonblocking,
                         0,
                         fds.as_mut_ptr(),
                     )
