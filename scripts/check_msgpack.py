@@ -58,6 +58,7 @@ OPTIONAL = {
     "detail": "detail",
 }
 TIMERS = {"instructions", "cycles", "cpu_ns", "wall_ns", "rss"}
+SOURCES = {"rdpmc", "read", "software_event", "clock", "statm", "getrusage"}
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
 
@@ -150,7 +151,7 @@ def str_map(value, check_value):
 
 def check_detail(detail):
     problems = []
-    known = {"counters", "stats", "sinks", "errors"}
+    known = {"counters", "sources", "stats", "sinks", "errors"}
     status = {"sink"}
     profile = {"timer", "timer_requested", "timer_fallback", "total", "overhead", "nodes"}
     if not isinstance(detail, dict):
@@ -170,6 +171,12 @@ def check_detail(detail):
         problems.extend(check_nodes(detail["nodes"]))
     if "counters" in detail and not str_map(detail["counters"], lambda v: isinstance(v, str)):
         problems.append("detail.counters is not a map of strings")
+    if "sources" in detail and not str_map(detail["sources"], lambda v: v in SOURCES):
+        problems.append(f"detail.sources is not a map of counter sources {sorted(SOURCES)}")
+    elif "sources" in detail:
+        for name in detail["sources"]:
+            if detail.get("counters", {}).get(name) != "ok":
+                problems.append(f"detail.sources names {name!r}, which detail.counters does not call ok")
     if "stats" in detail and not str_map(detail["stats"], lambda v: is_uint(v, 64)):
         problems.append("detail.stats is not a map of unsigned integers")
     if "sinks" in detail and not str_map(

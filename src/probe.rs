@@ -179,14 +179,14 @@ pub fn probe() -> Probe {
 
 impl fmt::Display for Probe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_header(f)?;
+        write_header(f, true)?;
         for c in &self.counters {
             let note = if c.in_thread_set {
                 ""
             } else {
                 "(not in the thread counter set: opened alone)"
             };
-            write_row(f, &c.state, c.read_cost_ns, note)?;
+            write_row(f, &c.state, Some(c.read_cost_ns), note)?;
         }
         writeln!(
             f,

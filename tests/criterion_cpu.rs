@@ -140,7 +140,7 @@ fn hardware_measurements_carry_the_probes_reason_or_work() {
         (Counter::Instructions, Instructions::new().map(|_| ())),
         (Counter::Cycles, Cycles::new().map(|_| ())),
     ] {
-        let expected = probe.counter(counter).unwrap().unavailable.clone();
+        let expected = probe.counter(counter).unwrap().unavailable().cloned();
         match (result, expected) {
             (Ok(()), None) => {}
             (Err(Error::CounterUnavailable(u)), Some(p)) => {
@@ -155,7 +155,7 @@ fn hardware_measurements_carry_the_probes_reason_or_work() {
     let no_pmu = probe
         .counter(Counter::Instructions)
         .unwrap()
-        .unavailable
+        .unavailable()
         .is_some();
     assert_eq!(m.unavailable().is_some(), no_pmu);
     if let OrCpuTime::CpuTime { .. } = m {

@@ -78,7 +78,7 @@ fn perf_builder(counter: Counter) -> Option<Builder<'static>> {
     b.observe_self()
         .any_cpu()
         .enabled(true)
-        .exclude_kernel(counter != Counter::ContextSwitches)
+        .exclude_kernel(!counter.counts_in_kernel())
         .exclude_hv(true);
     if counter.is_hardware() {
         // arm64 only lets user space read a counter that asked for it

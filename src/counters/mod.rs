@@ -145,6 +145,13 @@ impl Counter {
         matches!(self, Counter::Instructions | Counter::Cycles)
     }
 
+    /// Whether its perf event counts in the kernel too (opened without
+    /// `exclude_kernel`): context switches happen there, and would always
+    /// read 0 otherwise.
+    pub(crate) fn counts_in_kernel(self) -> bool {
+        self == Counter::ContextSwitches
+    }
+
     fn bit(self) -> u16 {
         1 << (self as u16)
     }

@@ -157,7 +157,7 @@ impl Sources {
 
 impl fmt::Display for Sources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_header(f)?;
+        write_header(f, false)?;
         for state in &self.counters {
             write_row(f, state, None, "")?;
         }
@@ -165,42 +165,49 @@ impl fmt::Display for Sources {
     }
 }
 
-/// The header of the per-counter table ([`Sources`], the probe).
-pub(crate) fn write_header(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// The header of the per-counter table ([`Sources`], the probe), with a
+/// read-cost column when `costs`.
+pub(crate) fn write_header(f: &mut fmt::Formatter<'_>, costs: bool) -> fmt::Result {
+    let cost = if costs {
+        format!(" {:>9}", "read ns")
+    } else {
+        String::new()
+    };
     writeln!(
         f,
-        "{:<17} {:<10} {:<15} {:>9}  reason",
-        "counter", "available", "source", "read ns"
+        "{:<17} {:<10} {:<15}{cost}  reason",
+        "counter", "available", "source"
     )
 }
 
 /// One row of the per-counter table: the counter, whether it is read, its
-/// source, `cost` (nanoseconds, `-` when `None`) and its reason when
-/// absent, followed by `note`.
+/// source, the read cost when the table has that column (`Some`: the
+/// nanoseconds, `-` for none), and its reason when absent, followed by
+/// `note`.
 pub(crate) fn write_row(
     f: &mut fmt::Formatter<'_>,
     state: &CounterState,
-    cost: Option<u64>,
+    cost: Option<Option<u64>>,
     note: &str,
 ) -> fmt::Result {
-    let cost = cost.map_or_else(|| "-".to_string(), |n| n.to_string());
+    let cost = cost.map_or_else(String::new, |ns| {
+        format!(
+            " {:>9}",
+            ns.map_or_else(|| "-".to_string(), |n| n.to_string())
+        )
+    });
     let (available, source, reason) = match &state.source {
         Ok(source) => ("yes", source.as_str(), String::new()),
         Err(u) => ("no", "-", u.explanation()),
     };
-    let gap = if reason.is_empty() || note.is_empty() {
-        ""
-    } else {
-        " "
-    };
-    writeln!(
-        f,
-        "{:<17} {:<10} {:<15} {:>9}  {reason}{gap}{note}",
+    let gap = if reason.is_empty() { "" } else { " " };
+    let line = format!(
+        "{:<17} {:<10} {:<15}{cost}  {reason}{gap}{note}",
         state.counter.name(),
         available,
         source,
-        cost,
-    )
+    );
+    writeln!(f, "{}", line.trim_end())
 }
 
 #[cfg(test)]

@@ -49,19 +49,7 @@ impl Unavailable {
             Some(libc::ENOENT) | Some(libc::EOPNOTSUPP) => {
                 "the kernel does not support this software event".to_string()
             }
-            Some(libc::EACCES) => match paranoid_level() {
-                Some(level) => format!(
-                    "perf_event_paranoid is {level}: {} need 2 or lower, or CAP_PERFMON",
-                    if hardware {
-                        "hardware counters"
-                    } else {
-                        "perf events"
-                    }
-                ),
-                None => "perf_event_open was refused (EACCES): lower \
-                         /proc/sys/kernel/perf_event_paranoid to 2 or grant CAP_PERFMON"
-                    .to_string(),
-            },
+            Some(libc::EACCES) => eacces_reason(counter, paranoid_level()),
             Some(libc::EPERM) => "perf_event_open is forbidden here (EPERM): a seccomp \
                  filter or container policy blocks it; allow the perf_event_open \
                  system call, or lower perf_event_paranoid"
@@ -81,6 +69,35 @@ impl Unavailable {
             errno,
             reason,
         }
+    }
+}
+
+/// Why `perf_event_open` of `counter` answered `EACCES`, given the
+/// `perf_event_paranoid` level. The kernel's rule for a process without
+/// CAP_PERFMON: 2 refuses events that count in the kernel, and 3 (a Debian
+/// and Android patch) refuses every event.
+fn eacces_reason(counter: Counter, level: Option<i32>) -> String {
+    let what = if counter.is_hardware() {
+        "hardware counters"
+    } else {
+        "perf events"
+    };
+    match level {
+        Some(level) if level >= 3 => format!(
+            "perf_event_paranoid is {level}: this kernel opens no perf event for an \
+             unprivileged process; {what} need 2 or lower, or CAP_PERFMON"
+        ),
+        Some(level) if level == 2 && counter.counts_in_kernel() => format!(
+            "perf_event_paranoid is {level}: {counter} count in the kernel, which needs 1 \
+             or lower, or CAP_PERFMON"
+        ),
+        Some(level) => format!(
+            "perf_event_open was refused although perf_event_paranoid is {level}: a \
+             security module (SELinux, AppArmor) may forbid it; CAP_PERFMON allows it"
+        ),
+        None => "perf_event_open was refused (EACCES): lower \
+                 /proc/sys/kernel/perf_event_paranoid to 2 or grant CAP_PERFMON"
+            .to_string(),
     }
 }
 
@@ -132,6 +149,25 @@ mod tests {
         let u = Unavailable::from_open_error(Counter::Cycles, &err);
         assert!(u.reason.contains("perf_event_paranoid"), "{}", u.reason);
         assert!(u.reason.contains("CAP_PERFMON"), "{}", u.reason);
+    }
+
+    #[test]
+    fn eacces_follows_the_kernels_paranoid_rule() {
+        // 3 (Debian's patch): nothing opens for an unprivileged process.
+        let three = eacces_reason(Counter::PageFaults, Some(3));
+        assert!(three.starts_with("perf_event_paranoid is 3"), "{three}");
+        assert!(
+            three.contains("no perf event") && three.contains("2 or lower"),
+            "{three}"
+        );
+        let hw = eacces_reason(Counter::Instructions, Some(4));
+        assert!(hw.contains("hardware counters need 2 or lower"), "{hw}");
+        // 2: only events that count in the kernel are refused.
+        let switches = eacces_reason(Counter::ContextSwitches, Some(2));
+        assert!(switches.contains("1 or lower"), "{switches}");
+        let other = eacces_reason(Counter::Cycles, Some(2));
+        assert!(!other.contains("need 2 or lower"), "{other}");
+        assert!(other.contains("CAP_PERFMON"), "{other}");
     }
 
     #[test]
