@@ -807,3 +807,53 @@ fn profile_of_a_future_counts_a_scope_across_polls_exactly() {
         "{empty:?}"
     );
 }
+
+#[test]
+fn the_thread_probe_keeps_the_path_its_counters_opened_with() {
+    if !require_pmu("the_thread_probe_keeps_the_path_its_counters_opened_with") || !exact_guest() {
+        report(
+            "SKIP the_thread_probe_keeps_the_path_its_counters_opened_with: needs arm64's \
+             perf_user_access (the emulated guest)",
+        );
+        return;
+    }
+    use dynostats::counters::CounterSource;
+    use dynostats::probe::Probe;
+    // A new thread opens its counters while user access is off: read(2).
+    let off = user_access(false);
+    let (opened, after) = std::thread::scope(|s| {
+        let (to_thread, from_test) = std::sync::mpsc::channel::<()>();
+        let (to_test, from_thread) = std::sync::mpsc::channel();
+        let thread = s.spawn(move || {
+            let opened = Probe::thread().unwrap();
+            to_test.send(()).unwrap();
+            from_test.recv().unwrap();
+            (opened, Probe::thread().unwrap())
+        });
+        from_thread.recv().unwrap();
+        drop(off);
+        // User access on: a fresh probe reads from user space, the thread
+        // still with read(2), and each says so.
+        let on = user_access(true);
+        assert!(on.enabled);
+        let fresh = dynostats::probe();
+        assert_eq!(
+            fresh.counter(Counter::Instructions).unwrap().source(),
+            Some(CounterSource::UserRead),
+            "{fresh}"
+        );
+        assert_eq!(fresh.default_source, ReadPath::Rdpmc);
+        to_thread.send(()).unwrap();
+        let result = thread.join().unwrap();
+        drop(on);
+        result
+    });
+    for thread in [&opened, &after] {
+        assert_eq!(
+            thread.source(Counter::Instructions),
+            Some(CounterSource::GroupRead),
+            "{thread}"
+        );
+        assert_eq!(thread.path, ReadPath::Read, "{thread}");
+    }
+}
