@@ -101,7 +101,7 @@ fn profile_of(r: &Record, e: u64, total: u64, id: u64) -> Record {
     detail.overhead = Some(overhead);
     detail.stats.insert("scopes".into(), nodes.len() as u64 - 1);
     detail.nodes = nodes;
-    p.detail = Some(detail);
+    p.detail = Some(Box::new(detail));
     p
 }
 
@@ -181,7 +181,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut detail = Detail::default();
         detail.counters.insert("instructions".into(), "ok".into());
         detail.stats.insert("records_dropped_queue_full".into(), 0);
-        status.detail = Some(detail);
+        status.detail = Some(Box::new(detail));
         batch.push(&status);
     }
     sink.write_batch(&batch)?;

@@ -216,7 +216,7 @@ fn profile_records_give_function_rows() {
             nodes.push(n);
         }
         detail.nodes = nodes;
-        r.detail = Some(detail);
+        r.detail = Some(Box::new(detail));
         r
     };
     let b: Vec<Record> = (0..50).map(|i| profile(1_000 + i % 5)).collect();

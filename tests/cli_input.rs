@@ -317,7 +317,7 @@ fn status(pid: u32, queue_full: u64) -> Record {
         .entry("file:x".into())
         .or_default()
         .insert("records_dropped_by_sink".into(), queue_full);
-    r.detail = Some(detail);
+    r.detail = Some(Box::new(detail));
     r
 }
 

@@ -36,7 +36,7 @@ fn records() -> Vec<Record> {
         .or_default()
         .insert("bytes_written".into(), 1 << 40);
     detail.errors.insert("udp".into(), "ECONNREFUSED".into());
-    status.detail = Some(detail);
+    status.detail = Some(Box::new(detail));
     let mut profile = Record::new(RecordKind::Profile, "");
     profile.scaled = true;
     profile.polls = Some(7);

@@ -190,7 +190,7 @@ fn big_record(name: &str, bytes: usize) -> Record {
     let mut r = Record::new(RecordKind::Status, name);
     let mut detail = Detail::default();
     detail.errors.insert("sink".into(), "x".repeat(bytes));
-    r.detail = Some(detail);
+    r.detail = Some(Box::new(detail));
     r
 }
 

@@ -62,7 +62,7 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
             detail.errors.insert(st.name.clone(), e.clone());
         }
     }
-    record.detail = Some(detail);
+    record.detail = Some(Box::new(detail));
     record
 }
 

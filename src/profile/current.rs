@@ -379,7 +379,7 @@ pub(crate) fn attach(task: &mut TaskProfile, region: &mut Record) -> Option<Reco
     record.source = region.source;
     record.scaled = region.scaled;
     record.id = region.id;
-    record.detail = Some(detail);
+    record.detail = Some(Box::new(detail));
     Some(record)
 }
 

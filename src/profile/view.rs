@@ -27,7 +27,7 @@ use crate::record::{ProfileNode, Record, RecordKind};
 /// let mut detail = Detail::default();
 /// detail.timer = Some("instructions".into());
 /// detail.nodes = vec![node("checkout", None, 100, 10), node("price", Some(0), 90, 60), node("tax", Some(1), 30, 30)];
-/// record.detail = Some(detail);
+/// record.detail = Some(Box::new(detail));
 ///
 /// let tree = CallTree::from_record(&record).unwrap();
 /// assert_eq!(tree.path(2), ["checkout", "price", "tax"]);

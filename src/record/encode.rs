@@ -391,7 +391,7 @@ mod tests {
             .sinks
             .insert("memory".into(), [("records_written".to_string(), 4)].into());
         detail.errors.insert("file:/x".into(), "disk full".into());
-        status.detail = Some(detail);
+        status.detail = Some(Box::new(detail));
         let mut profile = Record::new(RecordKind::Profile, "/users/{id}");
         profile.id = Some(7);
         let mut detail = Detail {
@@ -416,7 +416,7 @@ mod tests {
         child.recursive = true;
         child.exclusive = -1;
         detail.nodes = vec![root, child];
-        profile.detail = Some(detail);
+        profile.detail = Some(Box::new(detail));
         let mut kinds = Vec::new();
         for kind in [RecordKind::Profile, RecordKind::Status] {
             kinds.push(Record::new(kind, "k"));

@@ -1488,7 +1488,7 @@ fn decode_record<'a>(
             Field::Id => r.id = opt_uint(c, problem, value, key)?,
             Field::Detail => {
                 if !matches!(value, Head::Nil) {
-                    let detail = r.detail.get_or_insert_with(Detail::default);
+                    let detail = r.detail.get_or_insert_with(Box::default);
                     decode_detail(c, problem, value, detail)?;
                 }
             }
@@ -1595,7 +1595,7 @@ mod tests {
             .or_default()
             .insert("errors".into(), 2);
         detail.errors.insert("udp".into(), "refused".into());
-        r.detail = Some(detail);
+        r.detail = Some(Box::new(detail));
         let serde_bytes = rmp_serde::to_vec_named(&r).unwrap();
         assert_eq!(decode(&serde_bytes).unwrap(), r);
         assert_eq!(decode(&r.to_msgpack()).unwrap(), r);

@@ -1035,7 +1035,7 @@ mod tests {
             "file:/x".into(),
             [("records_dropped_sink_error".to_string(), sink_error)].into(),
         );
-        r.detail = Some(detail);
+        r.detail = Some(Box::new(detail));
         r
     }
 

@@ -54,7 +54,7 @@ pub fn timer_metric(timer: &str) -> Option<Metric> {
 /// let mut detail = Detail::default();
 /// detail.timer = Some("instructions".into());
 /// detail.nodes = vec![node("/checkout", None, 100, 10), node("price", Some(0), 90, 60), node("tax", Some(1), 30, 30)];
-/// record.detail = Some(detail);
+/// record.detail = Some(Box::new(detail));
 ///
 /// let mut profiles = Profiles::new();
 /// profiles.add(&record);

@@ -73,6 +73,6 @@ pub fn profile(name: &str, weight: u64, timer: &str, overhead: i64, nodes: &[Nod
             n
         })
         .collect();
-    r.detail = Some(detail);
+    r.detail = Some(Box::new(detail));
     r
 }
