@@ -694,6 +694,10 @@ impl CpuTime {
 /// assert_eq!(m.unavailable().is_some(), matches!(m, OrCpuTime::CpuTime { .. }));
 /// ```
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per benchmark; boxing would change the public field's type"
+)]
 pub enum OrCpuTime<M> {
     /// The hardware counter opened.
     Counter(M),

@@ -72,6 +72,29 @@ pub(crate) fn thread_context_switches() -> Option<u64> {
     Some(usage.ru_nvcsw as u64 + usage.ru_nivcsw as u64)
 }
 
+/// The soft `RLIMIT_NOFILE`: how many descriptors the process may hold.
+pub(crate) fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    check(ret).ok()?;
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// Makes descriptor `target` refer to the open file of `source` (`dup3`,
+/// close-on-exec), atomically: a concurrent read of `target` sees either
+/// file, and the number is never free for another open to take.
+pub(crate) fn replace_fd(target: RawFd, source: RawFd) -> io::Result<()> {
+    // SAFETY: dup3 touches no memory of ours. `target` is owned by a file
+    // the caller keeps open for ever, so replacing what it refers to
+    // closes nothing another owner holds.
+    let ret = unsafe { libc::dup3(source, target, libc::O_CLOEXEC) };
+    check(ret).map(|_| ())
+}
+
 /// The system page size in bytes.
 pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.

@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, ReadFormat};
 
+use super::budget::{self, Admission};
 use super::snapshot::{CpuFrom, Snapshot};
 use super::source::{CounterSource, CounterState, Sources};
 use super::unavailable::Unavailable;
@@ -43,7 +44,11 @@ struct PerfGroup {
 pub struct Counters {
     set: CounterSet,
     group: Option<PerfGroup>,
-    statm: Option<File>,
+    /// The process's shared `/proc/self/statm` descriptor.
+    statm: Option<&'static File>,
+    /// This thread's place in the descriptor budget (a group held, or a
+    /// refusal counted while these counters live), given back on drop.
+    _seat: Option<budget::Seat>,
     /// Context switches from getrusage instead of the perf group.
     switches_from_rusage: bool,
     unavailable: Vec<Unavailable>,
@@ -88,9 +93,24 @@ fn perf_builder(counter: Counter) -> Option<Builder<'static>> {
     Some(b)
 }
 
+/// The perf events of the set: the descriptors a group of it may hold.
+const PERF_EVENTS: [Counter; 5] = [
+    Counter::Instructions,
+    Counter::Cycles,
+    Counter::CpuTime,
+    Counter::PageFaults,
+    Counter::ContextSwitches,
+];
+
 impl Counters {
-    /// Opens `set` on the calling thread.
+    /// Opens `set` on the calling thread, within the descriptor budget
+    /// ([`DescriptorBudget`](super::DescriptorBudget)): when the budget
+    /// refuses a perf group, the counters use the software path and list
+    /// the perf counters as unavailable with the budget's reason.
     pub fn open(set: CounterSet) -> Counters {
+        let need = PERF_EVENTS.iter().filter(|c| set.contains(**c)).count() as u64;
+        let admission = budget::admit(need);
+        let may_open = !matches!(admission, Admission::Refused(..));
         let mut unavailable = Vec::new();
         let mut counters: Vec<perf_event::Counter> = Vec::new();
         let mut slots = Vec::new();
@@ -99,7 +119,7 @@ impl Counters {
                           counters: &mut Vec<perf_event::Counter>,
                           slots: &mut Vec<Counter>,
                           unavailable: &mut Vec<Unavailable>| {
-            let Some(mut builder) = perf_builder(counter) else {
+            let Some(mut builder) = perf_builder(counter).filter(|_| may_open) else {
                 return;
             };
             if counters.is_empty() {
@@ -188,6 +208,32 @@ impl Counters {
                 switches_from_rusage = true;
             }
         }
+        let (admitted, refused) = match admission {
+            Admission::Admitted(admitted) => (Some(admitted), None),
+            Admission::Refused(refused, reason) => (None, Some((refused, reason))),
+            Admission::NotNeeded => (None, None),
+        };
+        if let Some((_, reason)) = &refused {
+            for c in [
+                Counter::Instructions,
+                Counter::Cycles,
+                Counter::PageFaults,
+                Counter::ContextSwitches,
+            ] {
+                if !set.contains(c) {
+                    continue;
+                }
+                if c == Counter::ContextSwitches && sys::thread_context_switches().is_some() {
+                    switches_from_rusage = true;
+                    continue;
+                }
+                unavailable.push(Unavailable {
+                    counter: c,
+                    errno: None,
+                    reason: reason.clone(),
+                });
+            }
+        }
         // On the user-read path, CPU time is the leader's enabled time where
         // every page brings its times up to date (`cap_user_time`).
         let cpu_from_enabled = set.contains(Counter::CpuTime)
@@ -222,8 +268,12 @@ impl Counters {
             cpu_from_enabled,
         });
 
+        let held = admitted.and_then(|admitted| {
+            admitted.opened(group.as_ref().map_or(0, |g| g.counters.len() as u64))
+        });
+
         let statm = if set.contains(Counter::Rss) {
-            match File::open("/proc/self/statm") {
+            match statm::shared() {
                 Ok(f) => Some(f),
                 Err(e) => {
                     unavailable.push(Unavailable {
@@ -242,6 +292,9 @@ impl Counters {
             set,
             group,
             statm,
+            _seat: held
+                .map(budget::Seat::Held)
+                .or(refused.map(|(refused, _)| budget::Seat::Refused(refused))),
             switches_from_rusage,
             unavailable,
             page_size: sys::page_size(),
@@ -429,7 +482,7 @@ impl Counters {
     /// `None` when RSS is not in the set or cannot be read.
     #[inline]
     pub fn rss_bytes(&self) -> Option<u64> {
-        statm::read_rss(self.statm.as_ref()?, self.page_size)
+        statm::read_rss(self.statm?, self.page_size)
     }
 
     /// The process's peak RSS so far in bytes (`getrusage`), when peak RSS

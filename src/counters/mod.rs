@@ -8,8 +8,9 @@
 //!
 //! The module is split by concern: [`Counter`], [`CounterSet`] and
 //! [`ReadPath`] here; [`Snapshot`] and [`Delta`] in `snapshot`; the perf
-//! group ([`Counters`]: open and read) in `group`; `/proc/self/statm` in
-//! `statm`; the thread-local behind [`snapshot()`] in `thread`; why a
+//! group ([`Counters`]: open and read) in `group`; the descriptor budget
+//! ([`DescriptorBudget`]) in `budget`; the process's one `/proc/self/statm`
+//! descriptor in `statm`; the thread-local behind [`snapshot()`] in `thread`; why a
 //! counter is absent ([`Unavailable`]) in `unavailable`; where each
 //! counter comes from ([`CounterSource`], [`CounterState`], [`Sources`],
 //! answered by [`Counters::sources`]) in `source`.
@@ -45,6 +46,7 @@
 //! time makes the next `rdpmc` fault with SIGSEGV, which the library does
 //! not catch.
 
+mod budget;
 mod group;
 mod snapshot;
 mod source;
@@ -58,6 +60,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use budget::{
+    DescriptorBudget, DescriptorUse, descriptor_budget, descriptor_use, set_descriptor_budget,
+};
 pub use group::Counters;
 pub use snapshot::{Delta, Snapshot};
 pub use source::{CounterSource, CounterState, Sources};

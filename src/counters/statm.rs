@@ -1,7 +1,50 @@
 //! Resident memory from `/proc/self/statm`.
 
 use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sys::{self, StaticSlot};
+
+/// The process's one `/proc/self/statm` descriptor and the fork
+/// generation it was opened (or last reopened) in.
+struct SharedStatm {
+    file: File,
+    generation: AtomicU64,
+}
+
+static STATM: StaticSlot<SharedStatm> = StaticSlot::new();
+
+/// The process's `/proc/self/statm`, one descriptor for every thread (RSS
+/// is per process): opened on first use, and after a `fork` pointed at the
+/// child's file under the same descriptor number (the inherited one names
+/// the parent). Called when counters open, never on a snapshot.
+pub(super) fn shared() -> io::Result<&'static File> {
+    let generation = sys::fork_generation();
+    let statm = match STATM.get() {
+        Some(s) => s,
+        None => {
+            let file = File::open("/proc/self/statm")?;
+            let fresh = Box::new(SharedStatm {
+                file,
+                generation: AtomicU64::new(generation),
+            });
+            match STATM.replace(None, fresh) {
+                Ok(s) => s,
+                // Another thread opened it first; ours closes here.
+                Err(_) => STATM.get().ok_or_else(|| io::Error::other("statm slot"))?,
+            }
+        }
+    };
+    if statm.generation.load(Ordering::Acquire) != generation {
+        let fresh = File::open("/proc/self/statm")?;
+        sys::replace_fd(statm.file.as_raw_fd(), fresh.as_raw_fd())?;
+        statm.generation.store(generation, Ordering::Release);
+    }
+    Ok(&statm.file)
+}
 
 /// Resident pages are the second field of `/proc/self/statm`.
 pub(super) fn read_rss(statm: &File, page_size: u64) -> Option<u64> {

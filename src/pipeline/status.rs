@@ -4,7 +4,7 @@
 //! `docs/records.md`).
 
 use super::stats::PipelineStats;
-use crate::counters::with_thread_counters;
+use crate::counters::{descriptor_use, with_thread_counters};
 use crate::record::{Detail, Record, RecordKind};
 use crate::sample::sample_rate;
 
@@ -28,6 +28,7 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
         }
         record.source = sources.path;
     }
+    let descriptors = descriptor_use();
     let stats = [
         ("records_accepted", totals.accepted),
         ("records_dropped_queue_full", totals.dropped_queue_full),
@@ -36,6 +37,10 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
         ("queue_capacity", totals.queue_capacity),
         ("queue_len", queue_len),
         ("sample_rate", sample_rate()),
+        ("perf_groups_held", descriptors.perf_groups_held),
+        ("perf_descriptors_held", descriptors.perf_descriptors_held),
+        ("perf_threads_refused", descriptors.threads_refused),
+        ("perf_refusals", descriptors.refusals),
     ];
     detail.stats = stats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     for st in &totals.sinks {
