@@ -16,6 +16,9 @@ import re
 import sys
 
 LAYERS = [
+    # The scripted kernel of the tests (`#[cfg(test)]`, tests/common/
+    # fake_kernel.rs): below everything, any unit test may use it.
+    ["fake_kernel"],
     ["sys"],
     ["counters", "sample", "error"],
     ["record"],

@@ -122,3 +122,11 @@ pub use sample::{sample_rate, set_sample_rate};
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The scripted kernel of the integration tests (perf-event2's `hooks`), for
+/// the unit tests of code whose state is a thread-local or runs on the
+/// writer thread (`counters::thread`, `pipeline::status`).
+#[cfg(test)]
+#[allow(unsafe_code, unreachable_pub)]
+#[path = "../tests/common/fake_kernel.rs"]
+mod fake_kernel;

@@ -73,6 +73,11 @@ fn status_records_describe_counters_and_counts() {
     }
     assert_eq!(detail.stats["queue_capacity"], 64);
     assert_eq!(detail.stats["sample_rate"], dynostats::sample_rate());
+    // Recovered user-read traps (arm64 only; this process has none).
+    assert_eq!(
+        detail.stats["withdrawn_user_reads"],
+        dynostats::counters::withdrawn_user_reads()
+    );
     assert!(detail.sinks["memory"].contains_key("bytes_written"));
     assert!(detail.sinks["memory"].contains_key("records_resent"));
     // This copy was written to the memory sink, and says so.

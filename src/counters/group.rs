@@ -54,7 +54,36 @@ pub struct Counters {
     unavailable: Vec<Unavailable>,
     page_size: u64,
     generation: u64,
+    /// When a refusal that may pass (the budget, or a transient errno)
+    /// left these counters short, the monotonic time after which the
+    /// thread opens them again, and the wait that led to it; 0: never.
+    retry_at_ns: u64,
+    retry_backoff_ns: u64,
     _not_send: PhantomNotSend,
+}
+
+/// The first wait before a thread whose perf counters were refused for a
+/// reason that may pass opens them again; each further refusal doubles it,
+/// up to [`RETRY_MAX_NS`].
+pub(crate) const RETRY_FIRST_NS: u64 = 50_000_000;
+/// The longest wait between two attempts.
+pub(crate) const RETRY_MAX_NS: u64 = 30_000_000_000;
+
+/// The wait after an attempt that followed a wait of `previous_ns` (none:
+/// the first attempt): 50 ms, then doubling, at most 30 s.
+pub(crate) fn next_retry_backoff(previous_ns: Option<u64>) -> u64 {
+    previous_ns.map_or(RETRY_FIRST_NS, |b| b.saturating_mul(2).min(RETRY_MAX_NS))
+}
+
+/// Whether an open refused with `errno` may succeed later: out of
+/// descriptors or memory, or a busy or interrupted call. A missing PMU
+/// (`ENOENT`), a refusal by policy (`EACCES`, `EPERM`) or an event this
+/// kernel does not know stays refused: no retries for those.
+fn may_pass(errno: Option<i32>) -> bool {
+    matches!(
+        errno,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EBUSY | libc::EINTR)
+    )
 }
 
 impl fmt::Debug for Counters {
@@ -108,6 +137,13 @@ impl Counters {
     /// refuses a perf group, the counters use the software path and list
     /// the perf counters as unavailable with the budget's reason.
     pub fn open(set: CounterSet) -> Counters {
+        Counters::open_after(set, None)
+    }
+
+    /// Opens `set` again after counters that waited `previous_backoff_ns`
+    /// before this attempt ([`Counters::open`] with none): a refusal that
+    /// may pass doubles the wait before the next.
+    pub(crate) fn open_after(set: CounterSet, previous_backoff_ns: Option<u64>) -> Counters {
         let need = PERF_EVENTS.iter().filter(|c| set.contains(**c)).count() as u64;
         let admission = budget::admit(need);
         let may_open = !matches!(admission, Admission::Refused(..));
@@ -288,10 +324,24 @@ impl Counters {
             None
         };
 
+        let retry_backoff_ns = if refused.is_some() || unavailable.iter().any(|u| may_pass(u.errno))
+        {
+            next_retry_backoff(previous_backoff_ns)
+        } else {
+            0
+        };
+        let retry_at_ns = if retry_backoff_ns == 0 {
+            0
+        } else {
+            sys::monotonic_ns().saturating_add(retry_backoff_ns)
+        };
+
         Counters {
             set,
             group,
             statm,
+            retry_at_ns,
+            retry_backoff_ns,
             _seat: held
                 .map(budget::Seat::Held)
                 .or(refused.map(|(refused, _)| budget::Seat::Refused(refused))),
@@ -400,6 +450,22 @@ impl Counters {
     /// `fork`) and must not be used here.
     pub fn is_stale(&self) -> bool {
         self.generation != sys::fork_generation()
+    }
+
+    /// Whether these counters were left short by a refusal that may pass
+    /// (the descriptor budget, or `EMFILE` and the like) and their wait is
+    /// over: the thread's counters are then opened again
+    /// ([`with_thread_counters`](super::with_thread_counters)). One load
+    /// and a branch for counters that were not refused.
+    #[inline]
+    pub(crate) fn retry_due(&self) -> bool {
+        self.retry_at_ns != 0 && sys::monotonic_ns() >= self.retry_at_ns
+    }
+
+    /// The wait these counters were given before the next attempt, if a
+    /// refusal that may pass left them short.
+    pub(crate) fn retry_backoff_ns(&self) -> Option<u64> {
+        (self.retry_backoff_ns != 0).then_some(self.retry_backoff_ns)
     }
 
     /// Reads every counter of the set now.

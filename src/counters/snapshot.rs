@@ -140,7 +140,11 @@ impl Delta {
             instructions: perf(start.instructions, end.instructions),
             cycles: perf(start.cycles, end.cycles),
             page_faults: perf(start.page_faults, end.page_faults),
-            context_switches: if start.switches_from_rusage || end.switches_from_rusage {
+            context_switches: if start.switches_from_rusage != end.switches_from_rusage {
+                // Two sources with different zeros (the thread's counters
+                // were opened again in between): no difference to take.
+                None
+            } else if start.switches_from_rusage {
                 end.context_switches
                     .zip(start.context_switches)
                     .and_then(|(e, s)| e.checked_sub(s))
@@ -223,6 +227,29 @@ impl Delta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A region whose thread's counters were opened again in between (a
+    /// retry after a refusal) has context switches from getrusage at one
+    /// end and from the perf group at the other: two zeros, no difference.
+    #[test]
+    fn context_switches_from_two_sources_do_not_subtract() {
+        let rusage = Snapshot {
+            context_switches: Some(100),
+            switches_from_rusage: true,
+            ..Snapshot::default()
+        };
+        let perf = Snapshot {
+            context_switches: Some(3),
+            ..Snapshot::default()
+        };
+        assert_eq!(Delta::between(&rusage, &perf).context_switches, None);
+        assert_eq!(Delta::between(&perf, &rusage).context_switches, None);
+        let later = Snapshot {
+            context_switches: Some(104),
+            ..rusage
+        };
+        assert_eq!(Delta::between(&rusage, &later).context_switches, Some(4));
+    }
 
     fn snap(instr: u64, te: u64, tr: u64) -> Snapshot {
         Snapshot {

@@ -33,8 +33,10 @@ thread_local! {
     static THREAD: RefCell<Option<Counters>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with this thread's counters, opening them on first use and
-/// reopening them after a `fork`. Returns `None` while the thread is being
+/// Runs `f` with this thread's counters, opening them on first use,
+/// reopening them after a `fork`, and again when a refusal that may pass
+/// (the descriptor budget, `EMFILE`) left them short and its wait is over
+/// (50 ms, doubling to 30 s). Returns `None` while the thread is being
 /// torn down.
 ///
 /// Inlined: the snapshots of guards and measured futures read the counters
@@ -46,8 +48,18 @@ pub fn with_thread_counters<R>(f: impl FnOnce(&mut Counters) -> R) -> Option<R> 
         .try_with(|cell| {
             let mut slot = cell.try_borrow_mut().ok()?;
             let counters = match &mut *slot {
-                Some(c) if !c.is_stale() => c,
-                other => other.insert(Counters::open(thread_counter_set())),
+                Some(c) if !c.is_stale() && !c.retry_due() => c,
+                other => {
+                    // A retry keeps doubling its wait; a fork starts over.
+                    let backoff = other
+                        .as_ref()
+                        .filter(|c| !c.is_stale())
+                        .and_then(Counters::retry_backoff_ns);
+                    // The old counters go first: their descriptors and their
+                    // place in the budget are free for the new attempt.
+                    *other = None;
+                    other.insert(Counters::open_after(thread_counter_set(), backoff))
+                }
             };
             Some(f(counters))
         })
@@ -135,4 +147,97 @@ pub(crate) fn memory_now() -> (Option<u64>, Option<u64>) {
 #[inline]
 pub(crate) fn read_counter(counter: super::Counter) -> Option<u64> {
     with_thread_counters(|c| c.read_one(counter)).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::group::{RETRY_FIRST_NS, RETRY_MAX_NS, next_retry_backoff};
+    use crate::counters::{Counter, ReadPath};
+    use crate::fake_kernel::{FakeKernel, HARDWARE, SOFTWARE};
+    use std::time::Duration;
+
+    /// What the thread's counters are now: their read path, whether
+    /// instructions are open, and the wait before their next attempt.
+    fn now() -> (ReadPath, bool, Option<u64>) {
+        with_thread_counters(|c| {
+            (
+                c.source(),
+                c.is_available(Counter::Instructions),
+                c.retry_backoff_ns(),
+            )
+        })
+        .unwrap()
+    }
+
+    /// Waits out a retry of `backoff_ns` (with a margin: the retry is due
+    /// at the first use after the wait).
+    fn wait(backoff_ns: u64) {
+        std::thread::sleep(Duration::from_nanos(backoff_ns) + Duration::from_millis(5));
+    }
+
+    #[test]
+    fn counters_refused_for_want_of_descriptors_are_opened_again_later() {
+        std::thread::spawn(|| {
+            let kernel = FakeKernel::new();
+            let _hooks = kernel.install();
+            kernel
+                .fail_type(HARDWARE, libc::EMFILE)
+                .fail_type(SOFTWARE, libc::EMFILE);
+            assert_eq!(now(), (ReadPath::Software, false, Some(RETRY_FIRST_NS)));
+            let opens = kernel.calls().len();
+            assert!(opens > 0);
+            // Not before the wait is over: no system call per snapshot.
+            assert_eq!(now().2, Some(RETRY_FIRST_NS));
+            assert_eq!(kernel.calls().len(), opens);
+            // Still refused after the wait: tried again, the wait doubled.
+            wait(RETRY_FIRST_NS);
+            assert_eq!(now(), (ReadPath::Software, false, Some(2 * RETRY_FIRST_NS)));
+            assert!(kernel.calls().len() > opens, "a second attempt");
+            // The descriptors are back: the next attempt opens the group,
+            // and a thread with its counters tries no more.
+            kernel.succeed();
+            wait(2 * RETRY_FIRST_NS);
+            assert_eq!(now(), (ReadPath::Read, true, None));
+            let opened = kernel.calls().len();
+            wait(RETRY_FIRST_NS);
+            assert_eq!(now(), (ReadPath::Read, true, None));
+            assert_eq!(kernel.calls().len(), opened, "no attempt once open");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_missing_pmu_or_a_refusal_by_policy_is_not_retried() {
+        for errno in [libc::ENOENT, libc::EACCES] {
+            std::thread::spawn(move || {
+                let kernel = FakeKernel::new();
+                let _hooks = kernel.install();
+                kernel.fail_type(HARDWARE, errno);
+                let (_, instructions, retry) = now();
+                assert!(!instructions);
+                assert_eq!(retry, None, "errno {errno}");
+            })
+            .join()
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn the_wait_doubles_up_to_its_cap() {
+        let mut waits = vec![next_retry_backoff(None)];
+        for _ in 0..11 {
+            waits.push(next_retry_backoff(waits.last().copied()));
+        }
+        assert_eq!(
+            waits[..4],
+            [50_000_000, 100_000_000, 200_000_000, 400_000_000]
+        );
+        // 50 ms x 2^9 = 25.6 s, then the 30 s cap.
+        assert_eq!(waits[9], 25_600_000_000);
+        assert_eq!(waits[10], RETRY_MAX_NS);
+        assert_eq!(waits[11], RETRY_MAX_NS);
+        assert_eq!(next_retry_backoff(Some(u64::MAX)), RETRY_MAX_NS);
+    }
 }

@@ -41,6 +41,10 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
         ("perf_descriptors_held", descriptors.perf_descriptors_held),
         ("perf_threads_refused", descriptors.threads_refused),
         ("perf_refusals", descriptors.refusals),
+        (
+            "withdrawn_user_reads",
+            crate::counters::withdrawn_user_reads(),
+        ),
     ];
     detail.stats = stats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     for st in &totals.sinks {
@@ -71,19 +75,11 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
     record
 }
 
-/// The scripted kernel of the integration tests: status records are made on
-/// the writer thread, out of reach of a test's thread-local perf hooks, so
-/// this one is tested here, where `record` runs on the test's own thread.
-#[cfg(test)]
-#[allow(unsafe_code, unreachable_pub)]
-#[path = "../../tests/common/fake_kernel.rs"]
-mod fake_kernel;
-
 #[cfg(test)]
 mod tests {
-    use super::fake_kernel::{FakeKernel, HARDWARE, SOFTWARE};
     use super::*;
     use crate::counters::{Counter, CounterSource};
+    use crate::fake_kernel::{FakeKernel, HARDWARE, SOFTWARE};
 
     #[test]
     fn a_status_record_carries_the_threads_sources_and_reasons() {

@@ -104,6 +104,16 @@ impl FakeKernel {
         self
     }
 
+    /// Lets every `perf_event_open` succeed again (undoes [`Self::fail`]
+    /// and [`Self::fail_type`]): a kernel whose refusal has passed.
+    pub fn succeed(&self) -> &Self {
+        let mut state = self.state.borrow_mut();
+        state.errors.clear();
+        state.type_errors.clear();
+        drop(state);
+        self
+    }
+
     /// Makes a `read(2)` with nothing queued fail (`EAGAIN`) instead of
     /// blocking: for code that reads counters the test does not script,
     /// such as the probe's cost measurement.
