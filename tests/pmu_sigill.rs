@@ -32,29 +32,28 @@ use pmu_support::{
 /// Iterations of the known loop in the calibration runs.
 const N: u64 = 100_000;
 
-/// Whether this test can switch user access here: a PMU, arm64, and a
-/// writable `perf_user_access`; prints why not.
-fn can_switch(test: &str) -> bool {
+/// User access switched on for the test's lifetime (the guard puts the
+/// setting back), or `None` with the reason printed: this test needs a
+/// PMU, arm64 (only arm64 withdraws user access with a trap the library
+/// recovers) and a writable `perf_user_access`.
+fn switchable(test: &str) -> Option<pmu_support::UserAccess> {
     if !require_pmu(test) {
-        return false;
+        return None;
     }
     if !cfg!(target_arch = "aarch64") {
         report(&format!(
             "SKIP {test}: only arm64 withdraws user access with a trap the library recovers"
         ));
-        return false;
+        return None;
     }
-    true
-}
-
-/// Whether user access is on for this guard's lifetime; prints why not.
-fn enabled(test: &str, access: &pmu_support::UserAccess) -> bool {
+    let access = user_access(true);
     if !access.enabled {
         report(&format!(
             "SKIP {test}: perf_user_access cannot be set to 1 here (needs root)"
         ));
+        return None;
     }
-    access.enabled
+    Some(access)
 }
 
 /// One region around the known loop, with user access switched off from
@@ -104,13 +103,9 @@ fn overhead(what: &str, counters: &mut Counters) -> u64 {
 #[test]
 fn a_withdrawn_user_read_is_recovered_and_every_count_is_exact_or_absent() {
     const TEST: &str = "a_withdrawn_user_read_is_recovered_and_every_count_is_exact_or_absent";
-    if !can_switch(TEST) {
+    let Some(access) = switchable(TEST) else {
         return;
-    }
-    let access = user_access(true);
-    if !enabled(TEST, &access) {
-        return;
-    }
+    };
     let per = per_iteration();
 
     // The fixed overhead of `region` on the user-read path, and on the
@@ -227,13 +222,9 @@ fn a_withdrawn_user_read_is_recovered_and_every_count_is_exact_or_absent() {
 #[test]
 fn guards_survive_user_access_switched_on_and_off_while_they_read() {
     const TEST: &str = "guards_survive_user_access_switched_on_and_off_while_they_read";
-    if !can_switch(TEST) {
+    let Some(access) = switchable(TEST) else {
         return;
-    }
-    let access = user_access(true);
-    if !enabled(TEST, &access) {
-        return;
-    }
+    };
     let per = per_iteration();
     let memory = MemorySink::new();
     let pipeline = Arc::new(
@@ -415,13 +406,9 @@ mod foreign {
 #[test]
 fn a_sigill_that_is_not_the_librarys_reaches_the_handler_installed_before() {
     const TEST: &str = "a_sigill_that_is_not_the_librarys_reaches_the_handler_installed_before";
-    if !can_switch(TEST) {
+    let Some(access) = switchable(TEST) else {
         return;
-    }
-    let access = user_access(true);
-    if !enabled(TEST, &access) {
-        return;
-    }
+    };
     #[cfg(target_arch = "aarch64")]
     {
         let out = child("previous");
@@ -440,13 +427,9 @@ fn a_sigill_that_is_not_the_librarys_reaches_the_handler_installed_before() {
 #[test]
 fn a_sigill_that_is_not_the_librarys_still_kills_without_a_handler_before() {
     const TEST: &str = "a_sigill_that_is_not_the_librarys_still_kills_without_a_handler_before";
-    if !can_switch(TEST) {
+    let Some(access) = switchable(TEST) else {
         return;
-    }
-    let access = user_access(true);
-    if !enabled(TEST, &access) {
-        return;
-    }
+    };
     #[cfg(target_arch = "aarch64")]
     {
         use std::os::unix::process::ExitStatusExt;
