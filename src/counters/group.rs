@@ -382,7 +382,7 @@ impl Counters {
 
     /// Where each counter of the set comes from now, or why it is absent,
     /// and the read path a snapshot takes now: the one answer of the probe
-    /// ([`crate::probe`]) and of status records.
+    /// ([`crate::probe()`]) and of status records.
     ///
     /// A counter is available exactly when snapshots carry it: CPU time
     /// read from `CLOCK_THREAD_CPUTIME_ID` because the perf task-clock was
