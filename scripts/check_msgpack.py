@@ -58,7 +58,7 @@ OPTIONAL = {
     "detail": "detail",
 }
 TIMERS = {"instructions", "cycles", "cpu_ns", "wall_ns", "rss"}
-SOURCES = {"rdpmc", "read", "software_event", "clock", "statm", "getrusage"}
+COUNTER_SOURCES = {"rdpmc", "read", "software_event", "clock", "statm", "getrusage"}
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
 
@@ -171,8 +171,8 @@ def check_detail(detail):
         problems.extend(check_nodes(detail["nodes"]))
     if "counters" in detail and not str_map(detail["counters"], lambda v: isinstance(v, str)):
         problems.append("detail.counters is not a map of strings")
-    if "sources" in detail and not str_map(detail["sources"], lambda v: v in SOURCES):
-        problems.append(f"detail.sources is not a map of counter sources {sorted(SOURCES)}")
+    if "sources" in detail and not str_map(detail["sources"], lambda v: v in COUNTER_SOURCES):
+        problems.append(f"detail.sources is not a map of counter sources {sorted(COUNTER_SOURCES)}")
     elif "sources" in detail:
         for name in detail["sources"]:
             if detail.get("counters", {}).get(name) != "ok":
