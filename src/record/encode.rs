@@ -46,25 +46,43 @@ impl Record {
             id,
             detail,
         } = self;
-        let optional_counters = [
-            cpu_ns,
-            instructions,
-            cycles,
-            page_faults,
-            context_switches,
-            rss_start,
-            rss_end,
-            peak_rss,
-            polls,
-            threads,
-        ];
-        let flags = [scaled, cancelled, forced];
+        // The optional counters and the flags, each list written once:
+        // counted for the map header, then written one line per field (not
+        // a loop over a table: each key is a constant of its own length,
+        // copied without a call).
+        macro_rules! optional_counters {
+            ($m:ident) => {
+                $m!(
+                    cpu_ns,
+                    instructions,
+                    cycles,
+                    page_faults,
+                    context_switches,
+                    rss_start,
+                    rss_end,
+                    peak_rss,
+                    polls,
+                    threads
+                )
+            };
+        }
+        macro_rules! flags {
+            ($m:ident) => {
+                $m!(scaled, cancelled, forced)
+            };
+        }
+        macro_rules! count_present {
+            ($($field:ident),*) => { 0 $(+ usize::from($field.is_some()))* };
+        }
+        macro_rules! count_set {
+            ($($field:ident),*) => { 0 $(+ usize::from(*$field))* };
+        }
         let len = 8
             + usize::from(method.is_some())
             + usize::from(status.is_some())
             + usize::from(!labels.is_empty())
-            + optional_counters.iter().filter(|c| c.is_some()).count()
-            + flags.iter().filter(|f| ***f).count()
+            + optional_counters!(count_present)
+            + flags!(count_set)
             + usize::from(error.is_some())
             + usize::from(id.is_some())
             + usize::from(detail.is_some());
@@ -107,29 +125,16 @@ impl Record {
         }
         w.uint(key!("weight"), *weight);
         w.uint(key!("wall_ns"), *wall_ns);
-        // One line per field (not a loop over a table): each key is a
-        // constant of its own length, copied without a call.
-        macro_rules! optional {
+        macro_rules! write_present {
             ($($field:ident),*) => {$(
                 if let Some(value) = $field {
                     w.uint(key!(stringify!($field)), *value);
                 }
             )*};
         }
-        optional!(
-            cpu_ns,
-            instructions,
-            cycles,
-            page_faults,
-            context_switches,
-            rss_start,
-            rss_end,
-            peak_rss,
-            polls,
-            threads
-        );
+        optional_counters!(write_present);
         w.str(key!("source"), source.as_str());
-        macro_rules! flag {
+        macro_rules! write_set {
             ($($field:ident),*) => {$(
                 if *$field {
                     w.key(key!(stringify!($field)));
@@ -137,7 +142,7 @@ impl Record {
                 }
             )*};
         }
-        flag!(scaled, cancelled, forced);
+        flags!(write_set);
         if let Some(error) = error {
             w.str(key!("error"), error);
         }
