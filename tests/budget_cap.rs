@@ -28,11 +28,15 @@ fn open_on_thread(
         let set = CounterSet::wall_only()
             .with(Counter::Instructions)
             .with(Counter::Cycles)
-            .with(Counter::CpuTime);
+            .with(Counter::CpuTime)
+            .with(Counter::ContextSwitches);
         let mut counters = Counters::open(set);
         if counters.source() == ReadPath::Software {
-            // The software path reads no perf descriptor: CPU time from the clock.
-            assert!(counters.snapshot().cpu_ns.is_some());
+            // The software path reads no perf descriptor: CPU time from the
+            // clock, context switches from getrusage.
+            let s = counters.snapshot();
+            assert!(s.cpu_ns.is_some());
+            assert!(s.context_switches.is_some());
         }
         let result = (
             counters.source(),
@@ -78,13 +82,14 @@ fn perf_groups_are_capped_and_a_thread_exit_gives_its_place_back() {
     assert_eq!(held.len(), CAP as usize, "{results:?}");
     assert_eq!(refused.len(), THREADS - CAP as usize, "{results:?}");
     for (_, calls, reasons) in &held {
-        assert_eq!(*calls, 3);
+        assert_eq!(*calls, 4);
         assert!(reasons.is_empty(), "{reasons:?}");
     }
     for (_, calls, reasons) in &refused {
         // Not one perf_event_open beyond the cap.
         assert_eq!(*calls, 0);
-        // Instructions and cycles, each with the budget's reason.
+        // Instructions and cycles, each with the budget's reason (context
+        // switches come from getrusage).
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         assert!(
             reasons.iter().all(
@@ -95,7 +100,7 @@ fn perf_groups_are_capped_and_a_thread_exit_gives_its_place_back() {
         );
     }
     assert_eq!(during.perf_groups_held, u64::from(CAP));
-    assert_eq!(during.perf_descriptors_held, 3 * u64::from(CAP));
+    assert_eq!(during.perf_descriptors_held, 4 * u64::from(CAP));
     assert_eq!(during.threads_refused, (THREADS - CAP as usize) as u64);
     assert_eq!(during.refusals, (THREADS - CAP as usize) as u64);
 
@@ -111,5 +116,5 @@ fn perf_groups_are_capped_and_a_thread_exit_gives_its_place_back() {
         (0, 0, 0)
     );
     let (path, calls, reasons) = open_on_thread(None).join().unwrap();
-    assert_eq!((path, calls), (ReadPath::Read, 3), "{reasons:?}");
+    assert_eq!((path, calls), (ReadPath::Read, 4), "{reasons:?}");
 }

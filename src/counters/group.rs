@@ -232,42 +232,34 @@ impl Counters {
                 open_event(c, &mut counters, &mut slots, &mut unavailable);
             }
         }
-        // Counting kernel-side events needs perf_event_paranoid <= 1 (or
-        // CAP_PERFMON); without it, getrusage(RUSAGE_THREAD) counts the
-        // thread's context switches at the cost of one more system call.
-        if let Some(pos) = unavailable.iter().position(|u| {
-            u.counter == Counter::ContextSwitches
-                && matches!(u.errno, Some(libc::EACCES) | Some(libc::EPERM))
-        }) {
-            if sys::thread_context_switches().is_some() {
-                unavailable.remove(pos);
-                switches_from_rusage = true;
-            }
-        }
         let (admitted, refused) = match admission {
             Admission::Admitted(admitted) => (Some(admitted), None),
             Admission::Refused(refused, reason) => (None, Some((refused, reason))),
             Admission::NotNeeded => (None, None),
         };
         if let Some((_, reason)) = &refused {
-            for c in [
-                Counter::Instructions,
-                Counter::Cycles,
-                Counter::PageFaults,
-                Counter::ContextSwitches,
-            ] {
-                if !set.contains(c) {
-                    continue;
+            for c in PERF_EVENTS {
+                // CPU time is settled below: the clock serves it.
+                if set.contains(c) && c != Counter::CpuTime {
+                    unavailable.push(Unavailable {
+                        counter: c,
+                        errno: None,
+                        reason: reason.clone(),
+                    });
                 }
-                if c == Counter::ContextSwitches && sys::thread_context_switches().is_some() {
-                    switches_from_rusage = true;
-                    continue;
-                }
-                unavailable.push(Unavailable {
-                    counter: c,
-                    errno: None,
-                    reason: reason.clone(),
-                });
+            }
+        }
+        // Counting kernel-side events needs perf_event_paranoid <= 1 (or
+        // CAP_PERFMON), and the budget may refuse the group; either way,
+        // getrusage(RUSAGE_THREAD) counts the thread's context switches at
+        // the cost of one more system call.
+        if let Some(pos) = unavailable.iter().position(|u| {
+            u.counter == Counter::ContextSwitches
+                && (refused.is_some() || matches!(u.errno, Some(libc::EACCES) | Some(libc::EPERM)))
+        }) {
+            if sys::thread_context_switches().is_some() {
+                unavailable.remove(pos);
+                switches_from_rusage = true;
             }
         }
         // On the user-read path, CPU time is the leader's enabled time where
