@@ -17,7 +17,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dynostats::record::{RecordReader, Step};
-use dynostats::report::{Report, Split};
+use dynostats::report::{Report, Split, Summarize};
 use dynostats::sink::Batch;
 use dynostats::{Record, RecordKind};
 use serde::Deserialize;

@@ -2,7 +2,7 @@
 //! few thousand requests from concurrent clients, a graceful shutdown that
 //! writes every record to `dynostats-demo.msgpack`, the per-endpoint
 //! [`dynostats::Report`] of the records read back from that file, the top
-//! profiler scopes by exclusive share (`dynostats::report::TopTable`, what
+//! profiler scopes by exclusive share (`dynostats::report::profiles::TopTable`, what
 //! `dynostats top` prints) and their flame graph in `dynostats-demo.svg`:
 //! the handlers mark their parts
 //! with `dynostats::scope` (one scope held across `.await`), and one
@@ -29,7 +29,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use dynostats::report::Profiles;
+use dynostats::report::profiles::Profiles;
 use dynostats::tracing::DynostatsLayer;
 use dynostats::{Pipeline, RecordKind, Report, sink::FileSink, tower::MeasureLayer};
 use http_body::Frame;

@@ -7,7 +7,7 @@
 //! mix-adjusted figure. Many trials, so through the library function; the
 //! binary is exercised by `cli_compare`.
 
-use dynostats::report::{CompareOptions, Comparison, Side, Verdict, compare};
+use dynostats::report::compare::{CompareOptions, Comparison, Side, Verdict, compare};
 use dynostats::{Record, RecordKind};
 
 #[path = "common/rng.rs"]

@@ -131,13 +131,13 @@ pub(crate) mod current;
 mod stats;
 mod timer;
 mod tree;
-mod view;
+pub(crate) mod view;
 
 pub use config::ProfileConfig;
 pub use stats::ProfilerStats;
 pub use timer::Timer;
 pub use tree::OVERFLOW;
-pub use view::{CallTree, Edge, NameTotals};
+pub use view::{CallTree, Edge, NameTotals, folded_frame};
 
 pub(crate) use current::{Installed, TaskProfile, attach, prepare, resume, suspend};
 pub(crate) use tree::{Name, Token};

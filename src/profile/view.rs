@@ -3,9 +3,73 @@
 //! node list.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
-use crate::record::{ProfileNode, Record, RecordKind};
+use crate::record::{ProfileNode, Record, RecordKind, escape_name};
+
+/// The one rule of recursion every reader of call trees follows: node `i`
+/// is recursive when a node above it (the root not counted) has its name,
+/// so its inclusive amount is already inside that ancestor's and is
+/// counted once. `named_like_i(a)` says whether node `a` has node `i`'s
+/// name (a reader that interns names compares ids). A parent that is not
+/// an earlier node ends the walk up.
+///
+/// The profiler writes the same answer in each node's `recursive` flag;
+/// readers derive it from the tree instead, so that a record from another
+/// producer (the flag is optional in the schema) reads the same way.
+pub(crate) fn is_recursive(
+    nodes: &[ProfileNode],
+    i: usize,
+    named_like_i: impl Fn(usize) -> bool,
+) -> bool {
+    let parent = |n: usize| nodes[n].parent.map(|p| p as usize).filter(|&p| p < n);
+    let mut at = parent(i);
+    while let Some(a) = at.filter(|&a| a != 0) {
+        if named_like_i(a) {
+            return true;
+        }
+        at = parent(a);
+    }
+    false
+}
+
+/// A name as one frame of a folded stack: `;` (the frame separator)
+/// becomes `:`, and what must not reach a terminal or break a line is
+/// escaped as in every other output ([`escape_name`]).
+///
+/// ```
+/// use dynostats::profile::folded_frame;
+///
+/// assert_eq!(folded_frame("db;query\n"), "db:query\\n");
+/// ```
+pub fn folded_frame(name: &str) -> String {
+    escape_name(name).replace(';', ":")
+}
+
+/// Appends one line of folded stacks to `line`: the frames joined with
+/// `;`, a space, the amount. Amounts that are not positive (clock noise
+/// on small scopes, memory freed with the `rss` timer) write nothing and
+/// return false: flame graphs have no negative or empty widths. The one
+/// folded writer of the crate ([`CallTree::folded`], the summed trees of
+/// `dynostats flamegraph`).
+pub(crate) fn push_folded<'n>(
+    line: &mut String,
+    names: impl IntoIterator<Item = &'n str>,
+    amount: i128,
+) -> bool {
+    if amount <= 0 {
+        return false;
+    }
+    for (i, name) in names.into_iter().enumerate() {
+        if i > 0 {
+            line.push(';');
+        }
+        line.push_str(&folded_frame(name));
+    }
+    line.push(' ');
+    line.push_str(&amount.to_string());
+    line.push('\n');
+    true
+}
 
 /// The call tree of one `profile` record.
 ///
@@ -143,26 +207,17 @@ impl<'a> CallTree<'a> {
         self.nodes.get(at)
     }
 
-    /// Whether node `i` has an ancestor (the root not counted) of its own
-    /// name.
-    fn is_recursive(&self, i: usize) -> bool {
-        let name = &self.nodes[i].name;
-        let mut at = self.parent(i);
-        while let Some(a) = at {
-            if a == 0 {
-                return false;
-            }
-            if self.nodes[a].name == *name {
-                return true;
-            }
-            at = self.parent(a);
-        }
-        false
+    /// Per node, whether it is recursive ([`is_recursive`]).
+    fn recursive(&self) -> Vec<bool> {
+        (0..self.nodes.len())
+            .map(|i| is_recursive(self.nodes, i, |a| self.nodes[a].name == self.nodes[i].name))
+            .collect()
     }
 
     /// Per scope name (the root left out): calls, inclusive (recursion
     /// counted once) and exclusive, the largest exclusive first.
     pub fn by_name(&self) -> Vec<NameTotals> {
+        let recursive = self.recursive();
         let mut totals: BTreeMap<&str, NameTotals> = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate().skip(1) {
             let t = totals.entry(&n.name).or_insert_with(|| NameTotals {
@@ -173,7 +228,7 @@ impl<'a> CallTree<'a> {
             });
             t.calls += n.calls;
             t.exclusive += n.exclusive;
-            if !self.is_recursive(i) {
+            if !recursive[i] {
                 t.inclusive += n.inclusive;
             }
         }
@@ -184,6 +239,7 @@ impl<'a> CallTree<'a> {
 
     /// Caller/callee pairs summed over paths, in name order.
     pub fn edges(&self) -> Vec<Edge> {
+        let recursive = self.recursive();
         let mut edges: BTreeMap<(&str, &str), Edge> = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate().skip(1) {
             let Some(p) = self.parent(i) else { continue };
@@ -195,7 +251,7 @@ impl<'a> CallTree<'a> {
                 inclusive: 0,
             });
             e.calls += n.calls;
-            if !self.is_recursive(i) {
+            if !recursive[i] {
                 e.inclusive += n.inclusive;
             }
         }
@@ -203,16 +259,13 @@ impl<'a> CallTree<'a> {
     }
 
     /// Folded stacks (`root;a;b exclusive` per line, the format of flame
-    /// graph tools), one line per node, the root first.
+    /// graph tools), one line per node with a positive exclusive amount,
+    /// the root first; frames as [`folded_frame`] writes them. The same
+    /// writer as the summed trees of `dynostats flamegraph`.
     pub fn folded(&self) -> String {
         let mut out = String::new();
-        for i in 0..self.nodes.len() {
-            let _ = writeln!(
-                out,
-                "{} {}",
-                self.path(i).join(";"),
-                self.nodes[i].exclusive
-            );
+        for (i, node) in self.nodes.iter().enumerate() {
+            push_folded(&mut out, self.path(i), i128::from(node.exclusive));
         }
         out
     }

@@ -34,12 +34,14 @@ mod encode;
 mod labels;
 mod name;
 mod read;
+mod text;
 
 pub use labels::Labels;
 pub(crate) use labels::truncate;
 pub use name::Name;
 pub(crate) use read::decode;
 pub use read::{Damage, MAX_DEPTH, RecordReader, Skip, SkipReason, Step, read};
+pub use text::escape_name;
 
 use crate::counters::{Delta, NameVisitor, ReadPath};
 

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use super::sketch::Sketch;
+use crate::profile::Timer;
 use crate::record::Record;
 
 /// A quantity measured per record.
@@ -87,6 +88,50 @@ impl FromStr for Metric {
             .ok_or_else(|| {
                 format!("unknown metric {s:?}: expected instructions, cycles, cpu, wall or rss")
             })
+    }
+}
+
+/// The metric a profile [`Timer`] measures: a call tree's amounts in
+/// `detail.timer` are of that metric.
+///
+/// ```
+/// use dynostats::profile::Timer;
+/// use dynostats::report::Metric;
+///
+/// assert_eq!(Metric::from(Timer::CpuTime), Metric::CpuNs);
+/// assert_eq!(Timer::from(Metric::RssChange).name(), "rss");
+/// ```
+impl From<Timer> for Metric {
+    fn from(timer: Timer) -> Metric {
+        match timer {
+            Timer::Instructions => Metric::Instructions,
+            Timer::Cycles => Metric::Cycles,
+            Timer::CpuTime => Metric::CpuNs,
+            Timer::WallTime => Metric::WallNs,
+            Timer::Rss => Metric::RssChange,
+        }
+    }
+}
+
+/// The profile [`Timer`] that measures a metric (RSS for the change of
+/// RSS).
+impl From<Metric> for Timer {
+    fn from(metric: Metric) -> Timer {
+        match metric {
+            Metric::Instructions => Timer::Instructions,
+            Metric::Cycles => Timer::Cycles,
+            Metric::CpuNs => Timer::CpuTime,
+            Metric::WallNs => Timer::WallTime,
+            Metric::RssChange => Timer::Rss,
+        }
+    }
+}
+
+impl Metric {
+    /// The metric of a profile's `detail.timer` name (`instructions`,
+    /// `cycles`, `cpu_ns`, `wall_ns`, `rss`), when it is one.
+    pub(crate) fn of_timer(timer: &str) -> Option<Metric> {
+        timer.parse::<Timer>().ok().map(Metric::from)
     }
 }
 

@@ -6,10 +6,13 @@ use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
 
-use super::format::{cut, escape_name, human, human_opt, width};
+use super::groups::{Group, Report};
 use super::metric::{Metric, MetricStats};
+use super::output::{
+    Format, csv_text, cut, escape_name, human, human_opt, json_int, json_num, json_opt_int,
+    json_string, width,
+};
 use super::sketch::Sketch;
-use super::{Group, Report};
 use crate::record::RecordKind;
 
 /// The order of a [`Table`]'s rows. Numbers sort largest first, rows
@@ -82,33 +85,6 @@ impl FromStr for SortBy {
     }
 }
 
-/// How a [`Table`] is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Format {
-    /// Aligned columns for a terminal, names escaped and cut.
-    #[default]
-    Table,
-    /// One JSON document, every metric of every group.
-    Json,
-    /// CSV with a header line, every metric of every group.
-    Csv,
-}
-
-impl FromStr for Format {
-    type Err = String;
-
-    /// Parses `table`, `json` or `csv`.
-    fn from_str(s: &str) -> Result<Format, String> {
-        match s {
-            "table" => Ok(Format::Table),
-            "json" => Ok(Format::Json),
-            "csv" => Ok(Format::Csv),
-            _ => Err(format!("unknown format {s:?}: expected table, json or csv")),
-        }
-    }
-}
-
 /// A view of a [`Report`] for printing: one row per group, the headline
 /// metric's statistics, CPU and cycles per event, wall time and RSS
 /// change, then the drops and the unavailable counters. Written as text
@@ -121,63 +97,6 @@ pub struct Table<'a> {
     kind: Option<RecordKind>,
     metric: Option<Metric>,
     name_width: Option<usize>,
-}
-
-/// Integers beyond this are written as JSON strings: JavaScript and jq
-/// read JSON numbers as doubles, exact only up to 2^53.
-pub const JSON_MAX_SAFE_INTEGER: i128 = 1 << 53;
-
-/// `x` as a JSON number, or as a string of its digits beyond
-/// [`JSON_MAX_SAFE_INTEGER`].
-pub(super) fn json_int(x: i128) -> String {
-    if x.abs() <= JSON_MAX_SAFE_INTEGER {
-        x.to_string()
-    } else {
-        format!("\"{x}\"")
-    }
-}
-
-fn json_opt_int(x: Option<i128>) -> String {
-    x.map_or_else(|| "null".to_string(), json_int)
-}
-
-pub(super) fn json_f64(x: Option<f64>) -> String {
-    match x {
-        Some(x) if x.is_finite() => format!("{x}"),
-        _ => "null".to_string(),
-    }
-}
-
-/// `s` as a JSON string: exact (every character kept), control characters
-/// as `\u00XX` escapes, so the output is one line per value and safe on a
-/// terminal.
-pub(super) fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A CSV field: quoted (RFC 4180) when it holds a comma, a quote or a
-/// space at either end. Names are escaped like the table's first, so a
-/// row is one line.
-pub(super) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"']) || s.starts_with(' ') || s.ends_with(' ') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 impl<'a> Table<'a> {
@@ -499,7 +418,7 @@ impl<'a> Table<'a> {
     /// `headline`, `quantiles` (what p50 and p99 mean), `records`,
     /// `filtered`, `folded`, `newer_versions`, `drops`, `unavailable` and
     /// `groups` (each with every metric's statistics). Integers beyond
-    /// 2^53 ([`JSON_MAX_SAFE_INTEGER`]) are written as strings of digits,
+    /// 2^53 ([`JSON_MAX_SAFE_INTEGER`](super::output::JSON_MAX_SAFE_INTEGER)) are written as strings of digits,
     /// so jq and JavaScript keep them exact.
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
         let report = self.report;
@@ -508,8 +427,8 @@ impl<'a> Table<'a> {
             out,
             "{{\"headline\":{},\"quantiles\":{},\"relative_error\":{},\"records\":{},\
              \"filtered\":{},\"folded\":{},\"max_groups\":{},\"newer_versions\":{},",
-            json_str(self.headline().name()),
-            json_str("per event: values weighted by their records' weights, nearest rank"),
+            json_string(self.headline().name()),
+            json_string("per event: values weighted by their records' weights, nearest rank"),
             Sketch::RELATIVE_ERROR,
             json_int(i128::from(report.records())),
             json_int(i128::from(report.filtered())),
@@ -540,7 +459,7 @@ impl<'a> Table<'a> {
                 out,
                 "{}{}:{}",
                 if i > 0 { "," } else { "" },
-                json_str(sink),
+                json_string(sink),
                 counts(d)
             )?;
         }
@@ -551,7 +470,7 @@ impl<'a> Table<'a> {
         )?;
         for (i, (counter, why)) in report.unavailable().iter().enumerate() {
             let sep = if i > 0 { "," } else { "" };
-            write!(out, "{sep}{}:{}", json_str(counter), json_str(why))?;
+            write!(out, "{sep}{}:{}", json_string(counter), json_string(why))?;
         }
         write!(out, "}},\"groups\":[")?;
         for (i, (g, _)) in self.rows().into_iter().enumerate() {
@@ -559,11 +478,11 @@ impl<'a> Table<'a> {
                 out,
                 "{}\n{{\"kind\":{},\"name\":{},",
                 if i > 0 { "," } else { "" },
-                json_str(g.kind.as_str()),
-                json_str(&g.name)
+                json_string(g.kind.as_str()),
+                json_string(&g.name)
             )?;
             if let Some(method) = &g.method {
-                write!(out, "\"method\":{},", json_str(method))?;
+                write!(out, "\"method\":{},", json_string(method))?;
             }
             if g.other {
                 write!(out, "\"other\":true,")?;
@@ -572,7 +491,12 @@ impl<'a> Table<'a> {
                 write!(out, "\"split\":{{")?;
                 for (j, (split, value)) in report.splits().iter().zip(&g.split).enumerate() {
                     let sep = if j > 0 { "," } else { "" };
-                    write!(out, "{sep}{}:{}", json_str(&split.title()), json_str(value))?;
+                    write!(
+                        out,
+                        "{sep}{}:{}",
+                        json_string(&split.title()),
+                        json_string(value)
+                    )?;
                 }
                 write!(out, "}},")?;
             }
@@ -593,13 +517,13 @@ impl<'a> Table<'a> {
                     "{}{}:{{\"samples\":{},\"absent\":{},\"total\":{},\"saturated\":{},\
                      \"events\":{},\"mean_per_event\":{},\"p50\":{},\"p99\":{},\"exact\":{}}}",
                     if j > 0 { "," } else { "" },
-                    json_str(metric.name()),
+                    json_string(metric.name()),
                     json_int(i128::from(s.samples)),
                     json_int(i128::from(s.absent)),
                     json_int(s.total),
                     s.saturated,
                     big(s.events),
-                    json_f64(s.mean_per_event),
+                    json_num(s.mean_per_event),
                     json_opt_int(s.p50),
                     json_opt_int(s.p99),
                     s.exact
@@ -633,16 +557,16 @@ impl<'a> Table<'a> {
                 header.push(format!("{}_{what}", metric.name()));
             }
         }
-        let header: Vec<String> = header.iter().map(|h| csv_field(h)).collect();
+        let header: Vec<String> = header.iter().map(|h| csv_text(h)).collect();
         writeln!(out, "{}", header.join(","))?;
         let opt = |x: Option<i128>| x.map_or_else(String::new, |v| v.to_string());
         for (g, _) in self.rows() {
             let mut line = vec![
                 g.kind.as_str().to_string(),
-                csv_field(&escape_name(&g.name)),
-                csv_field(&escape_name(g.method.as_deref().unwrap_or(""))),
+                csv_text(&g.name),
+                csv_text(g.method.as_deref().unwrap_or("")),
             ];
-            line.extend(g.split.iter().map(|v| csv_field(&escape_name(v))));
+            line.extend(g.split.iter().map(|v| csv_text(v)));
             line.extend([
                 g.other.to_string(),
                 g.sampled.to_string(),
@@ -682,25 +606,5 @@ impl fmt::Display for Table<'_> {
         let mut text = Vec::new();
         self.write_text(&mut text).map_err(|_| fmt::Error)?;
         f.write_str(&String::from_utf8_lossy(&text))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_keeps_large_integers_exact() {
-        assert_eq!(json_int(1 << 53), "9007199254740992");
-        assert_eq!(json_int((1 << 53) + 1), "\"9007199254740993\"");
-        assert_eq!(json_int(-(1 << 60)), "\"-1152921504606846976\"");
-        assert_eq!(json_str("a\"\n\u{1b}"), "\"a\\\"\\n\\u001b\"");
-    }
-
-    #[test]
-    fn csv_quotes_what_needs_it() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("/users/{id}"), "/users/{id}");
     }
 }

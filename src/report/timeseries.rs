@@ -10,22 +10,21 @@
 //! number of windows is the records' time span over the window length.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
-use super::compare::{
-    COMPARED, CompareOptions, Groups, RowKind, TestSettings, csv_str, json_num, json_str, overall,
-    pct, row_label,
-};
+use super::Summarize;
+use super::compare::{CompareOptions, overall};
 use super::filter::LabelFilters;
-use super::format::{cut, escape_name, human};
-use super::interval::{Interval, Moments};
 use super::metric::Metric;
-use crate::record::{Damage, Record, RecordKind, RecordReader};
+use super::output::{Format, csv_text, cut, escape_name, human, json_num, json_string, pct};
+use super::side::{COMPARED, Groups, RowKind, TestSettings, row_label};
+use super::stats::{Interval, Moments};
+use crate::record::{Record, RecordKind};
 
 /// Records per window of time.
 ///
 /// ```
-/// use dynostats::report::{Timeseries, TimeseriesOptions};
+/// use dynostats::report::timeseries::{Timeseries, TimeseriesOptions};
 /// use dynostats::{Record, RecordKind};
 ///
 /// let mut ts = Timeseries::new(60_000_000_000); // one minute
@@ -85,13 +84,6 @@ impl Timeseries {
             .entry(record.ts / self.window_ns)
             .or_default()
             .add(record);
-    }
-
-    /// Adds every record of `reader`, returning the damage met.
-    pub fn read_records<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
-        reader
-            .skip_labels(self.filters.is_empty())
-            .for_each_record(|record| self.add(record))
     }
 
     /// Records added.
@@ -209,6 +201,16 @@ impl Timeseries {
             confidence: options.test.confidence,
             windows,
         }
+    }
+}
+
+impl Summarize for Timeseries {
+    fn add(&mut self, record: &Record) {
+        Timeseries::add(self, record);
+    }
+
+    fn needs_labels(&self) -> bool {
+        !self.filters.is_empty()
     }
 }
 
@@ -341,10 +343,10 @@ impl Series {
     }
 
     /// Writes the series as a table, JSON or CSV.
-    pub fn write(&self, format: super::Format, out: &mut impl Write) -> io::Result<()> {
+    pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
         match format {
-            super::Format::Json => self.write_json(out),
-            super::Format::Csv => self.write_csv(out),
+            Format::Json => self.write_json(out),
+            Format::Csv => self.write_csv(out),
             _ => self.write_text(out),
         }
     }
@@ -448,7 +450,7 @@ impl Series {
             self.metric.name(),
             self.fallback
                 .as_deref()
-                .map_or_else(|| "null".to_string(), json_str),
+                .map_or_else(|| "null".to_string(), json_string),
             self.kind.as_str(),
             self.window_ns,
             json_num(self.alert_above),
@@ -461,7 +463,7 @@ impl Series {
                 .map(|r| {
                     format!(
                         "{{\"name\":{},\"hits\":\"{}\",\"sampled\":{},\"cost_per_event\":{},\"total\":{},\"change\":{}}}",
-                        json_str(&r.label),
+                        json_string(&r.label),
                         r.hits,
                         r.sampled,
                         json_num(r.cost_per_event),
@@ -525,7 +527,7 @@ impl Series {
                     out,
                     "{},{},{},{},{},{},,,,",
                     w.start_ns,
-                    csv_str(&r.label),
+                    csv_text(&r.label),
                     r.hits,
                     f(r.cost_per_event),
                     f(r.total),

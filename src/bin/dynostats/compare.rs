@@ -2,10 +2,13 @@
 //! profiled function, the candidate's cost per event against the base's,
 //! with intervals and the `--fail-above` gate.
 
-use dynostats::report::{CompareOptions, Format, Side, compare};
+use dynostats::report::Format;
+use dynostats::report::compare::{CompareOptions, Side, compare};
+use dynostats::report::output::escape_name;
 
-use crate::report::print;
-use crate::{Common, EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
+use crate::args::{Common, parse_confidence, parse_percent};
+use crate::output::print;
+use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
 
 /// How `compare` decides (shown in `--help`).
 pub(crate) const METHOD: &str = "\
@@ -50,13 +53,13 @@ pub(crate) struct CompareArgs {
     against: Vec<String>,
     /// Fails (exit 4) when a group's or the overall regression is
     /// significant and above P percent (`2%` or `2`).
-    #[arg(long, value_name = "P%", value_parser = crate::parse_percent)]
+    #[arg(long, value_name = "P%", value_parser = parse_percent)]
     fail_above: Option<f64>,
     /// Groups with fewer samples on a side are undecided.
     #[arg(long, value_name = "N", default_value_t = 30)]
     min_samples: u64,
     /// Confidence of the intervals, in percent or as a fraction.
-    #[arg(long, value_name = "C", default_value = "95%", value_parser = crate::parse_confidence)]
+    #[arg(long, value_name = "C", default_value = "95%", value_parser = parse_confidence)]
     confidence: f64,
     #[command(flatten)]
     common: Common,
@@ -94,7 +97,7 @@ pub(crate) fn run(args: &CompareArgs) -> u8 {
             eprintln!(
                 "dynostats: FAIL: {} {}",
                 r.kind.as_str(),
-                dynostats::report::escape_name(&r.label)
+                escape_name(&r.label)
             );
         }
     }

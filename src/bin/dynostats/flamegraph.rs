@@ -1,14 +1,15 @@
 //! `dynostats flamegraph`: the profile records' call trees summed by the
-//! library (`dynostats::report::Profiles`), as folded stacks
+//! library (`dynostats::report::profiles::Profiles`), as folded stacks
 //! (`Calls::write_folded`), drawn by inferno.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
-use dynostats::report::{Calls, Profiles};
+use dynostats::report::profiles::{Calls, Profiles};
 
 use crate::EXIT_IO;
-use crate::top::{ProfileInput, nothing, timer_note, warnings};
+use crate::args::ProfileInput;
+use crate::input::{nothing, warnings};
 
 /// The arguments of `dynostats flamegraph`.
 #[derive(clap::Args)]
@@ -95,7 +96,7 @@ fn draw(args: &FlameArgs, profiles: &Profiles, base: Option<&Profiles>) -> io::R
         calls.records(),
         calls.events()
     );
-    if let Some(note) = timer_note(profiles, calls) {
+    if let Some(note) = profiles.timer_note(calls) {
         subtitle = format!("{note}; {subtitle}");
     }
     if base.is_some() {

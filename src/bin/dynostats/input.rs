@@ -1,6 +1,7 @@
 //! The command's input layer: files, rotated sets, `-` for standard input,
 //! gzip and zstd found by their magic bytes, a progress bar on a terminal;
-//! each input read into the report with what happened to it.
+//! each input read into any summary (`dynostats::report::Summarize`) with
+//! what happened to it.
 //!
 //! Decompression lives here, not in the library, so that programs using
 //! the library do not build zstd's C code; `dynostats::read` takes any
@@ -12,41 +13,16 @@ use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use dynostats::Error;
-use dynostats::record::{Damage, RecordReader};
-use dynostats::report::{Profiles, Report, Side, Timeseries, escape_name};
+use dynostats::profile::Timer;
+use dynostats::record::RecordReader;
+use dynostats::report::Metric;
+use dynostats::report::Summarize;
+use dynostats::report::output::escape_name;
+use dynostats::report::profiles::{Calls, Profiles};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::args::{Inputs, ProfileInput};
 use crate::{EXIT_DAMAGED, EXIT_IO, EXIT_OK};
-
-/// What the inputs are read into: a report, a side of a comparison, a
-/// time series, the summed call trees of `top` and `flamegraph`.
-pub(crate) trait Collect {
-    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage;
-}
-
-impl Collect for Report {
-    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
-        self.read_records(reader)
-    }
-}
-
-impl Collect for Side {
-    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
-        self.read_records(reader)
-    }
-}
-
-impl Collect for Profiles {
-    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
-        self.read_records(reader)
-    }
-}
-
-impl Collect for Timeseries {
-    fn collect<R: Read>(&mut self, reader: RecordReader<R>) -> Damage {
-        self.read_records(reader)
-    }
-}
 
 /// How one input ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,31 +162,10 @@ fn progress(total: Option<u64>, quiet: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Where the records come from, and how strictly they are read: the
-/// options every subcommand that reads records shares.
-#[derive(clap::Args)]
-pub(crate) struct Inputs {
-    /// Also read the rotated files of each FILE (FILE.1, FILE.2 ... as the
-    /// file sink names them), oldest first.
-    #[arg(long)]
-    pub(crate) rotated: bool,
-    /// Keeps only records whose label KEY is VALUE. Repeatable: all must
-    /// match.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::parse_label)]
-    pub(crate) labels: Vec<(String, String)>,
-    /// Exits with 3 when any record was skipped, not only when a file was
-    /// cut.
-    #[arg(long)]
-    pub(crate) strict: bool,
-    /// No progress bar (it shows only on a terminal anyway).
-    #[arg(long, short)]
-    pub(crate) quiet: bool,
-}
-
 impl Inputs {
     /// Reads `files` (with their rotated files under `--rotated`) into
     /// `into`.
-    pub(crate) fn read(&self, into: &mut impl Collect, files: &[String]) -> Vec<FileRead> {
+    pub(crate) fn read(&self, into: &mut impl Summarize, files: &[String]) -> Vec<FileRead> {
         read_inputs(into, &expand(files, self.rotated), self.quiet)
     }
 
@@ -234,7 +189,7 @@ impl Inputs {
 /// read, or is damaged, is reported on stderr (once per file, with the
 /// byte offset) and in its `FileRead`; the records before the damage stay
 /// in the report.
-fn read_inputs(report: &mut impl Collect, inputs: &[String], quiet: bool) -> Vec<FileRead> {
+fn read_inputs(report: &mut impl Summarize, inputs: &[String], quiet: bool) -> Vec<FileRead> {
     let sizes: Option<u64> = inputs
         .iter()
         .map(|p| {
@@ -272,7 +227,7 @@ fn read_inputs(report: &mut impl Collect, inputs: &[String], quiet: bool) -> Vec
 }
 
 fn read_one(
-    report: &mut impl Collect,
+    report: &mut impl Summarize,
     source: impl Read,
     shown: &str,
     bar: Option<ProgressBar>,
@@ -282,7 +237,7 @@ fn read_one(
         Ok(s) => s,
         Err(e) => return FileRead::failed(shown.to_string(), format!("{shown}: cannot read: {e}")),
     };
-    let damage = report.collect(RecordReader::new(stream));
+    let damage = report.read_records(RecordReader::new(stream));
     let (ending, error, offset) = match &damage.cut {
         None => (Ending::Whole, None, None),
         Some(e @ Error::Io { .. }) => (Ending::Io, Some(format!("{shown}: {e}")), None),
@@ -352,5 +307,61 @@ fn report_on_stderr(read: &FileRead, bar: Option<&ProgressBar>) {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
         }
+    }
+}
+
+impl ProfileInput {
+    /// The summed call trees of `files` (or of `files` given), and what
+    /// happened to each input.
+    pub(crate) fn read(&self, files: &[String]) -> (Profiles, Vec<FileRead>) {
+        let mut builder = Profiles::builder().max_paths(self.max_paths);
+        for (k, v) in &self.inputs.labels {
+            builder = builder.filter_label(k, v);
+        }
+        if let Some(e) = &self.endpoint {
+            builder = builder.endpoint(e);
+        }
+        let mut profiles = builder.build();
+        let read = self.inputs.read(&mut profiles, files);
+        (profiles, read)
+    }
+}
+
+/// Lines about call trees left out or folded, for stderr.
+pub(crate) fn warnings(profiles: &Profiles, calls: Option<&Calls>) -> Vec<String> {
+    let mut lines = Vec::new();
+    if profiles.malformed() > 0 {
+        lines.push(format!(
+            "{} profile records left out: their call tree is damaged (no timer, no nodes, or a \
+             parent that is not an earlier node)",
+            profiles.malformed()
+        ));
+    }
+    if let Some(c) = calls.filter(|c| c.folded_beyond_cap() > 0) {
+        lines.push(format!(
+            "{} scopes beyond --max-paths were counted under [other]",
+            c.folded_beyond_cap()
+        ));
+    }
+    lines
+}
+
+/// Why there is nothing to show.
+pub(crate) fn nothing(profiles: &Profiles, metric: Option<Metric>) -> String {
+    let timers: Vec<&str> = profiles.timers().map(|c| c.timer()).collect();
+    match metric {
+        Some(m) if !timers.is_empty() => format!(
+            "no profile records measured in {}; these have: {}",
+            Timer::from(m).name(),
+            timers.join(", ")
+        ),
+        _ => format!(
+            "no profile records in the inputs ({} records read, {} profile records, {} left \
+             out by filters, {} damaged call trees)",
+            profiles.records(),
+            profiles.profile_records(),
+            profiles.filtered(),
+            profiles.malformed()
+        ),
     }
 }

@@ -25,27 +25,27 @@
 //! `flamegraph` read the profile records' call trees. See
 //! `EXIT STATUS` in `--help` for the exit codes.
 //!
-//! `main` parses the command line and dispatches; `input` opens the
-//! inputs (files, rotated sets, `-`, gzip and zstd) and reads them into a
-//! report with damage accounting; `report` prints it; `compare` and
-//! `timeseries` read through the same input layer into the library's
-//! `Side` and `Timeseries` (docs/compare.md), `top` and `flamegraph` into
-//! `Profiles` (the profile records' call trees).
+//! `main` parses the command line and dispatches; `args` declares what
+//! the subcommands' arguments share (inputs, `--metric`, output format,
+//! profile inputs, parsers); `input` opens the inputs (files, rotated
+//! sets, `-`, gzip and zstd) and reads them into any of the library's
+//! summaries (`dynostats::report::Summarize`) with damage accounting;
+//! `output` prints every result (the JSON envelope, the damaged-input
+//! lines). Each subcommand's file (`report`, `compare`, `timeseries`,
+//! `top`, `flamegraph`) holds its own arguments and its `run`.
 
+mod args;
 mod compare;
 mod flamegraph;
 mod input;
+mod output;
 mod report;
 mod timeseries;
 mod top;
 
 use std::process::ExitCode;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
-use dynostats::RecordKind;
-use dynostats::report::{Format, Metric, Report, SortBy, Split};
-use input::Inputs;
 
 /// Exit status: every input was read whole.
 const EXIT_OK: u8 = 0;
@@ -87,7 +87,7 @@ struct Cli {
 enum Command {
     /// Per-endpoint and per-region costs of the records in FILE...
     #[command(after_help = EXIT_STATUS)]
-    Report(ReportArgs),
+    Report(report::ReportArgs),
     /// Cost per event of BASE... against CAND... per endpoint, region and
     /// profiled function, with confidence intervals and a deploy gate.
     #[command(after_help = format!("{}\n\n{}", compare::METHOD, compare::EXIT_STATUS_GATE))]
@@ -106,177 +106,6 @@ enum Command {
     /// differential one.
     #[command(after_help = EXIT_STATUS)]
     Flamegraph(flamegraph::FlameArgs),
-}
-
-/// The options `compare` and `timeseries` share with `report`.
-#[derive(clap::Args)]
-struct Common {
-    #[command(flatten)]
-    inputs: Inputs,
-    /// The metric compared: instructions, cycles, cpu or wall. Default:
-    /// instructions where any record carries them, else cpu.
-    #[arg(
-        long,
-        value_parser = PossibleValuesParser::new(
-            dynostats::report::COMPARED.map(Metric::short_name)
-        )
-        .map(|s| s.parse::<Metric>().expect("a listed metric"))
-    )]
-    metric: Option<Metric>,
-    #[command(flatten)]
-    output: Output,
-}
-
-/// The output format every subcommand that prints a result takes.
-#[derive(clap::Args)]
-struct Output {
-    /// Output format. json and csv have every figure of every row; JSON
-    /// integers beyond 2^53 are strings of digits.
-    #[arg(
-        long,
-        default_value = "table",
-        value_parser = PossibleValuesParser::new(["table", "json", "csv"])
-            .map(|s| s.parse::<Format>().expect("a listed format"))
-    )]
-    format: Format,
-    /// Same as --format json.
-    #[arg(long, conflicts_with = "format")]
-    json: bool,
-}
-
-impl Output {
-    fn format(&self) -> Format {
-        if self.json { Format::Json } else { self.format }
-    }
-}
-
-/// `2%`, `2` or `0.5%` as a fraction (0.02, 0.02, 0.005).
-fn parse_percent(s: &str) -> Result<f64, String> {
-    let n: f64 = s
-        .trim()
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| format!("expected a percentage like 2%, got {s:?}"))?;
-    if !n.is_finite() || n < 0.0 {
-        return Err(format!("expected a percentage >= 0, got {s:?}"));
-    }
-    Ok(n / 100.0)
-}
-
-/// `95%`, `95` or `0.95` as a fraction in (0, 1).
-fn parse_confidence(s: &str) -> Result<f64, String> {
-    let n: f64 = s
-        .trim()
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| format!("expected a confidence like 95%, got {s:?}"))?;
-    let c = if s.contains('%') || n > 1.0 {
-        n / 100.0
-    } else {
-        n
-    };
-    if c > 0.0 && c < 1.0 {
-        Ok(c)
-    } else {
-        Err(format!(
-            "expected a confidence between 0 and 100%, got {s:?}"
-        ))
-    }
-}
-
-/// `10m`, `30s`, `1h`, `500ms`, `2d` as nanoseconds.
-fn parse_duration(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| format!("expected a duration like 10m, got {s:?}"))?;
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" | "" => 1e9,
-        "m" | "min" => 60e9,
-        "h" => 3600e9,
-        "d" => 86400e9,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {s:?}: ns, us, ms, s, m, h, d"
-            ));
-        }
-    };
-    let ns = n * scale;
-    if ns >= 1.0 && ns < u64::MAX as f64 {
-        Ok(ns as u64)
-    } else {
-        Err(format!("expected a positive duration, got {s:?}"))
-    }
-}
-
-/// The arguments of `dynostats report`.
-#[derive(clap::Args)]
-struct ReportArgs {
-    /// Record files, read in order into one report: `-` is standard input;
-    /// gzip and zstd files are decompressed (found by their magic bytes);
-    /// rotated files too (FILE.2 FILE.1 FILE, or FILE with --rotated).
-    #[arg(required = true)]
-    files: Vec<String>,
-    /// The metric the table leads with. Default: instructions where any
-    /// record carries them, else cpu.
-    #[arg(
-        long,
-        value_parser = PossibleValuesParser::new(Metric::ALL.map(Metric::short_name))
-            .map(|s| s.parse::<Metric>().expect("a listed metric"))
-    )]
-    metric: Option<Metric>,
-    /// Row order: the headline metric's estimated total, its mean per
-    /// event, median or 99th percentile per event, estimated events,
-    /// sampled records, or kind and name. Numbers sort largest first.
-    #[arg(
-        long,
-        default_value = "total",
-        value_parser = PossibleValuesParser::new(SortBy::ALL.map(SortBy::name))
-            .map(|s| s.parse::<SortBy>().expect("a listed order"))
-    )]
-    sort: SortBy,
-    /// Only rows of this kind of record.
-    #[arg(
-        long,
-        value_parser = PossibleValuesParser::new(
-            RecordKind::ALL.into_iter().filter(|k| matches!(k, RecordKind::Request | RecordKind::Region)).map(RecordKind::as_str)
-        )
-        .map(|s| s.parse::<RecordKind>().expect("a listed kind"))
-    )]
-    kind: Option<RecordKind>,
-    /// Splits rows further: `status` (status class of requests: 2xx, 4xx,
-    /// 5xx, none) or `label=KEY` (the label's value). Repeatable.
-    #[arg(long = "by", value_name = "status|label=KEY", value_parser = parse_split)]
-    by: Vec<Split>,
-    /// At most N groups; records of further groups are folded into one
-    /// `<other>` row per kind, and counted.
-    #[arg(long, value_name = "N", default_value_t = Report::DEFAULT_MAX_GROUPS)]
-    max_groups: usize,
-    #[command(flatten)]
-    inputs: Inputs,
-    #[command(flatten)]
-    output: Output,
-    /// Shows names whole in the table (default: cut to 60 columns with …).
-    #[arg(long)]
-    wide: bool,
-}
-
-fn parse_split(s: &str) -> Result<Split, String> {
-    s.parse()
-}
-
-fn parse_label(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
 }
 
 fn main() -> ExitCode {

@@ -1,131 +1,63 @@
 //! `dynostats report`: the table, JSON or CSV of a report, streamed to
 //! standard output.
 
-use std::io::{self, BufWriter, Write};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use dynostats::RecordKind;
+use dynostats::report::{Metric, Report, SortBy, Split, Table};
 
-use dynostats::report::{Format, Report};
+use crate::EXIT_OK;
+use crate::args::{Inputs, Output, metric, parse_split};
+use crate::output::print;
 
-use crate::input::FileRead;
-use crate::{EXIT_IO, EXIT_OK, ReportArgs};
-
-/// Standard output, buffered: where every subcommand prints its result.
-pub(crate) type Stdout = BufWriter<io::StdoutLock<'static>>;
-
-/// Prints a subcommand's result in `format`: as JSON, the inputs' `files`
-/// and then `"KEY":` followed by what `body` writes, closed; as CSV, what
-/// `body` writes; as a table, followed by the inputs that were damaged.
-/// Returns `EXIT_OK`, or `EXIT_IO` (said on stderr, naming `what`) when
-/// standard output cannot be written. A reader that stopped early
-/// (`| head`) is not an error.
-pub(crate) fn print(
-    what: &str,
-    format: Format,
-    files: &[FileRead],
-    key: &str,
-    body: impl FnOnce(&mut Stdout) -> io::Result<()>,
-) -> u8 {
-    let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
-    let written = (|| -> io::Result<()> {
-        if format == Format::Json {
-            write_files_json_as(&mut out, files, key)?;
-        }
-        body(&mut out)?;
-        match format {
-            Format::Json => writeln!(out, "}}")?,
-            Format::Table => write_troubled(&mut out, files)?,
-            _ => {}
-        }
-        out.flush()
-    })();
-    match written {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            eprintln!("dynostats: cannot write the {what}: {e}");
-            EXIT_IO
-        }
-        _ => EXIT_OK,
-    }
-}
-
-/// `s` as a JSON string (the library's table escapes its own).
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The INCOMPLETE and SKIPPED lines below a table, one per troubled file.
-pub(crate) fn write_troubled(out: &mut impl Write, files: &[FileRead]) -> io::Result<()> {
-    let troubled: Vec<&FileRead> = files
-        .iter()
-        .filter(|f| f.error.is_some() || f.skipped_total() > 0)
-        .collect();
-    if !troubled.is_empty() {
-        writeln!(out)?;
-    }
-    for f in troubled {
-        if let Some(error) = &f.error {
-            writeln!(out, "INCOMPLETE: {}", dynostats::report::escape_name(error))?;
-        }
-        if f.skipped_total() > 0 {
-            writeln!(
-                out,
-                "SKIPPED: {}: {} records that are not records this reader \
-                 understands (see stderr)",
-                f.path,
-                f.skipped_total()
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// The `files` part of the JSON output, then `"KEY":` for what follows.
-fn write_files_json_as(out: &mut impl Write, files: &[FileRead], key: &str) -> io::Result<()> {
-    write!(out, "{{\"files\":[")?;
-    for (i, f) in files.iter().enumerate() {
-        write!(
-            out,
-            "{}\n{{\"path\":{},\"records\":{},\"skipped\":{{",
-            if i > 0 { "," } else { "" },
-            json_str(&f.path),
-            f.records
-        )?;
-        for (j, (reason, n)) in f.skipped.iter().enumerate() {
-            write!(
-                out,
-                "{}{}:{n}",
-                if j > 0 { "," } else { "" },
-                json_str(reason)
-            )?;
-        }
-        write!(out, "}},\"newer_versions\":{}", f.newer_versions)?;
-        if let Some(c) = f.compression {
-            write!(out, ",\"compression\":{}", json_str(c))?;
-        }
-        if let Some((offset, message)) = &f.first_skip {
-            write!(
-                out,
-                ",\"first_skip\":{{\"offset\":{offset},\"message\":{}}}",
-                json_str(message)
-            )?;
-        }
-        if let Some(error) = &f.error {
-            write!(out, ",\"error\":{}", json_str(error))?;
-        }
-        if let Some(offset) = f.offset {
-            write!(out, ",\"offset\":{offset}")?;
-        }
-        write!(out, "}}")?;
-    }
-    write!(out, "\n],{}:", json_str(key))
+/// The arguments of `dynostats report`.
+#[derive(clap::Args)]
+pub(crate) struct ReportArgs {
+    /// Record files, read in order into one report: `-` is standard input;
+    /// gzip and zstd files are decompressed (found by their magic bytes);
+    /// rotated files too (FILE.2 FILE.1 FILE, or FILE with --rotated).
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// The metric the table leads with. Default: instructions where any
+    /// record carries them, else cpu.
+    #[arg(
+        long,
+        value_parser = metric(Metric::ALL)
+    )]
+    metric: Option<Metric>,
+    /// Row order: the headline metric's estimated total, its mean per
+    /// event, median or 99th percentile per event, estimated events,
+    /// sampled records, or kind and name. Numbers sort largest first.
+    #[arg(
+        long,
+        default_value = "total",
+        value_parser = PossibleValuesParser::new(SortBy::ALL.map(SortBy::name))
+            .map(|s| s.parse::<SortBy>().expect("a listed order"))
+    )]
+    sort: SortBy,
+    /// Only rows of this kind of record.
+    #[arg(
+        long,
+        value_parser = PossibleValuesParser::new(
+            RecordKind::ALL.into_iter().filter(|k| matches!(k, RecordKind::Request | RecordKind::Region)).map(RecordKind::as_str)
+        )
+        .map(|s| s.parse::<RecordKind>().expect("a listed kind"))
+    )]
+    kind: Option<RecordKind>,
+    /// Splits rows further: `status` (status class of requests: 2xx, 4xx,
+    /// 5xx, none) or `label=KEY` (the label's value). Repeatable.
+    #[arg(long = "by", value_name = "status|label=KEY", value_parser = parse_split)]
+    by: Vec<Split>,
+    /// At most N groups; records of further groups are folded into one
+    /// `<other>` row per kind, and counted.
+    #[arg(long, value_name = "N", default_value_t = Report::DEFAULT_MAX_GROUPS)]
+    max_groups: usize,
+    #[command(flatten)]
+    inputs: Inputs,
+    #[command(flatten)]
+    output: Output,
+    /// Shows names whole in the table (default: cut to 60 columns with …).
+    #[arg(long)]
+    wide: bool,
 }
 
 /// Runs `dynostats report` and returns the exit status.
@@ -148,7 +80,7 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
         .name_width(if args.wide {
             None
         } else {
-            Some(dynostats::report::Table::DEFAULT_NAME_WIDTH)
+            Some(Table::DEFAULT_NAME_WIDTH)
         });
     match print("report", format, &files, "report", |out| {
         table.write(format, out)

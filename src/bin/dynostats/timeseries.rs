@@ -2,10 +2,11 @@
 //! hits with their cost per request, and `--alert` against the preceding
 //! windows.
 
-use dynostats::report::{Timeseries, TimeseriesOptions};
+use dynostats::report::timeseries::{Timeseries, TimeseriesOptions};
 
-use crate::report::print;
-use crate::{Common, EXIT_OK, EXIT_REGRESSION};
+use crate::args::{Common, parse_confidence, parse_duration, parse_percent};
+use crate::output::print;
+use crate::{EXIT_OK, EXIT_REGRESSION};
 
 /// How `timeseries` alerts (shown in `--help`).
 pub(crate) const METHOD: &str = "\
@@ -27,11 +28,11 @@ pub(crate) struct TimeseriesArgs {
     #[arg(required = true)]
     files: Vec<String>,
     /// The window length: `10m`, `30s`, `1h`, `500ms`.
-    #[arg(long, default_value = "10m", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
     window: u64,
     /// Alerts (exit 4) on windows whose cost per request rose
     /// significantly and by more than P percent against the baseline.
-    #[arg(long, value_name = "P%", value_parser = crate::parse_percent)]
+    #[arg(long, value_name = "P%", value_parser = parse_percent)]
     alert: Option<f64>,
     /// Preceding windows pooled into the baseline.
     #[arg(long, value_name = "N", default_value_t = 6)]
@@ -40,7 +41,7 @@ pub(crate) struct TimeseriesArgs {
     #[arg(long, value_name = "N", default_value_t = 30)]
     min_samples: u64,
     /// Confidence of the intervals, in percent or as a fraction.
-    #[arg(long, value_name = "C", default_value = "95%", value_parser = crate::parse_confidence)]
+    #[arg(long, value_name = "C", default_value = "95%", value_parser = parse_confidence)]
     confidence: f64,
     #[command(flatten)]
     common: Common,

@@ -5,10 +5,11 @@
 use std::io::{self, Write};
 use std::str::FromStr;
 
-use super::format::{cut, escape_name, human};
-use super::metric::Metric;
-use super::table::{Format, csv_field, json_f64, json_int, json_str};
-use super::tree::{CallEdge, Calls, Function};
+use super::calls::{CallEdge, Calls, Function};
+use crate::report::metric::Metric;
+use crate::report::output::{
+    Format, csv_text, cut, escape_name, human, json_int, json_num, json_string,
+};
 
 /// What [`TopTable`] sorts its rows by, largest first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -272,12 +273,12 @@ impl<'a> TopTable<'a> {
             .collect();
         let width = names
             .iter()
-            .map(|n| super::format::width(n))
+            .map(|n| crate::report::output::width(n))
             .chain([4])
             .max()
             .unwrap_or(4);
         let pad = |s: &str| {
-            let w = super::format::width(s);
+            let w = crate::report::output::width(s);
             format!("{s}{}", " ".repeat(width.saturating_sub(w)))
         };
         let mut head = format!("{}  {:>10}", pad("name"), "inclusive");
@@ -327,19 +328,19 @@ impl<'a> TopTable<'a> {
         write!(
             out,
             "{{\"timer\":{},\"records\":{},\"events\":{},\"total\":{},\"overhead\":{}",
-            json_str(c.timer()),
+            json_string(c.timer()),
             c.records(),
             json_int(c.events() as i128),
             json_int(c.total()),
             json_int(c.overhead())
         )?;
         if let Some(note) = &self.note {
-            write!(out, ",\"note\":{}", json_str(note))?;
+            write!(out, ",\"note\":{}", json_string(note))?;
         }
         match &self.view {
             View::Functions => {}
-            View::Callers(n) => write!(out, ",\"callers_of\":{}", json_str(n))?,
-            View::Callees(n) => write!(out, ",\"callees_of\":{}", json_str(n))?,
+            View::Callers(n) => write!(out, ",\"callers_of\":{}", json_string(n))?,
+            View::Callees(n) => write!(out, ",\"callees_of\":{}", json_string(n))?,
         }
         if let Some(n) = self.fleet {
             write!(out, ",\"fleet\":{n}")?;
@@ -351,30 +352,30 @@ impl<'a> TopTable<'a> {
                 "{}\n{{\"name\":{},\"kind\":\"{}\",\"calls\":{},\"inclusive\":{},\
                  \"inclusive_share\":{},\"calls_per_request\":{},\"per_call\":{}",
                 if i > 0 { "," } else { "" },
-                json_str(&r.name),
+                json_string(&r.name),
                 r.kind,
                 json_int(r.calls as i128),
                 json_int(r.inclusive),
-                json_f64(Some(c.share(r.inclusive))),
-                json_f64(Some(self.per_request(r.calls))),
-                json_f64(Self::per_call(r.calls, r.inclusive)),
+                json_num(Some(c.share(r.inclusive))),
+                json_num(Some(self.per_request(r.calls))),
+                json_num(Self::per_call(r.calls, r.inclusive)),
             )?;
             if let Some(x) = r.exclusive {
                 write!(
                     out,
                     ",\"exclusive\":{},\"exclusive_share\":{}",
                     json_int(x),
-                    json_f64(Some(c.share(x)))
+                    json_num(Some(c.share(x)))
                 )?;
             }
             if let Some(of) = r.of_scope {
-                write!(out, ",\"share_of_scope\":{}", json_f64(Some(of)))?;
+                write!(out, ",\"share_of_scope\":{}", json_num(Some(of)))?;
             }
             if let Some(s) = self.servers(r.inclusive) {
-                write!(out, ",\"servers_inclusive\":{}", json_f64(Some(s)))?;
+                write!(out, ",\"servers_inclusive\":{}", json_num(Some(s)))?;
             }
             if let Some(s) = r.exclusive.and_then(|x| self.servers(x)) {
-                write!(out, ",\"servers_exclusive\":{}", json_f64(Some(s)))?;
+                write!(out, ",\"servers_exclusive\":{}", json_num(Some(s)))?;
             }
             write!(out, "}}")?;
         }
@@ -400,7 +401,7 @@ impl<'a> TopTable<'a> {
                 out,
                 "{},{},{},{},{},{},{},{},{},{},{}",
                 c.timer(),
-                csv_field(&escape_name(&r.name)),
+                csv_text(&r.name),
                 r.kind,
                 r.calls,
                 r.inclusive,

@@ -1,23 +1,17 @@
 //! Folded stacks of summed call trees: the input of flame graph tools
 //! (inferno, speedscope, Pyroscope's ingest), what `dynostats flamegraph`
-//! draws.
+//! draws. Written by the crate's one folded writer, the one that writes a
+//! single record's tree ([`CallTree::folded`](crate::profile::CallTree::folded)).
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::format::escape_name;
-use super::tree::Calls;
-
-/// A name as one frame of a folded stack: `;` (the frame separator)
-/// becomes `:`, and what must not reach a terminal or break a line is
-/// escaped as in every other output ([`escape_name`]).
-pub fn folded_frame(name: &str) -> String {
-    escape_name(name).replace(';', ":")
-}
+use super::calls::Calls;
+use crate::profile::view::push_folded;
 
 impl Calls {
     /// Writes folded stacks, one line per path with a positive weighted
-    /// exclusive amount: `root;scope;scope AMOUNT`, paths in order. A
+    /// exclusive amount: `root;scope;scope AMOUNT`, paths in order, frames
+    /// as [`folded_frame`](crate::profile::folded_frame) writes them. A
     /// flame graph drawn from them has each frame as wide as its path's
     /// weighted inclusive amount (the profiler's overhead left out of the
     /// root). Negative exclusive amounts (clock noise on small scopes, or
@@ -26,18 +20,10 @@ impl Calls {
     pub fn write_folded(&self, out: &mut impl Write) -> io::Result<()> {
         let mut line = String::new();
         for (names, exclusive, _) in self.paths() {
-            if exclusive <= 0 {
-                continue;
-            }
             line.clear();
-            for (i, name) in names.iter().enumerate() {
-                if i > 0 {
-                    line.push(';');
-                }
-                line.push_str(&folded_frame(name));
+            if push_folded(&mut line, names, exclusive) {
+                out.write_all(line.as_bytes())?;
             }
-            let _ = writeln!(line, " {exclusive}");
-            out.write_all(line.as_bytes())?;
         }
         Ok(())
     }

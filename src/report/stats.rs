@@ -137,7 +137,7 @@ impl Moments {
 
     /// The mean with its variance and degrees-of-freedom term, for
     /// [`ratio_interval`]; `None` with fewer than two values.
-    pub fn estimate(&self) -> Option<Estimate> {
+    pub(crate) fn estimate(&self) -> Option<Estimate> {
         let var = self.variance_of_mean()?;
         let dof = (self.effective_count() - 1.0).max(1.0);
         Some(Estimate {
@@ -153,7 +153,7 @@ impl Moments {
 /// degrees of freedom need. Sums of independent estimates are estimates
 /// ([`Estimate::add_scaled`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Estimate {
+pub(crate) struct Estimate {
     /// The mean.
     pub mean: f64,
     /// The variance of the mean.
@@ -164,7 +164,7 @@ pub struct Estimate {
 
 impl Estimate {
     /// Adds `c · other` (an independent estimate scaled by a constant).
-    pub fn add_scaled(&mut self, other: &Estimate, c: f64) {
+    pub(crate) fn add_scaled(&mut self, other: &Estimate, c: f64) {
         self.mean += c * other.mean;
         self.var += c * c * other.var;
         self.q += c.powi(4) * other.q;
@@ -193,21 +193,11 @@ impl Interval {
 /// (Welch–Satterthwaite degrees of freedom, delta method: the method and
 /// its assumptions are in `docs/compare.md`).
 /// `None` when the base mean is not positive or a variance is not finite.
-///
-/// ```
-/// use dynostats::report::{Moments, ratio_interval};
-///
-/// let (mut base, mut cand) = (Moments::default(), Moments::default());
-/// for i in 0..1000 {
-///     let noise = (i % 10) as f64;
-///     base.add(100.0 + noise, 1);
-///     cand.add(110.0 + noise, 1);
-/// }
-/// let ci = ratio_interval(&base.estimate().unwrap(), &cand.estimate().unwrap(), 0.95).unwrap();
-/// assert!((ci.estimate - 10.0 / 104.5).abs() < 1e-12);
-/// assert!(ci.low > 0.09 && ci.high < 0.1);
-/// ```
-pub fn ratio_interval(base: &Estimate, cand: &Estimate, confidence: f64) -> Option<Interval> {
+pub(crate) fn ratio_interval(
+    base: &Estimate,
+    cand: &Estimate,
+    confidence: f64,
+) -> Option<Interval> {
     if base.mean.is_nan() || base.mean <= 0.0 || !base.var.is_finite() || !cand.var.is_finite() {
         return None;
     }
@@ -232,7 +222,7 @@ pub fn ratio_interval(base: &Estimate, cand: &Estimate, confidence: f64) -> Opti
 
 /// The standard normal quantile (Acklam's rational approximation,
 /// relative error under 1.2e-9), for `p` in (0, 1).
-pub fn normal_quantile(p: f64) -> f64 {
+pub(crate) fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969_683_028_665_376e1,
         2.209_460_984_245_205e2,
@@ -282,7 +272,7 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// Student's t quantile with `df` degrees of freedom (Hill's
 /// Cornish–Fisher expansion in `1/df` from the normal quantile: within
 /// 0.1% for `df >= 5`; `df` below 1 is taken as 1).
-pub fn t_quantile(p: f64, df: f64) -> f64 {
+pub(crate) fn t_quantile(p: f64, df: f64) -> f64 {
     let z = normal_quantile(p);
     if !df.is_finite() {
         return z;
@@ -299,6 +289,20 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratio_interval_of_a_ten_percent_shift() {
+        let (mut base, mut cand) = (Moments::default(), Moments::default());
+        for i in 0..1000 {
+            let noise = (i % 10) as f64;
+            base.add(100.0 + noise, 1);
+            cand.add(110.0 + noise, 1);
+        }
+        let ci =
+            ratio_interval(&base.estimate().unwrap(), &cand.estimate().unwrap(), 0.95).unwrap();
+        assert!((ci.estimate - 10.0 / 104.5).abs() < 1e-12);
+        assert!(ci.low > 0.09 && ci.high < 0.1);
+    }
 
     #[test]
     fn quantiles_match_tables() {

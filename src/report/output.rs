@@ -1,0 +1,252 @@
+//! The one output room of every answer: the [`Format`]s, the one JSON
+//! writer, the one CSV writer, human units, and the one way names are made
+//! safe to print.
+//!
+//! - **Text** (tables for a terminal): names pass through [`escape_name`]
+//!   (control characters and invisible format characters as escapes, so
+//!   a name cannot move the cursor, recolour the terminal or forge a
+//!   line) and are cut to a width in terminal columns; numbers in human
+//!   units (counts with k/M/G, times with ns/µs/ms/s, bytes with
+//!   KiB/MiB/GiB, three significant digits).
+//! - **JSON**: strings exact ([`json_string`]: every character kept,
+//!   control characters as `\u00XX`), integers beyond
+//!   [`JSON_MAX_SAFE_INTEGER`] as strings of digits, non-finite numbers as
+//!   `null`.
+//! - **CSV** (RFC 4180): every text cell through [`csv_text`]: escaped
+//!   like the table's names (one row is one line), guarded against
+//!   spreadsheet formulas, quoted when needed. Numbers are written as
+//!   they are.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+pub use crate::record::escape_name;
+
+use unicode_width::UnicodeWidthChar;
+
+use super::metric::Metric;
+
+/// `x` with three significant digits (at least the integer part).
+fn sig3(x: f64) -> String {
+    let a = x.abs();
+    if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// A value of `metric`, short and with its unit.
+pub(crate) fn human(metric: Metric, x: f64) -> String {
+    let a = x.abs();
+    match metric {
+        Metric::Instructions | Metric::Cycles => match a {
+            _ if a < 10_000.0 => format!("{x:.0}"),
+            _ if a < 1e6 => format!("{}k", sig3(x / 1e3)),
+            _ if a < 1e9 => format!("{}M", sig3(x / 1e6)),
+            _ if a < 1e12 => format!("{}G", sig3(x / 1e9)),
+            _ => format!("{}T", sig3(x / 1e12)),
+        },
+        Metric::CpuNs | Metric::WallNs => match a {
+            _ if a < 1e3 => format!("{x:.0} ns"),
+            _ if a < 1e6 => format!("{} µs", sig3(x / 1e3)),
+            _ if a < 1e9 => format!("{} ms", sig3(x / 1e6)),
+            _ => format!("{} s", sig3(x / 1e9)),
+        },
+        Metric::RssChange => {
+            const KIB: f64 = 1024.0;
+            match a {
+                _ if a < KIB => format!("{x:.0} B"),
+                _ if a < KIB * KIB => format!("{} KiB", sig3(x / KIB)),
+                _ if a < KIB * KIB * KIB => format!("{} MiB", sig3(x / (KIB * KIB))),
+                _ => format!("{} GiB", sig3(x / (KIB * KIB * KIB))),
+            }
+        }
+    }
+}
+
+pub(crate) fn human_opt(metric: Metric, x: Option<i128>) -> String {
+    x.map_or_else(|| "-".to_string(), |v| human(metric, v as f64))
+}
+
+/// Terminal columns `s` takes (wide characters take 2, combining ones 0).
+pub(crate) fn width(s: &str) -> usize {
+    s.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// `s` (already escaped) cut to at most `max` columns, ending with `…`
+/// when cut.
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    if width(s) <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > max {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// How an answer is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// Aligned columns for a terminal, names escaped and cut.
+    #[default]
+    Table,
+    /// One JSON document, every figure of every row.
+    Json,
+    /// CSV with a header line, every figure of every row.
+    Csv,
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    /// Parses `table`, `json` or `csv`.
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "table" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            _ => Err(format!("unknown format {s:?}: expected table, json or csv")),
+        }
+    }
+}
+
+/// Integers beyond this are written as JSON strings: JavaScript and jq
+/// read JSON numbers as doubles, exact only up to 2^53.
+pub const JSON_MAX_SAFE_INTEGER: i128 = 1 << 53;
+
+/// `x` as a JSON number, or as a string of its digits beyond
+/// [`JSON_MAX_SAFE_INTEGER`].
+pub(crate) fn json_int(x: i128) -> String {
+    if x.abs() <= JSON_MAX_SAFE_INTEGER {
+        x.to_string()
+    } else {
+        format!("\"{x}\"")
+    }
+}
+
+/// [`json_int`], or `null`.
+pub(crate) fn json_opt_int(x: Option<i128>) -> String {
+    x.map_or_else(|| "null".to_string(), json_int)
+}
+
+/// A finite number as JSON, else `null`.
+pub(crate) fn json_num(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x.is_finite() => format!("{x}"),
+        _ => "null".to_string(),
+    }
+}
+
+/// `s` as a JSON string: exact (every character kept), quotes and
+/// backslashes escaped, control characters (and the line separators
+/// U+2028, U+2029) as `\u00XX` escapes (`\n` for a newline), so the
+/// output is one line per value and safe on a terminal.
+///
+/// ```
+/// use dynostats::report::output::json_string;
+///
+/// assert_eq!(json_string("a\"\n\u{1b}"), r#""a\"\n\u001b""#);
+/// ```
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Whether a spreadsheet would read `s` as a formula: it starts with `=`
+/// or `@`, or with `+` or `-` followed by anything (a lone `-`, the
+/// placeholder of an absent value, is text).
+fn looks_like_formula(s: &str) -> bool {
+    s.starts_with(['=', '@']) || (s.len() > 1 && s.starts_with(['+', '-']))
+}
+
+/// A text cell of CSV: escaped like a table's names ([`escape_name`]: a
+/// row is one line and a terminal shows it as text), prefixed with `'`
+/// when a spreadsheet would run it as a formula (`=`, `@`, and `+` or `-`
+/// with more after them; a name or label value is data, never a
+/// formula), and quoted (RFC 4180) when it holds a comma, a quote or a
+/// space at either end.
+///
+/// ```
+/// use dynostats::report::output::csv_text;
+///
+/// assert_eq!(csv_text("/users/{id}"), "/users/{id}");
+/// assert_eq!(csv_text("=HYPERLINK(\"x\")"), r#""'=HYPERLINK(""x"")""#);
+/// assert_eq!(csv_text("a,b"), r#""a,b""#);
+/// assert_eq!(csv_text("\u{1b}[31mred"), r"\e[31mred");
+/// assert_eq!(csv_text("-"), "-");
+/// ```
+pub fn csv_text(s: &str) -> String {
+    let mut s = escape_name(s);
+    if looks_like_formula(&s) {
+        s.insert(0, '\'');
+    }
+    if s.contains([',', '"']) || s.starts_with(' ') || s.ends_with(' ') {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// A fraction as a signed percentage with two decimals.
+pub(crate) fn pct(x: f64) -> String {
+    format!("{:+.2}%", x * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutting_counts_columns_not_bytes() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 3), "abc");
+        // Each of these takes two columns.
+        assert_eq!(width("日本語"), 6);
+        assert_eq!(cut("日本語です", 5), "日本…");
+        assert!(width(&cut("日本語です", 5)) <= 5);
+    }
+
+    #[test]
+    fn json_integers_beyond_2_pow_53_are_strings() {
+        assert_eq!(json_int(1 << 53), "9007199254740992");
+        assert_eq!(json_int((1 << 53) + 1), "\"9007199254740993\"");
+        assert_eq!(json_int(-(1 << 60)), "\"-1152921504606846976\"");
+        assert_eq!(json_num(Some(f64::NAN)), "null");
+    }
+
+    #[test]
+    fn csv_cells_are_one_line_and_never_formulas() {
+        for hostile in ["=1+1", "+1", "-1+2", "@SUM(A1)"] {
+            assert!(csv_text(hostile).starts_with('\''), "{hostile}");
+        }
+        assert_eq!(csv_text("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_text("a\nb"), "a\\nb");
+        assert_eq!(csv_text(" x"), "\" x\"");
+    }
+}

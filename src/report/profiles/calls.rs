@@ -1,0 +1,354 @@
+//! [`Calls`]: the call trees of one timer summed per scope name, per
+//! (caller, callee) edge and per full path, weighted.
+
+use std::collections::HashMap;
+
+use super::Profiles;
+use crate::profile::view::is_recursive;
+use crate::record::ProfileNode;
+use crate::report::metric::Metric;
+
+/// No parent (a root path) or no name.
+const NONE: u32 = u32::MAX;
+
+/// Per-record scratch of [`Calls::add`], kept between records.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    names: Vec<u32>,
+    paths: Vec<u32>,
+}
+
+/// A scope name's (or an endpoint's own) totals over every call tree of
+/// one timer, weighted ([`Calls::functions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Function {
+    /// The scope name, or the endpoint or region name for a root.
+    pub name: String,
+    /// True for an endpoint or region (the root of its trees): its
+    /// exclusive amount is what it spent outside every scope.
+    pub root: bool,
+    /// Weighted calls (events for a root).
+    pub calls: u128,
+    /// Weighted inclusive amount, a recursive call counted once.
+    pub inclusive: i128,
+    /// Weighted exclusive amount.
+    pub exclusive: i128,
+}
+
+/// A (caller, callee) pair over every call tree of one timer, weighted
+/// ([`Calls::callers`], [`Calls::callees`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallEdge {
+    /// The calling scope, or an endpoint for a top-level scope.
+    pub caller: String,
+    /// True when the caller is an endpoint or region (a root).
+    pub caller_root: bool,
+    /// The called scope.
+    pub callee: String,
+    /// Weighted calls from this caller.
+    pub calls: u128,
+    /// The callee's weighted inclusive amount under this caller, its
+    /// recursive calls counted once.
+    pub inclusive: i128,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    name: Box<str>,
+    root: bool,
+    calls: u128,
+    inclusive: i128,
+    exclusive: i128,
+}
+
+#[derive(Clone, Debug, Default)]
+struct EdgeTotals {
+    calls: u128,
+    inclusive: i128,
+}
+
+#[derive(Clone, Debug)]
+struct PathNode {
+    parent: u32,
+    name: u32,
+    exclusive: i128,
+    inclusive: i128,
+}
+
+/// The summed call trees of one timer ([`Profiles::calls`]).
+#[derive(Debug)]
+pub struct Calls {
+    pub(super) timer: String,
+    pub(super) records: u64,
+    events: u128,
+    total: i128,
+    overhead: i128,
+    folded: u64,
+    scopes: HashMap<Box<str>, u32>,
+    roots: HashMap<Box<str>, u32>,
+    entries: Vec<Entry>,
+    edges: HashMap<(u32, u32), EdgeTotals>,
+    path_index: HashMap<(u32, u32), u32>,
+    paths: Vec<PathNode>,
+}
+
+impl Calls {
+    pub(super) fn new(timer: &str) -> Calls {
+        Calls {
+            timer: timer.to_string(),
+            records: 0,
+            events: 0,
+            total: 0,
+            overhead: 0,
+            folded: 0,
+            scopes: HashMap::new(),
+            roots: HashMap::new(),
+            entries: Vec::new(),
+            edges: HashMap::new(),
+            path_index: HashMap::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    fn name_id(&mut self, name: &str, root: bool, max: usize) -> u32 {
+        let map = if root { &self.roots } else { &self.scopes };
+        if let Some(&id) = map.get(name) {
+            return id;
+        }
+        let name = if self.entries.len() >= max {
+            self.folded += 1;
+            if let Some(&id) = self.scopes.get(Profiles::OTHER) {
+                return id;
+            }
+            Profiles::OTHER
+        } else {
+            name
+        };
+        let id = self.entries.len() as u32;
+        self.entries.push(Entry {
+            name: name.into(),
+            root: root && name != Profiles::OTHER,
+            calls: 0,
+            inclusive: 0,
+            exclusive: 0,
+        });
+        if root && name != Profiles::OTHER {
+            self.roots.insert(name.into(), id);
+        } else {
+            self.scopes.insert(name.into(), id);
+        }
+        id
+    }
+
+    fn path_id(&mut self, parent: u32, name: u32, max: usize) -> u32 {
+        if let Some(&id) = self.path_index.get(&(parent, name)) {
+            return id;
+        }
+        if self.paths.len() >= max {
+            self.folded += 1;
+            let other = self.name_id(Profiles::OTHER, false, usize::MAX);
+            if name != other {
+                return self.path_id(parent, other, usize::MAX);
+            }
+        }
+        let id = self.paths.len() as u32;
+        self.paths.push(PathNode {
+            parent,
+            name,
+            exclusive: 0,
+            inclusive: 0,
+        });
+        self.path_index.insert((parent, name), id);
+        id
+    }
+
+    pub(super) fn add(
+        &mut self,
+        weight: u64,
+        overhead: i64,
+        nodes: &[ProfileNode],
+        max: usize,
+        s: &mut Scratch,
+    ) {
+        let w = i128::from(weight);
+        self.records += 1;
+        self.events += u128::from(weight);
+        self.total += w * i128::from(nodes[0].inclusive);
+        self.overhead += w * i128::from(overhead);
+        s.names.clear();
+        s.paths.clear();
+        for (i, n) in nodes.iter().enumerate() {
+            let name = self.name_id(&n.name, i == 0, max);
+            let recursive = is_recursive(nodes, i, |a| s.names[a] == name);
+            s.names.push(name);
+            let (parent_path, parent_name) = match n.parent {
+                Some(p) => (s.paths[p as usize], s.names[p as usize]),
+                None => (NONE, NONE),
+            };
+            let path = self.path_id(parent_path, name, max);
+            s.paths.push(path);
+
+            let inclusive = w * i128::from(n.inclusive);
+            let e = &mut self.entries[name as usize];
+            e.calls += u128::from(weight) * u128::from(n.calls);
+            e.exclusive += w * i128::from(n.exclusive);
+            if !recursive {
+                e.inclusive += inclusive;
+            }
+            let p = &mut self.paths[path as usize];
+            p.exclusive += w * i128::from(n.exclusive);
+            p.inclusive += inclusive;
+            if parent_name != NONE {
+                if self.edges.len() >= max && !self.edges.contains_key(&(parent_name, name)) {
+                    self.folded += 1;
+                    continue;
+                }
+                let edge = self.edges.entry((parent_name, name)).or_default();
+                edge.calls += u128::from(weight) * u128::from(n.calls);
+                if !recursive {
+                    edge.inclusive += inclusive;
+                }
+            }
+        }
+    }
+
+    /// The timer's name (`detail.timer`): `instructions`, `cpu_ns` ...
+    pub fn timer(&self) -> &str {
+        &self.timer
+    }
+
+    /// The metric of the timer, when it is one this reader knows.
+    pub fn metric(&self) -> Option<Metric> {
+        Metric::of_timer(&self.timer)
+    }
+
+    /// Profile records summed.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Events they stand for: the sum of their weights (requests, for
+    /// endpoints).
+    pub fn events(&self) -> u128 {
+        self.events
+    }
+
+    /// Everything measured: the sum of weight x the root's inclusive
+    /// amount. The denominator of every share.
+    pub fn total(&self) -> i128 {
+        self.total
+    }
+
+    /// The profiler's own amount, weighted (`detail.overhead`).
+    pub fn overhead(&self) -> i128 {
+        self.overhead
+    }
+
+    /// Names, edges and paths counted under `[other]` because a cap was
+    /// reached.
+    pub fn folded_beyond_cap(&self) -> u64 {
+        self.folded
+    }
+
+    /// `x` as a share of [`Calls::total`], in percent.
+    pub fn share(&self, x: i128) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            100.0 * x as f64 / self.total as f64
+        }
+    }
+
+    fn function_of(&self, e: &Entry) -> Function {
+        Function {
+            name: e.name.to_string(),
+            root: e.root,
+            calls: e.calls,
+            inclusive: e.inclusive,
+            exclusive: e.exclusive,
+        }
+    }
+
+    /// Every scope and root, the largest exclusive amount first (then by
+    /// name).
+    pub fn functions(&self) -> Vec<Function> {
+        let mut all: Vec<Function> = self.entries.iter().map(|e| self.function_of(e)).collect();
+        all.sort_by(|a, b| {
+            b.exclusive
+                .cmp(&a.exclusive)
+                .then_with(|| a.name.cmp(&b.name))
+                .then(a.root.cmp(&b.root))
+        });
+        all
+    }
+
+    /// The scope `name` (not a root).
+    pub fn function(&self, name: &str) -> Option<Function> {
+        self.scopes
+            .get(name)
+            .map(|&id| self.function_of(&self.entries[id as usize]))
+    }
+
+    fn edges_where(&self, keep: impl Fn(u32, u32) -> bool) -> Vec<CallEdge> {
+        let mut edges: Vec<CallEdge> = self
+            .edges
+            .iter()
+            .filter(|((a, b), _)| keep(*a, *b))
+            .map(|(&(a, b), t)| CallEdge {
+                caller: self.entries[a as usize].name.to_string(),
+                caller_root: self.entries[a as usize].root,
+                callee: self.entries[b as usize].name.to_string(),
+                calls: t.calls,
+                inclusive: t.inclusive,
+            })
+            .collect();
+        edges.sort_by(|a, b| {
+            b.inclusive
+                .cmp(&a.inclusive)
+                .then_with(|| a.caller.cmp(&b.caller))
+                .then_with(|| a.callee.cmp(&b.callee))
+        });
+        edges
+    }
+
+    /// Who calls the scope `name`, the largest inclusive amount first.
+    pub fn callers(&self, name: &str) -> Vec<CallEdge> {
+        match self.scopes.get(name) {
+            Some(&id) => self.edges_where(|_, b| b == id),
+            None => Vec::new(),
+        }
+    }
+
+    /// What the scope (or, when no scope has that name, the endpoint)
+    /// `name` calls, the largest inclusive amount first.
+    pub fn callees(&self, name: &str) -> Vec<CallEdge> {
+        match self.scopes.get(name).or_else(|| self.roots.get(name)) {
+            Some(&id) => self.edges_where(|a, _| a == id),
+            None => Vec::new(),
+        }
+    }
+
+    /// Every path from a root down, its names, and its weighted exclusive
+    /// and inclusive amounts, in path order (a parent before its
+    /// children, siblings by name).
+    pub fn paths(&self) -> Vec<(Vec<&str>, i128, i128)> {
+        let mut out: Vec<(Vec<&str>, i128, i128)> = self
+            .paths
+            .iter()
+            .map(|p| {
+                let mut names = Vec::new();
+                let mut at = Some(p);
+                while let Some(node) = at {
+                    names.push(&*self.entries[node.name as usize].name);
+                    at = (node.parent != NONE).then(|| &self.paths[node.parent as usize]);
+                }
+                names.reverse();
+                (names, p.exclusive, p.inclusive)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}

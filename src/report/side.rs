@@ -1,0 +1,363 @@
+//! Per-group moments of records: one side of a comparison ([`Side`]) or
+//! one window of a time series. What `compare` and `timeseries` share:
+//! the groups (endpoints, regions, profiled functions) with their weighted
+//! [`Moments`] of each compared metric, and the settings of a test of
+//! costs.
+
+use std::collections::HashMap;
+
+use super::Summarize;
+use super::filter::LabelFilters;
+use super::metric::Metric;
+use super::stats::Moments;
+use crate::profile::view::is_recursive;
+use crate::record::{Record, RecordKind};
+
+/// The metrics a comparison keeps moments of, in this order.
+pub const COMPARED: [Metric; 4] = [
+    Metric::Instructions,
+    Metric::Cycles,
+    Metric::CpuNs,
+    Metric::WallNs,
+];
+
+pub(super) fn slot(metric: Metric) -> Option<usize> {
+    COMPARED.iter().position(|&m| m == metric)
+}
+
+/// What a row of a comparison stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum RowKind {
+    /// Request records of one method and route.
+    Endpoint,
+    /// Region records of one name.
+    Region,
+    /// A profiler scope, from profile records: its inclusive amount
+    /// (recursion counted once) per profiled record that entered it, in
+    /// the profile's timer unit.
+    Function,
+}
+
+impl RowKind {
+    /// `endpoint`, `region` or `function`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowKind::Endpoint => "endpoint",
+            RowKind::Region => "region",
+            RowKind::Function => "function",
+        }
+    }
+}
+
+/// The moments of one group of one side.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Row {
+    /// Sampled records, whatever their outcome.
+    pub(super) sampled: u64,
+    /// Their summed weights.
+    pub(super) events: u128,
+    pub(super) metrics: [Moments; 4],
+}
+
+impl Row {
+    fn merge(&mut self, other: &Row) {
+        self.sampled += other.sampled;
+        self.events = self.events.saturating_add(other.events);
+        for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
+            a.merge(b);
+        }
+    }
+}
+
+/// Groups of records with their moments: one side of a comparison, or one
+/// window of a time series.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Groups {
+    /// Key bytes (kind, method, name) to index in `rows`.
+    index: HashMap<Box<[u8]>, usize>,
+    pub(super) rows: Vec<(RowKey, Row)>,
+    scratch: Vec<u8>,
+    /// The row of the last record: records of one group often come in
+    /// runs (a file of one endpoint's load test, a profile's functions).
+    last: Option<usize>,
+    pub(super) dropped: u64,
+}
+
+/// Kind, method (endpoints) and name of a row.
+pub(super) type RowKey = (RowKind, Option<String>, String);
+
+fn key_bytes(key: &mut Vec<u8>, kind: RowKind, method: Option<&str>, name: &str) {
+    key.clear();
+    key.push(kind as u8);
+    for part in [method.unwrap_or(""), name] {
+        key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        key.extend_from_slice(part.as_bytes());
+    }
+    key.push(u8::from(method.is_some()));
+}
+
+impl Groups {
+    #[inline]
+    fn row(&mut self, kind: RowKind, method: Option<&str>, name: &str) -> Option<&mut Row> {
+        if let Some(i) = self.last {
+            let (k, m, n) = &self.rows[i].0;
+            if *k == kind && m.as_deref() == method && n == name {
+                return Some(&mut self.rows[i].1);
+            }
+        }
+        key_bytes(&mut self.scratch, kind, method, name);
+        if let Some(&i) = self.index.get(&self.scratch[..]) {
+            self.last = Some(i);
+            return Some(&mut self.rows[i].1);
+        }
+        if self.rows.len() >= Side::MAX_GROUPS {
+            self.dropped += 1;
+            return None;
+        }
+        self.index
+            .insert(self.scratch.clone().into_boxed_slice(), self.rows.len());
+        self.last = Some(self.rows.len());
+        self.rows.push((
+            (kind, method.map(str::to_string), name.to_string()),
+            Row::default(),
+        ));
+        self.rows.last_mut().map(|r| &mut r.1)
+    }
+
+    /// The row of `key`, if any.
+    pub(super) fn get(&self, key: &RowKey) -> Option<&Row> {
+        let mut bytes = Vec::new();
+        key_bytes(&mut bytes, key.0, key.1.as_deref(), &key.2);
+        self.index.get(&bytes[..]).map(|&i| &self.rows[i].1)
+    }
+
+    /// Adds a region or request record (others are ignored).
+    pub(super) fn add(&mut self, record: &Record) {
+        let kind = match record.kind {
+            RecordKind::Request => RowKind::Endpoint,
+            RecordKind::Region => RowKind::Region,
+            RecordKind::Profile => return self.add_profile(record),
+            _ => return,
+        };
+        if record.forced {
+            return;
+        }
+        let method = match kind {
+            RowKind::Endpoint => record.method.as_deref(),
+            _ => None,
+        };
+        let Some(row) = self.row(kind, method, &record.name) else {
+            return;
+        };
+        row.sampled += 1;
+        row.events = row.events.saturating_add(u128::from(record.weight));
+        if record.cancelled || record.error.is_some() {
+            return;
+        }
+        let w = record.weight;
+        let [instructions, cycles, cpu, wall] = &mut row.metrics;
+        if let Some(v) = record.instructions {
+            instructions.add(v as f64, w);
+        }
+        if let Some(v) = record.cycles {
+            cycles.add(v as f64, w);
+        }
+        if let Some(v) = record.cpu_ns {
+            cpu.add(v as f64, w);
+        }
+        wall.add(record.wall_ns as f64, w);
+    }
+
+    fn add_profile(&mut self, record: &Record) {
+        if record.forced || record.cancelled || record.error.is_some() {
+            return;
+        }
+        let Some(detail) = &record.detail else { return };
+        let Some(at) = detail
+            .timer
+            .as_deref()
+            .and_then(Metric::of_timer)
+            .and_then(slot)
+        else {
+            return;
+        };
+        // Per name: the inclusive amount, recursion counted once.
+        let nodes = &detail.nodes;
+        let mut names: Vec<(&str, i64)> = Vec::new();
+        for (i, node) in nodes.iter().enumerate().skip(1) {
+            let recursive = is_recursive(nodes, i, |a| nodes[a].name == node.name);
+            let amount = if recursive { 0 } else { node.inclusive };
+            match names.iter_mut().find(|(n, _)| *n == node.name) {
+                Some((_, total)) => *total = total.saturating_add(amount),
+                None => names.push((&node.name, amount)),
+            }
+        }
+        for (name, amount) in names {
+            if let Some(row) = self.row(RowKind::Function, None, name) {
+                row.sampled += 1;
+                row.events = row.events.saturating_add(u128::from(record.weight));
+                row.metrics[at].add(amount as f64, record.weight);
+            }
+        }
+    }
+
+    pub(super) fn merge(&mut self, other: &Groups) {
+        self.dropped += other.dropped;
+        for ((kind, method, name), row) in &other.rows {
+            if let Some(mine) = self.row(*kind, method.as_deref(), name) {
+                mine.merge(row);
+            }
+        }
+    }
+
+    /// Moments of every endpoint (or, without requests, every region)
+    /// together: the raw cost per request.
+    pub(super) fn pooled(&self, kind: RowKind, at: usize) -> Moments {
+        let mut pooled = Moments::default();
+        for ((k, _, _), row) in &self.rows {
+            if *k == kind {
+                pooled.merge(&row.metrics[at]);
+            }
+        }
+        pooled
+    }
+
+    /// Whether any row carries `metric`.
+    pub(super) fn carries(&self, at: usize) -> bool {
+        self.rows
+            .iter()
+            .any(|((k, _, _), r)| *k != RowKind::Function && r.metrics[at].count() > 0)
+    }
+}
+
+/// The label of a row: `GET /users/{id}` for endpoints, the name otherwise.
+pub(super) fn row_label(method: Option<&str>, name: &str) -> String {
+    match method {
+        Some(m) => format!("{m} {name}"),
+        None => name.to_string(),
+    }
+}
+
+/// One side of a comparison: records read into per-group moments, with
+/// label filters.
+///
+/// ```
+/// use dynostats::report::compare::Side;
+/// use dynostats::{Record, RecordKind};
+///
+/// let mut side = Side::new().filter_label("build", "b2");
+/// let mut r = Record::new(RecordKind::Region, "parse");
+/// r.set_label("build", "b2");
+/// r.cpu_ns = Some(1000);
+/// side.add(&r);
+/// r.set_label("build", "b1");
+/// side.add(&r);
+/// assert_eq!((side.records(), side.filtered()), (2, 1));
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct Side {
+    pub(super) groups: Groups,
+    pub(super) filters: LabelFilters,
+    pub(super) records: u64,
+    pub(super) filtered: u64,
+}
+
+impl Side {
+    /// Groups a side holds; records of further groups are counted in
+    /// [`Side::dropped`] and left out (a comparison of an `<other>` mix
+    /// would mean nothing).
+    pub const MAX_GROUPS: usize = 10_000;
+
+    /// An empty side.
+    pub fn new() -> Side {
+        Side::default()
+    }
+
+    /// Keeps only records whose label `key` is `value` (every filter must
+    /// match).
+    pub fn filter_label(mut self, key: &str, value: &str) -> Side {
+        self.filters.push(key, value);
+        self
+    }
+
+    /// Adds one record.
+    pub fn add(&mut self, record: &Record) {
+        self.records += 1;
+        if !self.filters.matches(record) {
+            self.filtered += 1;
+            return;
+        }
+        self.groups.add(record);
+    }
+
+    /// Adds every record of `other` (a side with the same filters, e.g.
+    /// read on another thread).
+    pub fn merge(&mut self, other: &Side) {
+        self.records += other.records;
+        self.filtered += other.filtered;
+        self.groups.merge(&other.groups);
+    }
+
+    /// Records added.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Records left out by the label filters.
+    pub fn filtered(&self) -> u64 {
+        self.filtered
+    }
+
+    /// Records left out because the group cap was reached.
+    pub fn dropped(&self) -> u64 {
+        self.groups.dropped
+    }
+}
+
+impl Summarize for Side {
+    fn add(&mut self, record: &Record) {
+        Side::add(self, record);
+    }
+
+    fn needs_labels(&self) -> bool {
+        !self.filters.is_empty()
+    }
+}
+
+/// What a test of costs is made of, shared by [`CompareOptions`] and
+/// [`TimeseriesOptions`](super::TimeseriesOptions) so that each bound
+/// stands once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TestSettings {
+    /// The metric; `None`: instructions where records carry them, else CPU
+    /// time.
+    pub(crate) metric: Option<Metric>,
+    /// The confidence of the intervals, in (0, 1).
+    pub(crate) confidence: f64,
+    /// Fewer samples on a side leave a figure undecided (at least 2).
+    pub(crate) min_samples: u64,
+}
+
+impl Default for TestSettings {
+    fn default() -> TestSettings {
+        TestSettings {
+            metric: None,
+            confidence: 0.95,
+            min_samples: 30,
+        }
+    }
+}
+
+impl TestSettings {
+    /// Sets the confidence, kept inside (0, 1).
+    pub(crate) fn set_confidence(&mut self, confidence: f64) {
+        self.confidence = confidence.clamp(1e-6, 1.0 - 1e-9);
+    }
+
+    /// Sets the minimum samples, at least 2 (a variance needs two).
+    pub(crate) fn set_min_samples(&mut self, n: u64) {
+        self.min_samples = n.max(2);
+    }
+}
