@@ -297,7 +297,7 @@ fn median_ns(mut f: impl FnMut() -> Snapshot) -> f64 {
 /// the first start reads RSS too, and the record reads RSS and peak RSS
 /// once more when it is built.
 fn raw_read_cost_ns() -> (f64, String) {
-    let mut c = Counters::open(dynostats::counters::thread_counter_set());
+    let mut c = Counters::open(dynostats::counters::thread_counters());
     let first_start = median_ns(|| c.snapshot_start());
     let start = median_ns(|| c.snapshot_start_counts());
     let end = median_ns(|| c.snapshot_end_counts());

@@ -84,7 +84,7 @@
 //!   [`Measured`](crate::instrument::Measured) and the tower layer), so work of other
 //!   tasks between two polls is not counted, nor is the executor's own.
 //!   It reads the thread counters of [`snapshot`](crate::counters::snapshot), so
-//!   the counter must be in [`thread_counter_set`]
+//!   the counter must be in [`thread_counters`]
 //!   (the default set has all three). A future's counts are added when it
 //!   completes or is dropped: await what an iteration spawns inside it.
 //!
@@ -134,7 +134,7 @@ use perf_event::{Builder, ReadFormat};
 use pin_project_lite::pin_project;
 
 use crate::counters::{
-    Counter, CounterSet, Counters, Delta, ReadPath, Snapshot, Unavailable, thread_counter_set,
+    Counter, CounterSet, Counters, Delta, ReadPath, Snapshot, Unavailable, thread_counters,
     with_thread_counters,
 };
 use crate::error::Error;
@@ -257,7 +257,7 @@ impl Engine {
                 Source::Inherited(RefCell::new(event))
             }
             Scope::Polls => {
-                if !thread_counter_set().contains(counter) {
+                if !thread_counters().contains(counter) {
                     return Err(Error::InvalidConfig(format!(
                         "Scope::Polls reads the thread counters of dynostats::snapshot, \
                          and {counter} is not in their set (set_thread_counters left it out)"

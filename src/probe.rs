@@ -40,7 +40,7 @@ pub struct CounterProbe {
     /// The counter, where its values come from, or why it is absent.
     pub state: CounterState,
     /// Whether the counter is in the set threads open
-    /// ([`crate::counters::thread_counter_set`]). Its state is then the one
+    /// ([`crate::counters::thread_counters`]). Its state is then the one
     /// that set gives a thread (a source can depend on the other counters of
     /// the set: hardware counters are read from user space only beside
     /// clocks and RSS); otherwise the state it has opened alone.
@@ -78,7 +78,7 @@ impl CounterProbe {
 pub struct Probe {
     /// Every counter, in [`Counter::ALL`] order.
     pub counters: Vec<CounterProbe>,
-    /// The set threads open by default ([`crate::counters::thread_counter_set`]).
+    /// The set threads open by default ([`crate::counters::thread_counters`]).
     pub default_set: CounterSet,
     /// How that set is read, freshly opened.
     pub default_source: ReadPath,
@@ -144,7 +144,7 @@ fn median_read_cost(counters: &mut Counters) -> u64 {
 /// println!("{probe}");
 /// ```
 pub fn probe() -> Probe {
-    let default_set = crate::counters::thread_counter_set();
+    let default_set = crate::counters::thread_counters();
     let mut opened = Counters::open(default_set);
     let thread = opened.sources();
     let counters = Counter::ALL

@@ -401,6 +401,6 @@ fn scopes_beyond_the_cap_are_counted_under_other() {
         .sum();
     let overhead = got["top"]["overhead"].as_i64().unwrap();
     assert_eq!(exclusive + overhead, 12_000);
-    assert!(rows(&got).iter().any(|r| r["name"] == "[other]"));
-    assert!(text(&out.stderr).contains("counted under [other]"));
+    assert!(rows(&got).iter().any(|r| r["name"] == "<other>"));
+    assert!(text(&out.stderr).contains("counted under <other>"));
 }

@@ -24,7 +24,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 /// open it (the set is per process: every test asks for the same one).
 fn all_counters_on_threads() {
     let _ = dynostats::counters::set_thread_counters(CounterSet::all());
-    assert_eq!(dynostats::counters::thread_counter_set(), CounterSet::all());
+    assert_eq!(dynostats::counters::thread_counters(), CounterSet::all());
 }
 
 /// Whether `record` carries `counter`.

@@ -69,7 +69,7 @@ pub use source::{CounterSource, CounterState, Sources};
 pub(crate) use source::{write_header, write_row};
 pub(crate) use thread::{memory_now, read_counter, snapshot_end_counts, snapshot_start_counts};
 pub use thread::{
-    set_thread_counters, snapshot, snapshot_end, snapshot_start, thread_counter_set,
+    set_thread_counters, snapshot, snapshot_end, snapshot_start, thread_counters,
     with_thread_counters,
 };
 pub use unavailable::Unavailable;

@@ -25,7 +25,7 @@ pub fn set_thread_counters(set: CounterSet) -> Result<(), CounterSet> {
 
 /// The counter set threads open ([`CounterSet::default`] unless
 /// [`set_thread_counters`] chose another).
-pub fn thread_counter_set() -> CounterSet {
+pub fn thread_counters() -> CounterSet {
     *DEFAULT_SET.get_or_init(CounterSet::default)
 }
 
@@ -58,7 +58,7 @@ pub fn with_thread_counters<R>(f: impl FnOnce(&mut Counters) -> R) -> Option<R> 
                     // The old counters go first: their descriptors and their
                     // place in the budget are free for the new attempt.
                     *other = None;
-                    other.insert(Counters::open_after(thread_counter_set(), backoff))
+                    other.insert(Counters::open_after(thread_counters(), backoff))
                 }
             };
             Some(f(counters))

@@ -13,7 +13,7 @@ use crate::record::ProfileNode;
 pub(crate) type Name = Cow<'static, str>;
 
 /// The name of the node that takes what the caps leave out.
-pub const OVERFLOW: &str = "[overflow]";
+pub const OVERFLOW: &str = "<overflow>";
 
 const NONE: u32 = u32::MAX;
 

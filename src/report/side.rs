@@ -239,6 +239,30 @@ pub(super) fn row_label(method: Option<&str>, name: &str) -> String {
     }
 }
 
+/// Builds a [`Side`] ([`Side::builder`]).
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct SideBuilder {
+    filters: LabelFilters,
+}
+
+impl SideBuilder {
+    /// Keeps only records whose label `key` is `value` (every filter must
+    /// match); the others are counted in [`Side::filtered`].
+    pub fn filter_label(mut self, key: &str, value: &str) -> Self {
+        self.filters.push(key, value);
+        self
+    }
+
+    /// The empty side.
+    pub fn build(self) -> Side {
+        Side {
+            filters: self.filters,
+            ..Side::default()
+        }
+    }
+}
+
 /// One side of a comparison: records read into per-group moments, with
 /// label filters.
 ///
@@ -246,7 +270,7 @@ pub(super) fn row_label(method: Option<&str>, name: &str) -> String {
 /// use dynostats::report::compare::Side;
 /// use dynostats::{Record, RecordKind};
 ///
-/// let mut side = Side::new().filter_label("build", "b2");
+/// let mut side = Side::builder().filter_label("build", "b2").build();
 /// let mut r = Record::new(RecordKind::Region, "parse");
 /// r.set_label("build", "b2");
 /// r.cpu_ns = Some(1000);
@@ -270,16 +294,14 @@ impl Side {
     /// would mean nothing).
     pub const MAX_GROUPS: usize = 10_000;
 
-    /// An empty side.
+    /// An empty side, without filters.
     pub fn new() -> Side {
         Side::default()
     }
 
-    /// Keeps only records whose label `key` is `value` (every filter must
-    /// match).
-    pub fn filter_label(mut self, key: &str, value: &str) -> Side {
-        self.filters.push(key, value);
-        self
+    /// A builder for filters.
+    pub fn builder() -> SideBuilder {
+        SideBuilder::default()
     }
 
     /// Adds one record.

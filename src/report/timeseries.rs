@@ -21,6 +21,31 @@ use super::side::{COMPARED, Groups, RowKind, TestSettings, row_label};
 use super::stats::{Interval, Moments};
 use crate::record::{Record, RecordKind};
 
+/// Builds a [`Timeseries`] ([`Timeseries::builder`]).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct TimeseriesBuilder {
+    window_ns: u64,
+    filters: LabelFilters,
+}
+
+impl TimeseriesBuilder {
+    /// Keeps only records whose label `key` is `value` (every filter must
+    /// match); the others are counted in [`Timeseries::filtered`].
+    pub fn filter_label(mut self, key: &str, value: &str) -> Self {
+        self.filters.push(key, value);
+        self
+    }
+
+    /// The empty time series.
+    pub fn build(self) -> Timeseries {
+        Timeseries {
+            filters: self.filters,
+            ..Timeseries::new(self.window_ns)
+        }
+    }
+}
+
 /// Records per window of time.
 ///
 /// ```
@@ -64,10 +89,12 @@ impl Timeseries {
         }
     }
 
-    /// Keeps only records whose label `key` is `value`.
-    pub fn filter_label(mut self, key: &str, value: &str) -> Timeseries {
-        self.filters.push(key, value);
-        self
+    /// A builder for filters, with windows of `window_ns` nanoseconds.
+    pub fn builder(window_ns: u64) -> TimeseriesBuilder {
+        TimeseriesBuilder {
+            window_ns,
+            filters: LabelFilters::default(),
+        }
     }
 
     /// Adds one record to the window of its `ts`.

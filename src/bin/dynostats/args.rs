@@ -98,7 +98,7 @@ pub(crate) struct ProfileInput {
     #[arg(long, value_name = "NAME")]
     pub(crate) endpoint: Option<String>,
     /// At most N distinct scope names, edges and paths each; further ones
-    /// are counted under `[other]`.
+    /// are counted under `<other>`.
     #[arg(long, value_name = "N", default_value_t = Profiles::DEFAULT_MAX_PATHS)]
     pub(crate) max_paths: usize,
     #[command(flatten)]

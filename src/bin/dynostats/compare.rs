@@ -68,10 +68,11 @@ pub(crate) struct CompareArgs {
 /// Runs `dynostats compare` and returns the exit status.
 pub(crate) fn run(args: &CompareArgs) -> u8 {
     let c = &args.common;
-    let mut base = Side::new();
+    let mut builder = Side::builder();
     for (k, v) in &c.inputs.labels {
-        base = base.filter_label(k, v);
+        builder = builder.filter_label(k, v);
     }
+    let mut base = builder.build();
     let mut cand = base.clone();
     let mut files = c.inputs.read(&mut base, &args.base);
     files.extend(c.inputs.read(&mut cand, &args.against));

@@ -339,7 +339,7 @@ pub(crate) fn warnings(profiles: &Profiles, calls: Option<&Calls>) -> Vec<String
     }
     if let Some(c) = calls.filter(|c| c.folded_beyond_cap() > 0) {
         lines.push(format!(
-            "{} scopes beyond --max-paths were counted under [other]",
+            "{} scopes beyond --max-paths were counted under <other>",
             c.folded_beyond_cap()
         ));
     }

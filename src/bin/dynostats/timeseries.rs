@@ -50,10 +50,11 @@ pub(crate) struct TimeseriesArgs {
 /// Runs `dynostats timeseries` and returns the exit status.
 pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
     let c = &args.common;
-    let mut series = Timeseries::new(args.window);
+    let mut builder = Timeseries::builder(args.window);
     for (k, v) in &c.inputs.labels {
-        series = series.filter_label(k, v);
+        builder = builder.filter_label(k, v);
     }
+    let mut series = builder.build();
     let files = c.inputs.read(&mut series, &args.files);
     let analysed = series.analyse(
         TimeseriesOptions::new()

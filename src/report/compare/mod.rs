@@ -18,7 +18,7 @@ mod render;
 
 use super::metric::Metric;
 pub(crate) use super::side::TestSettings;
-pub use super::side::{COMPARED, RowKind, Side};
+pub use super::side::{COMPARED, RowKind, Side, SideBuilder};
 use super::side::{Groups, Row, RowKey, row_label, slot};
 use super::stats::{Estimate, Interval, Moments, ratio_interval};
 use gate::decide;

@@ -246,7 +246,7 @@ impl Calls {
         self.overhead
     }
 
-    /// Names, edges and paths counted under `[other]` because a cap was
+    /// Names, edges and paths counted under `<other>` because a cap was
     /// reached.
     pub fn folded_beyond_cap(&self) -> u64 {
         self.folded

@@ -21,7 +21,7 @@ use calls::Scratch;
 /// The call trees of many `profile` records, summed, in memory bounded by
 /// the number of distinct scope names, edges and paths (each capped:
 /// beyond [`ProfilesBuilder::max_paths`], further ones are folded into
-/// `[other]` and counted), not by the number of records.
+/// `<other>` and counted), not by the number of records.
 ///
 /// Amounts of different timers are never added: each timer has its own
 /// [`Calls`]; [`Profiles::calls`] picks one.
@@ -133,7 +133,7 @@ impl Profiles {
     pub const DEFAULT_MAX_PATHS: usize = 100_000;
 
     /// The name under which scopes beyond the caps are counted.
-    pub const OTHER: &'static str = "[other]";
+    pub const OTHER: &'static str = "<other>";
 
     /// Empty, without filters.
     pub fn new() -> Profiles {
