@@ -18,6 +18,7 @@
 //!   they are.
 
 use std::fmt::Write as _;
+use std::io;
 use std::str::FromStr;
 
 pub use crate::record::escape_name;
@@ -120,6 +121,56 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             _ => Err(format!("unknown format {s:?}: expected table, json or csv")),
         }
+    }
+}
+
+/// An answer written in every [`Format`]: the report's
+/// [`Table`](super::Table), a [`Comparison`](super::compare::Comparison), a
+/// time [`Series`](super::timeseries::Series), a
+/// [`TopTable`](super::profiles::TopTable).
+///
+/// ```
+/// use dynostats::report::output::Render;
+/// use dynostats::report::{Format, Report};
+/// use dynostats::{Record, RecordKind};
+///
+/// let mut report = Report::new();
+/// report.add(&Record::new(RecordKind::Region, "parse"));
+/// let mut csv = Vec::new();
+/// report.table().write(Format::Csv, &mut csv).unwrap();
+/// assert!(String::from_utf8(csv).unwrap().contains("\nregion,parse,"));
+/// ```
+pub trait Render {
+    /// Aligned columns for a terminal.
+    fn write_text<W: io::Write>(&self, out: &mut W) -> io::Result<()>;
+
+    /// One JSON document.
+    fn write_json<W: io::Write>(&self, out: &mut W) -> io::Result<()>;
+
+    /// CSV with a header line.
+    fn write_csv<W: io::Write>(&self, out: &mut W) -> io::Result<()>;
+
+    /// Writes the answer in `format`.
+    fn write<W: io::Write>(&self, format: Format, out: &mut W) -> io::Result<()> {
+        match format {
+            Format::Json => self.write_json(out),
+            Format::Csv => self.write_csv(out),
+            Format::Table => self.write_text(out),
+        }
+    }
+}
+
+/// The first line of an answer whose metric was chosen for the user: the
+/// metric's name, or CPU time with why (`fallback`) when no record
+/// carries instructions.
+pub(crate) fn write_metric_line(
+    out: &mut impl io::Write,
+    metric: super::metric::Metric,
+    fallback: Option<&str>,
+) -> io::Result<()> {
+    match fallback {
+        Some(why) => writeln!(out, "metric: CPU time (cpu_ns): {why}"),
+        None => writeln!(out, "metric: {}", metric.name()),
     }
 }
 

@@ -378,6 +378,24 @@ impl TestSettings {
         self.confidence = confidence.clamp(1e-6, 1.0 - 1e-9);
     }
 
+    /// The metric tested, and why it is not instructions when the user
+    /// did not choose: the chosen one if it is compared, else
+    /// instructions where any record carries them (`carries_instructions`),
+    /// else CPU time.
+    pub(crate) fn choose_metric(&self, carries_instructions: bool) -> (Metric, Option<String>) {
+        match self.metric.filter(|m| slot(*m).is_some()) {
+            Some(m) => (m, None),
+            None if carries_instructions => (Metric::Instructions, None),
+            None => (
+                Metric::CpuNs,
+                Some(
+                    "no record carries instructions (no hardware PMU?): costs are CPU time"
+                        .to_string(),
+                ),
+            ),
+        }
+    }
+
     /// Sets the minimum samples, at least 2 (a variance needs two).
     pub(crate) fn set_min_samples(&mut self, n: u64) {
         self.min_samples = n.max(2);

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use super::groups::{Group, Report};
 use super::metric::{Metric, MetricStats};
 use super::output::{
-    Format, csv_text, cut, escape_name, human, human_opt, json_int, json_num, json_opt_int,
+    Render, csv_text, cut, escape_name, human, human_opt, json_int, json_num, json_opt_int,
     json_string, width,
 };
 use super::sketch::Sketch;
@@ -199,9 +199,19 @@ impl<'a> Table<'a> {
             (Some(Metric::RssChange), _) => "RSS change (rss_end - rss_start)".to_string(),
         }
     }
+}
 
+impl fmt::Display for Table<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Vec::new();
+        self.write_text(&mut text).map_err(|_| fmt::Error)?;
+        f.write_str(&String::from_utf8_lossy(&text))
+    }
+}
+
+impl Render for Table<'_> {
     /// Writes the text table, its notes and the drops to `out`.
-    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_text<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let report = self.report;
         let headline = self.headline();
         writeln!(out, "headline: {}", self.title())?;
@@ -420,7 +430,7 @@ impl<'a> Table<'a> {
     /// `groups` (each with every metric's statistics). Integers beyond
     /// 2^53 ([`JSON_MAX_SAFE_INTEGER`](super::output::JSON_MAX_SAFE_INTEGER)) are written as strings of digits,
     /// so jq and JavaScript keep them exact.
-    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let report = self.report;
         let drops = report.drops();
         write!(
@@ -538,7 +548,7 @@ impl<'a> Table<'a> {
     /// (escaped like the table's, whole), method, the splits, the counts,
     /// and for every metric its samples, absent, total, mean per event, p50
     /// and p99 (empty when there is none). Integers are exact.
-    pub fn write_csv(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_csv<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let mut header = vec!["kind".to_string(), "name".into(), "method".into()];
         header.extend(self.report.splits().iter().map(|s| s.title()));
         header.extend(
@@ -589,22 +599,5 @@ impl<'a> Table<'a> {
             writeln!(out, "{}", line.join(","))?;
         }
         Ok(())
-    }
-
-    /// Writes the table in `format`.
-    pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
-        match format {
-            Format::Table => self.write_text(out),
-            Format::Json => self.write_json(out),
-            Format::Csv => self.write_csv(out),
-        }
-    }
-}
-
-impl fmt::Display for Table<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = Vec::new();
-        self.write_text(&mut text).map_err(|_| fmt::Error)?;
-        f.write_str(&String::from_utf8_lossy(&text))
     }
 }

@@ -16,7 +16,9 @@ use super::Summarize;
 use super::compare::{CompareOptions, overall};
 use super::filter::LabelFilters;
 use super::metric::Metric;
-use super::output::{Format, csv_text, cut, escape_name, human, json_num, json_string, pct};
+use super::output::{
+    Render, csv_text, cut, escape_name, human, json_num, json_string, pct, write_metric_line,
+};
 use super::side::{COMPARED, Groups, RowKind, TestSettings, row_label};
 use super::stats::{Interval, Moments};
 use crate::record::{Record, RecordKind};
@@ -127,17 +129,7 @@ impl Timeseries {
     pub fn analyse(&self, options: TimeseriesOptions) -> Series {
         let instructions = 0;
         let carries = self.windows.values().any(|g| g.carries(instructions));
-        let (metric, fallback) = match options.test.metric.filter(|m| COMPARED.contains(m)) {
-            Some(m) => (m, None),
-            None if carries => (Metric::Instructions, None),
-            None => (
-                Metric::CpuNs,
-                Some(
-                    "no record carries instructions (no hardware PMU?): costs are CPU time"
-                        .to_string(),
-                ),
-            ),
-        };
+        let (metric, fallback) = options.test.choose_metric(carries);
         let at = COMPARED
             .iter()
             .position(|&m| m == metric)
@@ -368,23 +360,13 @@ impl Series {
     pub fn alerts(&self) -> impl Iterator<Item = &Window> {
         self.windows.iter().filter(|w| w.alert)
     }
+}
 
-    /// Writes the series as a table, JSON or CSV.
-    pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
-        match format {
-            Format::Json => self.write_json(out),
-            Format::Csv => self.write_csv(out),
-            _ => self.write_text(out),
-        }
-    }
-
+impl Render for Series {
     /// The printed table: one block per window.
-    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_text<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let m = self.metric;
-        match &self.fallback {
-            Some(why) => writeln!(out, "metric: CPU time (cpu_ns): {why}")?,
-            None => writeln!(out, "metric: {}", m.name())?,
-        }
+        write_metric_line(out, m, self.fallback.as_deref())?;
         writeln!(
             out,
             "windows of {} s; alerts: {}",
@@ -470,7 +452,7 @@ impl Series {
     }
 
     /// The series as one JSON object.
-    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
         write!(
             out,
             "{{\"metric\":\"{}\",\"fallback\":{},\"kind\":\"{}\",\"window_ns\":{},\"alert_above\":{},\"confidence\":{},\"windows\":[",
@@ -530,7 +512,7 @@ impl Series {
 
     /// One CSV line per window and group, the window's own line with an
     /// empty name.
-    pub fn write_csv(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_csv<W: Write>(&self, out: &mut W) -> io::Result<()> {
         writeln!(
             out,
             "window_start_ns,name,hits,cost_per_event,total,change,baseline_relative,baseline_low,baseline_high,alert"

@@ -40,7 +40,8 @@ pub(crate) struct Inputs {
     pub(crate) quiet: bool,
 }
 
-/// The options `compare` and `timeseries` share with `report`.
+/// The options `compare` and `timeseries` share: inputs, the metric
+/// tested, the confidence of the intervals, the output format.
 #[derive(clap::Args)]
 pub(crate) struct Common {
     #[command(flatten)]
@@ -52,6 +53,9 @@ pub(crate) struct Common {
         value_parser = metric(COMPARED)
     )]
     pub(crate) metric: Option<Metric>,
+    /// Confidence of the intervals, in percent or as a fraction.
+    #[arg(long, value_name = "C", default_value = "95%", value_parser = parse_confidence)]
+    pub(crate) confidence: f64,
     #[command(flatten)]
     pub(crate) output: Output,
 }

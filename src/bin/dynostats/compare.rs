@@ -4,9 +4,10 @@
 
 use dynostats::report::Format;
 use dynostats::report::compare::{CompareOptions, Side, compare};
+use dynostats::report::output::Render;
 use dynostats::report::output::escape_name;
 
-use crate::args::{Common, parse_confidence, parse_percent};
+use crate::args::{Common, parse_percent};
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
 
@@ -58,9 +59,6 @@ pub(crate) struct CompareArgs {
     /// Groups with fewer samples on a side are undecided.
     #[arg(long, value_name = "N", default_value_t = 30)]
     min_samples: u64,
-    /// Confidence of the intervals, in percent or as a fraction.
-    #[arg(long, value_name = "C", default_value = "95%", value_parser = parse_confidence)]
-    confidence: f64,
     #[command(flatten)]
     common: Common,
 }
@@ -81,7 +79,7 @@ pub(crate) fn run(args: &CompareArgs) -> u8 {
         &cand,
         CompareOptions::new()
             .metric(c.metric)
-            .confidence(args.confidence)
+            .confidence(c.confidence)
             .min_samples(args.min_samples)
             .fail_above(args.fail_above),
     );

@@ -3,6 +3,7 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use dynostats::RecordKind;
+use dynostats::report::output::Render;
 use dynostats::report::{Metric, Report, SortBy, Split, Table};
 
 use crate::EXIT_OK;

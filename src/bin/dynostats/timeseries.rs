@@ -2,9 +2,10 @@
 //! hits with their cost per request, and `--alert` against the preceding
 //! windows.
 
+use dynostats::report::output::Render;
 use dynostats::report::timeseries::{Timeseries, TimeseriesOptions};
 
-use crate::args::{Common, parse_confidence, parse_duration, parse_percent};
+use crate::args::{Common, parse_duration, parse_percent};
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_REGRESSION};
 
@@ -40,9 +41,6 @@ pub(crate) struct TimeseriesArgs {
     /// Windows or baselines with fewer samples do not alert.
     #[arg(long, value_name = "N", default_value_t = 30)]
     min_samples: u64,
-    /// Confidence of the intervals, in percent or as a fraction.
-    #[arg(long, value_name = "C", default_value = "95%", value_parser = parse_confidence)]
-    confidence: f64,
     #[command(flatten)]
     common: Common,
 }
@@ -59,7 +57,7 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
     let analysed = series.analyse(
         TimeseriesOptions::new()
             .metric(c.metric)
-            .confidence(args.confidence)
+            .confidence(c.confidence)
             .min_samples(args.min_samples)
             .alert(args.alert)
             .baseline_windows(args.baseline),

@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use dynostats::report::output::Render;
 use dynostats::report::output::json_string;
 use dynostats::report::profiles::TopSort;
 use dynostats::report::{Format, Table};

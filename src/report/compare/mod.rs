@@ -234,16 +234,9 @@ pub struct Comparison {
 pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison {
     let (b, c) = (&base.groups, &cand.groups);
     let instructions = slot(Metric::Instructions).expect("compared");
-    let (metric, fallback) = match options.test.metric.filter(|m| slot(*m).is_some()) {
-        Some(m) => (m, None),
-        None if b.carries(instructions) || c.carries(instructions) => (Metric::Instructions, None),
-        None => (
-            Metric::CpuNs,
-            Some(
-                "no record carries instructions (no hardware PMU?): costs are CPU time".to_string(),
-            ),
-        ),
-    };
+    let (metric, fallback) = options
+        .test
+        .choose_metric(b.carries(instructions) || c.carries(instructions));
     let at = slot(metric).expect("compared");
     let confidence = options.test.confidence;
     let empty = Row::default();

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use super::{Comparison, MetricDelta, RowComparison, RowKind, Verdict};
 use crate::report::metric::Metric;
 use crate::report::output::{
-    Format, csv_text, cut, escape_name, human, json_num, json_string, pct,
+    Render, csv_text, cut, escape_name, human, json_num, json_string, pct, write_metric_line,
 };
 use crate::report::stats::Interval;
 
@@ -52,23 +52,11 @@ fn verdict_json(v: &Verdict) -> String {
     }
 }
 
-impl Comparison {
-    /// Writes the comparison as a table, JSON or CSV.
-    pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
-        match format {
-            Format::Json => self.write_json(out),
-            Format::Csv => self.write_csv(out),
-            _ => self.write_text(out),
-        }
-    }
-
+impl Render for Comparison {
     /// The printed table, with the overall figure and the gate's summary.
-    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_text<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let m = self.metric;
-        match &self.fallback {
-            Some(why) => writeln!(out, "metric: CPU time (cpu_ns): {why}")?,
-            None => writeln!(out, "metric: {}", m.name())?,
-        }
+        write_metric_line(out, m, self.fallback.as_deref())?;
         writeln!(
             out,
             "{:.0}% intervals of the relative delta (Welch, delta method); rows by |change of total cost|",
@@ -228,7 +216,7 @@ impl Comparison {
     }
 
     /// The comparison as one JSON object.
-    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
         write!(
             out,
             "{{\"metric\":\"{}\",\"fallback\":{},\"confidence\":{},\"fail_above\":{},\"min_samples\":{},\"failed\":{},\"rows\":[",
@@ -279,7 +267,7 @@ impl Comparison {
     }
 
     /// One CSV line per row (the overall figure last, kind `overall`).
-    pub fn write_csv(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_csv<W: Write>(&self, out: &mut W) -> io::Result<()> {
         writeln!(
             out,
             "kind,name,metric,samples_base,samples_cand,events_base,events_cand,mean_base,mean_cand,absolute,relative,low,high,total_change,instructions_rel,cycles_rel,cpu_ns_rel,disagree,verdict"

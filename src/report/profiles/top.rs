@@ -8,7 +8,7 @@ use std::str::FromStr;
 use super::calls::{CallEdge, Calls, Function};
 use crate::report::metric::Metric;
 use crate::report::output::{
-    Format, csv_text, cut, escape_name, human, json_int, json_num, json_string,
+    Render, csv_text, cut, escape_name, human, json_int, json_num, json_string,
 };
 
 /// What [`TopTable`] sorts its rows by, largest first.
@@ -246,9 +246,19 @@ impl<'a> TopTable<'a> {
             self.calls.share(self.calls.overhead())
         )
     }
+}
 
+impl std::fmt::Display for TopTable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Vec::new();
+        self.write_text(&mut out).map_err(|_| std::fmt::Error)?;
+        f.write_str(&String::from_utf8_lossy(&out))
+    }
+}
+
+impl Render for TopTable<'_> {
     /// Writes the text table.
-    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_text<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let metric = self.metric();
         if let Some(note) = &self.note {
             writeln!(out, "{note}")?;
@@ -323,7 +333,7 @@ impl<'a> TopTable<'a> {
 
     /// Writes the rows as one JSON object: the timer, totals, and
     /// `rows` (every figure, shares in percent).
-    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let c = self.calls;
         write!(
             out,
@@ -383,7 +393,7 @@ impl<'a> TopTable<'a> {
     }
 
     /// Writes the rows as CSV with a header line.
-    pub fn write_csv(&self, out: &mut impl Write) -> io::Result<()> {
+    fn write_csv<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let c = self.calls;
         let fleet = self.fleet.is_some();
         write!(
@@ -423,22 +433,5 @@ impl<'a> TopTable<'a> {
             writeln!(out)?;
         }
         Ok(())
-    }
-
-    /// Writes the rows in `format`.
-    pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
-        match format {
-            Format::Json => self.write_json(out),
-            Format::Csv => self.write_csv(out),
-            _ => self.write_text(out),
-        }
-    }
-}
-
-impl std::fmt::Display for TopTable<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut out = Vec::new();
-        self.write_text(&mut out).map_err(|_| std::fmt::Error)?;
-        f.write_str(&String::from_utf8_lossy(&out))
     }
 }
