@@ -30,6 +30,51 @@ LAYERS = [
 ]
 LEVEL = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 
+# The rooms of `report` (ARCHITECTURE.md, "Sources, summaries, answers,
+# output"), bottom up: the statistics and summaries' parts know nothing of
+# output or answers; the output room knows no answer; answers and the
+# summaries that hand them out sit on top. `mod.rs` (the `Summarize` trait)
+# is the root of the module: any room may use it.
+REPORT_ROOMS = [
+    ["stats", "sketch", "metric", "filter", "drops"],
+    ["output"],
+    ["side", "groups", "table", "compare", "timeseries", "profiles"],
+]
+REPORT_LEVEL = {m: i for i, ms in enumerate(REPORT_ROOMS) for m in ms}
+# `super::NAME` in a file directly under report/, `super::super::NAME` one
+# folder down, `crate::report::NAME` anywhere.
+REPORT_PATH = re.compile(r"\b(?:crate::report::|(super::)+)\{?\s*([A-Za-z_]\w*)")
+
+
+def report_room(rel):
+    """The room of a file under src/report/ and its depth below report/."""
+    parts = rel.split(os.sep)
+    if parts[0] != "report" or len(parts) < 2 or parts[1] == "mod.rs":
+        return None, 0
+    room = parts[1][:-3] if parts[1].endswith(".rs") else parts[1]
+    return room, len(parts) - 1
+
+
+def check_report_rooms(rel, lines, failures):
+    room, depth = report_room(rel)
+    if room is None:
+        return
+    mine = REPORT_LEVEL.get(room)
+    if mine is None:
+        failures.append(f"src/{rel}:1: room `report::{room}` has no level in scripts/check_layers.py")
+        return
+    for n, line in lines:
+        for m in REPORT_PATH.finditer(line):
+            supers = line[m.start():m.end()].count("super::")
+            if supers and supers != depth:
+                continue  # `super::` inside a room's own folder
+            target = m.group(2)
+            level = REPORT_LEVEL.get(target)
+            if level is not None and level > mine:
+                failures.append(
+                    f"src/{rel}:{n}: {line.strip()}\n    `report::{room}` (room {mine}) imports `report::{target}` (room {level}), a higher room"
+                )
+
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 # `crate::name` in code (not in comments): the first segment after `crate::`.
 CRATE_PATH = re.compile(r"\bcrate::(\{?)\s*([A-Za-z_]\w*)")
@@ -92,6 +137,7 @@ def main():
                         item = ""
                     else:
                         item += ch
+            check_report_rooms(rel, lines, failures)
             for n, line, target in found:
                     if target in ("self", "super"):
                         continue
@@ -106,7 +152,7 @@ def main():
         for f in failures:
             print(f)
         return 1
-    print("layer check: every import in src/ goes to its own layer or below, through defining modules")
+    print("layer check: every import in src/ goes to its own layer or below, through defining modules; report's rooms too")
     return 0
 
 
