@@ -10,8 +10,7 @@
 use dynostats::report::{CompareOptions, Comparison, Side, Verdict, compare};
 use dynostats::{Record, RecordKind};
 
-#[path = "common/rng.rs"]
-mod rng;
+use crate::rng;
 use rng::Rng;
 
 const ENDPOINTS: [(&str, f64); 4] = [
