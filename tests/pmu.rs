@@ -1,3 +1,4 @@
+// Own test binary: .ci/pmu-guest runs it by name in the guest; it sets the global sample rate.
 //! The hardware path end to end: exact instruction counts of loops of known
 //! length, read through the library.
 //!

@@ -1,3 +1,4 @@
+// Own test binary: .ci/pmu-guest runs it by name in the emulated-PMU guest.
 //! The criterion measurements on a real hardware counter: exact
 //! instruction counts of `dynostats::probe::known_loop` per iteration, in each
 //! scope (the bench thread on both read paths, every thread with perf

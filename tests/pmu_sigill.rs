@@ -1,3 +1,4 @@
+// Own test binary: .ci/pmu-guest runs it by name; it sets the global sample rate, re-runs itself.
 //! arm64: user-space counter reads that the kernel withdraws at run time
 //! (`/proc/sys/kernel/perf_user_access` switched from 1 to 0) neither kill
 //! the process nor give a wrong count.
