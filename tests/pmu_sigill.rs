@@ -27,7 +27,7 @@ use dynostats::counters::{CounterSet, Counters, ReadPath, withdrawn_user_reads};
 use dynostats::sink::MemorySink;
 use dynostats::{Delta, Pipeline, RecordKind};
 use pmu_support::{
-    exact_guest, per_iteration, report, require_pmu, user_access, write_user_access,
+    exact_guest, per_iteration, report, require_pmu, skip, user_access, write_user_access,
 };
 
 /// Iterations of the known loop in the calibration runs.
@@ -42,16 +42,18 @@ fn switchable(test: &str) -> Option<pmu_support::UserAccess> {
         return None;
     }
     if !cfg!(target_arch = "aarch64") {
-        report(&format!(
-            "SKIP {test}: only arm64 withdraws user access with a trap the library recovers"
-        ));
+        skip(
+            test,
+            "only arm64 withdraws user access with a trap the library recovers",
+        );
         return None;
     }
     let access = user_access(true);
     if !access.enabled {
-        report(&format!(
-            "SKIP {test}: perf_user_access cannot be set to 1 here (needs root)"
-        ));
+        skip(
+            test,
+            "perf_user_access cannot be set to 1 here (needs root)",
+        );
         return None;
     }
     Some(access)
