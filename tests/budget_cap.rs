@@ -1,3 +1,4 @@
+// Own test binary: perf-event2 `hooks` (a scripted kernel) and the process-wide descriptor budget.
 //! The cap on threads holding perf groups, with every perf system call
 //! answered by a scripted fake kernel (perf-event2's `hooks`): beyond the
 //! cap a thread opens no perf event at all, uses the software path, says

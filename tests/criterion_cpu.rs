@@ -1,3 +1,4 @@
+// Own test binary: CPU time against wall time; other tests' threads would take its CPU.
 //! The criterion measurements for real on this machine: CPU time of the
 //! bench thread against wall time, of every thread (perf `inherit`), and of
 //! counted futures polled on other threads; and the hardware measurements

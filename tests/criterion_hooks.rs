@@ -1,3 +1,4 @@
+// Own test binary: perf-event2 `hooks` answer every perf call with a scripted kernel.
 //! The criterion measurements against a scripted fake kernel (perf-event2's
 //! `hooks` feature): exact values from scripted reads, scaling, what the
 //! events are opened with, and the error (with the probe's reason) where

@@ -1,3 +1,4 @@
+// Own test binary: it lowers the process's RLIMIT_NOFILE.
 //! The descriptor budget under a low `RLIMIT_NOFILE`: 200 threads that
 //! measure and stay alive leave the service the descriptors it needs, the
 //! library's descriptors stay under the limit minus the reserve, and status

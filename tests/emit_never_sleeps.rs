@@ -1,3 +1,4 @@
+// Own test binary: it counts voluntary context switches, which other tests' threads add to.
 //! `emit` never sleeps: the request path takes no lock that the writer
 //! thread also takes. Counted with the emitting threads' own voluntary
 //! context switches (`getrusage(RUSAGE_THREAD)`): a thread that waits on a

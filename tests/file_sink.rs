@@ -1,3 +1,4 @@
+// Own test binary: one test sets the process's umask.
 //! FileSink: round trip, rotation by size, file mode, and write errors that
 //! are counted and reported instead of panicking.
 

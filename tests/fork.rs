@@ -1,3 +1,4 @@
+// Own test binary: it forks (a lock another test thread held at the fork stays held in the child).
 //! fork: a child's snapshots must not read the parent's counters. Alone in
 //! its test binary so no other test thread runs while the process forks.
 

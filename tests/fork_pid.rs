@@ -1,3 +1,4 @@
+// Own test binary: it forks (a lock another test thread held at the fork stays held in the child).
 //! Records carry the pid of the process that made them, also in a child
 //! forked after the parent made records (the pid is cached). Alone in its
 //! test binary so no other test thread runs while the process forks.

@@ -1,3 +1,4 @@
+// Own test binary: it forks and installs the global pipeline.
 //! fork: the child has no writer thread, so the parent's pipeline refuses
 //! records there (instead of queueing them for nobody), and the child can
 //! install its own. Alone in its test binary so no other test thread runs

@@ -1,3 +1,4 @@
+// Own test binary: it forks and installs the global pipeline.
 //! A region that starts before a fork and ends in the child is the child's
 //! record: the child's pid, `error: "fork"`, and no counters (they would
 //! mix the parent's thread and the child's); only its wall time. Alone in

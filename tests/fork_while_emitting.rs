@@ -1,3 +1,4 @@
+// Own test binary: it forks and installs the global pipeline.
 //! fork while other threads emit: the documented pre-fork pattern. A child
 //! forked while another parent thread is inside `emit` (or `install`,
 //! `global_pipeline`, `flush`, `shutdown`) must be able to install its own

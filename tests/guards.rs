@@ -1,3 +1,4 @@
+// Own test binary: it sets the global sample rate.
 //! Sampled guards: records on drop, weight, nesting, panics, forcing,
 //! labels, and nothing at all when unsampled.
 //!

@@ -1,3 +1,4 @@
+// Own test binary: perf-event2 `hooks` answer every perf call with a scripted kernel.
 //! The library's logic around the kernel, with every perf system call
 //! answered by a scripted fake kernel (perf-event2's `hooks` feature): exact
 //! deltas from group reads, missing PMU, permissions, multiplexing.

@@ -1,3 +1,4 @@
+// Own test binary: it installs the global pipeline.
 //! The global pipeline: installed once, a second install hands the value
 //! back, and a thread-scoped override takes precedence. Its own test
 //! binary: a global pipeline is installed once per process.

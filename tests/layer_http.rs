@@ -1,3 +1,4 @@
+// Own test binary: it installs the global pipeline.
 //! A real HTTP round trip: an axum service with `MeasureLayer` on
 //! 127.0.0.1, a hyper client sending N requests from a few concurrent
 //! tasks, graceful shutdown, then exactly N request records in the file.

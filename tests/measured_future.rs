@@ -1,3 +1,4 @@
+// Own test binary: it installs the global pipeline.
 //! Measured futures on tokio runtimes: per-poll totals exclude the other
 //! tasks that share the threads (a start/end pair does not), nesting with
 //! futures and guards, cancellation.

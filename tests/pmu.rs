@@ -1,3 +1,4 @@
+// Own test binary: .ci/pmu-guest runs it by name in the guest; it sets the global sample rate.
 //! The hardware path end to end: exact instruction counts of loops of known
 //! length, read through the library.
 //!
@@ -30,8 +31,8 @@ use dynostats::{
 };
 use perf_event::events::Hardware;
 use pmu_support::{
-    LoopCount, count_loop, edges, exact_guest, per_iteration, report, require_pmu, thread_edges,
-    user_access,
+    LoopCount, count_loop, edges, exact_guest, per_iteration, report, require_pmu, skip,
+    thread_edges, user_access,
 };
 
 /// Iterations of the known loop in most tests.
@@ -74,9 +75,12 @@ fn snapshot_delta_counts_the_loop_exactly_on_every_read_path() {
     for user in [false, true] {
         let access = user_access(user);
         if access.enabled != user {
-            report(&format!(
-                "SKIP user access {user}: cannot change it here (not root, or x86's rdpmc setting)"
-            ));
+            skip(
+                &format!(
+                    "snapshot_delta_counts_the_loop_exactly_on_every_read_path (user access {user})"
+                ),
+                "cannot change user access here (not root, or x86's rdpmc setting)",
+            );
             continue;
         }
         // A fresh thread opens its counters under this setting.
@@ -151,7 +155,10 @@ fn user_space_reads_match_read_exactly() {
     }
     let access = user_access(true);
     if !access.enabled {
-        report("SKIP user_space_reads_match_read_exactly: user-space counter reads are off here");
+        skip(
+            "user_space_reads_match_read_exactly",
+            "user-space counter reads are off here",
+        );
         return;
     }
     let mut user = Counters::open(CounterSet::default());
@@ -159,7 +166,10 @@ fn user_space_reads_match_read_exactly() {
         if cfg!(target_arch = "aarch64") {
             panic!("arm64 with perf_user_access=1 must read from user space: {user:?}");
         }
-        report("SKIP user_space_reads_match_read_exactly: the kernel gives no user-readable index");
+        skip(
+            "user_space_reads_match_read_exactly",
+            "the kernel gives no user-readable index",
+        );
         return;
     }
     let mut read = Counters::open(CounterSet::default().with(Counter::PageFaults));
@@ -205,9 +215,7 @@ fn user_read_cpu_time_is_the_leader_s_enabled_time_and_agrees_with_the_thread_cl
     let access = user_access(true);
     let mut user = Counters::open(CounterSet::default());
     if !access.enabled || user.source() != ReadPath::Rdpmc {
-        report(&format!(
-            "SKIP {test}: user-space counter reads are off here"
-        ));
+        skip(test, "user-space counter reads are off here");
         return;
     }
     for n in [1_000_000u64, 10_000_000, 40_000_000] {
@@ -255,9 +263,10 @@ fn crowd_the_pmu(n: usize) -> Vec<perf_event::Counter> {
 fn multiplexed(user: bool) {
     let access = user_access(user);
     if access.enabled != user {
-        report(&format!(
-            "SKIP multiplexing with user access {user}: cannot change it here"
-        ));
+        skip(
+            &format!("multiplexing with user access {user}"),
+            "cannot change user access here",
+        );
         return;
     }
     let n = 20_000_000;
@@ -426,9 +435,12 @@ fn sampled_guard_record_is_the_loop_plus_a_fixed_overhead() {
     for user in [false, true] {
         let access = user_access(user);
         if access.enabled != user {
-            report(&format!(
-                "SKIP guard with user access {user}: cannot change it here"
-            ));
+            skip(
+                &format!(
+                    "sampled_guard_record_is_the_loop_plus_a_fixed_overhead (user access {user})"
+                ),
+                "cannot change user access here",
+            );
             continue;
         }
         let (path, records) = with_pipeline(|| {
@@ -655,9 +667,12 @@ fn profile_amounts_are_the_known_loops_exactly_in_instructions() {
     for user in [false, true] {
         let access = user_access(user);
         if access.enabled != user {
-            report(&format!(
-                "SKIP profile with user access {user}: cannot change it here"
-            ));
+            skip(
+                &format!(
+                    "profile_amounts_are_the_known_loops_exactly_in_instructions (user access {user})"
+                ),
+                "cannot change user access here",
+            );
             continue;
         }
         let (pair, records) = all_records(|| {
@@ -810,11 +825,12 @@ fn profile_of_a_future_counts_a_scope_across_polls_exactly() {
 
 #[test]
 fn the_thread_probe_keeps_the_path_its_counters_opened_with() {
-    if !require_pmu("the_thread_probe_keeps_the_path_its_counters_opened_with") || !exact_guest() {
-        report(
-            "SKIP the_thread_probe_keeps_the_path_its_counters_opened_with: needs arm64's \
-             perf_user_access (the emulated guest)",
-        );
+    const TEST: &str = "the_thread_probe_keeps_the_path_its_counters_opened_with";
+    if !require_pmu(TEST) {
+        return;
+    }
+    if !exact_guest() {
+        skip(TEST, "needs arm64's perf_user_access (the emulated guest)");
         return;
     }
     use dynostats::counters::CounterSource;

@@ -1,3 +1,4 @@
+// Own test binary: .ci/pmu-guest runs it by name in the guest; it sets the global sample rate.
 //! What the library's hot paths cost, in user-space instructions, and a
 //! guard against regressions: each figure must stay within 10% of the one
 //! checked in to BENCHMARKS.md.

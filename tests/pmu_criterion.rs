@@ -1,3 +1,4 @@
+// Own test binary: .ci/pmu-guest runs it by name in the emulated-PMU guest.
 //! The criterion measurements on a real hardware counter: exact
 //! instruction counts of `dynostats::probe::known_loop` per iteration, in each
 //! scope (the bench thread on both read paths, every thread with perf
@@ -14,7 +15,7 @@ mod pmu_support;
 
 use criterion::measurement::Measurement;
 use dynostats::criterion::{Cycles, Instructions, Scope, count};
-use pmu_support::{RUNS, exact_guest, per_iteration, report, require_pmu, user_access};
+use pmu_support::{RUNS, exact_guest, per_iteration, report, require_pmu, skip, user_access};
 
 const N: u64 = 1_000_000;
 
@@ -92,7 +93,10 @@ fn bench_thread_cycles_equal_instructions_on_the_emulated_pmu() {
         return;
     }
     if !exact_guest() {
-        report("SKIP: cycles only equal instructions on the emulated PMU");
+        skip(
+            "bench_thread_cycles_equal_instructions_on_the_emulated_pmu",
+            "cycles only equal instructions on the emulated PMU",
+        );
         return;
     }
     let _access = user_access(false);

@@ -1,3 +1,4 @@
+// Own test binary: .ci/pmu-guest runs it by name in the emulated-PMU guest.
 //! What attaching `MeasureLayer` to an axum app costs a request it does not
 //! sample, in user-space instructions, for each way to attach it; gated
 //! like tests/pmu_cost.rs against the `router_*` rows of BENCHMARKS.md (in

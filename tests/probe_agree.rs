@@ -1,3 +1,4 @@
+// Own test binary: perf-event2 `hooks` (a scripted kernel); it sets the process's thread counters.
 //! The probe says what records get: with every perf system call answered
 //! by a scripted kernel (perf-event2's `hooks`), the probe's per-counter
 //! availability and source, the calling thread's live counters

@@ -1,3 +1,4 @@
+// Own test binary: it installs the global pipeline.
 //! Scopes belong to tasks, not threads: two tasks on a multi-threaded
 //! runtime hold a scope across `.await` while they hand work back and forth;
 //! each scope is charged exactly its own task's polls, wherever they ran.

@@ -1,3 +1,4 @@
+// Own test binary: it counts allocations with a global allocator.
 //! Outside a sampled region a scope does nothing: no profile record, no
 //! bookkeeping (the profiler's own counters do not move), no allocation
 //! (counted by this test's allocator) and no timer read.

@@ -1,3 +1,4 @@
+// Own test binary: one test reads the process's peak RSS (VmHWM), which other tests would raise.
 //! The record reader on hostile input: a valid stream, damaged in many
 //! seeded ways (byte flips, every truncation, inserted garbage, huge length
 //! prefixes, deep nesting, values that are not records), never makes it

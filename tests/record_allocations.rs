@@ -1,3 +1,4 @@
+// Own test binary: it counts allocations with a global allocator.
 //! Records cost the measured thread no heap allocation: names are inline
 //! (or static), methods and errors static, and the record moves into the queue. (A
 //! sampled guard allocates its own state once, freed on the same thread;

@@ -1,3 +1,4 @@
+// Own test binary: RSS is process-wide, and another test freeing memory would shrink it.
 //! RSS for real. Alone in its test binary: RSS is process-wide, and another
 //! test freeing memory at the same time would shrink it.
 

@@ -1,3 +1,4 @@
+// Own test binary: RSS is process-wide, and another test freeing memory would shrink it.
 //! RSS in the records of futures and requests measured per poll: taken at
 //! the start of the first poll (or `call`) and when the record is built,
 //! however many polls lie between.

@@ -1,3 +1,4 @@
+// Own test binary: it sets the global sample rate.
 //! A new sample rate reaches a busy thread at once: the next decision on
 //! every thread uses it, whatever countdown the old rate left behind.
 

@@ -1,3 +1,4 @@
+// Own test binary: it forks, and counts the process's descriptors and threads.
 //! The soak's short form (see `tests/common/soak.rs`; the long form is
 //! `cargo run --release --example soak -- --duration 600`): a few seconds of
 //! HTTP load with every fault at once, then exact accounting and resource

@@ -1,3 +1,4 @@
+// Own test binary: CPU time against wall time; other tests' threads would take its CPU.
 //! Software counters and clocks, for real, on this machine.
 
 mod common;

@@ -1,3 +1,4 @@
+// Own test binary: it counts the process's open descriptors.
 //! RSS is per process: every thread reads it through one shared
 //! `/proc/self/statm` descriptor, so measuring threads add no descriptor
 //! for it (before, each thread opened its own).

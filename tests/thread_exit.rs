@@ -1,3 +1,4 @@
+// Own test binary: it counts the process's open descriptors.
 //! Each thread's counters are opened on its first read and closed when the
 //! thread exits. Alone in its test binary: it counts the process's open
 //! file descriptors.

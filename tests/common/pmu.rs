@@ -3,7 +3,8 @@
 //! Those suites only mean something where a hardware instructions counter
 //! opens: a machine with a PMU, or the emulated aarch64 guest that
 //! `.ci/pmu-guest` boots. Elsewhere each test prints why it skips and
-//! passes.
+//! passes, through [`skip`], unless `DYNOSTATS_REQUIRE_PMU=1`: then a skip
+//! is a failure (the guest stage sets it, where every test must run).
 
 // Each suite uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -23,20 +24,39 @@ pub fn report(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// The environment switch that turns every skip of the hardware suites
+/// into a failure, as `DYNOSTATS_REQUIRE_PYTHON=1` does for the Python
+/// cross-check: `.ci/pmu-guest` sets it in the guest, where every test must
+/// run, so a test that would pass without checking anything fails instead.
+pub const REQUIRE_PMU: &str = "DYNOSTATS_REQUIRE_PMU";
+
+/// The one way a hardware test skips: prints `SKIP {test}: {reason}` (the
+/// caller then returns, and the test passes), or panics with the reason
+/// when `DYNOSTATS_REQUIRE_PMU=1`.
+#[track_caller]
+pub fn skip(test: &str, reason: &str) {
+    if std::env::var(REQUIRE_PMU).as_deref() == Ok("1") {
+        panic!("{REQUIRE_PMU}=1, but {test} would skip: {reason}");
+    }
+    report(&format!("SKIP {test}: {reason}"));
+}
+
 /// Whether a hardware instructions counter can be opened on this thread;
-/// prints why not (and so why `test` skips) when it cannot.
+/// [`skip`]s `test` with the reason when it cannot.
+#[track_caller]
 pub fn require_pmu(test: &str) -> bool {
     if dynostats::probe::KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION.is_none() {
-        report(&format!(
-            "SKIP {test}: no known instruction loop on this architecture (x86_64 and aarch64 only)"
-        ));
+        skip(
+            test,
+            "no known instruction loop on this architecture (x86_64 and aarch64 only)",
+        );
         return false;
     }
     let counters = Counters::open(CounterSet::wall_only().with(Counter::Instructions));
     match counters.unavailable().first() {
         None => true,
         Some(why) => {
-            report(&format!("SKIP {test}: no hardware PMU here: {why}"));
+            skip(test, &format!("no hardware PMU here: {why}"));
             false
         }
     }

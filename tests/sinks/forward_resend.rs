@@ -4,7 +4,7 @@
 //! counted drop with a reason. The collector here keeps every copy, as
 //! Fluent Bit does.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

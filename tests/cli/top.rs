@@ -11,8 +11,7 @@ use std::process::Output;
 use dynostats::{Record, RecordKind};
 use serde_json::Value;
 
-#[path = "common/cli.rs"]
-mod cli;
+use crate::cli;
 use cli::{json, profile, run, text, write};
 
 /// Two endpoints' call trees: `tax` called from `price` and from both

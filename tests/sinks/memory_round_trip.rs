@@ -1,7 +1,7 @@
 //! What is emitted through a pipeline into a MemorySink is what is read
 //! back, field by field, including absent counters.
 
-mod common;
+use crate::common;
 
 use common::memory_pipeline;
 

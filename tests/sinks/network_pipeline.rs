@@ -2,7 +2,7 @@
 //! agent; what the Forward sink drops while its collector is down shows in
 //! the pipeline's stats and in the status record the collector receives.
 
-mod common;
+use crate::common;
 
 use std::net::{TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};

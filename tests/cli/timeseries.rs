@@ -5,8 +5,7 @@
 
 use dynostats::{Record, RecordKind};
 
-#[path = "common/cli.rs"]
-mod cli;
+use crate::cli;
 use cli::{run, text};
 
 const MINUTE: u64 = 60_000_000_000;

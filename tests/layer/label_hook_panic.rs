@@ -3,7 +3,7 @@
 //! label `dynostats.label_hook: panic`.
 #![cfg(feature = "tower")]
 
-mod common;
+use crate::common;
 
 use common::memory_pipeline;
 

@@ -1,7 +1,7 @@
 //! Status records: written at start and periodically, saying which counters
 //! work (and why not), how they are read, and what happened to records.
 
-mod common;
+use crate::common;
 
 use common::memory_pipeline;
 

@@ -8,7 +8,7 @@
 //! the machine's load. `tests/pmu.rs` asserts exact instruction figures for
 //! the same shape in the emulated-PMU guest.
 
-mod common;
+use crate::common;
 
 use dynostats::profile::{self, CallTree, ProfileConfig, Timer};
 use dynostats::sink::MemorySink;
@@ -52,6 +52,7 @@ fn records() -> (Record, Record) {
 
 #[test]
 fn a_known_tree_gives_its_proportions_exact_calls_and_sums_to_the_total() {
+    let _profiler = crate::hold_profiler();
     profile::configure(ProfileConfig::default().timer(Timer::CpuTime));
     let (region, profile) = records();
 

@@ -2,7 +2,7 @@
 //! decodes with `rmpv`, checks the framing, acks, runs the shared-key
 //! handshake, and is stopped and restarted mid-stream.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -408,7 +408,7 @@ fn dead_collector_keeps_records_and_flush_gives_up_at_its_timeout() {
 }
 
 #[test]
-#[ignore = "throughput measurement, run by hand: cargo test --release --test forward_sink -- --ignored --nocapture"]
+#[ignore = "throughput measurement, run by hand: cargo test --release --test sinks -- --ignored --nocapture throughput_to_a_local_collector"]
 fn throughput_to_a_local_collector() {
     let log = Arc::new(Mutex::new(Log::default()));
     let collector = Collector::start(

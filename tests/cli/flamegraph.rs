@@ -11,8 +11,7 @@ use std::process::Output;
 
 use dynostats::Record;
 
-#[path = "common/cli.rs"]
-mod cli;
+use crate::cli;
 use cli::{profile, run, text, write};
 
 /// `scale` multiplies `tax`'s amounts under `price` (a regression there).

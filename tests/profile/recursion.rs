@@ -2,7 +2,7 @@
 //! several times is counted once in its inclusive total (that of its
 //! outermost call), and every call is counted.
 
-mod common;
+use crate::common;
 
 use dynostats::profile::{self, CallTree, ProfileConfig, Timer};
 use dynostats::sink::MemorySink;
@@ -20,6 +20,7 @@ fn walk(depth: u32) {
 
 #[test]
 fn a_recursive_scope_is_counted_once_in_its_inclusive_total() {
+    let _profiler = crate::hold_profiler();
     profile::configure(ProfileConfig::default().timer(Timer::CpuTime));
     let mem = MemorySink::new();
     let pipeline = Pipeline::builder().sink(mem.clone()).build().unwrap();

@@ -81,6 +81,7 @@ fn shape(record: &Record) -> Vec<(String, u64)> {
 
 #[test]
 fn instrumented_functions_give_the_tree_of_explicit_scopes() {
+    let _profiler = crate::hold_profiler();
     profile::configure(ProfileConfig::default().timer(Timer::CpuTime));
     let explicit = profile_of(|| explicit_handler(3));
     let subscriber = tracing_subscriber::registry().with(DynostatsLayer::new());

@@ -8,8 +8,7 @@ use std::path::Path;
 
 use dynostats::{Pipeline, Record, RecordKind, sink::FileSink};
 
-#[path = "common/cli.rs"]
-mod cli;
+use crate::cli;
 use cli::{run, text};
 
 fn region(name: &str, weight: u64, instructions: Option<u64>) -> Record {

@@ -7,8 +7,7 @@
 use dynostats::record::{Detail, ProfileNode};
 use dynostats::{Record, RecordKind};
 
-#[path = "common/cli.rs"]
-mod cli;
+use crate::cli;
 use cli::{json, run, text, write};
 
 fn request(name: &str, weight: u64, instructions: Option<u64>, cpu_ns: u64) -> Record {

@@ -4,8 +4,7 @@
 
 use dynostats::report::Sketch;
 
-#[path = "common/rng.rs"]
-mod rng;
+use crate::rng;
 use rng::Rng;
 
 /// The exact weighted nearest-rank quantile: the smallest value with at

@@ -16,6 +16,7 @@ const NAMES: [&str; 6] = ["n0", "n1", "n2", "n3", "n4", "n5"];
 
 #[test]
 fn depth_and_node_caps_fill_the_overflow_bucket_with_exact_counts() {
+    let _profiler = crate::hold_profiler();
     profile::configure(
         ProfileConfig::default()
             .timer(Timer::WallTime)

@@ -6,7 +6,7 @@
 //! requests on a current-thread runtime, so records stay apart.
 #![cfg(feature = "axum")]
 
-mod common;
+use crate::common;
 
 use common::memory_pipeline;
 

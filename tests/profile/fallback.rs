@@ -8,6 +8,7 @@ use dynostats::{Pipeline, RecordKind, Region};
 
 #[test]
 fn an_unreadable_timer_falls_back_to_cpu_time_and_records_why() {
+    let _profiler = crate::hold_profiler();
     profile::configure(ProfileConfig::default().timer(Timer::Instructions));
     let mem = MemorySink::new();
     let pipeline = Pipeline::builder().sink(mem.clone()).build().unwrap();

@@ -5,13 +5,12 @@
 //! 10,000 samples per endpoint and side, a 1% one with 40,000, is found
 //! and named alone); a shift of the traffic mix alone does not fail the
 //! mix-adjusted figure. Many trials, so through the library function; the
-//! binary is exercised by `cli_compare`.
+//! binary is exercised by `tests/cli/compare.rs`.
 
 use dynostats::report::compare::{CompareOptions, Comparison, Side, Verdict, compare};
 use dynostats::{Record, RecordKind};
 
-#[path = "common/rng.rs"]
-mod rng;
+use crate::rng;
 use rng::Rng;
 
 const ENDPOINTS: [(&str, f64); 4] = [

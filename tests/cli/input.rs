@@ -15,8 +15,7 @@ use dynostats::{Pipeline, Record, RecordKind};
 use rmpv::Value;
 use unicode_width::UnicodeWidthStr;
 
-#[path = "common/cli.rs"]
-mod cli;
+use crate::cli;
 use cli::{json, run, run_stdin, text};
 
 fn region(name: &str, instructions: u64) -> Record {

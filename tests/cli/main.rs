@@ -1,0 +1,15 @@
+//! The `dynostats` command, run as a process on record files the tests
+//! write with the library: one test binary for every subcommand (each
+//! binary links the crate, so one instead of six saves CI time). The
+//! tests only start child processes and share no process state, so they
+//! run side by side.
+
+#[path = "../common/cli.rs"]
+mod cli;
+
+mod compare;
+mod flamegraph;
+mod input;
+mod report;
+mod timeseries;
+mod top;
