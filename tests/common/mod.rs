@@ -7,6 +7,7 @@
 
 pub mod fake_kernel;
 pub mod fork;
+#[cfg(feature = "forward")]
 pub mod forward_collector;
 
 use std::path::Path;
