@@ -5,8 +5,8 @@
 //! Records flow from a *source* into *summaries*, summaries into
 //! *answers*, answers into *output*:
 //!
-//! - **Sources**: anything that hands over [`Record`](crate::Record)s:
-//!   the streaming file reader ([`RecordReader`](crate::record::RecordReader)),
+//! - **Sources**: anything that hands over [`Record`]s:
+//!   the streaming file reader ([`RecordReader`]),
 //!   a program's own records. Every summary implements [`Summarize`], so
 //!   one read loop serves them all ([`Summarize::read_from`]).
 //! - **Summaries**, mergeable per group: [`Report`] (counts, events, per

@@ -4,9 +4,9 @@
 //! preceding windows, with the interval machinery of `compare`: the
 //! window against its baseline (the preceding windows' records together)
 //! is compare's mix-adjusted overall figure, per-endpoint costs at the
-//! baseline's traffic mix, with its interval ([`ratio_interval`](super::ratio_interval) and [`Moments`](super::Moments)).
+//! baseline's traffic mix, with its interval ([`Moments`], `docs/compare.md`).
 //!
-//! Memory: per window, per group, the moments of [`super::Side`]; the
+//! Memory: per window, per group, the moments of [`Side`](super::compare::Side); the
 //! number of windows is the records' time span over the window length.
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@
 //! bounded by the number of groups, not of records). [`compare`] turns
 //! two sides into a [`Comparison`]: per group the cost per event of each
 //! side, the absolute and relative delta, the interval of the relative
-//! delta (Welch with the delta method, see [`ratio_interval`](super::ratio_interval) and [`Moments`](super::Moments)), whether
+//! delta (Welch with the delta method, see [`Moments`] and `docs/compare.md`), whether
 //! it is significant, and the verdict against `fail_above`; an overall
 //! figure mix-adjusted (the candidate's per-endpoint costs weighted by the
 //! base's traffic mix) beside the raw one. Rows are sorted by the absolute
@@ -209,7 +209,7 @@ pub struct Comparison {
 }
 
 /// Compares `cand` against `base`. See the module and
-/// [`ratio_interval`](super::ratio_interval) and [`Moments`](super::Moments) for the method.
+/// [`Moments`] and `docs/compare.md` for the method.
 ///
 /// ```
 /// use dynostats::report::compare::{CompareOptions, Side, Verdict, compare};
