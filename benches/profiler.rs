@@ -60,7 +60,7 @@ fn sampled_pair(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     timer: Timer,
 ) {
-    profile::configure(ProfileConfig::default().timer(timer));
+    profile::configure(ProfileConfig::builder().timer(timer).build());
     let region = Region::forced("bench").start();
     drop(dynostats::scope("pair"));
     g.bench_function(format!("scope_pair_{timer}"), |b| {
@@ -99,7 +99,7 @@ fn spans(c: &mut Criterion) {
 
     let p = pipeline();
     let _scoped = p.scoped();
-    profile::configure(ProfileConfig::default().timer(Timer::WallTime));
+    profile::configure(ProfileConfig::builder().timer(Timer::WallTime).build());
     let mut g = c.benchmark_group("tracing_span");
     tracing::subscriber::with_default(tracing_subscriber::registry(), || {
         g.bench_function("registry_no_layer", |b| b.iter(span));

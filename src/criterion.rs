@@ -137,7 +137,7 @@ use crate::counters::{
     Counter, CounterSet, Counters, Delta, ReadPath, Snapshot, Unavailable, thread_counters,
     with_thread_counters,
 };
-use crate::error::Error;
+use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::instrument::accounting::PollAccounting;
 use crate::record::{Record, RecordKind};
 
@@ -258,10 +258,11 @@ impl Engine {
             }
             Scope::Polls => {
                 if !thread_counters().contains(counter) {
-                    return Err(Error::InvalidConfig(format!(
-                        "Scope::Polls reads the thread counters of dynostats::snapshot, \
-                         and {counter} is not in their set (set_thread_counters left it out)"
-                    )));
+                    let kind = ConfigErrorKind::CounterLeftOut {
+                        counter,
+                        needed_by: "Scope::Polls",
+                    };
+                    return Err(ConfigError::new("set_thread_counters", kind).into());
                 }
                 let missing = with_thread_counters(|c| {
                     c.unavailable()

@@ -109,7 +109,7 @@ pub mod tower;
 pub mod tracing;
 
 pub use counters::{Delta, Snapshot, snapshot};
-pub use error::Error;
+pub use error::{ConfigError, ConfigErrorKind, Error};
 pub use instrument::{Measure, Measured, Region, RegionGuard, measure, measure_fn};
 pub use pipeline::{Pipeline, emit, install};
 pub use probe::probe;

@@ -40,9 +40,9 @@
 //! name). With [`DynostatsLayer::name_field`], a span that has that field
 //! is named `span_name:value` instead (e.g. `query:users_by_id`), which
 //! splits one span into one node per value: choose a field with few
-//! values, as the node cap ([`ProfileConfig::max_nodes`]) sends the rest
-//! to the overflow bucket. The field is read when the span is created, and
-//! only when the thread is profiling then.
+//! values, as the node cap ([`ProfileConfigBuilder::max_nodes`]) sends the
+//! rest to the overflow bucket. The field is read when the span is created,
+//! and only when the thread is profiling then.
 //!
 //! # Cost
 //!
@@ -55,7 +55,7 @@
 //! profiler's calibration, so it is charged to the enclosing scope; see
 //! `benches/profiler.rs` for both figures.
 //!
-//! [`ProfileConfig::max_nodes`]: crate::profile::ProfileConfig::max_nodes
+//! [`ProfileConfigBuilder::max_nodes`]: crate::profile::ProfileConfigBuilder::max_nodes
 
 use std::borrow::Cow;
 use std::fmt;

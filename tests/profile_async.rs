@@ -31,7 +31,7 @@ fn here() -> (ThreadId, u64) {
 
 #[test]
 fn a_scope_held_across_await_is_charged_only_its_own_tasks_polls() {
-    profile::configure(ProfileConfig::default().timer(Timer::CpuTime));
+    profile::configure(ProfileConfig::builder().timer(Timer::CpuTime).build());
     let mem = MemorySink::new();
     let pipeline = Pipeline::builder()
         .sink(mem.clone())

@@ -10,7 +10,7 @@ use crossbeam_queue::ArrayQueue;
 
 use super::stats::SinkStats;
 use super::{Pipeline, Shared, SinkShared, writer};
-use crate::error::Error;
+use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::record::Labels;
 use crate::sink::Sink;
 use crate::sys;
@@ -136,35 +136,29 @@ impl PipelineBuilder {
     /// Fails when there is no sink, the capacity or batch size is 0, or the
     /// thread cannot be started.
     pub fn build(self) -> Result<Pipeline, Error> {
+        let invalid = |setting, kind| Err(Error::from(ConfigError::new(setting, kind)));
         if self.sinks.is_empty() {
-            return Err(Error::InvalidConfig(
-                "a pipeline needs at least one sink".to_string(),
-            ));
+            return invalid("PipelineBuilder::sink", ConfigErrorKind::Missing);
         }
-        if self.capacity == 0 {
-            return Err(Error::InvalidConfig(
-                "the queue capacity must be at least 1".to_string(),
-            ));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::InvalidConfig(
-                "the batch size must be at least 1".to_string(),
-            ));
-        }
-        if self.batch_interval.is_zero() {
-            return Err(Error::InvalidConfig(
-                "the batch interval must be positive".to_string(),
-            ));
-        }
-        if self.status_interval == Some(Duration::ZERO) {
-            return Err(Error::InvalidConfig(
-                "the status interval must be positive (or None for no status records)".to_string(),
-            ));
-        }
-        if self.sink_backlog == Some(0) {
-            return Err(Error::InvalidConfig(
-                "the sink backlog must be at least 1".to_string(),
-            ));
+        for (setting, zero) in [
+            ("PipelineBuilder::queue_capacity", self.capacity == 0),
+            ("PipelineBuilder::batch_size", self.batch_size == 0),
+            (
+                "PipelineBuilder::batch_interval",
+                self.batch_interval.is_zero(),
+            ),
+            (
+                "PipelineBuilder::status_interval",
+                self.status_interval == Some(Duration::ZERO),
+            ),
+            (
+                "PipelineBuilder::sink_backlog",
+                self.sink_backlog == Some(0),
+            ),
+        ] {
+            if zero {
+                return invalid(setting, ConfigErrorKind::Zero);
+            }
         }
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let names = unique_names(&self.sinks);

@@ -5,15 +5,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::timer::Timer;
 
-/// The profiler's settings, for [`configure`](super::configure).
+/// The profiler's settings, for [`configure`](super::configure): made with
+/// [`ProfileConfig::builder`] (or [`ProfileConfig::default`]), read back with
+/// getters named after each setting.
 ///
 /// ```
 /// use dynostats::profile::{ProfileConfig, Timer};
 ///
-/// let config = ProfileConfig::default().timer(Timer::CpuTime).max_depth(16);
-/// assert_eq!(config.get_timer(), Timer::CpuTime);
-/// assert_eq!(config.get_max_depth(), 16);
-/// assert_eq!(ProfileConfig::default().get_max_nodes(), 256);
+/// let config = ProfileConfig::builder()
+///     .timer(Timer::CpuTime)
+///     .max_depth(16)
+///     .build();
+/// assert_eq!(config.timer(), Timer::CpuTime);
+/// assert_eq!(config.max_depth(), 16);
+/// assert_eq!(ProfileConfig::default().max_nodes(), 256);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProfileConfig {
@@ -24,7 +29,8 @@ pub struct ProfileConfig {
 }
 
 impl Default for ProfileConfig {
-    /// Enabled, [`Timer::Instructions`], depth 64, 256 nodes.
+    /// Enabled, [`Timer::Instructions`], depth 64, 256 nodes: what
+    /// `ProfileConfig::builder().build()` makes.
     fn default() -> ProfileConfig {
         ProfileConfig {
             enabled: true,
@@ -35,63 +41,82 @@ impl Default for ProfileConfig {
     }
 }
 
-impl ProfileConfig {
-    /// Default [`max_depth`](Self::max_depth).
-    pub const DEFAULT_MAX_DEPTH: u16 = 64;
-    /// Default [`max_nodes`](Self::max_nodes).
-    pub const DEFAULT_MAX_NODES: u32 = 256;
+/// Builds a [`ProfileConfig`], starting from the defaults; returned by
+/// [`ProfileConfig::builder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct ProfileConfigBuilder {
+    config: ProfileConfig,
+}
 
+impl ProfileConfigBuilder {
     /// Whether scopes are profiled at all inside sampled regions (default
     /// true). Off, a sampled region installs nothing and scopes cost their
     /// one check.
-    #[must_use]
-    pub fn enabled(mut self, enabled: bool) -> ProfileConfig {
-        self.enabled = enabled;
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.config.enabled = enabled;
         self
     }
 
     /// The timer scopes are measured in (default [`Timer::Instructions`];
     /// CPU time where it cannot be read).
-    #[must_use]
-    pub fn timer(mut self, timer: Timer) -> ProfileConfig {
-        self.timer = timer;
+    pub fn timer(mut self, timer: Timer) -> Self {
+        self.config.timer = timer;
         self
     }
 
-    /// The deepest scope stack kept as paths (default 64, at least 1):
-    /// scopes entered deeper go to the overflow bucket.
-    #[must_use]
-    pub fn max_depth(mut self, depth: u16) -> ProfileConfig {
-        self.max_depth = depth.max(1);
+    /// The deepest scope stack kept as paths (default
+    /// [`ProfileConfig::DEFAULT_MAX_DEPTH`], at least 1): scopes entered
+    /// deeper go to the overflow bucket.
+    pub fn max_depth(mut self, depth: u16) -> Self {
+        self.config.max_depth = depth.max(1);
         self
     }
 
     /// The most scope nodes in one profile, the root and the overflow
-    /// bucket not counted (default 256, at least 1): scopes that would
-    /// need more go to the overflow bucket.
-    #[must_use]
-    pub fn max_nodes(mut self, nodes: u32) -> ProfileConfig {
-        self.max_nodes = nodes.max(1);
+    /// bucket not counted (default [`ProfileConfig::DEFAULT_MAX_NODES`], at
+    /// least 1): scopes that would need more go to the overflow bucket.
+    pub fn max_nodes(mut self, nodes: u32) -> Self {
+        self.config.max_nodes = nodes.max(1);
         self
     }
 
-    /// Whether scopes are profiled.
+    /// The settings.
+    pub fn build(self) -> ProfileConfig {
+        self.config
+    }
+}
+
+impl ProfileConfig {
+    /// Default [`max_depth`](ProfileConfigBuilder::max_depth).
+    pub const DEFAULT_MAX_DEPTH: u16 = 64;
+    /// Default [`max_nodes`](ProfileConfigBuilder::max_nodes).
+    pub const DEFAULT_MAX_NODES: u32 = 256;
+
+    /// A builder starting from the defaults ([`ProfileConfig::default`]).
+    pub fn builder() -> ProfileConfigBuilder {
+        ProfileConfigBuilder {
+            config: ProfileConfig::default(),
+        }
+    }
+
+    /// Whether scopes are profiled ([`ProfileConfigBuilder::enabled`]).
     pub fn is_enabled(self) -> bool {
         self.enabled
     }
 
-    /// The timer asked for.
-    pub fn get_timer(self) -> Timer {
+    /// The timer asked for ([`ProfileConfigBuilder::timer`]).
+    pub fn timer(self) -> Timer {
         self.timer
     }
 
-    /// The depth cap.
-    pub fn get_max_depth(self) -> u16 {
+    /// The depth cap ([`ProfileConfigBuilder::max_depth`]).
+    pub fn max_depth(self) -> u16 {
         self.max_depth
     }
 
-    /// The node cap.
-    pub fn get_max_nodes(self) -> u32 {
+    /// The node cap ([`ProfileConfigBuilder::max_nodes`]).
+    pub fn max_nodes(self) -> u32 {
         self.max_nodes
     }
 
@@ -144,16 +169,18 @@ mod tests {
 
     #[test]
     fn packs_and_unpacks() {
-        let c = ProfileConfig::default()
+        let c = ProfileConfig::builder()
             .enabled(false)
             .timer(Timer::Rss)
             .max_depth(0)
-            .max_nodes(u32::MAX);
+            .max_nodes(u32::MAX)
+            .build();
         assert_eq!(ProfileConfig::unpack(c.pack()), c);
-        assert_eq!(c.get_max_depth(), 1);
+        assert_eq!(c.max_depth(), 1);
         assert_eq!(
             ProfileConfig::unpack(ProfileConfig::default().pack()),
             ProfileConfig::default()
         );
+        assert_eq!(ProfileConfig::builder().build(), ProfileConfig::default());
     }
 }

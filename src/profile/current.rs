@@ -206,16 +206,16 @@ pub(crate) fn resume() {
 #[cold]
 fn create() {
     let cfg = config::get();
-    let (timer, fallback) = cfg.get_timer().resolve();
+    let (timer, fallback) = cfg.timer().resolve();
     let calibration = calibrate::calibration(timer);
     let profile = Profile::new(
         next_id(),
-        cfg.get_timer(),
+        cfg.timer(),
         timer,
         fallback,
         calibration,
-        cfg.get_max_depth() as usize,
-        cfg.get_max_nodes() as usize,
+        cfg.max_depth() as usize,
+        cfg.max_nodes() as usize,
     );
     stats::created();
     put_current(Box::new(profile));
@@ -240,7 +240,7 @@ fn prepare_slow() {
     if !cfg.is_enabled() {
         return;
     }
-    let (timer, _) = cfg.get_timer().resolve();
+    let (timer, _) = cfg.timer().resolve();
     if !calibrate::is_calibrated(timer) {
         calibrate::calibration(timer);
     }

@@ -71,9 +71,9 @@
 //! per-name inclusive total counts such nodes once, inside their outermost
 //! call ([`CallTree::by_name`]).
 //!
-//! Bounded: at most [`ProfileConfig::max_depth`] open scopes are kept as
-//! paths (default 64) and at most [`ProfileConfig::max_nodes`] nodes are made
-//! (default 256). A scope beyond either goes to one node named
+//! Bounded: at most [`ProfileConfigBuilder::max_depth`] open scopes are
+//! kept as paths (default 64) and at most
+//! [`ProfileConfigBuilder::max_nodes`] nodes are made (default 256). A scope beyond either goes to one node named
 //! [`OVERFLOW`], a child of the root, and everything entered inside it is
 //! counted there too (calls exact, timed as one); the record counts them
 //! (`detail.stats.overflow_depth`, `overflow_nodes`, `overflow_nested`).
@@ -133,7 +133,7 @@ mod timer;
 mod tree;
 pub(crate) mod view;
 
-pub use config::ProfileConfig;
+pub use config::{ProfileConfig, ProfileConfigBuilder};
 pub use stats::ProfilerStats;
 pub use timer::Timer;
 pub use tree::OVERFLOW;
@@ -235,8 +235,8 @@ pub fn is_profiling() -> bool {
 ///
 /// ```
 /// use dynostats::profile::{self, ProfileConfig, Timer};
-/// profile::configure(ProfileConfig::default().timer(Timer::CpuTime));
-/// assert_eq!(profile::config().get_timer(), Timer::CpuTime);
+/// profile::configure(ProfileConfig::builder().timer(Timer::CpuTime).build());
+/// assert_eq!(profile::config().timer(), Timer::CpuTime);
 /// profile::configure(ProfileConfig::default());
 /// ```
 pub fn configure(config: ProfileConfig) {

@@ -6,7 +6,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, Permi
 use std::path::{Path, PathBuf};
 
 use super::{Batch, Sink};
-use crate::error::Error;
+use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::record::{RecordReader, read};
 
 /// Appends records to a file as a plain concatenation of MessagePack maps,
@@ -111,9 +111,8 @@ impl FileSinkBuilder {
     /// call fails with [`Error::Decode`] naming the offset.
     pub fn build(self) -> Result<FileSink, Error> {
         if self.max_bytes == Some(0) {
-            return Err(Error::InvalidConfig(
-                "FileSink max_bytes must be at least 1".to_string(),
-            ));
+            let setting = "FileSinkBuilder::max_bytes";
+            return Err(ConfigError::new(setting, ConfigErrorKind::Zero).into());
         }
         let opened = open_append(&self.path)?;
         Ok(FileSink {

@@ -6,7 +6,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 
 use super::{Batch, Sink};
-use crate::error::Error;
+use crate::error::{ConfigError, ConfigErrorKind, Error};
 
 /// What a [`UdpSink`] did, counted since it was built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,12 +58,16 @@ impl UdpSinkBuilder {
     /// of range or an address that does not resolve, and with
     /// [`Error::Io`] when the socket cannot be opened.
     pub fn build(self) -> Result<UdpSink, Error> {
-        if self.datagram_limit == 0 || self.datagram_limit > UdpSink::MAX_DATAGRAM {
-            return Err(Error::InvalidConfig(format!(
-                "UDP datagram limit {} is out of range: it must be between 1 and {} bytes",
-                self.datagram_limit,
-                UdpSink::MAX_DATAGRAM
-            )));
+        const LIMIT: &str = "UdpSinkBuilder::datagram_limit";
+        if self.datagram_limit == 0 {
+            return Err(ConfigError::new(LIMIT, ConfigErrorKind::Zero).into());
+        }
+        if self.datagram_limit > UdpSink::MAX_DATAGRAM {
+            let kind = ConfigErrorKind::TooLarge {
+                value: self.datagram_limit as u64,
+                max: UdpSink::MAX_DATAGRAM as u64,
+            };
+            return Err(ConfigError::new(LIMIT, kind).into());
         }
         let target = resolve(&self.addr)?;
         let local: SocketAddr = if target.is_ipv4() {
@@ -94,14 +98,19 @@ impl UdpSinkBuilder {
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, Error> {
-    let mut addrs = addr.to_socket_addrs().map_err(|e| {
-        Error::InvalidConfig(format!(
-            "cannot resolve {addr:?}: {e}; give host:port, e.g. 127.0.0.1:8125"
-        ))
-    })?;
+    let unresolvable = |reason: String| {
+        let kind = ConfigErrorKind::Unresolvable {
+            addr: addr.to_string(),
+            reason,
+        };
+        Error::from(ConfigError::new("UdpSink::builder", kind))
+    };
+    let mut addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| unresolvable(e.to_string()))?;
     addrs
         .next()
-        .ok_or_else(|| Error::InvalidConfig(format!("{addr:?} resolves to no address")))
+        .ok_or_else(|| unresolvable("it resolves to no address".to_string()))
 }
 
 /// Sends records as UDP datagrams to a local agent, several per datagram
@@ -260,19 +269,27 @@ mod tests {
                 .datagram_limit(limit)
                 .build()
                 .unwrap_err();
-            assert!(
-                matches!(&err, Error::InvalidConfig(m) if m.contains("datagram limit")),
-                "{err}"
-            );
+            match err {
+                Error::InvalidConfig(ConfigError {
+                    setting: "UdpSinkBuilder::datagram_limit",
+                    kind: ConfigErrorKind::Zero | ConfigErrorKind::TooLarge { .. },
+                }) => {}
+                other => panic!("{other}"),
+            }
         }
     }
 
     #[test]
     fn unresolvable_address_is_a_config_error() {
         let err = UdpSink::builder("no port here").build().unwrap_err();
-        assert!(
-            matches!(&err, Error::InvalidConfig(m) if m.contains("host:port")),
-            "{err}"
-        );
+        match &err {
+            Error::InvalidConfig(ConfigError {
+                setting: "UdpSink::builder",
+                kind: ConfigErrorKind::Unresolvable { addr, .. },
+            }) => assert_eq!(addr, "no port here"),
+            other => panic!("{other}"),
+        }
+        // The sentence says what to give instead.
+        assert!(err.to_string().contains("give host:port"), "{err}");
     }
 }

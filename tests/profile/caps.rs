@@ -18,10 +18,11 @@ const NAMES: [&str; 6] = ["n0", "n1", "n2", "n3", "n4", "n5"];
 fn depth_and_node_caps_fill_the_overflow_bucket_with_exact_counts() {
     let _profiler = crate::hold_profiler();
     profile::configure(
-        ProfileConfig::default()
+        ProfileConfig::builder()
             .timer(Timer::WallTime)
             .max_depth(3)
-            .max_nodes(5),
+            .max_nodes(5)
+            .build(),
     );
     let mem = MemorySink::new();
     let pipeline = Pipeline::builder().sink(mem.clone()).build().unwrap();

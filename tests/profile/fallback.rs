@@ -9,7 +9,7 @@ use dynostats::{Pipeline, RecordKind, Region};
 #[test]
 fn an_unreadable_timer_falls_back_to_cpu_time_and_records_why() {
     let _profiler = crate::hold_profiler();
-    profile::configure(ProfileConfig::default().timer(Timer::Instructions));
+    profile::configure(ProfileConfig::builder().timer(Timer::Instructions).build());
     let mem = MemorySink::new();
     let pipeline = Pipeline::builder().sink(mem.clone()).build().unwrap();
     pipeline.in_scope(|| {

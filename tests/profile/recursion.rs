@@ -21,7 +21,7 @@ fn walk(depth: u32) {
 #[test]
 fn a_recursive_scope_is_counted_once_in_its_inclusive_total() {
     let _profiler = crate::hold_profiler();
-    profile::configure(ProfileConfig::default().timer(Timer::CpuTime));
+    profile::configure(ProfileConfig::builder().timer(Timer::CpuTime).build());
     let mem = MemorySink::new();
     let pipeline = Pipeline::builder().sink(mem.clone()).build().unwrap();
     pipeline.in_scope(|| Region::forced("recursion").run(|| walk(5)));

@@ -82,7 +82,7 @@ fn shape(record: &Record) -> Vec<(String, u64)> {
 #[test]
 fn instrumented_functions_give_the_tree_of_explicit_scopes() {
     let _profiler = crate::hold_profiler();
-    profile::configure(ProfileConfig::default().timer(Timer::CpuTime));
+    profile::configure(ProfileConfig::builder().timer(Timer::CpuTime).build());
     let explicit = profile_of(|| explicit_handler(3));
     let subscriber = tracing_subscriber::registry().with(DynostatsLayer::new());
     let traced = tracing::subscriber::with_default(subscriber, || profile_of(|| handler(3)));

@@ -53,7 +53,7 @@ fn records() -> (Record, Record) {
 #[test]
 fn a_known_tree_gives_its_proportions_exact_calls_and_sums_to_the_total() {
     let _profiler = crate::hold_profiler();
-    profile::configure(ProfileConfig::default().timer(Timer::CpuTime));
+    profile::configure(ProfileConfig::builder().timer(Timer::CpuTime).build());
     let (region, profile) = records();
 
     // Linked, and in the region's unit.

@@ -157,15 +157,38 @@ fn pipeline_labels_fill_in_without_overriding() {
 
 #[test]
 fn bad_configuration_is_an_error() {
-    assert!(matches!(
-        Pipeline::builder().build(),
-        Err(dynostats::Error::InvalidConfig(_))
-    ));
-    assert!(matches!(
-        Pipeline::builder()
-            .sink(MemorySink::new())
-            .queue_capacity(0)
-            .build(),
-        Err(dynostats::Error::InvalidConfig(_))
-    ));
+    use dynostats::{ConfigError, ConfigErrorKind, Error};
+
+    let err = Pipeline::builder().build().unwrap_err();
+    match &err {
+        Error::InvalidConfig(ConfigError {
+            setting: "PipelineBuilder::sink",
+            kind: ConfigErrorKind::Missing,
+            ..
+        }) => {}
+        other => panic!("{other}"),
+    }
+    // The sentence names the setting to change.
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: `PipelineBuilder::sink` must be called at least once"
+    );
+    let err = Pipeline::builder()
+        .sink(MemorySink::new())
+        .queue_capacity(0)
+        .build()
+        .unwrap_err();
+    match &err {
+        Error::InvalidConfig(ConfigError {
+            setting: "PipelineBuilder::queue_capacity",
+            kind: ConfigErrorKind::Zero,
+            ..
+        }) => {}
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: the value given to `PipelineBuilder::queue_capacity` must not be \
+         zero"
+    );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::handshake::{random_bytes, system_hostname};
 use super::{ForwardSink, ForwardStats};
-use crate::error::Error;
+use crate::error::{ConfigError, ConfigErrorKind, Error};
 #[allow(unused_imports)] // Named by the docs.
 use crate::sink::Sink;
 
@@ -230,56 +230,64 @@ impl ForwardSinkBuilder {
     /// backoff whose cap is below its first delay.
     pub fn build(self) -> Result<ForwardSink, Error> {
         let c = &self.config;
-        let invalid = |msg: String| Err(Error::InvalidConfig(msg));
-        if c.tag.is_empty() || c.tag.len() > MAX_TAG_LEN {
-            return invalid(format!(
-                "Forward tag {:?} must be 1 to {MAX_TAG_LEN} bytes long",
-                c.tag
-            ));
+        let invalid = |setting, kind| Err(Error::from(ConfigError::new(setting, kind)));
+        if c.tag.is_empty() {
+            return invalid("ForwardSinkBuilder::tag", ConfigErrorKind::Empty);
         }
-        for (what, d) in [
-            ("connect timeout", c.connect_timeout),
-            ("write timeout", c.write_timeout),
-            ("ack timeout", c.ack_timeout),
-            ("flush timeout", c.flush_timeout),
-            ("first backoff delay", c.backoff_initial),
+        if c.tag.len() > MAX_TAG_LEN {
+            let kind = ConfigErrorKind::TooLong {
+                len: c.tag.len(),
+                max: MAX_TAG_LEN,
+            };
+            return invalid("ForwardSinkBuilder::tag", kind);
+        }
+        for (setting, d) in [
+            ("ForwardSinkBuilder::connect_timeout", c.connect_timeout),
+            ("ForwardSinkBuilder::write_timeout", c.write_timeout),
+            ("ForwardSinkBuilder::ack_timeout", c.ack_timeout),
+            ("ForwardSinkBuilder::flush_timeout", c.flush_timeout),
+            ("ForwardSinkBuilder::backoff", c.backoff_initial),
         ] {
             if d.is_zero() {
-                return invalid(format!("the Forward sink's {what} must not be zero"));
+                return invalid(setting, ConfigErrorKind::Zero);
             }
         }
         if c.backoff_max < c.backoff_initial {
-            return invalid(format!(
-                "the Forward sink's backoff cap ({:?}) is below its first delay ({:?})",
-                c.backoff_max, c.backoff_initial
-            ));
+            let kind = ConfigErrorKind::CapBelowFirst {
+                first: c.backoff_initial,
+                cap: c.backoff_max,
+            };
+            return invalid("ForwardSinkBuilder::backoff", kind);
         }
-        for (what, n) in [
-            ("buffer record limit", c.buffer_records),
-            ("buffer byte limit", c.buffer_bytes),
-            ("chunk record limit", c.chunk_records),
-            ("chunk byte limit", c.chunk_bytes),
-            ("send limit per chunk", c.max_sends as usize),
+        for (setting, n) in [
+            ("ForwardSinkBuilder::buffer_records", c.buffer_records),
+            ("ForwardSinkBuilder::buffer_bytes", c.buffer_bytes),
+            ("ForwardSinkBuilder::chunk_records", c.chunk_records),
+            ("ForwardSinkBuilder::chunk_bytes", c.chunk_bytes),
+            ("ForwardSinkBuilder::max_sends", c.max_sends as usize),
         ] {
             if n == 0 {
-                return invalid(format!("the Forward sink's {what} must not be zero"));
+                return invalid(setting, ConfigErrorKind::Zero);
             }
         }
         if c.chunk_records > u32::MAX as usize {
-            return invalid("the Forward sink's chunk record limit is above 2^32 - 1".into());
+            let kind = ConfigErrorKind::TooLarge {
+                value: c.chunk_records as u64,
+                max: u64::from(u32::MAX),
+            };
+            return invalid("ForwardSinkBuilder::chunk_records", kind);
         }
-        let addrs: Vec<SocketAddr> = c
-            .addr
-            .to_socket_addrs()
-            .map_err(|e| {
-                Error::InvalidConfig(format!(
-                    "cannot resolve the Forward collector address {:?}: {e}; give host:port, e.g. 127.0.0.1:24224",
-                    c.addr
-                ))
-            })?
-            .collect();
+        let unresolvable = |reason: String| ConfigErrorKind::Unresolvable {
+            addr: c.addr.clone(),
+            reason,
+        };
+        let addrs: Vec<SocketAddr> = match c.addr.to_socket_addrs() {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => return invalid("ForwardSink::builder", unresolvable(e.to_string())),
+        };
         if addrs.is_empty() {
-            return invalid(format!("{:?} resolves to no address", c.addr));
+            let reason = "it resolves to no address".to_string();
+            return invalid("ForwardSink::builder", unresolvable(reason));
         }
         let hostname = c.hostname.clone().unwrap_or_else(system_hostname);
         let mut id_prefix = [0u8; 8];

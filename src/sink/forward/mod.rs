@@ -591,7 +591,7 @@ impl Sink for ForwardSink {
 mod tests {
     use super::handshake::sha512_hex;
     use super::*;
-    use crate::error::Error;
+    use crate::error::{ConfigError, ConfigErrorKind, Error};
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
@@ -663,24 +663,56 @@ mod tests {
     #[test]
     fn invalid_config_is_rejected_with_a_reason() {
         type Change = fn(ForwardSinkBuilder) -> ForwardSinkBuilder;
-        let cases: [(&str, Change); 4] = [
-            ("tag", |b| b.tag("")),
-            ("ack timeout", |b| b.ack_timeout(Duration::ZERO)),
-            ("backoff cap", |b| {
-                b.backoff(Duration::from_secs(2), Duration::from_secs(1))
+        let cases: [(&str, ConfigErrorKind, Change); 6] = [
+            ("ForwardSinkBuilder::tag", ConfigErrorKind::Empty, |b| {
+                b.tag("")
             }),
-            ("buffer record limit", |b| b.buffer_records(0)),
+            (
+                "ForwardSinkBuilder::tag",
+                ConfigErrorKind::TooLong {
+                    len: 1025,
+                    max: 1024,
+                },
+                |b| b.tag(&"t".repeat(1025)),
+            ),
+            (
+                "ForwardSinkBuilder::ack_timeout",
+                ConfigErrorKind::Zero,
+                |b| b.ack_timeout(Duration::ZERO),
+            ),
+            (
+                "ForwardSinkBuilder::backoff",
+                ConfigErrorKind::CapBelowFirst {
+                    first: Duration::from_secs(2),
+                    cap: Duration::from_secs(1),
+                },
+                |b| b.backoff(Duration::from_secs(2), Duration::from_secs(1)),
+            ),
+            (
+                "ForwardSinkBuilder::buffer_records",
+                ConfigErrorKind::Zero,
+                |b| b.buffer_records(0),
+            ),
+            (
+                "ForwardSinkBuilder::max_sends",
+                ConfigErrorKind::Zero,
+                |b| b.max_sends(0),
+            ),
         ];
-        for (what, change) in cases {
-            let err = change(ForwardSink::builder("127.0.0.1:24224"))
-                .build()
-                .unwrap_err();
-            assert!(
-                matches!(&err, Error::InvalidConfig(m) if m.contains(what)),
-                "{what}: {err}"
-            );
+        for (setting, kind, change) in cases {
+            match change(ForwardSink::builder("127.0.0.1:24224")).build() {
+                Err(Error::InvalidConfig(e)) => {
+                    assert_eq!(e, ConfigError::new(setting, kind), "{e}")
+                }
+                other => panic!("{setting}: {other:?}"),
+            }
         }
-        let err = ForwardSink::builder("nowhere").build().unwrap_err();
-        assert!(matches!(&err, Error::InvalidConfig(m) if m.contains("host:port")));
+        match ForwardSink::builder("nowhere").build() {
+            Err(Error::InvalidConfig(ConfigError {
+                setting: "ForwardSink::builder",
+                kind: ConfigErrorKind::Unresolvable { addr, .. },
+            })) => assert_eq!(addr, "nowhere"),
+            other => panic!("{other:?}"),
+        }
     }
 }
