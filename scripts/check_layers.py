@@ -36,7 +36,7 @@ LEVEL = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 # summaries that hand them out sit on top. `mod.rs` (the `Summarize` trait)
 # is the root of the module: any room may use it.
 REPORT_ROOMS = [
-    ["stats", "sketch", "metric", "filter", "drops"],
+    ["stats", "sketch", "metric", "summary", "filter", "drops"],
     ["output"],
     ["side", "groups", "table", "compare", "timeseries", "profiles"],
 ]

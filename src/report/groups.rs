@@ -11,8 +11,9 @@ use std::io::Read;
 use super::Summarize;
 use super::drops::{DropTally, Drops};
 use super::filter::LabelFilters;
-use super::metric::{Metric, MetricStats, Values};
+use super::metric::{Metric, MetricStats};
 use super::sketch::Sketch;
+use super::summary::Summary;
 use super::table::Table;
 use crate::counters::Counter;
 use crate::record::{Damage, Record, RecordKind};
@@ -84,12 +85,7 @@ pub struct Group {
     pub(super) method: Option<String>,
     pub(super) split: Vec<String>,
     pub(super) other: bool,
-    pub(super) sampled: u64,
-    pub(super) events: u128,
-    pub(super) cancelled: u64,
-    pub(super) errors: u64,
-    pub(super) forced: u64,
-    pub(super) metrics: [Values; 5],
+    pub(super) summary: Summary,
 }
 
 impl Group {
@@ -100,42 +96,17 @@ impl Group {
             method: method.map(str::to_string),
             split,
             other: false,
-            sampled: 0,
-            events: 0,
-            cancelled: 0,
-            errors: 0,
-            forced: 0,
-            metrics: Default::default(),
+            summary: Summary::default(),
         }
     }
 
     #[inline]
     fn add(&mut self, record: &Record) {
-        if record.forced {
-            self.forced += 1;
-            return;
-        }
-        self.sampled += 1;
-        self.events = self.events.saturating_add(u128::from(record.weight));
-        self.cancelled += u64::from(record.cancelled);
-        self.errors += u64::from(record.error.is_some());
-        if record.cancelled || record.error.is_some() {
-            return;
-        }
-        for metric in Metric::ALL {
-            self.metrics[metric.index()].add(metric.value(record), record.weight);
-        }
+        self.summary.add(record);
     }
 
     fn merge(&mut self, other: &Group) {
-        self.sampled = self.sampled.saturating_add(other.sampled);
-        self.events = self.events.saturating_add(other.events);
-        self.cancelled = self.cancelled.saturating_add(other.cancelled);
-        self.errors = self.errors.saturating_add(other.errors);
-        self.forced = self.forced.saturating_add(other.forced);
-        for (mine, theirs) in self.metrics.iter_mut().zip(&other.metrics) {
-            mine.merge(theirs);
-        }
+        self.summary.merge(&other.summary);
     }
 
     /// The records' kind.
@@ -166,43 +137,49 @@ impl Group {
         self.other
     }
 
+    /// What the group's records say: counts, events, and per metric the
+    /// total, sketch and moments.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
     /// Records picked by the sampler (forced ones excluded), whatever
     /// their outcome.
     pub fn sampled(&self) -> u64 {
-        self.sampled
+        self.summary.sampled()
     }
 
     /// Estimated events: the sum of the sampled records' weights.
     pub fn events(&self) -> u128 {
-        self.events
+        self.summary.events()
     }
 
     /// Sampled records marked `cancelled`.
     pub fn cancelled(&self) -> u64 {
-        self.cancelled
+        self.summary.cancelled()
     }
 
     /// Sampled records with an `error`.
     pub fn errors(&self) -> u64 {
-        self.errors
+        self.summary.errors()
     }
 
     /// Forced records (weight 0), left out of every other count.
     pub fn forced(&self) -> u64 {
-        self.forced
+        self.summary.forced()
     }
 
     /// The statistics of `metric` over the group's completed sampled
     /// records (neither cancelled nor failed).
     pub fn stats(&self, metric: Metric) -> MetricStats {
-        self.metrics[metric.index()].stats()
+        self.summary.stats(metric)
     }
 
     /// The sketch of `metric`'s values over the group's completed sampled
     /// records, weighted by their weights: to merge with others, or for
     /// other quantiles than p50 and p99.
     pub fn sketch(&self, metric: Metric) -> &Sketch {
-        &self.metrics[metric.index()].sketch
+        self.summary.sketch(metric)
     }
 
     /// `GET /users/{id}` for requests, the name otherwise.
@@ -218,7 +195,7 @@ impl Group {
             + self.method.as_ref().map_or(0, String::capacity)
             + self.split.capacity() * std::mem::size_of::<String>()
             + self.split.iter().map(String::capacity).sum::<usize>()
-            + self.metrics.iter().map(Values::heap_bytes).sum::<usize>()
+            + self.summary.heap_bytes()
     }
 }
 
@@ -599,7 +576,9 @@ impl Report {
                 continue;
             }
             if self.groups.len() >= self.max_groups && !theirs.other {
-                self.folded = self.folded.saturating_add(theirs.sampled + theirs.forced);
+                self.folded = self
+                    .folded
+                    .saturating_add(theirs.sampled() + theirs.forced());
                 let other_key = [theirs.kind as u8, 2];
                 let at = match self.index.get(&other_key[..]) {
                     Some(&at) => at,
@@ -712,7 +691,7 @@ impl Report {
     pub fn carries(&self, metric: Metric) -> bool {
         self.groups
             .iter()
-            .any(|g| g.metrics[metric.index()].sketch.count() > 0)
+            .any(|g| g.summary.sketch(metric).count() > 0)
     }
 
     /// Bytes the report holds on the heap, by its own account: groups

@@ -3,7 +3,6 @@
 
 use std::str::FromStr;
 
-use super::sketch::Sketch;
 use crate::profile::Timer;
 use crate::record::Record;
 
@@ -163,69 +162,4 @@ pub struct MetricStats {
     pub p99: Option<i128>,
     /// Whether `p50` and `p99` are exact.
     pub exact: bool,
-}
-
-/// The values of one metric in one group.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Values {
-    pub(super) sketch: Sketch,
-    total: i128,
-    saturated: bool,
-    absent: u64,
-}
-
-impl Values {
-    #[inline]
-    pub(super) fn add(&mut self, value: Option<i128>, weight: u64) {
-        match value {
-            Some(v) => {
-                self.sketch.add(v, weight);
-                match v
-                    .checked_mul(i128::from(weight))
-                    .and_then(|x| self.total.checked_add(x))
-                {
-                    Some(total) => self.total = total,
-                    None => {
-                        self.saturated = true;
-                        self.total = self
-                            .total
-                            .saturating_add(v.saturating_mul(i128::from(weight)));
-                    }
-                }
-            }
-            None => self.absent += 1,
-        }
-    }
-
-    pub(super) fn merge(&mut self, other: &Values) {
-        self.sketch.merge(&other.sketch);
-        match self.total.checked_add(other.total) {
-            Some(t) => self.total = t,
-            None => {
-                self.saturated = true;
-                self.total = self.total.saturating_add(other.total);
-            }
-        }
-        self.saturated |= other.saturated;
-        self.absent = self.absent.saturating_add(other.absent);
-    }
-
-    pub(super) fn stats(&self) -> MetricStats {
-        let events = self.sketch.weight();
-        MetricStats {
-            samples: self.sketch.count(),
-            absent: self.absent,
-            total: self.total,
-            saturated: self.saturated,
-            events,
-            mean_per_event: (events > 0).then(|| self.total as f64 / events as f64),
-            p50: self.sketch.quantile(0.50),
-            p99: self.sketch.quantile(0.99),
-            exact: self.sketch.is_exact(),
-        }
-    }
-
-    pub(super) fn heap_bytes(&self) -> usize {
-        self.sketch.heap_bytes()
-    }
 }

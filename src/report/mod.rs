@@ -62,6 +62,7 @@ pub mod profiles;
 mod side;
 mod sketch;
 mod stats;
+mod summary;
 mod table;
 pub mod timeseries;
 
@@ -73,6 +74,7 @@ pub use metric::{Metric, MetricStats};
 pub use output::Format;
 pub use sketch::Sketch;
 pub use stats::{Interval, Moments};
+pub use summary::Summary;
 pub use table::{SortBy, Table};
 
 use crate::record::{Damage, Record, RecordReader};

@@ -10,6 +10,7 @@ use super::Summarize;
 use super::filter::LabelFilters;
 use super::metric::Metric;
 use super::stats::Moments;
+use super::summary::Summary;
 use crate::profile::view::is_recursive;
 use crate::record::{Record, RecordKind};
 
@@ -50,33 +51,13 @@ impl RowKind {
     }
 }
 
-/// The moments of one group of one side.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Row {
-    /// Sampled records, whatever their outcome.
-    pub(super) sampled: u64,
-    /// Their summed weights.
-    pub(super) events: u128,
-    pub(super) metrics: [Moments; 4],
-}
-
-impl Row {
-    fn merge(&mut self, other: &Row) {
-        self.sampled += other.sampled;
-        self.events = self.events.saturating_add(other.events);
-        for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
-            a.merge(b);
-        }
-    }
-}
-
 /// Groups of records with their moments: one side of a comparison, or one
 /// window of a time series.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Groups {
     /// Key bytes (kind, method, name) to index in `rows`.
     index: HashMap<Box<[u8]>, usize>,
-    pub(super) rows: Vec<(RowKey, Row)>,
+    pub(super) rows: Vec<(RowKey, Summary)>,
     scratch: Vec<u8>,
     /// The row of the last record: records of one group often come in
     /// runs (a file of one endpoint's load test, a profile's functions).
@@ -99,7 +80,7 @@ fn key_bytes(key: &mut Vec<u8>, kind: RowKind, method: Option<&str>, name: &str)
 
 impl Groups {
     #[inline]
-    fn row(&mut self, kind: RowKind, method: Option<&str>, name: &str) -> Option<&mut Row> {
+    fn row(&mut self, kind: RowKind, method: Option<&str>, name: &str) -> Option<&mut Summary> {
         if let Some(i) = self.last {
             let (k, m, n) = &self.rows[i].0;
             if *k == kind && m.as_deref() == method && n == name {
@@ -120,13 +101,14 @@ impl Groups {
         self.last = Some(self.rows.len());
         self.rows.push((
             (kind, method.map(str::to_string), name.to_string()),
-            Row::default(),
+            // Comparisons and alerts test moments: no sketches to fill.
+            Summary::without_quantiles(),
         ));
         self.rows.last_mut().map(|r| &mut r.1)
     }
 
     /// The row of `key`, if any.
-    pub(super) fn get(&self, key: &RowKey) -> Option<&Row> {
+    pub(super) fn get(&self, key: &RowKey) -> Option<&Summary> {
         let mut bytes = Vec::new();
         key_bytes(&mut bytes, key.0, key.1.as_deref(), &key.2);
         self.index.get(&bytes[..]).map(|&i| &self.rows[i].1)
@@ -147,26 +129,9 @@ impl Groups {
             RowKind::Endpoint => record.method.as_deref(),
             _ => None,
         };
-        let Some(row) = self.row(kind, method, &record.name) else {
-            return;
-        };
-        row.sampled += 1;
-        row.events = row.events.saturating_add(u128::from(record.weight));
-        if record.cancelled || record.error.is_some() {
-            return;
+        if let Some(row) = self.row(kind, method, &record.name) {
+            row.add(record);
         }
-        let w = record.weight;
-        let [instructions, cycles, cpu, wall] = &mut row.metrics;
-        if let Some(v) = record.instructions {
-            instructions.add(v as f64, w);
-        }
-        if let Some(v) = record.cycles {
-            cycles.add(v as f64, w);
-        }
-        if let Some(v) = record.cpu_ns {
-            cpu.add(v as f64, w);
-        }
-        wall.add(record.wall_ns as f64, w);
     }
 
     fn add_profile(&mut self, record: &Record) {
@@ -174,11 +139,11 @@ impl Groups {
             return;
         }
         let Some(detail) = &record.detail else { return };
-        let Some(at) = detail
+        let Some(metric) = detail
             .timer
             .as_deref()
             .and_then(Metric::of_timer)
-            .and_then(slot)
+            .filter(|&m| slot(m).is_some())
         else {
             return;
         };
@@ -195,9 +160,7 @@ impl Groups {
         }
         for (name, amount) in names {
             if let Some(row) = self.row(RowKind::Function, None, name) {
-                row.sampled += 1;
-                row.events = row.events.saturating_add(u128::from(record.weight));
-                row.metrics[at].add(amount as f64, record.weight);
+                row.add_amount(metric, i128::from(amount), record.weight);
             }
         }
     }
@@ -217,7 +180,7 @@ impl Groups {
         let mut pooled = Moments::default();
         for ((k, _, _), row) in &self.rows {
             if *k == kind {
-                pooled.merge(&row.metrics[at]);
+                pooled.merge(row.moments(COMPARED[at]));
             }
         }
         pooled
@@ -227,7 +190,7 @@ impl Groups {
     pub(super) fn carries(&self, at: usize) -> bool {
         self.rows
             .iter()
-            .any(|((k, _, _), r)| *k != RowKind::Function && r.metrics[at].count() > 0)
+            .any(|((k, _, _), r)| *k != RowKind::Function && r.moments(COMPARED[at]).count() > 0)
     }
 }
 

@@ -163,8 +163,8 @@ impl<'a> Table<'a> {
         // Stable: equal keys stay in name order.
         match self.sort {
             SortBy::Name => {}
-            SortBy::Events => rows.sort_by_key(|r| Reverse(r.0.events)),
-            SortBy::Sampled => rows.sort_by_key(|r| Reverse(r.0.sampled)),
+            SortBy::Events => rows.sort_by_key(|r| Reverse(r.0.events())),
+            SortBy::Sampled => rows.sort_by_key(|r| Reverse(r.0.sampled())),
             SortBy::Total => rows.sort_by_key(|r| Reverse((r.1.samples > 0, r.1.total))),
             SortBy::Mean => rows.sort_by(|a, b| {
                 let key = |s: &MetricStats| s.mean_per_event.unwrap_or(f64::NEG_INFINITY);
@@ -254,11 +254,11 @@ impl Render for Table<'_> {
                 });
             }
             line.extend([
-                group.sampled.to_string(),
-                group.events.to_string(),
-                group.cancelled.to_string(),
-                group.errors.to_string(),
-                group.forced.to_string(),
+                group.sampled().to_string(),
+                group.events().to_string(),
+                group.cancelled().to_string(),
+                group.errors().to_string(),
+                group.forced().to_string(),
                 if stats.samples > 0 {
                     let total = human(headline, stats.total as f64);
                     if stats.saturated {
@@ -514,11 +514,11 @@ impl Render for Table<'_> {
                 out,
                 "\"sampled\":{},\"events\":{},\"cancelled\":{},\"errors\":{},\"forced\":{},\
                  \"metrics\":{{",
-                json_int(i128::from(g.sampled)),
-                big(g.events),
-                json_int(i128::from(g.cancelled)),
-                json_int(i128::from(g.errors)),
-                json_int(i128::from(g.forced))
+                json_int(i128::from(g.sampled())),
+                big(g.events()),
+                json_int(i128::from(g.cancelled())),
+                json_int(i128::from(g.errors())),
+                json_int(i128::from(g.forced()))
             )?;
             for (j, metric) in Metric::ALL.into_iter().enumerate() {
                 let s = g.stats(metric);
@@ -579,11 +579,11 @@ impl Render for Table<'_> {
             line.extend(g.split.iter().map(|v| csv_text(v)));
             line.extend([
                 g.other.to_string(),
-                g.sampled.to_string(),
-                g.events.to_string(),
-                g.cancelled.to_string(),
-                g.errors.to_string(),
-                g.forced.to_string(),
+                g.sampled().to_string(),
+                g.events().to_string(),
+                g.cancelled().to_string(),
+                g.errors().to_string(),
+                g.forced().to_string(),
             ]);
             for metric in Metric::ALL {
                 let s = g.stats(metric);

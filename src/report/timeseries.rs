@@ -153,10 +153,10 @@ impl Timeseries {
                 .iter()
                 .filter(|(k, _)| k.0 == kind)
                 .map(|((_, method, name), row)| {
-                    let m = &row.metrics[at];
+                    let m = &row.moments(COMPARED[at]);
                     let prev = previous
                         .and_then(|p| p.get(&(kind, method.clone(), name.clone())))
-                        .and_then(|r| r.metrics[at].mean());
+                        .and_then(|r| r.moments(COMPARED[at]).mean());
                     WindowRow {
                         label: row_label(method.as_deref(), name),
                         hits: row.events,

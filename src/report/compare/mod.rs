@@ -19,8 +19,9 @@ mod render;
 use super::metric::Metric;
 pub(crate) use super::side::TestSettings;
 pub use super::side::{COMPARED, RowKind, Side, SideBuilder};
-use super::side::{Groups, Row, RowKey, row_label, slot};
+use super::side::{Groups, RowKey, row_label, slot};
 use super::stats::{Estimate, Interval, Moments, ratio_interval};
+use super::summary::Summary;
 use gate::decide;
 
 /// Options of [`compare`] (by value, like every builder of the crate).
@@ -239,7 +240,7 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
         .choose_metric(b.carries(instructions) || c.carries(instructions));
     let at = slot(metric).expect("compared");
     let confidence = options.test.confidence;
-    let empty = Row::default();
+    let empty = Summary::default();
     let mut keys: Vec<&RowKey> = b.rows.iter().map(|r| &r.0).collect();
     keys.extend(c.rows.iter().map(|r| &r.0).filter(|k| b.get(k).is_none()));
     let mut rows = Vec::new();
@@ -250,7 +251,7 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
         let headline_at = if *kind == RowKind::Function {
             // A function has its profile timer's amounts only.
             (0..COMPARED.len())
-                .find(|&i| rb.metrics[i].count() + rc.metrics[i].count() > 0)
+                .find(|&i| rb.moments(COMPARED[i]).count() + rc.moments(COMPARED[i]).count() > 0)
                 .unwrap_or(at)
         } else {
             at
@@ -259,13 +260,21 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
             .into_iter()
             .enumerate()
             .filter(|&(i, m)| {
-                m != Metric::WallNs && (rb.metrics[i].count() > 0 || rc.metrics[i].count() > 0)
+                m != Metric::WallNs
+                    && (rb.moments(COMPARED[i]).count() > 0 || rc.moments(COMPARED[i]).count() > 0)
             })
-            .map(|(i, m)| MetricDelta::new(&rb.metrics[i], &rc.metrics[i], m, confidence))
+            .map(|(i, m)| {
+                MetricDelta::new(
+                    rb.moments(COMPARED[i]),
+                    rc.moments(COMPARED[i]),
+                    m,
+                    confidence,
+                )
+            })
             .collect();
         let headline = MetricDelta::new(
-            &rb.metrics[headline_at],
-            &rc.metrics[headline_at],
+            rb.moments(COMPARED[headline_at]),
+            rc.moments(COMPARED[headline_at]),
             COMPARED[headline_at],
             confidence,
         );
@@ -275,13 +284,13 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
             .map(MetricDelta::direction)
             .collect();
         let disagree = directions.windows(2).any(|w| w[0] != w[1]);
-        let total_change = headline.absolute().map(|d| d * rc.events as f64);
+        let total_change = headline.absolute().map(|d| d * rc.events() as f64);
         let verdict = decide(headline.relative, headline.samples, &options, &label);
         rows.push(RowComparison {
             kind: *kind,
             label,
-            sampled: (rb.sampled, rc.sampled),
-            events: (rb.events, rc.events),
+            sampled: (rb.sampled(), rc.sampled()),
+            events: (rb.events(), rc.events()),
             headline,
             metrics,
             disagree,
@@ -336,8 +345,11 @@ pub(super) fn overall(
         .filter(|(key, _)| key.0 == kind)
         .filter_map(|(key, rb)| {
             let rc = c.get(key)?;
-            let (eb, ec) = (rb.metrics[at].estimate()?, rc.metrics[at].estimate()?);
-            Some((eb, ec, rb.metrics[at].weight()))
+            let (eb, ec) = (
+                rb.moments(COMPARED[at]).estimate()?,
+                rc.moments(COMPARED[at]).estimate()?,
+            );
+            Some((eb, ec, rb.moments(COMPARED[at]).weight()))
         })
         .collect();
     let traffic: f64 = common.iter().map(|x| x.2).sum();
