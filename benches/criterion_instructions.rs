@@ -7,7 +7,7 @@
 //! Three groups: `sort (wall)` runs a `Vec` sort under criterion's wall
 //! time, the baseline; `sort` and `guard` run the same sort and a sampled
 //! `dynostats::measure` guard in user-space instructions of the bench
-//! thread; `tasks` counts, with `Scope::Polls`, the polls of tasks a
+//! thread; `tasks` counts, with `Reach::Polls`, the polls of tasks a
 //! multi-threaded tokio runtime runs on its worker threads for each
 //! iteration.
 //!
@@ -29,7 +29,7 @@ use std::io;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use dynostats::criterion::{Instructions, OrCpuTime, Scope, count};
+use dynostats::criterion::{Instructions, OrCpuTime, Reach, count};
 use dynostats::{Pipeline, Region, sample::Sampler, sink::Batch, sink::Sink};
 
 /// Elements sorted per iteration.
@@ -44,11 +44,11 @@ fn input() -> Vec<u64> {
 
 /// The bench thread's instructions. Without a PMU: the reason, then exit
 /// status 2, or CPU time when `DYNOSTATS_BENCH_FALLBACK=cpu` asks for it.
-fn instructions(scope: Scope) -> OrCpuTime<Instructions> {
-    match Instructions::with_scope(scope) {
+fn instructions(scope: Reach) -> OrCpuTime<Instructions> {
+    match Instructions::with_reach(scope) {
         Ok(m) => OrCpuTime::Counter(m),
         Err(_) if std::env::var("DYNOSTATS_BENCH_FALLBACK").is_ok_and(|v| v == "cpu") => {
-            Instructions::with_scope_or_cpu_time(scope)
+            Instructions::with_reach_or_cpu_time(scope)
         }
         Err(e) => {
             eprintln!(
@@ -145,12 +145,12 @@ fn tasks(c: &mut Criterion<OrCpuTime<Instructions>>) {
 criterion_group!(wall_time, sort_wall);
 criterion_group! {
     name = in_instructions;
-    config = Criterion::default().with_measurement(instructions(Scope::Thread));
+    config = Criterion::default().with_measurement(instructions(Reach::Thread));
     targets = sort_instructions, guard
 }
 criterion_group! {
     name = in_polls;
-    config = Criterion::default().with_measurement(instructions(Scope::Polls));
+    config = Criterion::default().with_measurement(instructions(Reach::Polls));
     targets = tasks
 }
 criterion_main!(wall_time, in_instructions, in_polls);

@@ -63,12 +63,12 @@
 //! library's own benches), or on a host where `perf_event_paranoid` is 2
 //! or lower.
 //!
-//! # What is counted: [`Scope`]
+//! # What is counted: [`Reach`]
 //!
-//! - [`Scope::Thread`] (the default): the thread that runs the benchmark.
+//! - [`Reach::Thread`] (the default): the thread that runs the benchmark.
 //!   Through [`Counters`], so the user-space read
 //!   (`rdpmc`) is used where the kernel allows it, else one `read(2)`.
-//! - [`Scope::Inherited`]: the thread that built the measurement and every
+//! - [`Reach::Inherited`]: the thread that built the measurement and every
 //!   thread it (or one of those threads) creates afterwards, with perf's
 //!   `inherit`: worker pools and runtimes built inside the benchmark
 //!   function are counted, threads that existed before are not. The kernel
@@ -77,7 +77,7 @@
 //!   iteration is counted in full. Such a counter cannot be read from user
 //!   space (`rdpmc` reads only the calling thread's count), so every read
 //!   is a system call.
-//! - [`Scope::Polls`]: the polls of futures wrapped with [`count`], on
+//! - [`Reach::Polls`]: the polls of futures wrapped with [`count`], on
 //!   whichever thread ran them, for `b.to_async(...)` and tasks spawned on
 //!   a multi-threaded runtime. Each poll is read around on the polling
 //!   thread with the library's per-poll accounting (the engine of
@@ -143,7 +143,7 @@ use crate::record::{Record, RecordKind};
 
 /// Which threads' work a measurement counts.
 ///
-/// Measurements are `!Send`: the bench-thread scope reads counters that
+/// Measurements are `!Send`: the bench-thread reach reads counters that
 /// count the thread that opened them, so a measurement stays on that
 /// thread.
 ///
@@ -153,7 +153,7 @@ use crate::record::{Record, RecordKind};
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Scope {
+pub enum Reach {
     /// The thread that runs the benchmark (the thread that built the
     /// measurement: measurements are `!Send`).
     #[default]
@@ -204,7 +204,7 @@ enum Source {
 /// The shared engine behind [`Instructions`], [`Cycles`] and [`CpuTime`].
 struct Engine {
     kind: Kind,
-    scope: Scope,
+    reach: Reach,
     source: Source,
     /// A sample of the benchmark being measured was scaled.
     scaled: Cell<bool>,
@@ -217,17 +217,17 @@ impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Measurement")
             .field("counter", &self.kind.counter())
-            .field("scope", &self.scope)
+            .field("reach", &self.reach)
             .field("source", &self.read_path())
             .finish_non_exhaustive()
     }
 }
 
 impl Engine {
-    fn open(kind: Kind, scope: Scope) -> Result<Engine, Error> {
+    fn open(kind: Kind, reach: Reach) -> Result<Engine, Error> {
         let counter = kind.counter();
-        let source = match scope {
-            Scope::Thread => {
+        let source = match reach {
+            Reach::Thread => {
                 let counters = Counters::open(CounterSet::wall_only().with(counter));
                 // CPU time is unavailable only when neither the task-clock
                 // event nor the thread CPU clock gives it.
@@ -236,7 +236,7 @@ impl Engine {
                 }
                 Source::Thread(RefCell::new(counters))
             }
-            Scope::Inherited => {
+            Reach::Inherited => {
                 let mut builder = match kind {
                     Kind::Instructions => Builder::new(Hardware::INSTRUCTIONS),
                     Kind::Cycles => Builder::new(Hardware::CPU_CYCLES),
@@ -256,11 +256,11 @@ impl Engine {
                 })?;
                 Source::Inherited(RefCell::new(event))
             }
-            Scope::Polls => {
+            Reach::Polls => {
                 if !thread_counters().contains(counter) {
                     let kind = ConfigErrorKind::CounterLeftOut {
                         counter,
-                        needed_by: "Scope::Polls",
+                        needed_by: "Reach::Polls",
                     };
                     return Err(ConfigError::new("set_thread_counters", kind).into());
                 }
@@ -279,7 +279,7 @@ impl Engine {
         };
         Ok(Engine {
             kind,
-            scope,
+            reach,
             source,
             scaled: Cell::new(false),
             reported: Cell::new(false),
@@ -345,10 +345,10 @@ impl Engine {
         let Some(value) = value else {
             panic!(
                 "dynostats::criterion: no {counter} reading for this batch of iterations \
-                 (scope {:?}): the counter never ran on the PMU while it was enabled, its \
+                 (reach {:?}): the counter never ran on the PMU while it was enabled, its \
                  read failed, or a counted future was polled on a thread where it could \
                  not open; refusing to report a figure that was not measured",
-                self.scope
+                self.reach
             );
         };
         if scaled && !self.scaled.replace(true) {
@@ -512,9 +512,9 @@ macro_rules! measurement {
         }
 
         impl $name {
-            /// The scope this measurement counts.
-            pub fn scope(&self) -> Scope {
-                self.0.scope
+            /// The reach of this measurement: what it counts.
+            pub fn reach(&self) -> Reach {
+                self.0.reach
             }
 
             /// How the counter is read: `Rdpmc` (user space), `Read`
@@ -591,9 +591,9 @@ measurement!(
 measurement!(
     /// CPU time, as a criterion measurement, in nanoseconds, printed as
     /// `ns cpu`, `µs cpu`, `ms cpu` or `s cpu` (throughput per second of
-    /// CPU time). Works without a PMU: in [`Scope::Thread`] it is the perf
+    /// CPU time). Works without a PMU: in [`Reach::Thread`] it is the perf
     /// task-clock of the thread (or `CLOCK_THREAD_CPUTIME_ID`), in
-    /// [`Scope::Inherited`] an inherited task-clock.
+    /// [`Reach::Inherited`] an inherited task-clock.
     ///
     /// On a machine shared with other work it moves much less than wall
     /// time, since time spent waiting for a CPU is not counted.
@@ -614,67 +614,67 @@ measurement!(
 );
 
 impl Instructions {
-    /// Counts the instructions of the bench thread ([`Scope::Thread`]).
+    /// Counts the instructions of the bench thread ([`Reach::Thread`]).
     /// Fails with [`Error::CounterUnavailable`], and the reason, where
     /// the hardware counter cannot be opened.
     pub fn new() -> Result<Instructions, Error> {
-        Instructions::with_scope(Scope::Thread)
+        Instructions::with_reach(Reach::Thread)
     }
 
-    /// Counts the instructions of `scope`.
-    pub fn with_scope(scope: Scope) -> Result<Instructions, Error> {
-        Engine::open(Kind::Instructions, scope).map(Instructions)
+    /// Counts the instructions of `reach`.
+    pub fn with_reach(reach: Reach) -> Result<Instructions, Error> {
+        Engine::open(Kind::Instructions, reach).map(Instructions)
     }
 
     /// Instructions of the bench thread where they can be counted, else
     /// its CPU time (the reason is printed to stderr and kept in the
     /// result).
     pub fn new_or_cpu_time() -> OrCpuTime<Instructions> {
-        Instructions::with_scope_or_cpu_time(Scope::Thread)
+        Instructions::with_reach_or_cpu_time(Reach::Thread)
     }
 
-    /// Instructions of `scope` where they can be counted, else CPU time
-    /// of the same scope.
-    pub fn with_scope_or_cpu_time(scope: Scope) -> OrCpuTime<Instructions> {
-        OrCpuTime::choose(Instructions::with_scope(scope), scope)
+    /// Instructions of `reach` where they can be counted, else CPU time
+    /// of the same reach.
+    pub fn with_reach_or_cpu_time(reach: Reach) -> OrCpuTime<Instructions> {
+        OrCpuTime::choose(Instructions::with_reach(reach), reach)
     }
 }
 
 impl Cycles {
-    /// Counts the CPU cycles of the bench thread ([`Scope::Thread`]).
+    /// Counts the CPU cycles of the bench thread ([`Reach::Thread`]).
     /// Fails with [`Error::CounterUnavailable`], and the reason, where
     /// the hardware counter cannot be opened.
     pub fn new() -> Result<Cycles, Error> {
-        Cycles::with_scope(Scope::Thread)
+        Cycles::with_reach(Reach::Thread)
     }
 
-    /// Counts the CPU cycles of `scope`.
-    pub fn with_scope(scope: Scope) -> Result<Cycles, Error> {
-        Engine::open(Kind::Cycles, scope).map(Cycles)
+    /// Counts the CPU cycles of `reach`.
+    pub fn with_reach(reach: Reach) -> Result<Cycles, Error> {
+        Engine::open(Kind::Cycles, reach).map(Cycles)
     }
 
     /// Cycles of the bench thread where they can be counted, else its CPU
     /// time (the reason is printed to stderr and kept in the result).
     pub fn new_or_cpu_time() -> OrCpuTime<Cycles> {
-        Cycles::with_scope_or_cpu_time(Scope::Thread)
+        Cycles::with_reach_or_cpu_time(Reach::Thread)
     }
 
-    /// Cycles of `scope` where they can be counted, else CPU time of the
-    /// same scope.
-    pub fn with_scope_or_cpu_time(scope: Scope) -> OrCpuTime<Cycles> {
-        OrCpuTime::choose(Cycles::with_scope(scope), scope)
+    /// Cycles of `reach` where they can be counted, else CPU time of the
+    /// same reach.
+    pub fn with_reach_or_cpu_time(reach: Reach) -> OrCpuTime<Cycles> {
+        OrCpuTime::choose(Cycles::with_reach(reach), reach)
     }
 }
 
 impl CpuTime {
-    /// The CPU time of the bench thread ([`Scope::Thread`]).
+    /// The CPU time of the bench thread ([`Reach::Thread`]).
     pub fn new() -> Result<CpuTime, Error> {
-        CpuTime::with_scope(Scope::Thread)
+        CpuTime::with_reach(Reach::Thread)
     }
 
-    /// The CPU time of `scope`.
-    pub fn with_scope(scope: Scope) -> Result<CpuTime, Error> {
-        Engine::open(Kind::CpuTime, scope).map(CpuTime)
+    /// The CPU time of `reach`.
+    pub fn with_reach(reach: Reach) -> Result<CpuTime, Error> {
+        Engine::open(Kind::CpuTime, reach).map(CpuTime)
     }
 }
 
@@ -712,11 +712,11 @@ pub enum OrCpuTime<M> {
 }
 
 impl<M> OrCpuTime<M> {
-    fn choose(counter: Result<M, Error>, scope: Scope) -> OrCpuTime<M> {
+    fn choose(counter: Result<M, Error>, reach: Reach) -> OrCpuTime<M> {
         match counter {
             Ok(m) => OrCpuTime::Counter(m),
             Err(reason) => {
-                let measurement = CpuTime::with_scope(scope)
+                let measurement = CpuTime::with_reach(reach)
                     .or_else(|_| CpuTime::new())
                     .expect("thread CPU time is measurable wherever the thread CPU clock is");
                 eprintln!("dynostats::criterion: measuring CPU time (ns cpu) instead: {reason}");
@@ -878,7 +878,7 @@ impl Drop for Tally {
 }
 
 pin_project! {
-    /// A future whose polls a [`Scope::Polls`] measurement counts; made by
+    /// A future whose polls a [`Reach::Polls`] measurement counts; made by
     /// [`count`].
     #[must_use = "futures do nothing unless polled"]
     pub struct Counted<F> {
@@ -915,21 +915,21 @@ impl<F: Future> Future for Counted<F> {
     }
 }
 
-/// Counts the polls of `future` for [`Scope::Polls`] measurements, on
+/// Counts the polls of `future` for [`Reach::Polls`] measurements, on
 /// whichever thread polls it: each poll is read around on the polling
 /// thread, like a [`Measured`](crate::instrument::Measured) future, and the sums are
 /// added when the future completes or is dropped.
 ///
 /// ```
 /// use criterion::measurement::Measurement;
-/// use dynostats::criterion::{CpuTime, Scope, count};
+/// use dynostats::criterion::{CpuTime, Reach, count};
 ///
 /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
 /// #     let mut f = std::pin::pin!(f);
 /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
 /// # }
-/// let cpu = CpuTime::with_scope(Scope::Polls).unwrap();
+/// let cpu = CpuTime::with_reach(Reach::Polls).unwrap();
 /// let start = cpu.start();
 /// let sum = block_on(count(async { (0..1_000_000u64).map(std::hint::black_box).sum::<u64>() }));
 /// let ns = cpu.end(start);
@@ -943,13 +943,13 @@ pub fn count<F: Future>(future: F) -> Counted<F> {
     }
 }
 
-/// The name of a scope as the docs and bench output use it.
-impl fmt::Display for Scope {
+/// The name of a reach as the docs and bench output use it.
+impl fmt::Display for Reach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Scope::Thread => "thread",
-            Scope::Inherited => "inherited",
-            Scope::Polls => "polls",
+            Reach::Thread => "thread",
+            Reach::Inherited => "inherited",
+            Reach::Polls => "polls",
         })
     }
 }
@@ -961,7 +961,7 @@ mod tests {
     fn engine_formatter(kind: Kind) -> Engine {
         Engine {
             kind,
-            scope: Scope::Polls,
+            reach: Reach::Polls,
             source: Source::Polls,
             scaled: Cell::new(false),
             reported: Cell::new(false),

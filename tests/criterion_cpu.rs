@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{burn_cpu_ns, run_delay_ns, spin_for_ms};
 use criterion::measurement::Measurement;
-use dynostats::criterion::{CpuTime, Cycles, Instructions, OrCpuTime, Scope, count};
+use dynostats::criterion::{CpuTime, Cycles, Instructions, OrCpuTime, Reach, count};
 use dynostats::{Error, counters::Counter};
 
 const MS: u64 = 1_000_000;
@@ -42,8 +42,8 @@ fn best_cpu_wall_ratio(m: &impl Measurement<Value = u64>) -> f64 {
 
 #[test]
 fn cpu_time_of_a_busy_loop_is_within_a_few_percent_of_its_wall_time() {
-    for scope in [Scope::Thread, Scope::Inherited] {
-        let m = CpuTime::with_scope(scope).unwrap();
+    for scope in [Reach::Thread, Reach::Inherited] {
+        let m = CpuTime::with_reach(scope).unwrap();
         let ratio = best_cpu_wall_ratio(&m);
         assert!((0.95..=1.03).contains(&ratio), "{scope}: ratio {ratio}");
     }
@@ -51,7 +51,7 @@ fn cpu_time_of_a_busy_loop_is_within_a_few_percent_of_its_wall_time() {
 
 #[test]
 fn the_inherited_scope_counts_a_spawned_thread_and_the_thread_scope_does_not() {
-    let inherited = CpuTime::with_scope(Scope::Inherited).unwrap();
+    let inherited = CpuTime::with_reach(Reach::Inherited).unwrap();
     let thread = CpuTime::new().unwrap();
     let (si, st) = (inherited.start(), thread.start());
     // One thread spawned and joined inside the window, one still alive
@@ -110,7 +110,7 @@ fn the_polls_scope_counts_counted_futures_on_whichever_thread_polls_them() {
             std::task::Poll::Pending
         }
     }
-    let m = CpuTime::with_scope(Scope::Polls).unwrap();
+    let m = CpuTime::with_reach(Reach::Polls).unwrap();
     let start = m.start();
     // Polled on another thread: 2 x 25 ms counted.
     std::thread::spawn(|| block_on(count(TwoPolls(false))))

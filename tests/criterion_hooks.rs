@@ -9,7 +9,7 @@ mod common;
 use common::fake_kernel::*;
 use criterion::Throughput;
 use criterion::measurement::Measurement;
-use dynostats::criterion::{CpuTime, Cycles, Instructions, OrCpuTime, Scope};
+use dynostats::criterion::{CpuTime, Cycles, Instructions, OrCpuTime, Reach};
 use dynostats::{Error, counters::Counter, counters::ReadPath};
 
 #[test]
@@ -23,7 +23,7 @@ fn scripted_group_reads_give_exact_instruction_counts() {
     assert!(calls[0].pid == 0 && calls[0].cpu == -1 && !calls[0].inherit);
     assert!(calls[0].exclude_kernel);
     assert_eq!(m.read_path(), ReadPath::Read);
-    assert_eq!(m.scope(), Scope::Thread);
+    assert_eq!(m.reach(), Reach::Thread);
 
     kernel.queue_group_read(1_000, 1_000, &[123_456]);
     kernel.queue_group_read(9_000, 9_000, &[1_123_456]);
@@ -171,7 +171,7 @@ fn cpu_time_prints_nanoseconds_of_cpu_and_per_second_throughputs() {
 fn inherited_scope_opens_one_inherited_event_outside_any_group() {
     let kernel = FakeKernel::new();
     let _hooks = kernel.install();
-    let m = Instructions::with_scope(Scope::Inherited).unwrap();
+    let m = Instructions::with_reach(Reach::Inherited).unwrap();
     let calls = kernel.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     let call = &calls[0];
@@ -203,7 +203,7 @@ fn inherited_scope_opens_one_inherited_event_outside_any_group() {
 fn inherited_cpu_time_is_an_inherited_task_clock() {
     let kernel = FakeKernel::new();
     let _hooks = kernel.install();
-    let m = CpuTime::with_scope(Scope::Inherited).unwrap();
+    let m = CpuTime::with_reach(Reach::Inherited).unwrap();
     let call = &kernel.calls()[0];
     assert_eq!((call.type_, call.config), (SOFTWARE, TASK_CLOCK));
     assert!(call.inherit);
@@ -234,11 +234,11 @@ fn enoent_gives_the_error_with_the_reason_in_every_scope() {
     assert_no_pmu(Instructions::new().unwrap_err(), Counter::Instructions);
     assert_no_pmu(Cycles::new().unwrap_err(), Counter::Cycles);
     assert_no_pmu(
-        Instructions::with_scope(Scope::Inherited).unwrap_err(),
+        Instructions::with_reach(Reach::Inherited).unwrap_err(),
         Counter::Instructions,
     );
     assert_no_pmu(
-        Cycles::with_scope(Scope::Inherited).unwrap_err(),
+        Cycles::with_reach(Reach::Inherited).unwrap_err(),
         Counter::Cycles,
     );
 }

@@ -14,7 +14,7 @@
 mod pmu_support;
 
 use criterion::measurement::Measurement;
-use dynostats::criterion::{Cycles, Instructions, Scope, count};
+use dynostats::criterion::{Cycles, Instructions, Reach, count};
 use pmu_support::{RUNS, exact_guest, per_iteration, report, require_pmu, skip, user_access};
 
 const N: u64 = 1_000_000;
@@ -116,7 +116,7 @@ fn inherited_scope_counts_spawned_threads_exactly() {
         return;
     }
     let _access = user_access(false);
-    let m = Instructions::with_scope(Scope::Inherited).unwrap();
+    let m = Instructions::with_reach(Reach::Inherited).unwrap();
     // Only spawned threads run the loop: the bench thread spawns and joins.
     assert_exact(
         "Instructions, inherited scope, 1 thread",
@@ -159,7 +159,7 @@ fn polls_scope_counts_a_counted_future_polled_on_another_thread_exactly() {
         }
     }
     let _access = user_access(false);
-    let m = Instructions::with_scope(Scope::Polls).unwrap();
+    let m = Instructions::with_reach(Reach::Polls).unwrap();
     // The loop runs in two polls on a spawned thread; the bench thread's
     // own loop, outside any counted future, is not counted.
     assert_exact(
