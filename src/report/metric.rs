@@ -155,8 +155,8 @@ pub struct MetricStats {
     /// such records.
     pub mean_per_event: Option<f64>,
     /// Median per event: the records' values weighted by their weights
-    /// (nearest rank), from the group's [`Sketch`]: exact while it is
-    /// ([`Sketch::is_exact`]), else within [`Sketch::RELATIVE_ERROR`].
+    /// (nearest rank), from the group's [`Sketch`](super::Sketch): exact while it is
+    /// ([`Sketch::is_exact`](super::Sketch::is_exact)), else within [`Sketch::RELATIVE_ERROR`](super::Sketch::RELATIVE_ERROR).
     pub p50: Option<i128>,
     /// 99th percentile per event, like `p50`.
     pub p99: Option<i128>,

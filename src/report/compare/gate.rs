@@ -1,10 +1,24 @@
-//! The deploy gate: the verdict of a row or of the overall figure against
-//! `--fail-above`, and what the comparison as a whole says.
+//! The deploy gate: which rows and the overall figure can be judged, the
+//! one test that judges them all together, and what the comparison as a
+//! whole says.
+//!
+//! With `fail_above` = P, each judged row (and the mix-adjusted overall
+//! figure) is a one-sided test of "its relative delta is at most P"; the
+//! gate fails the rows whose test rejects under Holm's step-down
+//! correction over every judged row at the level `1 - confidence`. So an
+//! unchanged deploy fails with probability at most that level however
+//! many endpoints it has (the family-wise error), where judging each row
+//! alone at that level would fail a service of 200 endpoints nearly every
+//! time. Rows with too few samples, or no positive base cost, are
+//! undecided and not in the family. The method is in `docs/compare.md`.
 
-use super::{CompareOptions, Comparison, RowComparison, Verdict};
+use super::{CompareOptions, Comparison, Overall, RowComparison, Verdict};
 use crate::report::stats::Interval;
 
-pub(super) fn decide(
+/// `Undecided` with why when a row (or the overall figure, `what`) cannot
+/// be judged: too few samples on a side, or no interval (no positive base
+/// cost). Otherwise `Pass`, until [`gate`] says otherwise.
+pub(super) fn judgeable(
     interval: Option<Interval>,
     samples: (u64, u64),
     options: &CompareOptions,
@@ -16,12 +30,61 @@ pub(super) fn decide(
             samples.0, samples.1, options.test.min_samples
         ));
     }
-    let Some(interval) = interval else {
+    if interval.is_none() {
         return Verdict::Undecided(format!("no positive base cost of {what}"));
+    }
+    Verdict::Pass
+}
+
+/// Holm's step-down procedure over `p_values` at family level `alpha`:
+/// which of them reject. The smallest p-value is tested at `alpha / m`,
+/// the next at `alpha / (m - 1)` ..., stopping at the first that does not
+/// reject.
+pub(crate) fn holm(p_values: &[f64], alpha: f64) -> Vec<bool> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+    let mut reject = vec![false; m];
+    for (k, &i) in order.iter().enumerate() {
+        if p_values[i] <= alpha / (m - k) as f64 {
+            reject[i] = true;
+        } else {
+            break;
+        }
+    }
+    reject
+}
+
+/// Judges every decided row and the overall figure together against
+/// `options.fail_above` (see the module): the rows whose test rejects
+/// fail. Without a gate, decided rows pass.
+pub(super) fn gate(
+    rows: &mut [RowComparison],
+    overall: Option<&mut Overall>,
+    options: &CompareOptions,
+) {
+    let Some(threshold) = options.fail_above else {
+        return;
     };
-    match options.fail_above {
-        Some(p) if interval.low > 0.0 && interval.estimate > p => Verdict::Fail,
-        _ => Verdict::Pass,
+    let alpha = 1.0 - options.test.confidence;
+    let p =
+        |test: Option<crate::report::stats::RatioTest>| test.map_or(1.0, |t| t.p_above(threshold));
+    let mut verdicts: Vec<&mut Verdict> = Vec::new();
+    let mut p_values = Vec::new();
+    for row in rows.iter_mut() {
+        if row.verdict == Verdict::Pass {
+            p_values.push(p(row.headline.test));
+            verdicts.push(&mut row.verdict);
+        }
+    }
+    if let Some(o) = overall.filter(|o| o.verdict == Verdict::Pass) {
+        p_values.push(p(o.test));
+        verdicts.push(&mut o.verdict);
+    }
+    for (verdict, reject) in verdicts.into_iter().zip(holm(&p_values, alpha)) {
+        if reject {
+            *verdict = Verdict::Fail;
+        }
     }
 }
 
@@ -47,12 +110,25 @@ impl Comparison {
             .filter(|r| matches!(r.verdict, Verdict::Undecided(_)))
     }
 
-    /// Whether anything (a row or the overall figure) is undecided.
+    /// Whether anything (a row or the overall figure) is undecided, or,
+    /// with a gate, nothing could be judged at all
+    /// ([`Comparison::nothing_judged`]).
     pub fn any_undecided(&self) -> bool {
         self.undecided().next().is_some()
             || self
                 .overall
                 .as_ref()
                 .is_some_and(|o| matches!(o.verdict, Verdict::Undecided(_)))
+            || self.nothing_judged()
+    }
+
+    /// True when the gate is set and no row and no overall figure could be
+    /// judged (empty inputs, or every group under `min_samples`): the gate
+    /// knows nothing, so it neither passes nor fails.
+    pub fn nothing_judged(&self) -> bool {
+        let judged = |v: &Verdict| matches!(v, Verdict::Pass | Verdict::Fail);
+        self.fail_above.is_some()
+            && !self.rows.iter().any(|r| judged(&r.verdict))
+            && !self.overall.as_ref().is_some_and(|o| judged(&o.verdict))
     }
 }

@@ -20,9 +20,9 @@ use super::metric::Metric;
 pub(crate) use super::side::TestSettings;
 pub use super::side::{COMPARED, RowKind, Side, SideBuilder};
 use super::side::{Groups, RowKey, row_label, slot};
-use super::stats::{Estimate, Interval, Moments, ratio_interval};
+use super::stats::{Estimate, Interval, Moments, RatioTest};
 use super::summary::Summary;
-use gate::decide;
+use gate::{gate, judgeable};
 
 /// Options of [`compare`] (by value, like every builder of the crate).
 #[derive(Clone, Debug, Default)]
@@ -111,19 +111,22 @@ pub struct MetricDelta {
     /// The relative delta `cand / base - 1` with its interval, when both
     /// sides have at least two samples and the base cost is positive.
     pub relative: Option<Interval>,
+    /// What the interval is made of, for the gate's test.
+    test: Option<RatioTest>,
 }
 
 impl MetricDelta {
     fn new(base: &Moments, cand: &Moments, metric: Metric, confidence: f64) -> MetricDelta {
-        let relative = match (base.estimate(), cand.estimate()) {
-            (Some(b), Some(c)) => ratio_interval(&b, &c, confidence),
+        let test = match (base.estimate(), cand.estimate()) {
+            (Some(b), Some(c)) => RatioTest::new(&b, &c),
             _ => None,
         };
         MetricDelta {
             metric,
             samples: (base.count(), cand.count()),
             mean: (base.mean(), cand.mean()),
-            relative,
+            relative: test.map(|t| t.interval(confidence)),
+            test,
         }
     }
 
@@ -187,6 +190,8 @@ pub struct Overall {
     pub raw: MetricDelta,
     /// The verdict of the mix-adjusted figure against the gate.
     pub verdict: Verdict,
+    /// What the mix-adjusted interval is made of, for the gate's test.
+    test: Option<RatioTest>,
 }
 
 /// What [`compare`] returns: rows, overall figure and verdicts.
@@ -285,7 +290,7 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
             .collect();
         let disagree = directions.windows(2).any(|w| w[0] != w[1]);
         let total_change = headline.absolute().map(|d| d * rc.events() as f64);
-        let verdict = decide(headline.relative, headline.samples, &options, &label);
+        let verdict = judgeable(headline.relative, headline.samples, &options, &label);
         rows.push(RowComparison {
             kind: *kind,
             label,
@@ -304,7 +309,8 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
             .total_cmp(&key(x))
             .then_with(|| (x.kind, &x.label).cmp(&(y.kind, &y.label)))
     });
-    let overall = overall(b, c, at, &options);
+    let mut overall = overall(b, c, at, &options);
+    gate(&mut rows, overall.as_mut(), &options);
     Comparison {
         metric,
         fallback,
@@ -358,12 +364,13 @@ pub(super) fn overall(
         eb.add_scaled(b, w / traffic);
         ec.add_scaled(c, w / traffic);
     }
-    let mix_adjusted = if common.is_empty() {
+    let test = if common.is_empty() {
         None
     } else {
-        ratio_interval(&eb, &ec, options.test.confidence)
+        RatioTest::new(&eb, &ec)
     };
-    let verdict = decide(mix_adjusted, raw.samples, options, "the overall figure");
+    let mix_adjusted = test.map(|t| t.interval(options.test.confidence));
+    let verdict = judgeable(mix_adjusted, raw.samples, options, "the overall figure");
     Some(Overall {
         kind,
         groups: common.len(),
@@ -371,5 +378,6 @@ pub(super) fn overall(
         mix_adjusted,
         raw,
         verdict,
+        test,
     })
 }

@@ -167,7 +167,12 @@ impl Render for Comparison {
                     .overall
                     .as_ref()
                     .is_some_and(|o| o.verdict == Verdict::Fail);
-                if offenders.is_empty() && !overall_failed {
+                if self.nothing_judged() {
+                    writeln!(
+                        out,
+                        "UNDECIDED: the gate had nothing to judge (no group, and no overall figure, with --min-samples on both sides)"
+                    )?;
+                } else if offenders.is_empty() && !overall_failed {
                     writeln!(
                         out,
                         "PASS: no significant regression above {}",
