@@ -238,7 +238,7 @@ impl RatioTest {
     /// `threshold`": small when the data say it lies above. With no
     /// spread at all, 0 when the estimate is above and 1 otherwise.
     pub(crate) fn p_above(&self, threshold: f64) -> f64 {
-        if !(self.se > 0.0) {
+        if self.se.is_nan() || self.se <= 0.0 {
             return if self.estimate > threshold { 0.0 } else { 1.0 };
         }
         t_sf((self.estimate - threshold) / self.se, self.df)
