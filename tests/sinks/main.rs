@@ -26,5 +26,6 @@ mod shutdown;
 mod shutdown_loss;
 mod sink_errors;
 mod sink_isolation;
+mod slow_getter;
 mod status;
 mod udp_sink;
