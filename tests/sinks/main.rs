@@ -12,6 +12,7 @@ mod common;
 
 mod file_sink_default_cap;
 mod file_sink_hostile;
+mod file_sink_owner;
 #[cfg(feature = "forward")]
 mod forward_resend;
 #[cfg(feature = "forward")]
