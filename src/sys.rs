@@ -95,6 +95,78 @@ pub(crate) fn replace_fd(target: RawFd, source: RawFd) -> io::Result<()> {
     check(ret).map(|_| ())
 }
 
+/// The effective user id of the process (`geteuid`).
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory of ours and
+    // cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `struct open_how` of `openat2(2)` (the kernel's first version, 24
+/// bytes; libc's is marked non-exhaustive, so it cannot be built here).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `path` with `openat2(2)` and `RESOLVE_NO_SYMLINKS`: the kernel
+/// refuses (`ELOOP`) a symbolic link in any component of the path, not
+/// just the last one as `O_NOFOLLOW` does. `flags` are `open(2)` flags
+/// (`O_CLOEXEC` is added); `mode` is used only with `O_CREAT`.
+///
+/// `None` when the kernel offers no `openat2` (`ENOSYS`: Linux before
+/// 5.6) or a seccomp filter refuses it (`EPERM`, as some container
+/// runtimes do for system calls they do not know): the caller falls back
+/// to a plain `open`.
+pub(crate) fn open_no_symlinks(
+    path: &std::path::Path,
+    flags: libc::c_int,
+    mode: u32,
+) -> Option<io::Result<std::fs::File>> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return Some(Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path holds a NUL byte",
+        )));
+    };
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        // The kernel refuses a mode without O_CREAT or O_TMPFILE.
+        mode: if flags & libc::O_CREAT != 0 {
+            u64::from(mode)
+        } else {
+            0
+        },
+        resolve: libc::RESOLVE_NO_SYMLINKS,
+    };
+    // SAFETY: `c_path` is a NUL-terminated string and `how` a valid
+    // `open_how` of the size passed, both alive for the call; the kernel
+    // only reads them and returns a new descriptor or -1 with errno set.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    match check(ret) {
+        Ok(fd) => {
+            // SAFETY: `fd` is a descriptor the kernel just opened for this
+            // call, owned by nothing else: the File becomes its only owner.
+            Some(Ok(unsafe { std::fs::File::from_raw_fd(fd as RawFd) }))
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
 /// The system page size in bytes.
 pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.

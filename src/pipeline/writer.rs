@@ -300,6 +300,7 @@ impl SinkWorker {
         let bytes = batch.bytes().len() as u64;
         let sink = &mut self.sink;
         let result = guarded(|| sink.write_batch(batch));
+        let reported = Reported::read(&*self.sink);
         let mut stats = self.shared.lock();
         match result {
             Ok(()) => {
@@ -311,13 +312,14 @@ impl SinkWorker {
                 note_error(&mut stats, &mut self.pending_error, "writing to sink", e);
             }
         }
-        self.refresh(&mut stats);
+        reported.store(&mut stats);
     }
 
     /// Flushes the sink; returns the first error since the previous flush.
     fn flush(&mut self) -> Result<(), Error> {
         let sink = &mut self.sink;
         let result = guarded(|| sink.flush());
+        let reported = Reported::read(&*self.sink);
         let mut stats = self.shared.lock();
         if let Err(e) = result {
             note_error(&mut stats, &mut self.pending_error, "flushing sink", e);
@@ -332,19 +334,40 @@ impl SinkWorker {
             });
         }
         self.reported_full = stats.dropped_sink_full;
-        self.refresh(&mut stats);
+        reported.store(&mut stats);
         match self.pending_error.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
+}
 
-    /// Updates what the sink itself reports.
-    fn refresh(&self, stats: &mut super::SinkStats) {
-        let sink = &self.sink;
-        stats.dropped_by_sink = guarded(|| Ok(sink.dropped())).unwrap_or(stats.dropped_by_sink);
-        stats.buffered_by_sink = guarded(|| Ok(sink.buffered())).unwrap_or(0);
-        stats.resent = guarded(|| Ok(sink.resent())).unwrap_or(stats.resent);
+/// What a sink reports about itself ([`Sink::dropped`], [`Sink::buffered`],
+/// [`Sink::resent`]), read on the sink's own thread before its stats
+/// mutex is taken: the writer and `Pipeline::stats()` take that mutex too,
+/// so a slow getter called under it would stall them (and with the writer,
+/// every other sink). `None`: the getter panicked.
+struct Reported {
+    dropped: Option<u64>,
+    buffered: Option<u64>,
+    resent: Option<u64>,
+}
+
+impl Reported {
+    fn read(sink: &dyn Sink) -> Reported {
+        Reported {
+            dropped: guarded(|| Ok(sink.dropped())).ok(),
+            buffered: guarded(|| Ok(sink.buffered())).ok(),
+            resent: guarded(|| Ok(sink.resent())).ok(),
+        }
+    }
+
+    /// Stores the numbers read (a getter that panicked keeps its last
+    /// number; a buffer that cannot be read counts as empty).
+    fn store(&self, stats: &mut super::SinkStats) {
+        stats.dropped_by_sink = self.dropped.unwrap_or(stats.dropped_by_sink);
+        stats.buffered_by_sink = self.buffered.unwrap_or(0);
+        stats.resent = self.resent.unwrap_or(stats.resent);
         stats.delivered = delivered(stats);
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{Batch, Sink};
 use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::record::{RecordReader, read};
+use crate::sys;
 
 /// Appends records to a file as a plain concatenation of MessagePack maps,
 /// readable by [`crate::read()`] or any MessagePack stream decoder.
@@ -53,6 +54,8 @@ pub struct FileSink {
     max_bytes: Option<u64>,
     keep: usize,
     sync_on_flush: bool,
+    /// Appends to an existing file owned by another user too.
+    allow_foreign_owner: bool,
     /// Reported by the next `flush`: a rotation failure (the records went
     /// to the current file instead, so none were lost), or the incomplete
     /// record cut off at opening.
@@ -67,6 +70,7 @@ pub struct FileSinkBuilder {
     max_bytes: Option<u64>,
     keep: usize,
     sync_on_flush: bool,
+    allow_foreign_owner: bool,
 }
 
 impl FileSinkBuilder {
@@ -92,13 +96,38 @@ impl FileSinkBuilder {
         self
     }
 
+    /// Appends to an existing file owned by another user too (off by
+    /// default: see [`FileSinkBuilder::build`]). The file keeps its owner,
+    /// who can read every record written to it and add records of their
+    /// own that readers will take for this process's. Turn it on only when
+    /// that user is trusted, e.g. a log directory prepared by a deploy
+    /// tool running as another user.
+    pub fn allow_foreign_owner(mut self, allow: bool) -> Self {
+        self.allow_foreign_owner = allow;
+        self
+    }
+
     /// Opens (or creates) the file.
     ///
-    /// The final component of the path must not be a symbolic link and
-    /// must name a regular file with one link, or a character device such
-    /// as `/dev/null` (written to, never checked or cut): anything else (a
-    /// link planted in a shared directory, a FIFO, a socket) is refused
-    /// with [`Error::Io`], and nothing is written to it.
+    /// No component of the path may be a symbolic link: the file is
+    /// opened with `openat2(2)` and `RESOLVE_NO_SYMLINKS`, so a link
+    /// planted in a shared directory, at the path or at any directory on
+    /// it, is refused. Where the kernel has no `openat2` (before Linux 5.6,
+    /// or a seccomp filter refuses it) only a link as the last component
+    /// is refused (`O_NOFOLLOW`). Resolve links yourself first
+    /// ([`std::fs::canonicalize`]) to log through a trusted link such as
+    /// `/var/run`.
+    ///
+    /// The path must name a regular file with one link, or a character
+    /// device such as `/dev/null` (written to, never checked or cut):
+    /// anything else (a FIFO, a socket) is refused with [`Error::Io`], and
+    /// nothing is written to it.
+    ///
+    /// An existing regular file must be owned by the process's effective
+    /// user: another user's file (pre-created where this process, perhaps
+    /// root, will write) is refused with [`Error::Io`] naming the path, its
+    /// owner's uid and the opt-out, [`FileSinkBuilder::allow_foreign_owner`];
+    /// a refused file is neither written to nor cut.
     ///
     /// An existing file is checked at both ends, never read whole: it must
     /// begin with a record, and its last bytes (up to
@@ -114,7 +143,7 @@ impl FileSinkBuilder {
             let setting = "FileSinkBuilder::max_bytes";
             return Err(ConfigError::new(setting, ConfigErrorKind::Zero).into());
         }
-        let opened = open_append(&self.path)?;
+        let opened = open_append(&self.path, self.allow_foreign_owner)?;
         Ok(FileSink {
             path: self.path,
             file: Some(opened.file),
@@ -123,6 +152,7 @@ impl FileSinkBuilder {
             max_bytes: self.max_bytes,
             keep: self.keep,
             sync_on_flush: self.sync_on_flush,
+            allow_foreign_owner: self.allow_foreign_owner,
             deferred: opened.repaired,
         })
     }
@@ -139,45 +169,31 @@ struct Opened {
 }
 
 /// Opens `path` for appending, creating it with mode [`FileSink::MODE`]
-/// (whatever the umask) if it does not exist, refusing links and anything
-/// but a regular file, and checking an existing file's ends (see
-/// [`FileSinkBuilder::build`]).
-fn open_append(path: &Path) -> Result<Opened, Error> {
+/// (whatever the umask) if it does not exist, refusing links, anything but
+/// a regular file and (unless `allow_foreign_owner`) another user's file,
+/// and checking an existing file's ends (see [`FileSinkBuilder::build`]).
+fn open_append(path: &Path, allow_foreign_owner: bool) -> Result<Opened, Error> {
     let opening = |source| Error::Io {
         context: format!("opening {}", path.display()),
         source,
     };
-    // O_NOFOLLOW: a symbolic link as the last component fails (ELOOP);
-    // O_NONBLOCK: opening a FIFO does not wait for a reader (it has no
-    // effect on regular files). With O_EXCL a link is never followed.
-    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
-    let created = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .mode(FileSink::MODE)
-        .custom_flags(flags)
-        .open(path);
-    let (file, created) = match created {
+    let links = |e: io::Error| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            opening(io::Error::new(
+                e.kind(),
+                "it, or a directory on its path, is a symbolic link; \
+                 FileSink does not follow links",
+            ))
+        } else {
+            opening(e)
+        }
+    };
+    let (file, created) = match open_no_links(path, true) {
         Ok(file) => (file, true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let file = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .custom_flags(flags)
-                .open(path)
-                .map_err(|e| {
-                    if e.raw_os_error() == Some(libc::ELOOP) {
-                        opening(io::Error::new(
-                            e.kind(),
-                            "it is a symbolic link; FileSink does not follow links",
-                        ))
-                    } else {
-                        opening(e)
-                    }
-                })?;
-            (file, false)
+            (open_no_links(path, false).map_err(links)?, false)
         }
-        Err(e) => return Err(opening(e)),
+        Err(e) => return Err(links(e)),
     };
     let meta = file.metadata().map_err(opening)?;
     if meta.file_type().is_char_device() {
@@ -205,6 +221,20 @@ fn open_append(path: &Path) -> Result<Opened, Error> {
             regular: true,
         });
     }
+    let me = sys::effective_uid();
+    if meta.uid() != me && !allow_foreign_owner {
+        // Checked before anything is read or cut.
+        return Err(opening(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "it is owned by uid {}, not by this process's effective uid {me}; \
+                 FileSink does not append to another user's file (that user could \
+                 read every record and add records of their own): remove it, or \
+                 accept it with FileSinkBuilder::allow_foreign_owner(true)",
+                meta.uid()
+            ),
+        )));
+    }
     if meta.nlink() != 1 {
         return Err(opening(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -227,6 +257,40 @@ fn open_append(path: &Path) -> Result<Opened, Error> {
         repaired,
         regular: true,
     })
+}
+
+/// Opens `path` for appending (`create`: a new file, `O_EXCL`; else an
+/// existing one, also for reading) without following symbolic links: in no
+/// component where the kernel has `openat2`, else in the last one only.
+/// `O_NONBLOCK`: opening a FIFO does not wait for a reader (it has no
+/// effect on regular files).
+fn open_no_links(path: &Path, create: bool) -> io::Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_APPEND;
+    let access = if create {
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL
+    } else {
+        libc::O_RDWR
+    };
+    if let Some(opened) = sys::open_no_symlinks(path, flags | access, FileSink::MODE) {
+        return opened;
+    }
+    // O_NOFOLLOW: a symbolic link as the last component fails (ELOOP).
+    // With O_EXCL a link is never followed.
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    if create {
+        OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(FileSink::MODE)
+            .custom_flags(flags)
+            .open(path)
+    } else {
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .custom_flags(flags)
+            .open(path)
+    }
 }
 
 /// Whether `bytes` begin the way every record this crate writes begins: a
@@ -362,6 +426,7 @@ impl FileSink {
             max_bytes: Some(FileSink::DEFAULT_MAX_BYTES),
             keep: FileSink::DEFAULT_KEEP,
             sync_on_flush: false,
+            allow_foreign_owner: false,
         }
     }
 
@@ -384,7 +449,8 @@ impl FileSink {
             return Ok(());
         }
         if self.file.is_none() {
-            let opened = open_append(&self.path).map_err(io::Error::other)?;
+            let opened =
+                open_append(&self.path, self.allow_foreign_owner).map_err(io::Error::other)?;
             self.file = Some(opened.file);
             self.len = opened.len;
             self.regular = opened.regular;
@@ -428,7 +494,7 @@ impl FileSink {
             }
             rename_if_exists(&self.path, &self.rotated(1))?;
         }
-        let opened = open_append(&self.path).map_err(io::Error::other)?;
+        let opened = open_append(&self.path, self.allow_foreign_owner).map_err(io::Error::other)?;
         self.file = Some(opened.file);
         self.len = opened.len;
         self.regular = opened.regular;

@@ -1,8 +1,9 @@
 //! Where records go: the [`Sink`] trait and the sinks shipped with the crate.
 //!
 //! The pipeline's background writer hands each sink a [`Batch`] of encoded
-//! records. Sinks run on that writer thread only, never on a measured thread,
-//! so they may block on I/O.
+//! records. Each sink runs on a thread of its own, never on a measured
+//! thread nor on the writer's, so `write_batch` and `flush` may block on
+//! I/O; the getters (`dropped`, `buffered`, `resent`) must be cheap.
 //!
 //! | sink | where | delivery |
 //! | --- | --- | --- |
@@ -120,8 +121,17 @@ impl Batch {
 
 /// A destination for records.
 ///
-/// Implement it to ship records anywhere; the pipeline calls it from its
-/// writer thread only.
+/// Implement it to ship records anywhere. The pipeline calls every method
+/// from the sink's own thread only (one thread per sink), never from a
+/// measured thread or the writer: `write_batch` and `flush` may block on
+/// I/O, and only this sink's copies wait for them.
+///
+/// The getters [`dropped`](Sink::dropped), [`buffered`](Sink::buffered)
+/// and [`resent`](Sink::resent) are called after every `write_batch` and
+/// `flush` and must be cheap: return a counter, do no I/O and wait on no
+/// lock that I/O holds. The pipeline calls them before it takes the lock
+/// it shares with the writer and `Pipeline::stats()`, so a slow getter
+/// delays only its own sink, but it delays every batch of that sink.
 pub trait Sink: Send + 'static {
     /// A short name for status records and errors, e.g. `"file:/var/log/app.msgpack"`.
     fn name(&self) -> String;

@@ -12,6 +12,7 @@ mod common;
 
 mod file_sink_default_cap;
 mod file_sink_hostile;
+mod file_sink_owner;
 #[cfg(feature = "forward")]
 mod forward_resend;
 #[cfg(feature = "forward")]
@@ -26,5 +27,6 @@ mod shutdown;
 mod shutdown_loss;
 mod sink_errors;
 mod sink_isolation;
+mod slow_getter;
 mod status;
 mod udp_sink;
