@@ -62,7 +62,9 @@ pub(super) struct Groups {
     /// The row of the last record: records of one group often come in
     /// runs (a file of one endpoint's load test, a profile's functions).
     last: Option<usize>,
-    pub(super) dropped: u64,
+    /// Records (and profiled scopes) of groups beyond the cap, counted in
+    /// their kind's `<other>` row.
+    pub(super) folded: u64,
 }
 
 /// Kind, method (endpoints) and name of a row.
@@ -79,32 +81,43 @@ fn key_bytes(key: &mut Vec<u8>, kind: RowKind, method: Option<&str>, name: &str)
 }
 
 impl Groups {
+    /// The row of a group, made if need be; beyond [`Side::MAX_GROUPS`]
+    /// the `<other>` row of the group's kind, with `true`.
     #[inline]
-    fn row(&mut self, kind: RowKind, method: Option<&str>, name: &str) -> Option<&mut Summary> {
+    fn row(&mut self, kind: RowKind, method: Option<&str>, name: &str) -> (&mut Summary, bool) {
         if let Some(i) = self.last {
             let (k, m, n) = &self.rows[i].0;
             if *k == kind && m.as_deref() == method && n == name {
-                return Some(&mut self.rows[i].1);
+                return (&mut self.rows[i].1, false);
             }
         }
         key_bytes(&mut self.scratch, kind, method, name);
         if let Some(&i) = self.index.get(&self.scratch[..]) {
             self.last = Some(i);
-            return Some(&mut self.rows[i].1);
+            return (&mut self.rows[i].1, false);
         }
-        if self.rows.len() >= Side::MAX_GROUPS {
-            self.dropped += 1;
-            return None;
-        }
+        let folded = self.rows.len() >= Side::MAX_GROUPS;
+        let (method, name) = if folded {
+            // One `<other>` row per kind, keyed apart from any group (no
+            // method), made beyond the cap.
+            key_bytes(&mut self.scratch, kind, None, Side::OTHER);
+            if let Some(&i) = self.index.get(&self.scratch[..]) {
+                return (&mut self.rows[i].1, true);
+            }
+            (None, Side::OTHER)
+        } else {
+            (method, name)
+        };
         self.index
             .insert(self.scratch.clone().into_boxed_slice(), self.rows.len());
-        self.last = Some(self.rows.len());
+        self.last = (!folded).then_some(self.rows.len());
         self.rows.push((
             (kind, method.map(str::to_string), name.to_string()),
             // Comparisons and alerts test moments: no sketches to fill.
             Summary::without_quantiles(),
         ));
-        self.rows.last_mut().map(|r| &mut r.1)
+        let row = &mut self.rows.last_mut().expect("just pushed").1;
+        (row, folded)
     }
 
     /// The row of `key`, if any.
@@ -129,9 +142,9 @@ impl Groups {
             RowKind::Endpoint => record.method.as_deref(),
             _ => None,
         };
-        if let Some(row) = self.row(kind, method, &record.name) {
-            row.add(record);
-        }
+        let (row, folded) = self.row(kind, method, &record.name);
+        row.add(record);
+        self.folded += u64::from(folded);
     }
 
     fn add_profile(&mut self, record: &Record) {
@@ -159,17 +172,19 @@ impl Groups {
             }
         }
         for (name, amount) in names {
-            if let Some(row) = self.row(RowKind::Function, None, name) {
-                row.add_amount(metric, i128::from(amount), record.weight);
-            }
+            let (row, folded) = self.row(RowKind::Function, None, name);
+            row.add_amount(metric, i128::from(amount), record.weight);
+            self.folded += u64::from(folded);
         }
     }
 
     pub(super) fn merge(&mut self, other: &Groups) {
-        self.dropped += other.dropped;
+        self.folded += other.folded;
         for ((kind, method, name), row) in &other.rows {
-            if let Some(mine) = self.row(*kind, method.as_deref(), name) {
-                mine.merge(row);
+            let (mine, folded) = self.row(*kind, method.as_deref(), name);
+            mine.merge(row);
+            if folded && !(method.is_none() && name == Side::OTHER) {
+                self.folded += row.sampled();
             }
         }
     }
@@ -252,10 +267,15 @@ pub struct Side {
 }
 
 impl Side {
-    /// Groups a side holds; records of further groups are counted in
-    /// [`Side::dropped`] and left out (a comparison of an `<other>` mix
-    /// would mean nothing).
+    /// Groups a side holds; records of further groups are compared
+    /// together in one `<other>` row per kind ([`Side::OTHER`]), and
+    /// counted ([`Side::folded`]), so a regression beyond the cap still
+    /// reaches the gate.
     pub const MAX_GROUPS: usize = 10_000;
+
+    /// The name of the row of each kind that holds the groups beyond
+    /// [`Side::MAX_GROUPS`].
+    pub const OTHER: &'static str = "<other>";
 
     /// An empty side, without filters.
     pub fn new() -> Side {
@@ -295,9 +315,10 @@ impl Side {
         self.filtered
     }
 
-    /// Records left out because the group cap was reached.
-    pub fn dropped(&self) -> u64 {
-        self.groups.dropped
+    /// Records (and profiled scopes) of groups beyond
+    /// [`Side::MAX_GROUPS`], compared in the `<other>` rows.
+    pub fn folded(&self) -> u64 {
+        self.groups.folded
     }
 }
 

@@ -113,7 +113,14 @@ fn figures_equal_independent_values_and_the_gate_names_the_offender() {
     assert!(!summary.contains("GET /b"), "{t}");
     assert!(summary.contains("overall (mix-adjusted)"), "{t}");
     // ... and pass 20%.
-    let out = run(&["compare", base_s, "--against", cand_s, "--fail-above", "20"]);
+    let out = run(&[
+        "compare",
+        base_s,
+        "--against",
+        cand_s,
+        "--fail-above",
+        "20%",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("PASS: no significant regression above 20.00%"));
     // Identical inputs pass.
@@ -281,4 +288,76 @@ fn damaged_empty_missing_and_foreign_inputs_behave_as_in_report() {
             assert!(text(&compare.stdout).contains("INCOMPLETE:"));
         }
     }
+}
+
+#[test]
+fn shares_follow_one_rule_and_bounds_are_refused_not_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    let records: Vec<Record> = values(1_000, 10, 40)
+        .map(|v| request("/a", 1, Some(v), v))
+        .collect();
+    write(&good, &records);
+    let g = good.to_str().unwrap();
+    let compare = |extra: &[&str]| {
+        let mut args = vec!["compare", g, "--against", g];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // `2%` and `0.02` are the same threshold, as `99%` and `0.99` are the
+    // same confidence.
+    for args in [
+        ["--fail-above", "2%", "--confidence", "99%"],
+        ["--fail-above", "0.02", "--confidence", "0.99"],
+    ] {
+        let out = compare(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let t = text(&out.stdout);
+        assert!(
+            t.contains("PASS: no significant regression above 2.00%"),
+            "{t}"
+        );
+        assert!(t.contains("99% intervals"), "{t}");
+    }
+    // A bare number of 1 or more is ambiguous: refused, saying how to
+    // write it.
+    for args in [["--fail-above", "2"], ["--confidence", "95"]] {
+        let out = compare(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("ambiguous"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // Bounds that used to be changed silently are refused.
+    assert_eq!(compare(&["--min-samples", "1"]).status.code(), Some(2));
+    let series = run(&["timeseries", g, "--baseline", "0"]);
+    assert_eq!(series.status.code(), Some(2));
+    let series = run(&["timeseries", g, "--min-samples", "1"]);
+    assert_eq!(series.status.code(), Some(2));
+}
+
+#[test]
+fn a_gate_with_nothing_to_judge_is_undecided() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let e = empty.to_str().unwrap();
+    let out = run(&["compare", e, "--against", e, "--fail-above", "2%"]);
+    assert_eq!(out.status.code(), Some(5));
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("UNDECIDED: the gate had nothing to judge"),
+        "{t}"
+    );
+    assert!(!t.contains("PASS"), "{t}");
+    // Without a gate there is nothing to decide: exit 0.
+    let out = run(&["compare", e, "--against", e]);
+    assert_eq!(out.status.code(), Some(0));
 }

@@ -306,3 +306,42 @@ fn a_gate_with_nothing_to_judge_is_undecided() {
     let c = compare(&few, &few, gate(0.02));
     assert!(c.nothing_judged());
 }
+
+/// Groups beyond a side's cap are compared together in `<other>`, counted,
+/// and judged by the gate: a +50% regression of 50 endpoints past the
+/// 10,000th is not lost.
+#[test]
+fn groups_beyond_the_cap_are_compared_in_other() {
+    let mut rng = Rng(5);
+    let make = |rng: &mut Rng, scale: f64| {
+        let mut side = Side::new();
+        let mut r = Record::new(RecordKind::Request, "");
+        r.method = Some("GET".into());
+        for e in 0..Side::MAX_GROUPS + 50 {
+            r.name = format!("/e{e}").as_str().into();
+            let (n, s) = if e < Side::MAX_GROUPS {
+                (1, 1.0)
+            } else {
+                (100, scale)
+            };
+            for _ in 0..n {
+                r.instructions = Some((100_000.0 * s * (1.0 + 0.05 * rng.normal())) as u64);
+                side.add(&r);
+            }
+        }
+        side
+    };
+    let base = make(&mut rng, 1.0);
+    let cand = make(&mut rng, 1.5);
+    assert_eq!((base.folded(), cand.folded()), (5_000, 5_000));
+    let c = compare(&base, &cand, gate(0.02));
+    assert_eq!(c.folded, (5_000, 5_000));
+    let other = c
+        .rows
+        .iter()
+        .find(|r| r.label == Side::OTHER)
+        .expect("an <other> row");
+    assert_eq!(other.sampled, (5_000, 5_000));
+    assert!(other.headline.relative.unwrap().low > 0.45, "{other:?}");
+    assert_eq!(failing(&c), [Side::OTHER]);
+}

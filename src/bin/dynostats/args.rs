@@ -53,7 +53,8 @@ pub(crate) struct Common {
         value_parser = metric(COMPARED)
     )]
     pub(crate) metric: Option<Metric>,
-    /// Confidence of the intervals, in percent or as a fraction.
+    /// Confidence of the intervals (`95%` or `0.95`); with a gate, also
+    /// the chance that an unchanged deploy passes it.
     #[arg(long, value_name = "C", default_value = "95%", value_parser = parse_confidence)]
     pub(crate) confidence: f64,
     #[command(flatten)]
@@ -109,37 +110,46 @@ pub(crate) struct ProfileInput {
     pub(crate) inputs: Inputs,
 }
 
-/// `2%`, `2` or `0.5%` as a fraction (0.02, 0.02, 0.005).
-pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
-    let n: f64 = s
-        .trim()
-        .trim_end_matches('%')
+/// One rule for every share the command takes (`--fail-above`, `--alert`,
+/// `--confidence`): with `%` a percentage (`2%`, `0.5%`, `95%`), without
+/// a fraction of 1 (`0.02`, `0.95`). A bare number of 1 or more (`2`,
+/// `95`) is refused: it reads as a percentage to some and as a fraction to
+/// others.
+pub(crate) fn parse_share(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (number, percent) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), true),
+        None => (t, false),
+    };
+    let n: f64 = number
         .parse()
-        .map_err(|_| format!("expected a percentage like 2%, got {s:?}"))?;
+        .map_err(|_| format!("expected a percentage like 2% or a fraction like 0.02, got {s:?}"))?;
     if !n.is_finite() || n < 0.0 {
-        return Err(format!("expected a percentage >= 0, got {s:?}"));
+        return Err(format!("expected a value >= 0, got {s:?}"));
     }
-    Ok(n / 100.0)
+    if percent {
+        Ok(n / 100.0)
+    } else if n >= 1.0 {
+        Err(format!(
+            "{s:?} is ambiguous: write {n}% for a percentage, or a fraction below 1 (0.02 is 2%)"
+        ))
+    } else {
+        Ok(n)
+    }
 }
 
-/// `95%`, `95` or `0.95` as a fraction in (0, 1).
+/// A threshold (`--fail-above`, `--alert`) by [`parse_share`].
+pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
+    parse_share(s)
+}
+
+/// A confidence by [`parse_share`], inside (0, 1).
 pub(crate) fn parse_confidence(s: &str) -> Result<f64, String> {
-    let n: f64 = s
-        .trim()
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| format!("expected a confidence like 95%, got {s:?}"))?;
-    let c = if s.contains('%') || n > 1.0 {
-        n / 100.0
-    } else {
-        n
-    };
-    if c > 0.0 && c < 1.0 {
-        Ok(c)
-    } else {
-        Err(format!(
+    match parse_share(s)? {
+        c if c > 0.0 && c < 1.0 => Ok(c),
+        _ => Err(format!(
             "expected a confidence between 0 and 100%, got {s:?}"
-        ))
+        )),
     }
 }
 

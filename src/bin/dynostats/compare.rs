@@ -22,8 +22,13 @@ METHOD:
   Welch-Satterthwaite degrees of freedom. Memory does not grow with the records.
   Assumes independent records, positive means large against their errors (>= 30
   samples per side by default), weights not correlated with values.
-  A group FAILS when its interval lies above 0 (significant) AND its relative delta is
-  above --fail-above; with fewer than --min-samples samples on a side it is UNDECIDED.
+  The gate (--fail-above P) judges every group with --min-samples samples on both sides,
+  and the overall figure, together: each is a one-sided test of 'its relative delta is
+  at most P', and Holm's correction over all of them keeps the chance that an unchanged
+  deploy fails at 1 - --confidence, however many endpoints it has. A group FAILS when
+  its test rejects: the data say its delta lies above P. With fewer than --min-samples
+  samples on a side it is UNDECIDED; a gate with nothing to judge is undecided (exit 5).
+  Groups beyond the first 10,000 of a side are compared together in <other> rows.
   The overall figure is mix-adjusted: the candidate's per-endpoint costs weighted by
   the base's traffic mix (groups on both sides), so a shift of traffic between
   endpoints is not a regression; the raw figure (each side's own mix) is shown beside
@@ -52,12 +57,13 @@ pub(crate) struct CompareArgs {
     /// The candidate's record files.
     #[arg(long, required = true, num_args = 1.., value_name = "CAND")]
     against: Vec<String>,
-    /// Fails (exit 4) when a group's or the overall regression is
-    /// significant and above P percent (`2%` or `2`).
+    /// Fails (exit 4) when a group's or the overall regression lies
+    /// significantly above P (`2%` or `0.02`), all groups judged together.
     #[arg(long, value_name = "P%", value_parser = parse_percent)]
     fail_above: Option<f64>,
-    /// Groups with fewer samples on a side are undecided.
-    #[arg(long, value_name = "N", default_value_t = 30)]
+    /// Groups with fewer samples on a side are undecided (at least 2: a
+    /// variance needs two).
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
     min_samples: u64,
     #[command(flatten)]
     common: Common,

@@ -32,14 +32,15 @@ pub(crate) struct TimeseriesArgs {
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     window: u64,
     /// Alerts (exit 4) on windows whose cost per request rose
-    /// significantly and by more than P percent against the baseline.
+    /// significantly and by more than P (`2%` or `0.02`) against the
+    /// baseline.
     #[arg(long, value_name = "P%", value_parser = parse_percent)]
     alert: Option<f64>,
-    /// Preceding windows pooled into the baseline.
-    #[arg(long, value_name = "N", default_value_t = 6)]
-    baseline: usize,
-    /// Windows or baselines with fewer samples do not alert.
-    #[arg(long, value_name = "N", default_value_t = 30)]
+    /// Preceding windows pooled into the baseline (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
+    baseline: u64,
+    /// Windows or baselines with fewer samples do not alert (at least 2).
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
     min_samples: u64,
     #[command(flatten)]
     common: Common,
@@ -60,7 +61,7 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
             .confidence(c.confidence)
             .min_samples(args.min_samples)
             .alert(args.alert)
-            .baseline_windows(args.baseline),
+            .baseline_windows(usize::try_from(args.baseline).unwrap_or(usize::MAX)),
     );
     let format = c.output.format();
     match print("time series", format, &files, "report", |out| {

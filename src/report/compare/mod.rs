@@ -212,6 +212,9 @@ pub struct Comparison {
     pub rows: Vec<RowComparison>,
     /// The overall figure (absent without endpoints and regions).
     pub overall: Option<Overall>,
+    /// Base and candidate records (and profiled scopes) of groups beyond
+    /// [`Side::MAX_GROUPS`], compared in the `<other>` rows.
+    pub folded: (u64, u64),
 }
 
 /// Compares `cand` against `base`. See the module and
@@ -319,6 +322,7 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
         min_samples: options.test.min_samples,
         rows,
         overall,
+        folded: (base.folded(), cand.folded()),
     }
 }
 

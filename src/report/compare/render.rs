@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{Comparison, MetricDelta, RowComparison, RowKind, Verdict};
+use super::{Comparison, MetricDelta, RowComparison, RowKind, Side, Verdict};
 use crate::report::metric::Metric;
 use crate::report::output::{
     Render, csv_text, cut, escape_name, human, json_num, json_string, pct, write_metric_line,
@@ -157,6 +157,15 @@ impl Render for Comparison {
             writeln!(
                 out,
                 "DISAGREE: metrics moved in different directions (e.g. instructions flat, time up: cache misses, contention)"
+            )?;
+        }
+        if self.folded != (0, 0) {
+            writeln!(
+                out,
+                "<other>: {} base and {} candidate records of groups beyond the first {} of a side are compared together in the <other> rows",
+                self.folded.0,
+                self.folded.1,
+                Side::MAX_GROUPS
             )?;
         }
         match self.fail_above {
