@@ -246,14 +246,20 @@ fn profile_records_give_function_rows() {
     assert_eq!(f(&render["headline"]["relative"]["estimate"]), 0.0);
 }
 
-#[test]
-fn damaged_empty_missing_and_foreign_inputs_behave_as_in_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good");
+/// A file of 40 requests of `/a` in `dir`.
+fn forty_requests(dir: &std::path::Path) -> std::path::PathBuf {
+    let good = dir.join("good");
     let records: Vec<Record> = values(1_000, 10, 40)
         .map(|v| request("/a", 1, Some(v), v))
         .collect();
     write(&good, &records);
+    good
+}
+
+#[test]
+fn damaged_empty_missing_and_foreign_inputs_behave_as_in_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = forty_requests(dir.path());
     let good_s = good.to_str().unwrap();
     let cut = dir.path().join("cut");
     let bytes = std::fs::read(&good).unwrap();
@@ -293,11 +299,7 @@ fn damaged_empty_missing_and_foreign_inputs_behave_as_in_report() {
 #[test]
 fn shares_follow_one_rule_and_bounds_are_refused_not_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good");
-    let records: Vec<Record> = values(1_000, 10, 40)
-        .map(|v| request("/a", 1, Some(v), v))
-        .collect();
-    write(&good, &records);
+    let good = forty_requests(dir.path());
     let g = good.to_str().unwrap();
     let compare = |extra: &[&str]| {
         let mut args = vec!["compare", g, "--against", g];
