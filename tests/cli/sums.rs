@@ -6,6 +6,8 @@
 //! its amounts scaled down, and says so. Run in the debug build too, where
 //! an overflow in inferno's sums panics.
 
+use std::fs;
+
 use dynostats::{Record, RecordKind};
 use serde_json::Value;
 
@@ -144,6 +146,153 @@ fn top_on_huge_sums_is_exact_and_unflagged() {
     assert_eq!(work["exclusive_share"].as_f64().unwrap(), 75.0);
     assert_eq!(work["calls_per_request"].as_f64().unwrap(), 3.0);
     assert_eq!(work["saturated"], Value::Null);
+}
+
+/// Every frame of an SVG flame graph: (name, width in percent).
+fn frames(svg: &str) -> Vec<(String, f64)> {
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(svg, options).expect("the SVG is XML");
+    let mut frames = Vec::new();
+    for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
+        let title = g.children().find(|c| c.has_tag_name("title"));
+        let rect = g.children().find(|c| c.has_tag_name("rect"));
+        let (Some(title), Some(rect)) = (title, rect) else {
+            continue;
+        };
+        let title = title.text().unwrap_or_default();
+        let Some((name, _)) = title.rsplit_once(" (") else {
+            continue;
+        };
+        let width = rect.attribute("width").unwrap().trim_end_matches('%');
+        frames.push((name.to_string(), width.parse::<f64>().unwrap()));
+    }
+    frames
+}
+
+/// Draws `records` and checks the SVG: exit 0, said scaled, the root
+/// spans the image, `work` spans `work_share` of it, no width outside
+/// 0..=100%.
+fn draws_sanely(records: &[Record], work_share: f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.msgpack");
+    write(&path, records);
+    let svg_path = dir.path().join("out.svg");
+    let out = run(&[
+        "flamegraph",
+        "-o",
+        svg_path.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("amounts divided by 10^"), "{stderr}");
+    let svg = fs::read_to_string(&svg_path).unwrap();
+    assert!(
+        svg.contains("amounts in units of 10^"),
+        "the subtitle says so"
+    );
+    let frames = frames(&svg);
+    for (name, width) in &frames {
+        assert!((0.0..=100.0).contains(width), "{name}: {width}%");
+    }
+    let width = |n: &str| frames.iter().find(|(f, _)| f == n).expect(n).1;
+    assert!((width("all") - 100.0).abs() < 0.01, "{frames:?}");
+    assert!(
+        (width("work") - work_share).abs() < 0.1,
+        "work: {frames:?}, want {work_share}%"
+    );
+}
+
+#[test]
+fn flamegraph_of_huge_sums_is_drawn_scaled() {
+    let records = huge();
+    draws_sanely(&records, 75.0);
+
+    // --folded: exact below the limit would be unchanged; here scaled by
+    // one power of ten, said on stderr, the amounts summing below 2^53.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.msgpack");
+    write(&path, &records);
+    let out = run(&["flamegraph", "--folded", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("folded amounts divided by 10^4 (rounded down)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "/huge 500000000000000\n/huge;work 1500000000000000\n"
+    );
+}
+
+#[test]
+fn a_differential_flamegraph_of_huge_sums_scales_both_sides_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.msgpack");
+    write(&path, &huge());
+    let small = dir.path().join("small.msgpack");
+    write(&small, &huge()[..1]);
+    let (path, small) = (path.to_str().unwrap(), small.to_str().unwrap());
+    // The base (1 record: 2e15) fits; the candidate does not: one scale.
+    let out = run(&["flamegraph", "--folded", "--diff", small, "--", path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("divided by 10^4"), "{stderr}");
+    // inferno's differential writes its stacks in no fixed order.
+    let mut lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "/huge 50000000000 500000000000000",
+            "/huge;work 150000000000 1500000000000000"
+        ]
+    );
+    let svg = dir.path().join("diff.svg");
+    let out = run(&[
+        "flamegraph",
+        "-o",
+        svg.to_str().unwrap(),
+        "--diff",
+        small,
+        "--",
+        path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for (name, width) in frames(&fs::read_to_string(&svg).unwrap()) {
+        assert!((0.0..=100.0).contains(&width), "{name}: {width}%");
+    }
+}
+
+#[test]
+fn flamegraph_of_hostile_sums_is_drawn_scaled_and_flagged() {
+    let records: Vec<Record> = hostile()
+        .into_iter()
+        .map(|r| {
+            // Named like the huge ones' root, so one check fits both.
+            let mut r = r;
+            r.name = "/hostile".into();
+            r
+        })
+        .collect();
+    // Both paths saturate at i128::MAX: each is half of what is drawn.
+    draws_sanely(&records, 50.0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.msgpack");
+    write(&path, &records);
+    let out = run(&["flamegraph", "--folded", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("saturated"), "{stderr}");
+    let sum: u128 = text(&out.stdout)
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u128>().unwrap())
+        .sum();
+    assert!(sum > 0 && sum < 1 << 53, "{sum}");
 }
 
 #[test]

@@ -394,6 +394,11 @@ impl Calls {
         }
     }
 
+    /// Every path's weighted exclusive amount, in no order.
+    pub(super) fn path_exclusives(&self) -> impl Iterator<Item = i128> + '_ {
+        self.paths.iter().map(|p| p.exclusive)
+    }
+
     /// Every path from a root down, its names, and its weighted exclusive
     /// and inclusive amounts, in path order (a parent before its
     /// children, siblings by name).
