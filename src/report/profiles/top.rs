@@ -65,6 +65,13 @@ enum View {
 /// ([`Calls::total`]: weight x the root's inclusive amount, summed); a
 /// server count (`--fleet N`) is the share times N, which holds when the
 /// profiled requests are what the servers spend their CPU on.
+///
+/// Calls per request divide a row's weighted calls by
+/// [`Calls::events`]: the requests (summed weights) of every endpoint
+/// summed in these call trees, not only of the endpoints under which the
+/// scope is called. Sum the trees of one endpoint
+/// ([`ProfilesBuilder::endpoint`](super::ProfilesBuilder::endpoint),
+/// `--endpoint NAME`) for its calls per request.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct TopTable<'a> {
