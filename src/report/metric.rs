@@ -134,6 +134,27 @@ impl Metric {
     }
 }
 
+/// Which side of the exact figure a saturated one is on
+/// ([`MetricStats::bound`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Bound {
+    /// The exact figure is at least this (the sum stopped at `i128::MAX`).
+    Lower,
+    /// The exact figure is at most this (the sum stopped at `i128::MIN`).
+    Upper,
+}
+
+impl Bound {
+    /// `lower` or `upper`, as JSON output names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::Lower => "lower",
+            Bound::Upper => "upper",
+        }
+    }
+}
+
 /// What a group's records say about one [`Metric`].
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -152,14 +173,31 @@ pub struct MetricStats {
     /// they stand for.
     pub events: u128,
     /// `total` divided by `events`: the mean per event. `None` without
-    /// such records.
+    /// such records. When `total` saturated it is a bound too
+    /// ([`MetricStats::bound`]), never exact.
     pub mean_per_event: Option<f64>,
     /// Median per event: the records' values weighted by their weights
     /// (nearest rank), from the group's [`Sketch`](super::Sketch): exact while it is
-    /// ([`Sketch::is_exact`](super::Sketch::is_exact)), else within [`Sketch::RELATIVE_ERROR`](super::Sketch::RELATIVE_ERROR).
+    /// ([`Sketch::is_exact`](super::Sketch::is_exact)), else within
+    /// [`Sketch::RELATIVE_ERROR`](super::Sketch::RELATIVE_ERROR).
     pub p50: Option<i128>,
     /// 99th percentile per event, like `p50`.
     pub p99: Option<i128>,
     /// Whether `p50` and `p99` are exact.
     pub exact: bool,
+}
+
+impl MetricStats {
+    /// `None` while `total` (and so `mean_per_event`) is exact; when it
+    /// saturated, which bound it is: [`Bound::Lower`] at `i128::MAX`,
+    /// [`Bound::Upper`] at `i128::MIN` (a sum that saturated one way and
+    /// then moved back the other way is a bound on the same side only as
+    /// long as its amounts all have one sign).
+    pub fn bound(&self) -> Option<Bound> {
+        match (self.saturated, self.total < 0) {
+            (false, _) => None,
+            (true, false) => Some(Bound::Lower),
+            (true, true) => Some(Bound::Upper),
+        }
+    }
 }

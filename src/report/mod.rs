@@ -70,7 +70,7 @@ use std::io::Read;
 
 pub use drops::{Drops, SinkDrops};
 pub use groups::{Group, Report, ReportBuilder, Split};
-pub use metric::{Metric, MetricStats};
+pub use metric::{Bound, Metric, MetricStats};
 pub use output::Format;
 pub use sketch::Sketch;
 pub use stats::{Interval, Moments};

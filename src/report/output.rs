@@ -181,10 +181,19 @@ pub const JSON_MAX_SAFE_INTEGER: i128 = 1 << 53;
 /// `x` as a JSON number, or as a string of its digits beyond
 /// [`JSON_MAX_SAFE_INTEGER`].
 pub(crate) fn json_int(x: i128) -> String {
-    if x.abs() <= JSON_MAX_SAFE_INTEGER {
+    // unsigned_abs: i128::MIN (a saturated sum) has no i128 absolute value.
+    if x.unsigned_abs() <= JSON_MAX_SAFE_INTEGER.unsigned_abs() {
         x.to_string()
     } else {
         format!("\"{x}\"")
+    }
+}
+
+/// [`json_int`] of an unsigned integer: exact for all of `u128`.
+pub(crate) fn json_uint(x: u128) -> String {
+    match i128::try_from(x) {
+        Ok(x) => json_int(x),
+        Err(_) => format!("\"{x}\""),
     }
 }
 
@@ -288,6 +297,9 @@ mod tests {
         assert_eq!(json_int(1 << 53), "9007199254740992");
         assert_eq!(json_int((1 << 53) + 1), "\"9007199254740993\"");
         assert_eq!(json_int(-(1 << 60)), "\"-1152921504606846976\"");
+        assert_eq!(json_int(i128::MIN), format!("\"{}\"", i128::MIN));
+        assert_eq!(json_uint(u128::MAX), format!("\"{}\"", u128::MAX));
+        assert_eq!(json_uint(7), "7");
         assert_eq!(json_num(Some(f64::NAN)), "null");
     }
 

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::str::FromStr;
 
 use super::groups::{Group, Report};
-use super::metric::{Metric, MetricStats};
+use super::metric::{Bound, Metric, MetricStats};
 use super::output::{
     Render, csv_text, cut, escape_name, human, human_opt, json_int, json_num, json_opt_int,
     json_string, width,
@@ -201,6 +201,18 @@ impl<'a> Table<'a> {
     }
 }
 
+/// A total, or a mean per event computed from it, as the table and the CSV
+/// write it: as is, or, when the total saturated ([`MetricStats::saturated`]),
+/// `>=` before it (a lower bound: the sum stopped at `i128::MAX`) or `<=`
+/// (an upper bound, at `i128::MIN`).
+fn bounded(stats: &MetricStats, cell: String) -> String {
+    match stats.bound() {
+        None => cell,
+        Some(Bound::Lower) => format!(">={cell}"),
+        Some(Bound::Upper) => format!("<={cell}"),
+    }
+}
+
 impl fmt::Display for Table<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut text = Vec::new();
@@ -260,29 +272,23 @@ impl Render for Table<'_> {
                 group.errors().to_string(),
                 group.forced().to_string(),
                 if stats.samples > 0 {
-                    let total = human(headline, stats.total as f64);
-                    if stats.saturated {
-                        format!(">={total}")
-                    } else {
-                        total
-                    }
+                    bounded(&stats, human(headline, stats.total as f64))
                 } else {
                     "-".into()
                 },
                 stats
                     .mean_per_event
-                    .map_or_else(|| "-".into(), |m| human(headline, m)),
+                    .map_or_else(|| "-".into(), |m| bounded(&stats, human(headline, m))),
                 human_opt(headline, stats.p50),
                 human_opt(headline, stats.p99),
                 stats.absent.to_string(),
             ]);
             for (show, metric) in [(cpu_column, Metric::CpuNs), (cycles_column, Metric::Cycles)] {
                 if show {
+                    let s = group.stats(metric);
                     line.push(
-                        group
-                            .stats(metric)
-                            .mean_per_event
-                            .map_or_else(|| "-".into(), |m| human(metric, m)),
+                        s.mean_per_event
+                            .map_or_else(|| "-".into(), |m| bounded(&s, human(metric, m))),
                     );
                 }
             }
@@ -525,7 +531,7 @@ impl Render for Table<'_> {
                 write!(
                     out,
                     "{}{}:{{\"samples\":{},\"absent\":{},\"total\":{},\"saturated\":{},\
-                     \"events\":{},\"mean_per_event\":{},\"p50\":{},\"p99\":{},\"exact\":{}}}",
+                     \"events\":{},\"mean_per_event\":{},\"p50\":{},\"p99\":{},\"exact\":{}",
                     if j > 0 { "," } else { "" },
                     json_string(metric.name()),
                     json_int(i128::from(s.samples)),
@@ -538,6 +544,11 @@ impl Render for Table<'_> {
                     json_opt_int(s.p99),
                     s.exact
                 )?;
+                // Only when saturated: every other input's output is unchanged.
+                if let Some(b) = s.bound() {
+                    write!(out, ",\"mean_per_event_bound\":{}", json_string(b.name()))?;
+                }
+                write!(out, "}}")?;
             }
             write!(out, "}}}}")?;
         }
@@ -547,7 +558,9 @@ impl Render for Table<'_> {
     /// Writes one CSV line per group after a header line: kind, name
     /// (escaped like the table's, whole), method, the splits, the counts,
     /// and for every metric its samples, absent, total, mean per event, p50
-    /// and p99 (empty when there is none). Integers are exact.
+    /// and p99 (empty when there is none). Integers are exact; a saturated
+    /// total and its mean per event are written `>=N` (`<=N` at the
+    /// negative bound), as in the table.
     fn write_csv<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let mut header = vec!["kind".to_string(), "name".into(), "method".into()];
         header.extend(self.report.splits().iter().map(|s| s.title()));
@@ -590,8 +603,9 @@ impl Render for Table<'_> {
                 line.extend([
                     s.samples.to_string(),
                     s.absent.to_string(),
-                    s.total.to_string(),
-                    s.mean_per_event.map_or_else(String::new, |m| m.to_string()),
+                    bounded(&s, s.total.to_string()),
+                    s.mean_per_event
+                        .map_or_else(String::new, |m| bounded(&s, m.to_string())),
                     opt(s.p50),
                     opt(s.p99),
                 ]);

@@ -11,5 +11,6 @@ mod compare;
 mod flamegraph;
 mod input;
 mod report;
+mod sums;
 mod timeseries;
 mod top;

@@ -403,3 +403,41 @@ fn scopes_beyond_the_cap_are_counted_under_other() {
     assert!(rows(&got).iter().any(|r| r["name"] == "<other>"));
     assert!(text(&out.stderr).contains("counted under <other>"));
 }
+
+/// Calls per request divide by every endpoint's requests (as documented),
+/// per request of one endpoint with `--endpoint`.
+#[test]
+fn calls_per_request_are_of_every_endpoint_read_or_of_the_one_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.msgpack");
+    let records = [
+        profile(
+            "/a",
+            10,
+            "instructions",
+            0,
+            &[("/a", None, 1, 100, 50), ("only_a", Some(0), 1, 50, 50)],
+        ),
+        profile("/b", 10, "instructions", 0, &[("/b", None, 1, 100, 100)]),
+    ];
+    write(&path, &records);
+    let path = path.to_str().unwrap();
+    let per_request = |args: &[&str]| {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let j = json(&out);
+        j["top"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "only_a")
+            .unwrap()["calls_per_request"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(per_request(&["top", "--json", path]), 0.5);
+    assert_eq!(
+        per_request(&["top", "--json", "--endpoint", "/a", path]),
+        1.0
+    );
+}

@@ -41,12 +41,18 @@ pub(crate) struct FlameArgs {
     width: usize,
 }
 
-fn folded_bytes(calls: Option<&Calls>) -> Vec<u8> {
+/// The folded stacks of `calls`, every amount divided by `scale`.
+fn folded_bytes(calls: Option<&Calls>, scale: u128) -> Vec<u8> {
     let mut out = Vec::new();
     if let Some(calls) = calls {
-        let _ = calls.write_folded(&mut out);
+        let _ = calls.write_folded_scaled(&mut out, scale);
     }
     out
+}
+
+/// `10^k` for a power of ten `scale`.
+fn power_of_ten(scale: u128) -> String {
+    format!("10^{}", scale.max(1).ilog10())
 }
 
 fn draw(args: &FlameArgs, profiles: &Profiles, base: Option<&Profiles>) -> io::Result<bool> {
@@ -57,18 +63,39 @@ fn draw(args: &FlameArgs, profiles: &Profiles, base: Option<&Profiles>) -> io::R
     for line in warnings(profiles, Some(calls)) {
         eprintln!("dynostats: {line}");
     }
-    let mut folded = folded_bytes(Some(calls));
-    if let Some(base) = base {
-        // The base in the candidate's timer: amounts of different timers
-        // are never drawn against each other.
-        let theirs = base.calls(calls.metric());
+    if calls.saturated() {
+        eprintln!(
+            "dynostats: sums reached the bounds of 128-bit integers and stopped there \
+             (saturated): the amounts drawn are bounds, not exact"
+        );
+    }
+    // The base in the candidate's timer: amounts of different timers are
+    // never drawn against each other.
+    let theirs = base.map(|base| base.calls(calls.metric()));
+    // inferno adds the amounts up in 64 bits: beyond, both sides are
+    // divided by one power of ten (1 on every input that fits).
+    let scale = calls
+        .folded_scale()
+        .max(theirs.flatten().map_or(1, Calls::folded_scale));
+    let scaled = (scale > 1).then(|| {
+        format!(
+            "amounts divided by {} (rounded down) so that flame graph tools can add them \
+             up in 64 bits: their sum, {}, exceeds 2^63",
+            power_of_ten(scale),
+            calls
+                .folded_sum()
+                .max(theirs.flatten().map_or(0, Calls::folded_sum))
+        )
+    });
+    let mut folded = folded_bytes(Some(calls), scale);
+    if let Some(theirs) = theirs {
         if theirs.is_none() {
             eprintln!(
                 "dynostats: the base has no profile records measured in {}",
                 calls.timer()
             );
         }
-        let before = folded_bytes(theirs);
+        let before = folded_bytes(theirs, scale);
         let mut pairs = Vec::new();
         let opt = inferno::differential::Options {
             normalize: args.normalize,
@@ -82,13 +109,20 @@ fn draw(args: &FlameArgs, profiles: &Profiles, base: Option<&Profiles>) -> io::R
         Some(path) => Box::new(BufWriter::new(File::create(path)?)),
     };
     if args.folded {
+        if let Some(scaled) = &scaled {
+            eprintln!("dynostats: folded {scaled}");
+        }
         out.write_all(&folded)?;
         out.flush()?;
         return Ok(true);
     }
     let mut opt = inferno::flamegraph::Options::default();
     opt.title = args.title.clone();
-    opt.count_name = calls.timer().to_string();
+    opt.count_name = if scale > 1 {
+        format!("x {} {}", power_of_ten(scale), calls.timer())
+    } else {
+        calls.timer().to_string()
+    };
     opt.image_width = Some(args.width);
     opt.deterministic = true;
     let mut subtitle = format!(
@@ -101,6 +135,16 @@ fn draw(args: &FlameArgs, profiles: &Profiles, base: Option<&Profiles>) -> io::R
     }
     if base.is_some() {
         subtitle.push_str("; red grew, blue shrank against the base");
+    }
+    if scale > 1 {
+        subtitle.push_str(&format!(
+            "; amounts in units of {} {}",
+            power_of_ten(scale),
+            calls.timer()
+        ));
+        if let Some(scaled) = &scaled {
+            eprintln!("dynostats: {scaled}");
+        }
     }
     opt.subtitle = Some(subtitle);
     if folded.is_empty() {

@@ -97,7 +97,8 @@ enum Command {
     #[command(after_help = format!("{}\n\n{}", timeseries::METHOD, compare::EXIT_STATUS_GATE))]
     Timeseries(timeseries::TimeseriesArgs),
     /// Scopes (functions) by their share of everything the profile records
-    /// measured: inclusive and exclusive, calls per request, cost per call;
+    /// measured: inclusive and exclusive, calls per request (of every
+    /// endpoint read: --endpoint NAME for one endpoint's), cost per call;
     /// --callers/--callees NAME to drill down, --fleet N in servers.
     #[command(after_help = EXIT_STATUS)]
     Top(top::TopArgs),

@@ -11,6 +11,29 @@ use crate::report::metric::Metric;
 /// No parent (a root path) or no name.
 const NONE: u32 = u32::MAX;
 
+/// Adds `x` to `sum`, exactly while it fits an `i128`; beyond, `sum`
+/// stops at the bound and `saturated` is set.
+fn add_i(sum: &mut i128, x: i128, saturated: &mut bool) {
+    match sum.checked_add(x) {
+        Some(s) => *sum = s,
+        None => {
+            *saturated = true;
+            *sum = sum.saturating_add(x);
+        }
+    }
+}
+
+/// [`add_i`] for `u128`.
+fn add_u(sum: &mut u128, x: u128, saturated: &mut bool) {
+    match sum.checked_add(x) {
+        Some(s) => *sum = s,
+        None => {
+            *saturated = true;
+            *sum = u128::MAX;
+        }
+    }
+}
+
 /// Per-record scratch of [`Calls::add`], kept between records.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
@@ -34,6 +57,10 @@ pub struct Function {
     pub inclusive: i128,
     /// Weighted exclusive amount.
     pub exclusive: i128,
+    /// True when one of `calls`, `inclusive` or `exclusive` reached a
+    /// bound of its integer and stopped there: that figure is a bound
+    /// (at least, or at most when negative), not exact.
+    pub saturated: bool,
 }
 
 /// A (caller, callee) pair over every call tree of one timer, weighted
@@ -52,6 +79,9 @@ pub struct CallEdge {
     /// The callee's weighted inclusive amount under this caller, its
     /// recursive calls counted once.
     pub inclusive: i128,
+    /// True when `calls` or `inclusive` reached a bound of its integer and
+    /// stopped there (like [`Function::saturated`]).
+    pub saturated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -61,12 +91,14 @@ struct Entry {
     calls: u128,
     inclusive: i128,
     exclusive: i128,
+    saturated: bool,
 }
 
 #[derive(Clone, Debug, Default)]
 struct EdgeTotals {
     calls: u128,
     inclusive: i128,
+    saturated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +107,7 @@ struct PathNode {
     name: u32,
     exclusive: i128,
     inclusive: i128,
+    saturated: bool,
 }
 
 /// The summed call trees of one timer ([`Profiles::calls`]).
@@ -85,6 +118,7 @@ pub struct Calls {
     events: u128,
     total: i128,
     overhead: i128,
+    saturated: bool,
     folded: u64,
     scopes: HashMap<Box<str>, u32>,
     roots: HashMap<Box<str>, u32>,
@@ -102,6 +136,7 @@ impl Calls {
             events: 0,
             total: 0,
             overhead: 0,
+            saturated: false,
             folded: 0,
             scopes: HashMap::new(),
             roots: HashMap::new(),
@@ -133,6 +168,7 @@ impl Calls {
             calls: 0,
             inclusive: 0,
             exclusive: 0,
+            saturated: false,
         });
         if root && name != Profiles::OTHER {
             self.roots.insert(name.into(), id);
@@ -159,6 +195,7 @@ impl Calls {
             name,
             exclusive: 0,
             inclusive: 0,
+            saturated: false,
         });
         self.path_index.insert((parent, name), id);
         id
@@ -172,11 +209,20 @@ impl Calls {
         max: usize,
         s: &mut Scratch,
     ) {
+        // Each product fits (|u64 x i64| < 2^127, u64 x u64 < 2^128); the
+        // sums may not: they saturate, flagged, never wrap.
         let w = i128::from(weight);
+        let wu = u128::from(weight);
+        let mut saturated = false;
         self.records += 1;
-        self.events += u128::from(weight);
-        self.total += w * i128::from(nodes[0].inclusive);
-        self.overhead += w * i128::from(overhead);
+        add_u(&mut self.events, wu, &mut saturated);
+        add_i(
+            &mut self.total,
+            w * i128::from(nodes[0].inclusive),
+            &mut saturated,
+        );
+        add_i(&mut self.overhead, w * i128::from(overhead), &mut saturated);
+        self.saturated |= saturated;
         s.names.clear();
         s.paths.clear();
         for (i, n) in nodes.iter().enumerate() {
@@ -191,25 +237,30 @@ impl Calls {
             s.paths.push(path);
 
             let inclusive = w * i128::from(n.inclusive);
+            let exclusive = w * i128::from(n.exclusive);
+            let calls = wu * u128::from(n.calls);
             let e = &mut self.entries[name as usize];
-            e.calls += u128::from(weight) * u128::from(n.calls);
-            e.exclusive += w * i128::from(n.exclusive);
+            add_u(&mut e.calls, calls, &mut e.saturated);
+            add_i(&mut e.exclusive, exclusive, &mut e.saturated);
             if !recursive {
-                e.inclusive += inclusive;
+                add_i(&mut e.inclusive, inclusive, &mut e.saturated);
             }
+            self.saturated |= e.saturated;
             let p = &mut self.paths[path as usize];
-            p.exclusive += w * i128::from(n.exclusive);
-            p.inclusive += inclusive;
+            add_i(&mut p.exclusive, exclusive, &mut p.saturated);
+            add_i(&mut p.inclusive, inclusive, &mut p.saturated);
+            self.saturated |= p.saturated;
             if parent_name != NONE {
                 if self.edges.len() >= max && !self.edges.contains_key(&(parent_name, name)) {
                     self.folded += 1;
                     continue;
                 }
                 let edge = self.edges.entry((parent_name, name)).or_default();
-                edge.calls += u128::from(weight) * u128::from(n.calls);
+                add_u(&mut edge.calls, calls, &mut edge.saturated);
                 if !recursive {
-                    edge.inclusive += inclusive;
+                    add_i(&mut edge.inclusive, inclusive, &mut edge.saturated);
                 }
+                self.saturated |= edge.saturated;
             }
         }
     }
@@ -236,9 +287,20 @@ impl Calls {
     }
 
     /// Everything measured: the sum of weight x the root's inclusive
-    /// amount. The denominator of every share.
+    /// amount. The denominator of every share. Saturated at the bounds of
+    /// `i128` ([`Calls::saturated`]).
     pub fn total(&self) -> i128 {
         self.total
+    }
+
+    /// True when any sum of these call trees (events, total, overhead, a
+    /// function's, an edge's or a path's calls or amounts) reached a bound
+    /// of its integer (`u128` for calls and events, `i128` for amounts) and
+    /// stopped there instead of wrapping: such a figure is a bound, and
+    /// shares of it are not exact. Each [`Function`] and [`CallEdge`] says
+    /// whether its own figures did.
+    pub fn saturated(&self) -> bool {
+        self.saturated
     }
 
     /// The profiler's own amount, weighted (`detail.overhead`).
@@ -268,6 +330,7 @@ impl Calls {
             calls: e.calls,
             inclusive: e.inclusive,
             exclusive: e.exclusive,
+            saturated: e.saturated,
         }
     }
 
@@ -302,6 +365,7 @@ impl Calls {
                 callee: self.entries[b as usize].name.to_string(),
                 calls: t.calls,
                 inclusive: t.inclusive,
+                saturated: t.saturated,
             })
             .collect();
         edges.sort_by(|a, b| {
@@ -328,6 +392,11 @@ impl Calls {
             Some(&id) => self.edges_where(|a, _| a == id),
             None => Vec::new(),
         }
+    }
+
+    /// Every path's weighted exclusive amount, in no order.
+    pub(super) fn path_exclusives(&self) -> impl Iterator<Item = i128> + '_ {
+        self.paths.iter().map(|p| p.exclusive)
     }
 
     /// Every path from a root down, its names, and its weighted exclusive

@@ -8,8 +8,19 @@ use std::str::FromStr;
 use super::calls::{CallEdge, Calls, Function};
 use crate::report::metric::Metric;
 use crate::report::output::{
-    Render, csv_text, cut, escape_name, human, json_int, json_num, json_string,
+    Render, csv_text, cut, escape_name, human, json_int, json_num, json_string, json_uint,
 };
+
+/// A figure of a sum that may have saturated, as the text and CSV write it:
+/// exact, or `>=N` (`<=N` for a negative bound) when it stopped at a bound,
+/// as `dynostats report`'s table writes a saturated total.
+fn bound(x: impl std::fmt::Display, negative: bool, saturated: bool) -> String {
+    match (saturated, negative) {
+        (false, _) => x.to_string(),
+        (true, false) => format!(">={x}"),
+        (true, true) => format!("<={x}"),
+    }
+}
 
 /// What [`TopTable`] sorts its rows by, largest first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +65,13 @@ enum View {
 /// ([`Calls::total`]: weight x the root's inclusive amount, summed); a
 /// server count (`--fleet N`) is the share times N, which holds when the
 /// profiled requests are what the servers spend their CPU on.
+///
+/// Calls per request divide a row's weighted calls by
+/// [`Calls::events`]: the requests (summed weights) of every endpoint
+/// summed in these call trees, not only of the endpoints under which the
+/// scope is called. Sum the trees of one endpoint
+/// ([`ProfilesBuilder::endpoint`](super::ProfilesBuilder::endpoint),
+/// `--endpoint NAME`) for its calls per request.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct TopTable<'a> {
@@ -91,6 +109,8 @@ struct Row {
     exclusive: Option<i128>,
     /// The edge's share of the drilled-into scope's inclusive amount.
     of_scope: Option<f64>,
+    /// A figure of the row reached a bound ([`Function::saturated`]).
+    saturated: bool,
 }
 
 impl<'a> TopTable<'a> {
@@ -155,6 +175,7 @@ impl<'a> TopTable<'a> {
             inclusive: e.inclusive,
             exclusive: None,
             of_scope: (of != 0).then(|| 100.0 * e.inclusive as f64 / of as f64),
+            saturated: e.saturated,
         };
         let of = |name: &str| -> i128 {
             self.calls
@@ -181,6 +202,7 @@ impl<'a> TopTable<'a> {
                     inclusive: f.inclusive,
                     exclusive: Some(f.exclusive),
                     of_scope: None,
+                    saturated: f.saturated,
                 })
                 .collect(),
             View::Callers(name) => {
@@ -231,6 +253,11 @@ impl<'a> TopTable<'a> {
             .map(|n| n as f64 * self.calls.share(amount) / 100.0)
     }
 
+    /// The line the text table shows when a sum saturated.
+    const SATURATED: &'static str = "WARNING: sums reached the bounds of 128-bit integers and \
+        stopped there (saturated): the total, and the rows marked (saturated), are bounds, \
+        not exact; their shares and per-request figures are not exact either";
+
     fn title(&self) -> String {
         let what = match &self.view {
             View::Functions => "scopes".to_string(),
@@ -257,13 +284,18 @@ impl std::fmt::Display for TopTable<'_> {
 }
 
 impl Render for TopTable<'_> {
-    /// Writes the text table.
+    /// Writes the text table; when sums saturated, a warning line under
+    /// the title, and `(saturated)` after the name of each row whose
+    /// figures did.
     fn write_text<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let metric = self.metric();
         if let Some(note) = &self.note {
             writeln!(out, "{note}")?;
         }
         writeln!(out, "{}", self.title())?;
+        if self.calls.saturated() {
+            writeln!(out, "{}", Self::SATURATED)?;
+        }
         let rows = self.rows();
         let edges = !matches!(self.view, View::Functions);
         let names: Vec<String> = rows
@@ -275,9 +307,14 @@ impl Render for TopTable<'_> {
                 } else {
                     name
                 };
-                match self.name_width {
+                let name = match self.name_width {
                     Some(w) => cut(&name, w),
                     None => name,
+                };
+                if r.saturated {
+                    format!("{name} (saturated)")
+                } else {
+                    name
                 }
             })
             .collect();
@@ -332,7 +369,9 @@ impl Render for TopTable<'_> {
     }
 
     /// Writes the rows as one JSON object: the timer, totals, and
-    /// `rows` (every figure, shares in percent).
+    /// `rows` (every figure, shares in percent). When sums saturated
+    /// ([`Calls::saturated`]), `"saturated":true` at the top and in each
+    /// row whose figures did.
     fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let c = self.calls;
         write!(
@@ -340,10 +379,13 @@ impl Render for TopTable<'_> {
             "{{\"timer\":{},\"records\":{},\"events\":{},\"total\":{},\"overhead\":{}",
             json_string(c.timer()),
             c.records(),
-            json_int(c.events() as i128),
+            json_uint(c.events()),
             json_int(c.total()),
             json_int(c.overhead())
         )?;
+        if c.saturated() {
+            write!(out, ",\"saturated\":true")?;
+        }
         if let Some(note) = &self.note {
             write!(out, ",\"note\":{}", json_string(note))?;
         }
@@ -364,7 +406,7 @@ impl Render for TopTable<'_> {
                 if i > 0 { "," } else { "" },
                 json_string(&r.name),
                 r.kind,
-                json_int(r.calls as i128),
+                json_uint(r.calls),
                 json_int(r.inclusive),
                 json_num(Some(c.share(r.inclusive))),
                 json_num(Some(self.per_request(r.calls))),
@@ -387,12 +429,17 @@ impl Render for TopTable<'_> {
             if let Some(s) = r.exclusive.and_then(|x| self.servers(x)) {
                 write!(out, ",\"servers_exclusive\":{}", json_num(Some(s)))?;
             }
+            if r.saturated {
+                write!(out, ",\"saturated\":true")?;
+            }
             write!(out, "}}")?;
         }
         writeln!(out, "\n]}}")
     }
 
-    /// Writes the rows as CSV with a header line.
+    /// Writes the rows as CSV with a header line. The calls, inclusive and
+    /// exclusive amounts of a row whose sums saturated are written `>=N`
+    /// (`<=N` at the negative bound).
     fn write_csv<W: Write>(&self, out: &mut W) -> io::Result<()> {
         let c = self.calls;
         let fleet = self.fleet.is_some();
@@ -413,10 +460,11 @@ impl Render for TopTable<'_> {
                 c.timer(),
                 csv_text(&r.name),
                 r.kind,
-                r.calls,
-                r.inclusive,
+                bound(r.calls, false, r.saturated),
+                bound(r.inclusive, r.inclusive < 0, r.saturated),
                 c.share(r.inclusive),
-                r.exclusive.map_or(String::new(), |x| x.to_string()),
+                r.exclusive
+                    .map_or(String::new(), |x| bound(x, x < 0, r.saturated)),
                 opt(r.exclusive.map(|x| c.share(x))),
                 opt(r.of_scope),
                 self.per_request(r.calls),
