@@ -345,3 +345,71 @@ fn groups_beyond_the_cap_are_compared_in_other() {
     assert!(other.headline.relative.unwrap().low > 0.45, "{other:?}");
     assert_eq!(failing(&c), [Side::OTHER]);
 }
+
+/// Four endpoints whose records carry instructions and CPU time drawn
+/// together (CPU time follows instructions, with noise of its own); the
+/// candidate's CPU time is `cpu_scale` times the base's.
+fn both(rng: &mut Rng, n: usize, cpu_scale: f64) -> Side {
+    let mut side = Side::new();
+    let mut r = Record::new(RecordKind::Request, "");
+    r.method = Some("GET".into());
+    for &(name, mean) in &ENDPOINTS {
+        r.name = name.into();
+        for _ in 0..n {
+            let instructions = (mean * (1.0 + 0.2 * rng.normal())).max(1.0);
+            let cpu = instructions * 0.4 * cpu_scale * (1.0 + 0.1 * rng.normal());
+            r.instructions = Some(instructions as u64);
+            r.cpu_ns = Some(cpu.max(1.0) as u64);
+            side.add(&r);
+        }
+    }
+    side
+}
+
+/// DISAGREE on noise only: one delta significant and the other not is not
+/// a disagreement (the earlier rule flagged 5 of 160 such rows); a CPU
+/// time 10% up with instructions flat is.
+#[test]
+fn disagreement_is_flagged_beyond_noise_only() {
+    let results = trials(40, |rng| {
+        let base = both(rng, 2_000, 1.0);
+        let same = both(rng, 2_000, 1.0);
+        let slower_cpu = both(rng, 2_000, 1.1);
+        (
+            compare(&base, &same, CompareOptions::new()),
+            compare(&base, &slower_cpu, CompareOptions::new()),
+        )
+    });
+    let flagged = |c: &Comparison| c.rows.iter().filter(|r| r.disagree).count();
+    let noise: usize = results.iter().map(|(c, _)| flagged(c)).sum();
+    let real: usize = results.iter().map(|(_, c)| flagged(c)).sum();
+    eprintln!("DISAGREE: {noise} of 160 noise-only rows, {real} of 160 rows with CPU time +10%");
+    // The earlier rule (directions differ, flat counting as one) flagged 6
+    // of these 160.
+    assert!(noise <= 2, "{noise} of 160 noise-only rows flagged");
+    assert!(real >= 152, "{real} of 160 rows with CPU time +10% flagged");
+}
+
+/// Without a gate a row says what its interval says.
+#[test]
+fn without_a_gate_rows_say_slower_faster_or_no_change() {
+    let mut rng = Rng(3);
+    let base = side(&mut rng, [2_000; 4], [1.0; 4]);
+    let cand = side(&mut rng, [2_000; 4], [1.1, 0.9, 1.0, 1.0]);
+    let c = compare(&base, &cand, CompareOptions::new());
+    let verdict = |label: &str| {
+        c.rows
+            .iter()
+            .find(|r| r.label == label)
+            .unwrap()
+            .verdict
+            .clone()
+    };
+    assert_eq!(verdict("GET /a"), Verdict::Slower);
+    assert_eq!(verdict("GET /b"), Verdict::Faster);
+    // /c and /d did not change: their 95% intervals hold 0 (seeded).
+    assert_eq!(verdict("GET /c"), Verdict::NoChange);
+    assert_eq!(verdict("GET /d"), Verdict::NoChange);
+    assert!(!c.failed() && !c.any_undecided());
+    assert!(c.rows.iter().all(|r| r.verdict != Verdict::Pass));
+}

@@ -57,13 +57,20 @@ pub(crate) fn holm(p_values: &[f64], alpha: f64) -> Vec<bool> {
 
 /// Judges every decided row and the overall figure together against
 /// `options.fail_above` (see the module): the rows whose test rejects
-/// fail. Without a gate, decided rows pass.
+/// fail. Without a gate, a decided row says what its interval says:
+/// slower, faster or no change.
 pub(super) fn gate(
     rows: &mut [RowComparison],
     overall: Option<&mut Overall>,
     options: &CompareOptions,
 ) {
     let Some(threshold) = options.fail_above else {
+        for row in rows.iter_mut().filter(|r| r.verdict == Verdict::Pass) {
+            row.verdict = Verdict::of_interval(row.headline.relative);
+        }
+        if let Some(o) = overall.filter(|o| o.verdict == Verdict::Pass) {
+            o.verdict = Verdict::of_interval(o.mix_adjusted);
+        }
         return;
     };
     let alpha = 1.0 - options.test.confidence;

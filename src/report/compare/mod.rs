@@ -20,7 +20,7 @@ use super::metric::Metric;
 pub(crate) use super::side::TestSettings;
 pub use super::side::{COMPARED, RowKind, Side, SideBuilder};
 use super::side::{Groups, RowKey, row_label, slot};
-use super::stats::{Estimate, Interval, Moments, RatioTest};
+use super::stats::{Estimate, Interval, Moments, RatioTest, t_quantile};
 use super::summary::Summary;
 use gate::{gate, judgeable};
 
@@ -78,22 +78,40 @@ impl CompareOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Verdict {
-    /// No significant regression above the threshold (or no gate, and the
-    /// interval could be computed).
+    /// With a gate: not judged to regress above the threshold.
     Pass,
-    /// A significant regression above the threshold.
+    /// With a gate: a regression significantly above the threshold.
     Fail,
+    /// Without a gate: the interval lies above 0, the candidate costs more.
+    Slower,
+    /// Without a gate: the interval lies below 0, the candidate costs less.
+    Faster,
+    /// Without a gate: the interval holds 0, no change the samples can
+    /// see.
+    NoChange,
     /// Too few samples, or no cost on a side: not decided, with why.
     Undecided(String),
 }
 
 impl Verdict {
-    /// `pass`, `FAIL` or `undecided`.
+    /// `pass`, `FAIL`, `slower`, `faster`, `no change` or `undecided`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
             Verdict::Fail => "FAIL",
+            Verdict::Slower => "slower",
+            Verdict::Faster => "faster",
+            Verdict::NoChange => "no change",
             Verdict::Undecided(_) => "undecided",
+        }
+    }
+
+    /// What an interval of the relative delta says without a gate.
+    fn of_interval(interval: Option<Interval>) -> Verdict {
+        match interval {
+            Some(i) if i.low > 0.0 => Verdict::Slower,
+            Some(i) if i.high < 0.0 => Verdict::Faster,
+            _ => Verdict::NoChange,
         }
     }
 }
@@ -163,9 +181,13 @@ pub struct RowComparison {
     /// Instructions, cycles, CPU time and wall time side by side (a
     /// profile function has only its timer's).
     pub metrics: Vec<MetricDelta>,
-    /// True when the metrics' directions differ, each direction being up
-    /// or down when its interval leaves out 0 and flat otherwise: e.g.
-    /// instructions flat while CPU time rose (cache misses, contention).
+    /// True when the metrics tell different stories beyond their noise:
+    /// two of them move significantly in opposite directions, or the
+    /// difference of two metrics' relative deltas is significant (its
+    /// interval, at the comparison's confidence, leaves out 0): e.g.
+    /// instructions flat while CPU time rose by 10% (cache misses,
+    /// contention). One delta significant and the other not is not enough:
+    /// with both near the edge of their intervals that is noise.
     pub disagree: bool,
     /// `(cand - base) per event x candidate events` of the headline.
     pub total_change: Option<f64>,
@@ -286,12 +308,7 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
             COMPARED[headline_at],
             confidence,
         );
-        let directions: Vec<i8> = metrics
-            .iter()
-            .filter(|m| m.relative.is_some())
-            .map(MetricDelta::direction)
-            .collect();
-        let disagree = directions.windows(2).any(|w| w[0] != w[1]);
+        let disagree = disagree(&metrics, confidence);
         let total_change = headline.absolute().map(|d| d * rc.events() as f64);
         let verdict = judgeable(headline.relative, headline.samples, &options, &label);
         rows.push(RowComparison {
@@ -324,6 +341,30 @@ pub fn compare(base: &Side, cand: &Side, options: CompareOptions) -> Comparison 
         overall,
         folded: (base.folded(), cand.folded()),
     }
+}
+
+/// Whether `metrics` (one row's) tell different stories beyond their
+/// noise: see [`RowComparison::disagree`]. The difference of two relative
+/// deltas is taken with the sum of their variances (the metrics of one
+/// record are positively correlated, so this overstates the variance and
+/// flags less) and the smaller of their degrees of freedom.
+fn disagree(metrics: &[MetricDelta], confidence: f64) -> bool {
+    let directions: Vec<i8> = metrics
+        .iter()
+        .filter(|m| m.relative.is_some())
+        .map(MetricDelta::direction)
+        .collect();
+    if directions.contains(&1) && directions.contains(&-1) {
+        return true;
+    }
+    let tests: Vec<&RatioTest> = metrics.iter().filter_map(|m| m.test.as_ref()).collect();
+    tests.iter().enumerate().any(|(i, a)| {
+        tests[i + 1..].iter().any(|b| {
+            let se = a.se.hypot(b.se);
+            let t = t_quantile(0.5 + confidence / 2.0, a.df.min(b.df));
+            (a.estimate - b.estimate).abs() > t * se
+        })
+    })
 }
 
 /// The overall figure of `c` against `b` (see [`Overall`]); `at` is the

@@ -156,7 +156,7 @@ impl Render for Comparison {
         if self.rows.iter().any(|r| r.disagree) {
             writeln!(
                 out,
-                "DISAGREE: metrics moved in different directions (e.g. instructions flat, time up: cache misses, contention)"
+                "DISAGREE: the metrics' deltas differ beyond their noise (e.g. instructions flat, time up: cache misses, contention)"
             )?;
         }
         if self.folded != (0, 0) {
