@@ -273,6 +273,38 @@ pub fn csv_text(s: &str) -> String {
     }
 }
 
+/// Unix nanoseconds as a UTC time in ISO 8601: `2025-11-26T09:49:00Z`,
+/// with the fraction of a second when there is one (`...:00.250Z`).
+pub(crate) fn utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    if frac != 0 {
+        let digits = format!("{frac:09}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
 /// A fraction as a signed percentage with two decimals.
 pub(crate) fn pct(x: f64) -> String {
     format!("{:+.2}%", x * 100.0)
@@ -290,6 +322,15 @@ mod tests {
         assert_eq!(width("日本語"), 6);
         assert_eq!(cut("日本語です", 5), "日本…");
         assert!(width(&cut("日本語です", 5)) <= 5);
+    }
+
+    #[test]
+    fn utc_times_are_iso_8601() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_764_150_540_000_000_000), "2025-11-26T09:49:00Z");
+        // A leap day, and a fraction of a second.
+        assert_eq!(utc(951_782_400_250_000_000), "2000-02-29T00:00:00.25Z");
+        assert_eq!(utc(4_102_444_799_000_000_000), "2099-12-31T23:59:59Z");
     }
 
     #[test]

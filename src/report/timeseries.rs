@@ -17,7 +17,7 @@ use super::compare::{CompareOptions, overall};
 use super::filter::LabelFilters;
 use super::metric::Metric;
 use super::output::{
-    Render, csv_text, cut, escape_name, human, json_num, json_string, pct, write_metric_line,
+    Render, csv_text, cut, escape_name, human, json_num, json_string, pct, utc, write_metric_line,
 };
 use super::side::{COMPARED, Groups, RowKind, TestSettings, row_label};
 use super::stats::{Interval, Moments};
@@ -147,6 +147,9 @@ impl Timeseries {
         let groups_in_order: Vec<&Groups> = self.windows.values().collect();
         let mut windows = Vec::new();
         let mut previous: Option<&Groups> = None;
+        // Windows in a row that rose above the threshold, for
+        // `consecutive`.
+        let mut run = 0;
         for (i, (&index, groups)) in self.windows.iter().enumerate() {
             let mut rows: Vec<WindowRow> = groups
                 .rows
@@ -190,10 +193,12 @@ impl Timeseries {
                 o.raw.samples.0 >= options.test.min_samples
                     && o.raw.samples.1 >= options.test.min_samples
             });
-            let alert = match (options.alert, against_baseline) {
+            let rose = match (options.alert, against_baseline) {
                 (Some(p), Some(iv)) => decided && iv.low > 0.0 && iv.estimate > p,
                 _ => false,
             };
+            run = if rose { run + 1 } else { 0 };
+            let alert = rose && run >= options.consecutive;
             let prev_mean = i.checked_sub(1).and_then(|j| pooled[j].mean());
             windows.push(Window {
                 start_ns: index.saturating_mul(self.window_ns),
@@ -240,6 +245,7 @@ pub struct TimeseriesOptions {
     test: TestSettings,
     alert: Option<f64>,
     baseline_windows: usize,
+    consecutive: usize,
 }
 
 impl Default for TimeseriesOptions {
@@ -248,6 +254,7 @@ impl Default for TimeseriesOptions {
             test: TestSettings::default(),
             alert: None,
             baseline_windows: 6,
+            consecutive: 1,
         }
     }
 }
@@ -288,6 +295,17 @@ impl TimeseriesOptions {
     /// The baseline: up to this many preceding windows, pooled (at least 1).
     pub fn baseline_windows(mut self, n: usize) -> Self {
         self.baseline_windows = n.max(1);
+        self
+    }
+
+    /// Alerts only when this many windows in a row (at least 1) each rose
+    /// significantly above the threshold. Each window is a test at the
+    /// confidence's level, so over many windows of unchanged code a few
+    /// alert by chance (about `1 - confidence` of them, halved by the
+    /// one-sided threshold); two in a row makes that chance roughly its
+    /// square.
+    pub fn consecutive(mut self, n: usize) -> Self {
+        self.consecutive = n.max(1);
         self
     }
 }
@@ -356,6 +374,13 @@ pub struct Series {
 }
 
 impl Series {
+    /// True when alerts were asked for and no window could be judged (the
+    /// first window has no baseline; others too few samples): "no alerts"
+    /// would then mean nothing.
+    pub fn nothing_judged(&self) -> bool {
+        self.alert_above.is_some() && !self.windows.iter().any(|w| w.decided)
+    }
+
     /// Windows that raised an alert.
     pub fn alerts(&self) -> impl Iterator<Item = &Window> {
         self.windows.iter().filter(|w| w.alert)
@@ -388,7 +413,7 @@ impl Render for Series {
             writeln!(
                 out,
                 "window {} (+{} s): {} hits, {} per {}, {} vs previous, {} vs baseline of {} {}{}",
-                w.start_ns,
+                utc(w.start_ns),
                 (w.start_ns - self.windows[0].start_ns) as f64 / 1e9,
                 w.hits,
                 w.cost_per_event
@@ -433,7 +458,12 @@ impl Render for Series {
         writeln!(out)?;
         let alerts: Vec<&Window> = self.alerts().collect();
         if self.alert_above.is_some() {
-            if alerts.is_empty() {
+            if self.nothing_judged() {
+                writeln!(
+                    out,
+                    "UNDECIDED: no window could be judged (a window needs a baseline and --min-samples samples on both)"
+                )?;
+            } else if alerts.is_empty() {
                 writeln!(out, "no alerts")?;
             } else {
                 writeln!(out, "ALERT in {} windows:", alerts.len())?;
@@ -441,7 +471,7 @@ impl Render for Series {
                     writeln!(
                         out,
                         "  window {}: {}",
-                        w.start_ns,
+                        utc(w.start_ns),
                         w.against_baseline
                             .map_or_else(|| "-".to_string(), |i| pct(i.estimate))
                     )?;

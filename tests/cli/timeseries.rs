@@ -117,3 +117,79 @@ fn windows_hits_costs_and_one_alert_at_the_step() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["report"]["windows"].as_array().unwrap().len(), 4);
 }
+
+/// Windows are labelled with their UTC start; `--consecutive 2` waits for
+/// a second window in a row; `--alert` with no window judged exits 5.
+#[test]
+fn utc_labels_consecutive_windows_and_nothing_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("series");
+    // The step at window 7, the last: one window above the threshold.
+    let bytes: Vec<u8> = records(7).iter().flat_map(Record::to_msgpack).collect();
+    std::fs::write(&path, bytes).unwrap();
+    let p = path.to_str().unwrap();
+
+    let out = run(&["timeseries", p, "--window", "1m", "--alert", "2%"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stdout));
+    let t = text(&out.stdout);
+    // T0 is 2025-11-24T16:00:00Z; the alert is at its 8th minute.
+    assert!(t.contains("\nwindow 2025-11-24T16:00:00Z (+0 s)"), "{t}");
+    assert!(t.contains("  window 2025-11-24T16:07:00Z: +"), "{t}");
+    assert!(!t.contains(&T0.to_string()), "{t}");
+    // Two windows in a row: the single rising window does not alert.
+    let out = run(&[
+        "timeseries",
+        p,
+        "--window",
+        "1m",
+        "--alert",
+        "2%",
+        "--consecutive",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("no alerts"));
+    // With the step at window 5, windows 5, 6 and 7 rise against their
+    // baselines: from the second of them on, each alerts.
+    let bytes: Vec<u8> = records(5).iter().flat_map(Record::to_msgpack).collect();
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(&[
+        "timeseries",
+        p,
+        "--window",
+        "1m",
+        "--alert",
+        "2%",
+        "--consecutive",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alerts: Vec<bool> = v["report"]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["alert"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        alerts,
+        [false, false, false, false, false, false, true, true]
+    );
+
+    // Too few samples in every window: nothing judged, exit 5, said.
+    let out = run(&[
+        "timeseries",
+        p,
+        "--window",
+        "1m",
+        "--alert",
+        "2%",
+        "--min-samples",
+        "100000",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stdout));
+    let t = text(&out.stdout);
+    assert!(t.contains("UNDECIDED: no window could be judged"), "{t}");
+    assert!(!t.contains("no alerts"), "{t}");
+}

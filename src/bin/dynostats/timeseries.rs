@@ -7,7 +7,7 @@ use dynostats::report::timeseries::{Timeseries, TimeseriesOptions};
 
 use crate::args::{Common, parse_duration, parse_percent};
 use crate::output::print;
-use crate::{EXIT_OK, EXIT_REGRESSION};
+use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
 
 /// How `timeseries` alerts (shown in `--help`).
 pub(crate) const METHOD: &str = "\
@@ -20,7 +20,12 @@ METHOD:
   its interval are compare's mix-adjusted overall figure (per-endpoint weighted
   moments at the baseline's traffic mix, Welch, delta method), so one noisy window or
   a shift of traffic between endpoints is not an alert; a window or baseline under
-  --min-samples samples is undecided and never alerts.";
+  --min-samples samples is undecided and never alerts; with --alert and no window
+  judged at all, the exit status is 5, not 0.
+  Each window is a test at --confidence: over many windows of unchanged code a few
+  alert by chance (12 in 440 noise-only windows at --alert 1% and 95%). --consecutive 2
+  alerts only on two windows in a row, which makes a chance alert roughly its square.
+  Windows are labelled with their start in UTC (ISO 8601).";
 
 /// The arguments of `dynostats timeseries`.
 #[derive(clap::Args)]
@@ -36,6 +41,10 @@ pub(crate) struct TimeseriesArgs {
     /// baseline.
     #[arg(long, value_name = "P%", value_parser = parse_percent)]
     alert: Option<f64>,
+    /// Alerts only when N windows in a row (at least 1) each rose above
+    /// the threshold.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    consecutive: u64,
     /// Preceding windows pooled into the baseline (at least 1).
     #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
     baseline: u64,
@@ -61,7 +70,8 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
             .confidence(c.confidence)
             .min_samples(args.min_samples)
             .alert(args.alert)
-            .baseline_windows(usize::try_from(args.baseline).unwrap_or(usize::MAX)),
+            .baseline_windows(usize::try_from(args.baseline).unwrap_or(usize::MAX))
+            .consecutive(usize::try_from(args.consecutive).unwrap_or(usize::MAX)),
     );
     let format = c.output.format();
     match print("time series", format, &files, "report", |out| {
@@ -69,6 +79,7 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
     }) {
         EXIT_OK => match c.inputs.status(&files) {
             EXIT_OK if analysed.alerts().next().is_some() => EXIT_REGRESSION,
+            EXIT_OK if analysed.nothing_judged() => EXIT_UNDECIDED,
             status => status,
         },
         status => status,
