@@ -536,7 +536,12 @@ impl Render for Table<'_> {
                     json_string(metric.name()),
                     json_int(i128::from(s.samples)),
                     json_int(i128::from(s.absent)),
-                    json_int(s.total),
+                    // Absent is never 0: no record carried the metric.
+                    if s.samples == 0 {
+                        "null".to_string()
+                    } else {
+                        json_int(s.total)
+                    },
                     s.saturated,
                     big(s.events),
                     json_num(s.mean_per_event),
@@ -603,7 +608,12 @@ impl Render for Table<'_> {
                 line.extend([
                     s.samples.to_string(),
                     s.absent.to_string(),
-                    bounded(&s, s.total.to_string()),
+                    // Absent is never 0: no record carried the metric.
+                    if s.samples == 0 {
+                        String::new()
+                    } else {
+                        bounded(&s, s.total.to_string())
+                    },
                     s.mean_per_event
                         .map_or_else(String::new, |m| bounded(&s, m.to_string())),
                     opt(s.p50),

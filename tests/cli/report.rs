@@ -323,3 +323,36 @@ fn the_drops_of_the_sink_that_wrote_the_file_are_reported() {
         "{json}"
     );
 }
+
+/// A counter no record carried has no total: empty in CSV, null in JSON,
+/// never 0; a counter that was measured as 0 is 0.
+#[test]
+fn an_absent_counter_has_no_total_in_csv_or_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records");
+    let mut bytes = Vec::new();
+    for i in 0..3 {
+        // No instructions; cycles measured as 0.
+        let mut r = region("parse", 1, None);
+        r.cycles = Some(0);
+        r.cpu_ns = Some(1000 + i);
+        bytes.extend(r.to_msgpack());
+    }
+    fs::write(&path, bytes).unwrap();
+    let p = path.to_str().unwrap();
+    let out = run(&["report", "--format", "csv", p]);
+    let t = text(&out.stdout);
+    let mut lines = t.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(cell("instructions_absent"), "3");
+    assert_eq!(cell("instructions_total"), "");
+    assert_eq!(cell("cycles_total"), "0");
+    assert_eq!(cell("cpu_ns_total"), "3003");
+    let out = run(&["report", "--json", p]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let metrics = &v["report"]["groups"][0]["metrics"];
+    assert!(metrics["instructions"]["total"].is_null(), "{metrics}");
+    assert_eq!(metrics["cycles"]["total"], 0);
+}
