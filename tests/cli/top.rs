@@ -441,3 +441,28 @@ fn calls_per_request_are_of_every_endpoint_read_or_of_the_one_asked() {
         1.0
     );
 }
+
+/// A drill-down into a name the trees do not have says so, with close
+/// names, and exits 2 instead of printing an empty table.
+#[test]
+fn a_drill_down_into_an_unknown_name_says_so_with_close_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("known.msgpack");
+    write(&path, &known());
+    let path = path.to_str().unwrap();
+    let out = run(&["top", "--callers", "prise", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let said = text(&out.stderr);
+    assert!(said.contains("no scope named prise"), "{said}");
+    assert!(said.contains("close names: price"), "{said}");
+    // An endpoint is a caller, not a scope: --callers refuses it, --callees
+    // takes it.
+    let out = run(&["top", "--callers", "/checkout", path]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["top", "--callees", "/checkout", path]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(&["top", "--callees", "zzzzzzzzzz", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out.stderr).contains("close names"));
+}

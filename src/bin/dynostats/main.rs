@@ -52,8 +52,8 @@ const EXIT_OK: u8 = 0;
 /// Exit status: an input could not be opened or read, or the output could
 /// not be written.
 const EXIT_IO: u8 = 1;
-/// Exit status: bad arguments (clap's own usage error status).
-#[allow(dead_code)]
+/// Exit status: bad arguments (clap's own usage error status, and a
+/// `top --callers/--callees` name the call trees do not have).
 const EXIT_USAGE: u8 = 2;
 /// Exit status: an input was damaged: framing damage ended a file early,
 /// or (`--strict`) a record was skipped.

@@ -6,14 +6,14 @@ use std::io::Write;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use dynostats::report::output::Render;
-use dynostats::report::output::json_string;
+use dynostats::report::output::{escape_name, json_string};
 use dynostats::report::profiles::TopSort;
 use dynostats::report::{Format, Table};
 
-use crate::EXIT_OK;
 use crate::args::{Output, ProfileInput};
 use crate::input::{nothing, warnings};
 use crate::output::print;
+use crate::{EXIT_OK, EXIT_USAGE};
 
 /// The arguments of `dynostats top`.
 #[derive(clap::Args)]
@@ -31,7 +31,8 @@ pub(crate) struct TopArgs {
     /// At most N rows (0: all).
     #[arg(long, short = 'n', value_name = "N", default_value_t = 30)]
     limit: usize,
-    /// The callers of the scope NAME, each edge with its share.
+    /// The callers of the scope NAME, each edge with its share (a NAME no
+    /// scope has exits 2, naming close ones).
     #[arg(long, value_name = "NAME", conflicts_with = "callees")]
     callers: Option<String>,
     /// What the scope (or endpoint) NAME calls, each edge with its share.
@@ -54,6 +55,28 @@ pub(crate) fn run(args: &TopArgs) -> u8 {
     let (profiles, files) = args.input.read(&args.input.files);
     let format = args.output.format();
     let calls = profiles.calls(args.input.metric);
+    // A drill-down into a name the trees do not have is a mistake to say,
+    // not an empty table.
+    let asked = [(&args.callers, false), (&args.callees, true)];
+    for (name, roots) in asked {
+        let (Some(name), Some(calls)) = (name, calls) else {
+            continue;
+        };
+        if !calls.has_name(name, roots) {
+            let like = calls.names_like(name, 5);
+            eprintln!(
+                "dynostats: no scope named {} in the call trees{}",
+                escape_name(name),
+                if like.is_empty() {
+                    String::new()
+                } else {
+                    let like: Vec<String> = like.iter().map(|n| escape_name(n)).collect();
+                    format!("; close names: {}", like.join(", "))
+                }
+            );
+            return EXIT_USAGE;
+        }
+    }
     let warnings = warnings(&profiles, calls);
     for line in &warnings {
         eprintln!("dynostats: {line}");

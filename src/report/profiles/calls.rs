@@ -377,6 +377,37 @@ impl Calls {
         edges
     }
 
+    /// Whether a scope (or, with `roots`, an endpoint or region) is named
+    /// `name` in these call trees.
+    pub fn has_name(&self, name: &str, roots: bool) -> bool {
+        self.scopes.contains_key(name) || (roots && self.roots.contains_key(name))
+    }
+
+    /// Up to `n` scope and endpoint names close to `name`, the closest
+    /// first: those that contain it or that it contains (ignoring case),
+    /// then those within a few edits. For "no scope named X; did you
+    /// mean ...".
+    pub fn names_like(&self, name: &str, n: usize) -> Vec<&str> {
+        let want = name.to_lowercase();
+        let mut close: Vec<(usize, &str)> = self
+            .entries
+            .iter()
+            .map(|e| &*e.name)
+            .filter_map(|candidate| {
+                let have = candidate.to_lowercase();
+                let distance = if have.contains(&want) || want.contains(&have) {
+                    0
+                } else {
+                    edit_distance(&want, &have)
+                };
+                (distance <= 2.max(want.chars().count() / 2)).then_some((distance, candidate))
+            })
+            .collect();
+        close.sort();
+        close.dedup_by(|a, b| a.1 == b.1);
+        close.into_iter().take(n).map(|(_, name)| name).collect()
+    }
+
     /// Who calls the scope `name`, the largest inclusive amount first.
     pub fn callers(&self, name: &str) -> Vec<CallEdge> {
         match self.scopes.get(name) {
@@ -419,5 +450,36 @@ impl Calls {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("db::query", "db::query"), 0);
+        assert_eq!(edit_distance("db::qeury", "db::query"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }
