@@ -1,5 +1,7 @@
 //! What happened to records: [`PipelineStats`] and [`SinkStats`].
 
+use std::fmt;
+
 #[allow(unused_imports)] // Named by the docs.
 use crate::sink::Sink;
 
@@ -40,6 +42,57 @@ impl PipelineStats {
         self.dropped_queue_full
             + self.dropped_closed
             + self.sinks.iter().map(SinkStats::lost).sum::<u64>()
+    }
+}
+
+/// One line a service can log: records accepted, what each sink wrote
+/// and delivered, and every loss with its reason (only the losses that are
+/// not 0).
+///
+/// ```
+/// use dynostats::Pipeline;
+/// use dynostats::sink::MemorySink;
+///
+/// let pipeline = Pipeline::builder().sink(MemorySink::new()).build().unwrap();
+/// let _scope = pipeline.scoped();
+/// dynostats::emit(dynostats::Record::new(dynostats::RecordKind::Region, "a"));
+/// pipeline.flush().unwrap();
+/// let line = pipeline.stats().to_string();
+/// assert!(line.starts_with("dynostats: 1 record accepted"), "{line}");
+/// assert!(line.contains("memory: "), "{line}");
+/// assert!(line.ends_with("none lost"), "{line}");
+/// ```
+impl fmt::Display for PipelineStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        write!(f, "dynostats: {} accepted", plural(self.accepted, "record"))?;
+        if self.dropped_queue_full > 0 {
+            write!(f, ", {} dropped (queue full)", self.dropped_queue_full)?;
+        }
+        if self.dropped_closed > 0 {
+            write!(f, ", {} dropped (after shutdown)", self.dropped_closed)?;
+        }
+        for sink in &self.sinks {
+            write!(
+                f,
+                "; {}: {} written, {} delivered",
+                sink.name, sink.written, sink.delivered
+            )?;
+            for (n, why) in [
+                (sink.dropped_sink_full, "sink behind"),
+                (sink.dropped_sink_error, "sink errors"),
+                (sink.dropped_by_sink, "dropped by the sink"),
+                (sink.lost_at_shutdown, "lost at shutdown"),
+            ] {
+                if n > 0 {
+                    write!(f, ", {n} {why}")?;
+                }
+            }
+        }
+        match self.lost() {
+            0 => write!(f, "; none lost"),
+            n => write!(f, "; {} lost", plural(n, "record")),
+        }
     }
 }
 
@@ -93,5 +146,32 @@ impl SinkStats {
             + self.dropped_sink_error
             + self.dropped_by_sink
             + self.lost_at_shutdown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_names_every_loss_and_its_reason() {
+        let stats = PipelineStats {
+            accepted: 10,
+            dropped_queue_full: 2,
+            sinks: vec![SinkStats {
+                name: "file".into(),
+                written: 9,
+                delivered: 8,
+                dropped_sink_error: 1,
+                lost_at_shutdown: 1,
+                ..SinkStats::default()
+            }],
+            ..PipelineStats::default()
+        };
+        assert_eq!(
+            stats.to_string(),
+            "dynostats: 10 records accepted, 2 dropped (queue full); file: 9 written, \
+             8 delivered, 1 sink errors, 1 lost at shutdown; 4 records lost"
+        );
     }
 }
