@@ -275,7 +275,7 @@ pub fn csv_text(s: &str) -> String {
 
 /// Unix nanoseconds as a UTC time in ISO 8601: `2025-11-26T09:49:00Z`,
 /// with the fraction of a second when there is one (`...:00.250Z`).
-pub(crate) fn utc(ns: u64) -> String {
+pub fn utc(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
     let frac = ns % 1_000_000_000;
     let days = (secs / 86_400) as i64;

@@ -153,6 +153,25 @@ impl Sketch {
     pub const RELATIVE_ERROR: f64 = 1.0 / 128.0;
     /// Distinct values kept exactly before a sketch switches to buckets.
     pub const EXACT_MAX: usize = 64;
+    /// Magnitudes below this have a bucket each.
+    pub(crate) const LINEAR: u64 = LINEAR;
+    /// log2 of [`Sketch::LINEAR`].
+    pub(crate) const LINEAR_BITS: u32 = LINEAR_BITS;
+    /// Buckets per power of two above [`Sketch::LINEAR`].
+    pub(crate) const SUB: u64 = SUB;
+    /// log2 of [`Sketch::SUB`].
+    pub(crate) const MANTISSA_BITS: u32 = MANTISSA_BITS;
+
+    /// The bucket `value` falls in once a sketch keeps buckets, as one
+    /// signed key: the bucket of its magnitude for zero and positive
+    /// values, `-1 -` that for negative ones. Magnitudes beyond `u64` are
+    /// clamped into the last bucket. The ClickHouse rollup stores its
+    /// sketches as weights per key (`dynostats::clickhouse`).
+    pub fn bucket(value: i128) -> i16 {
+        let magnitude = u64::try_from(value.unsigned_abs()).unwrap_or(u64::MAX);
+        let i = index(magnitude) as i16;
+        if value < 0 { -1 - i } else { i }
+    }
 
     /// An empty sketch.
     pub fn new() -> Sketch {
