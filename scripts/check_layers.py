@@ -4,7 +4,7 @@ nothing inside the crate imports through a root re-export.
 
 Layers, bottom up (ARCHITECTURE.md): sys -> counters, sample, error ->
 record -> sink, pipeline -> profile -> instrument, probe -> tower,
-tracing, criterion -> report -> the binary. A module may use its own layer and the
+tracing, criterion -> report -> clickhouse -> the binary. A module may use its own layer and the
 ones below. Inside the crate, paths name the defining module
 (`crate::counters::Delta`), never a root re-export (`crate::Delta`).
 
@@ -27,6 +27,7 @@ LAYERS = [
     ["instrument", "probe"],
     ["tower", "tracing", "criterion"],
     ["report"],
+    ["clickhouse"],
 ]
 LEVEL = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 

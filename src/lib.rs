@@ -86,6 +86,7 @@
 #![warn(rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod clickhouse;
 pub mod counters;
 #[cfg(feature = "criterion")]
 #[cfg_attr(docsrs, doc(cfg(feature = "criterion")))]
