@@ -169,6 +169,17 @@ impl Inputs {
         read_inputs(into, &expand(files, self.rotated), self.quiet)
     }
 
+    /// The inputs `files` name, with their rotated files under `--rotated`
+    /// (oldest first), one by one.
+    pub(crate) fn expanded(&self, files: &[String]) -> Vec<String> {
+        expand(files, self.rotated)
+    }
+
+    /// Reads `inputs` as given (no rotated files added) into `into`.
+    pub(crate) fn read_each(&self, into: &mut impl Summarize, inputs: &[String]) -> Vec<FileRead> {
+        read_inputs(into, inputs, self.quiet)
+    }
+
     /// The exit status `files` call for: 1 when one could not be read, 3
     /// when one was damaged (or, under `--strict`, had a skipped record),
     /// else 0.

@@ -35,9 +35,12 @@
 //! `top`, `flamegraph`) holds its own arguments and its `run`.
 
 mod args;
+mod clickhouse;
 mod compare;
+mod export;
 mod flamegraph;
 mod input;
+mod load;
 mod output;
 mod report;
 mod timeseries;
@@ -64,6 +67,9 @@ const EXIT_REGRESSION: u8 = 4;
 /// Exit status: `compare --fail-above` found no regression but could not
 /// decide some group or the overall figure.
 const EXIT_UNDECIDED: u8 = 5;
+/// Exit status: ClickHouse refused a statement or an insert (a missing
+/// table, a wrong password, records older than the tables' TTL).
+const EXIT_REFUSED: u8 = 6;
 
 const EXIT_STATUS: &str = "\
 EXIT STATUS:
@@ -107,6 +113,18 @@ enum Command {
     /// differential one.
     #[command(after_help = EXIT_STATUS)]
     Flamegraph(flamegraph::FlameArgs),
+    /// Inserts record files into ClickHouse's tables (`dynostats
+    /// clickhouse init` makes them), batch by batch; run again, it goes on
+    /// where it stopped.
+    #[command(after_help = load::HELP)]
+    Load(load::LoadArgs),
+    /// Writes record files as rows of the ClickHouse tables, for other
+    /// engines and bulk loads (JSON lines, one file per table).
+    #[command(after_help = export::HELP)]
+    Export(export::ExportArgs),
+    /// The ClickHouse schema: `schema` prints it, `init` makes it on a
+    /// server.
+    Clickhouse(clickhouse::ClickhouseArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +134,9 @@ fn main() -> ExitCode {
         Command::Timeseries(args) => timeseries::run(&args),
         Command::Top(args) => top::run(&args),
         Command::Flamegraph(args) => flamegraph::run(&args),
+        Command::Load(args) => load::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Clickhouse(args) => clickhouse::run(&args),
     };
     ExitCode::from(status)
 }

@@ -1,0 +1,185 @@
+//! `dynostats clickhouse schema|init`: the tables records are loaded into
+//! (`dynostats::clickhouse::Schema`), printed or made on a server.
+
+use dynostats::clickhouse::{Client, Dialect, Schema, Server};
+
+use crate::{EXIT_IO, EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
+
+/// The arguments of `dynostats clickhouse`.
+#[derive(clap::Args)]
+pub(crate) struct ClickhouseArgs {
+    #[command(subcommand)]
+    command: ClickhouseCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum ClickhouseCommand {
+    /// Prints the DDL: raw tables (records, profile_nodes, status), the
+    /// load bookkeeping, the rollup and its materialized view.
+    #[command(
+        after_help = "EXAMPLES:\n  dynostats clickhouse schema --ttl 14 > dynostats.sql\n  \
+        dynostats clickhouse schema --cluster fleet --database perf\n  \
+        dynostats clickhouse schema --compat 18.16"
+    )]
+    Schema(SchemaOptions),
+    /// Runs the DDL on a server (the dialect from the server's version
+    /// unless --compat is given). Statements that exist already are kept.
+    #[command(
+        after_help = "EXAMPLE:\n  dynostats clickhouse init --clickhouse http://127.0.0.1:8123/"
+    )]
+    Init(InitArgs),
+}
+
+/// Where and how the tables are made.
+#[derive(clap::Args)]
+pub(crate) struct SchemaOptions {
+    /// The database.
+    #[arg(long, value_name = "DB", default_value = "dynostats")]
+    database: String,
+    /// A cluster (remote_servers name): ReplicatedMergeTree shard tables
+    /// (`*_local`) and Distributed tables over them, ON CLUSTER.
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+    /// With --cluster: shards without replicas (MergeTree shard tables, no
+    /// ON CLUSTER: run the statements on every server).
+    #[arg(long, requires = "cluster")]
+    without_replication: bool,
+    /// Days raw rows are kept (`none`: until dropped by hand).
+    #[arg(long, value_name = "DAYS", default_value = "30", value_parser = parse_days)]
+    ttl: Days,
+    /// Days the rollup is kept (`none`: for ever).
+    #[arg(long, value_name = "DAYS", default_value = "400", value_parser = parse_days)]
+    rollup_ttl: Days,
+    /// For an old server: `18.16` (raw tables only, no rollup, no TTL).
+    #[arg(long, value_name = "VERSION", value_parser = ["18.16"])]
+    compat: Option<String>,
+}
+
+/// A retention in days, or none.
+#[derive(Clone, Copy)]
+struct Days(Option<u32>);
+
+fn parse_days(s: &str) -> Result<Days, String> {
+    if s == "none" {
+        return Ok(Days(None));
+    }
+    match s.parse::<u32>() {
+        Ok(0) => {
+            Err("0 days would drop every row as it is inserted: give 1 or more, or none".into())
+        }
+        Ok(n) => Ok(Days(Some(n))),
+        Err(_) => Err(format!("{s:?} is not a number of days (or none)")),
+    }
+}
+
+impl SchemaOptions {
+    fn schema(&self, dialect: Dialect) -> Result<Schema, String> {
+        let mut schema = Schema::new()
+            .database(&self.database)
+            .ttl_days(self.ttl.0)
+            .rollup_ttl_days(self.rollup_ttl.0)
+            .dialect(dialect);
+        if let Some(c) = &self.cluster {
+            schema = schema.cluster(c);
+            if self.without_replication {
+                schema = schema.without_replication();
+            }
+        }
+        schema.check()?;
+        Ok(schema)
+    }
+
+    fn dialect(&self) -> Option<Dialect> {
+        self.compat.as_ref().map(|_| Dialect::Compat1816)
+    }
+}
+
+/// The arguments of `dynostats clickhouse init`.
+#[derive(clap::Args)]
+pub(crate) struct InitArgs {
+    /// The server's HTTP interface: http://[user[:password]@]host:port/
+    /// (user and password also from CLICKHOUSE_USER, CLICKHOUSE_PASSWORD).
+    #[arg(long, value_name = "URL")]
+    clickhouse: String,
+    #[command(flatten)]
+    schema: SchemaOptions,
+}
+
+/// The dialect of a server of `version`.
+pub(crate) fn dialect_of(version: (u32, u32)) -> Dialect {
+    if version < (22, 8) {
+        Dialect::Compat1816
+    } else {
+        Dialect::Current
+    }
+}
+
+/// Runs `dynostats clickhouse` and returns the exit status.
+pub(crate) fn run(args: &ClickhouseArgs) -> u8 {
+    match &args.command {
+        ClickhouseCommand::Schema(opts) => match opts.schema(opts.dialect().unwrap_or_default()) {
+            Ok(schema) => {
+                print!("{}", schema.sql());
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("dynostats: {e}");
+                EXIT_USAGE
+            }
+        },
+        ClickhouseCommand::Init(init) => run_init(init),
+    }
+}
+
+fn run_init(args: &InitArgs) -> u8 {
+    let server = match Server::parse(&args.clickhouse) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dynostats: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let client = Client::new(server);
+    let dialect = match args.schema.dialect() {
+        Some(d) => d,
+        None => match client.version() {
+            Ok(v) => dialect_of(v),
+            Err(e) => return refused(&e),
+        },
+    };
+    let schema = match args.schema.schema(dialect) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dynostats: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    for statement in schema.statements() {
+        if let Err(e) = client.query(&statement.sql) {
+            eprintln!("dynostats: making {}: {e}", statement.makes);
+            return refused(&e);
+        }
+    }
+    eprintln!(
+        "dynostats: schema version {} in database {} on {} ({})",
+        dynostats::clickhouse::SCHEMA_VERSION,
+        schema.database_name(),
+        client.server(),
+        match dialect {
+            Dialect::Compat1816 => "ClickHouse 18.16 dialect: raw tables only",
+            _ => "raw tables and rollup",
+        }
+    );
+    EXIT_OK
+}
+
+/// Says `e` and returns its exit status: 1 when the server could not be
+/// reached, 6 when it refused.
+pub(crate) fn refused(e: &dynostats::clickhouse::ClickHouseError) -> u8 {
+    eprintln!("dynostats: {e}");
+    if matches!(e, dynostats::clickhouse::ClickHouseError::Connect(_)) {
+        EXIT_IO
+    } else {
+        EXIT_REFUSED
+    }
+}

@@ -1,0 +1,143 @@
+//! `dynostats export`: record files as the rows of the ClickHouse tables
+//! (`dynostats::clickhouse::Rows`), one JSON-lines file per table, for
+//! other engines (DuckDB, Spark) and bulk loads.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use dynostats::Record;
+use dynostats::clickhouse::{Rows, Table};
+use dynostats::report::Summarize;
+use dynostats::report::output::escape_name;
+
+use crate::EXIT_IO;
+use crate::args::Inputs;
+
+/// The end of `dynostats export --help`.
+pub(crate) const HELP: &str = "\
+OUTPUT:
+  DIR/records.jsonl        one row per request or region record
+  DIR/profile_nodes.jsonl  one row per node of a profile record's call tree
+  DIR/status.jsonl         one row per status record
+  The columns of docs/clickhouse.md; ClickHouse loads them with
+  INSERT INTO dynostats.records FORMAT JSONEachRow, DuckDB with read_json.
+
+EXAMPLE:
+  dynostats export --format jsonl --rotated records.msgpack -o out/
+
+EXIT STATUS:
+  0  every input was read and written
+  1  an input could not be read, or an output not written
+  2  bad arguments
+  3  damaged input (the records before the damage were written)";
+
+/// The arguments of `dynostats export`.
+#[derive(clap::Args)]
+pub(crate) struct ExportArgs {
+    /// Record files, in order: `-` is standard input; gzip and zstd are
+    /// decompressed; --rotated adds FILE.N ... FILE.1 before FILE.
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// The output format: jsonl (JSON lines, ClickHouse's JSONEachRow).
+    #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+    format: String,
+    /// The directory the files are written to (made if missing).
+    #[arg(long, short, value_name = "DIR")]
+    output: PathBuf,
+    #[command(flatten)]
+    inputs: Inputs,
+}
+
+/// Writes each record's rows to the table files, a batch at a time.
+struct Writer {
+    rows: Rows,
+    files: Vec<(Table, BufWriter<File>)>,
+    labels: Vec<(String, String)>,
+    error: Option<io::Error>,
+    records: u64,
+}
+
+impl Writer {
+    const BATCH_BYTES: usize = 4 << 20;
+
+    fn flush(&mut self) {
+        if self.error.is_some() {
+            return;
+        }
+        for (table, file) in &mut self.files {
+            if let Err(e) = file.write_all(self.rows.text(*table).as_bytes()) {
+                self.error = Some(e);
+                return;
+            }
+        }
+        self.rows.clear();
+    }
+}
+
+impl Summarize for Writer {
+    fn add(&mut self, record: &Record) {
+        if !self
+            .labels
+            .iter()
+            .all(|(k, v)| record.labels.get(k) == Some(v.as_str()))
+        {
+            return;
+        }
+        self.rows.push(record);
+        self.records += 1;
+        if self.rows.bytes() >= Writer::BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn needs_labels(&self) -> bool {
+        true
+    }
+}
+
+fn create(dir: &Path) -> io::Result<Vec<(Table, BufWriter<File>)>> {
+    std::fs::create_dir_all(dir)?;
+    Table::ALL
+        .into_iter()
+        .map(|t| {
+            let path = dir.join(format!("{}.jsonl", t.name()));
+            Ok((t, BufWriter::new(File::create(path)?)))
+        })
+        .collect()
+}
+
+/// Runs `dynostats export` and returns the exit status.
+pub(crate) fn run(args: &ExportArgs) -> u8 {
+    let shown = escape_name(&args.output.display().to_string());
+    let files = match create(&args.output) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("dynostats: cannot write to {shown}: {e}");
+            return EXIT_IO;
+        }
+    };
+    let mut writer = Writer {
+        rows: Rows::new(),
+        files,
+        labels: args.inputs.labels.clone(),
+        error: None,
+        records: 0,
+    };
+    let reads = args.inputs.read(&mut writer, &args.files);
+    writer.flush();
+    for (_, file) in &mut writer.files {
+        if let Err(e) = file.flush() {
+            writer.error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = &writer.error {
+        eprintln!("dynostats: writing to {shown}: {e}");
+        return EXIT_IO;
+    }
+    eprintln!(
+        "dynostats: wrote the rows of {} records to {shown}",
+        writer.records
+    );
+    args.inputs.status(&reads)
+}
