@@ -75,10 +75,11 @@ pub use thread::{
 pub use unavailable::Unavailable;
 
 /// How many user-space counter reads of this process the kernel refused
-/// while the event's page still offered them (arm64, `perf_user_access`
-/// switched off at run time), each recovered instead of killing the
-/// process; every thread that met one reads its counters with `read(2)`
-/// since. Always 0 on other architectures.
+/// while the event's page still offered them (arm64's `perf_user_access`
+/// or x86_64's `/sys/bus/event_source/devices/cpu/rdpmc` switched off at
+/// run time), each recovered instead of killing the process; every thread
+/// that met one reads its counters with `read(2)` since. Always 0 on other
+/// architectures.
 ///
 /// ```
 /// // Nothing here withdraws user access.
@@ -86,6 +87,21 @@ pub use unavailable::Unavailable;
 /// ```
 pub fn withdrawn_user_reads() -> u64 {
     crate::sys::withdrawn_user_reads()
+}
+
+/// Executes the library's own user-space read of hardware counter
+/// `counter` (the instruction the user-read path uses: `rdpmc` with that
+/// index on x86_64, an `mrs` of `PMEVCNTR<counter>_EL0`, or `PMCCNTR_EL0`
+/// for 31, on aarch64), with the recovery of a refused read in place. For
+/// tests of that recovery on machines whose kernel refuses every such
+/// read (no PMU, or user access off): `None` when the read gave no count
+/// (the trap was recovered and counted in [`withdrawn_user_reads`], or
+/// the recovery could not be installed and nothing was executed). A count
+/// it returns is the raw register, of whichever event the kernel put on
+/// that counter; not part of the stable API.
+#[doc(hidden)]
+pub fn read_counter_register(counter: u32) -> Option<u64> {
+    crate::sys::read_counter_register(counter)
 }
 
 /// Makes the type holding it `!Send` (and `!Sync`): what reads or owns
