@@ -17,34 +17,33 @@
 //!
 //! # User-space reads the kernel withdraws
 //!
-//! On arm64 the kernel can take back user-space access to the PMU while
-//! the process runs (`/proc/sys/kernel/perf_user_access` switched from 1 to
-//! 0): the next `mrs` of a counter register traps, before the event's mmap
-//! page says anything. Before a thread first reads its counters from user
-//! space ([`ReadPath::Rdpmc`]), the library installs, once per process, a
-//! SIGILL handler that recognises only a trap on its own read instruction
-//! and turns it into a failed read; every other SIGILL goes to the handler
-//! that was installed before it (or, if there was none, kills the process
-//! as it would have). That thread then reads its counters with `read(2)`
-//! for good ([`Counters::source`] says [`ReadPath::Read`]); the snapshot
-//! whose read trapped takes its counts from `read(2)`, except at the end
-//! of a region, where the count would include the trap's handling and so
-//! is absent. [`withdrawn_user_reads`] counts the recovered traps.
+//! The kernel can take back user-space access to the PMU while the
+//! process runs: on arm64 `/proc/sys/kernel/perf_user_access` switched
+//! from 1 to 0 makes the next `mrs` of a counter register trap (SIGILL), on
+//! x86_64 `/sys/bus/event_source/devices/cpu/rdpmc` switched to 0 makes the
+//! next `rdpmc` fault (SIGSEGV), before the event's mmap page says
+//! anything. Before a thread first reads its counters from user space
+//! ([`ReadPath::Rdpmc`]), the library installs, once per process, a handler
+//! of that signal that recognises only a trap on its own read instruction
+//! and turns it into a failed read; every other such signal goes to the
+//! handler that was installed before it (or, if there was none, kills the
+//! process as it would have). That thread then reads its counters with
+//! `read(2)` for good ([`Counters::source`] says [`ReadPath::Read`]); the
+//! snapshot whose read trapped takes its counts from `read(2)`, except at
+//! the end of a region, where the count would include the trap's handling
+//! and so is absent. [`withdrawn_user_reads`] counts the recovered traps.
 //!
 //! What remains: the handler runs on the thread's alternate signal stack
 //! when it has one (`SA_ONSTACK`); it allocates nothing, takes no lock and
 //! calls only `sigaction` and `raise`. A handler it chains to runs inside
 //! it, with the library's signal mask rather than its own `sa_mask`. A
-//! SIGILL handler the service installs later without chaining to the one
-//! it replaces takes the trap, and the process dies as it would have
-//! without the library. A thread whose page stopped offering the counter
-//! (it was scheduled since the switch) never traps: each of its reads
-//! checks the page and falls back to `read(2)`, while
+//! handler of that signal the service installs later without chaining to
+//! the one it replaces takes the trap, and the process dies as it would
+//! have without the library. A thread whose page stopped offering the
+//! counter (it was scheduled since the switch) never traps: each of its
+//! reads checks the page and falls back to `read(2)`, while
 //! [`Counters::source`] still says [`ReadPath::Rdpmc`] ([`Counters::sources`]
-//! says [`ReadPath::Read`], the path its reads take). x86_64 is not
-//! covered: `/sys/bus/event_source/devices/cpu/rdpmc` switched to 0 at run
-//! time makes the next `rdpmc` fault with SIGSEGV, which the library does
-//! not catch.
+//! says [`ReadPath::Read`], the path its reads take).
 
 mod budget;
 mod group;
