@@ -187,7 +187,15 @@ pub(crate) fn exit(token: Token) {
 
 /// The end of a measured segment: stops the task's virtual clock when it
 /// has scopes open.
-#[inline]
+///
+/// Out of line, as [`resume`] is: what the open scopes are charged of the
+/// two (the head of this one up to its timer read, the tail of `resume`
+/// after it) is then the same code in every caller, so the calibration's
+/// `resume` cost (`calibrate.rs`, which calls these two) is what the
+/// per-poll engine pays. Inlined, each caller compiled its own copy (a
+/// poll function of the service's crate included), and a held scope kept
+/// the difference on every poll.
+#[inline(never)]
 pub(crate) fn suspend() {
     if state() == OPEN {
         let _ = with_current(Profile::suspend);
@@ -195,8 +203,8 @@ pub(crate) fn suspend() {
 }
 
 /// The start of a measured segment: restarts the task's virtual clock when
-/// it has scopes open.
-#[inline]
+/// it has scopes open. Out of line, like [`suspend`].
+#[inline(never)]
 pub(crate) fn resume() {
     if state() == OPEN {
         let _ = with_current(Profile::resume);
