@@ -210,8 +210,8 @@ impl Counters {
                 }
             }
             // The kernel may withdraw user access at any moment (arm64's
-            // perf_user_access): without the trap recovered, a read would
-            // kill the process, so read(2) it is.
+            // perf_user_access, x86's rdpmc): without the trap recovered, a
+            // read would kill the process, so read(2) it is.
             if !user.is_empty() && !sys::recover_withdrawn_user_reads() {
                 user.clear();
             }

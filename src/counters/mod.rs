@@ -17,34 +17,33 @@
 //!
 //! # User-space reads the kernel withdraws
 //!
-//! On arm64 the kernel can take back user-space access to the PMU while
-//! the process runs (`/proc/sys/kernel/perf_user_access` switched from 1 to
-//! 0): the next `mrs` of a counter register traps, before the event's mmap
-//! page says anything. Before a thread first reads its counters from user
-//! space ([`ReadPath::Rdpmc`]), the library installs, once per process, a
-//! SIGILL handler that recognises only a trap on its own read instruction
-//! and turns it into a failed read; every other SIGILL goes to the handler
-//! that was installed before it (or, if there was none, kills the process
-//! as it would have). That thread then reads its counters with `read(2)`
-//! for good ([`Counters::source`] says [`ReadPath::Read`]); the snapshot
-//! whose read trapped takes its counts from `read(2)`, except at the end
-//! of a region, where the count would include the trap's handling and so
-//! is absent. [`withdrawn_user_reads`] counts the recovered traps.
+//! The kernel can take back user-space access to the PMU while the
+//! process runs: on arm64 `/proc/sys/kernel/perf_user_access` switched
+//! from 1 to 0 makes the next `mrs` of a counter register trap (SIGILL), on
+//! x86_64 `/sys/bus/event_source/devices/cpu/rdpmc` switched to 0 makes the
+//! next `rdpmc` fault (SIGSEGV), before the event's mmap page says
+//! anything. Before a thread first reads its counters from user space
+//! ([`ReadPath::Rdpmc`]), the library installs, once per process, a handler
+//! of that signal that recognises only a trap on its own read instruction
+//! and turns it into a failed read; every other such signal goes to the
+//! handler that was installed before it (or, if there was none, kills the
+//! process as it would have). That thread then reads its counters with
+//! `read(2)` for good ([`Counters::source`] says [`ReadPath::Read`]); the
+//! snapshot whose read trapped takes its counts from `read(2)`, except at
+//! the end of a region, where the count would include the trap's handling
+//! and so is absent. [`withdrawn_user_reads`] counts the recovered traps.
 //!
 //! What remains: the handler runs on the thread's alternate signal stack
 //! when it has one (`SA_ONSTACK`); it allocates nothing, takes no lock and
 //! calls only `sigaction` and `raise`. A handler it chains to runs inside
 //! it, with the library's signal mask rather than its own `sa_mask`. A
-//! SIGILL handler the service installs later without chaining to the one
-//! it replaces takes the trap, and the process dies as it would have
-//! without the library. A thread whose page stopped offering the counter
-//! (it was scheduled since the switch) never traps: each of its reads
-//! checks the page and falls back to `read(2)`, while
+//! handler of that signal the service installs later without chaining to
+//! the one it replaces takes the trap, and the process dies as it would
+//! have without the library. A thread whose page stopped offering the
+//! counter (it was scheduled since the switch) never traps: each of its
+//! reads checks the page and falls back to `read(2)`, while
 //! [`Counters::source`] still says [`ReadPath::Rdpmc`] ([`Counters::sources`]
-//! says [`ReadPath::Read`], the path its reads take). x86_64 is not
-//! covered: `/sys/bus/event_source/devices/cpu/rdpmc` switched to 0 at run
-//! time makes the next `rdpmc` fault with SIGSEGV, which the library does
-//! not catch.
+//! says [`ReadPath::Read`], the path its reads take).
 
 mod budget;
 mod group;
@@ -75,10 +74,11 @@ pub use thread::{
 pub use unavailable::Unavailable;
 
 /// How many user-space counter reads of this process the kernel refused
-/// while the event's page still offered them (arm64, `perf_user_access`
-/// switched off at run time), each recovered instead of killing the
-/// process; every thread that met one reads its counters with `read(2)`
-/// since. Always 0 on other architectures.
+/// while the event's page still offered them (arm64's `perf_user_access`
+/// or x86_64's `/sys/bus/event_source/devices/cpu/rdpmc` switched off at
+/// run time), each recovered instead of killing the process; every thread
+/// that met one reads its counters with `read(2)` since. Always 0 on other
+/// architectures.
 ///
 /// ```
 /// // Nothing here withdraws user access.
@@ -86,6 +86,21 @@ pub use unavailable::Unavailable;
 /// ```
 pub fn withdrawn_user_reads() -> u64 {
     crate::sys::withdrawn_user_reads()
+}
+
+/// Executes the library's own user-space read of hardware counter
+/// `counter` (the instruction the user-read path uses: `rdpmc` with that
+/// index on x86_64, an `mrs` of `PMEVCNTR<counter>_EL0`, or `PMCCNTR_EL0`
+/// for 31, on aarch64), with the recovery of a refused read in place. For
+/// tests of that recovery on machines whose kernel refuses every such
+/// read (no PMU, or user access off): `None` when the read gave no count
+/// (the trap was recovered and counted in [`withdrawn_user_reads`], or
+/// the recovery could not be installed and nothing was executed). A count
+/// it returns is the raw register, of whichever event the kernel put on
+/// that counter; not part of the stable API.
+#[doc(hidden)]
+pub fn read_counter_register(counter: u32) -> Option<u64> {
+    crate::sys::read_counter_register(counter)
 }
 
 /// Makes the type holding it `!Send` (and `!Sync`): what reads or owns

@@ -20,7 +20,9 @@ pub(crate) struct Calibration {
     /// every pair inside them, and reported as the profiler's own amount.
     pub(crate) pair: i64,
     /// What stopping and restarting the task's clock (the end and start of
-    /// a poll with scopes open) adds to the open scopes.
+    /// a poll with scopes open) adds to the open scopes: measured through
+    /// `current::suspend` and `current::resume`, the out-of-line functions
+    /// the per-poll engine calls, so it is the same code.
     pub(crate) resume: i64,
     /// What making a node adds to the scope it is made in, beyond `pair`.
     pub(crate) create: i64,

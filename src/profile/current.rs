@@ -187,20 +187,43 @@ pub(crate) fn exit(token: Token) {
 
 /// The end of a measured segment: stops the task's virtual clock when it
 /// has scopes open.
-#[inline]
+///
+/// Out of line, as [`resume`]'s restart is: what the open scopes are
+/// charged of the two (this one up to its timer read, the tail of
+/// `resume_open` after it) is then the same code in every caller, so the
+/// calibration's `resume` cost (`calibrate.rs`, which calls these two) is
+/// what the per-poll engine pays. Inlined, each caller compiled its own
+/// copy (a poll function of the service's crate included), and a held
+/// scope kept the difference on every poll.
+#[inline(never)]
 pub(crate) fn suspend() {
     if state() == OPEN {
-        let _ = with_current(Profile::suspend);
+        suspend_open();
     }
 }
 
+/// [`suspend`] with scopes open. A function of its own, so that `suspend`
+/// and `resume` without scopes open return at once, without a frame.
+#[inline(never)]
+fn suspend_open() {
+    let _ = with_current(Profile::suspend);
+}
+
 /// The start of a measured segment: restarts the task's virtual clock when
-/// it has scopes open.
-#[inline]
+/// it has scopes open. The check is inlined (it comes before the clock
+/// restarts, so no scope is charged for it); the restart is out of line,
+/// like [`suspend`].
+#[inline(always)]
 pub(crate) fn resume() {
     if state() == OPEN {
-        let _ = with_current(Profile::resume);
+        resume_open();
     }
+}
+
+/// [`resume`] with scopes open (see [`suspend_open`]).
+#[inline(never)]
+fn resume_open() {
+    let _ = with_current(Profile::resume);
 }
 
 #[cold]
