@@ -17,6 +17,13 @@
 //! instructions), as `dynostats top` and `flamegraph` read; RECORDS counts
 //! them. The stream is the same on every run (a seeded generator), and one
 //! status record per simulated process ends it.
+//!
+//! The file is written whole, in one file: the sink has no size cap
+//! (`FileSink`'s default rotation, 256 MiB keeping 5 old files, would
+//! leave only the newest part of a 10 M-record file at FILE and drop the
+//! oldest), rotated files `FILE.1`, `FILE.2` ... left by an earlier run are
+//! removed, and the program checks that FILE holds every byte it wrote
+//! before it says how many records it holds.
 
 use dynostats::record::{Detail, ProfileNode};
 use dynostats::sink::{Batch, FileSink, Sink};
@@ -120,7 +127,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("ENDPOINTS must be at least 1".into());
     }
     let _ = std::fs::remove_file(&path);
-    let mut sink = FileSink::create(&path)?;
+    // Rotated files of an earlier run: `dynostats report --rotated FILE`
+    // would read them as older parts of this one.
+    for n in 1.. {
+        if std::fs::remove_file(format!("{path}.{n}")).is_err() {
+            break;
+        }
+    }
+    // No cap: the default one (256 MiB) would rotate a large file away.
+    let mut sink = FileSink::builder(&path).max_bytes(u64::MAX).build()?;
+    let mut written = 0u64;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut batch = Batch::new();
     let processes = 8u32;
@@ -170,6 +186,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             i += 1;
         }
         if batch.len() >= 4096 {
+            written += batch.bytes().len() as u64;
             sink.write_batch(&batch)?;
             batch.clear();
         }
@@ -184,9 +201,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         status.detail = Some(Box::new(detail));
         batch.push(&status);
     }
+    written += batch.bytes().len() as u64;
     sink.write_batch(&batch)?;
     sink.flush()?;
     let len = std::fs::metadata(&path)?.len();
+    if len != written {
+        return Err(format!("{path} holds {len} bytes, {written} were written").into());
+    }
     println!(
         "{path}: {} records over {endpoints} endpoints, {len} bytes",
         records + u64::from(processes)

@@ -2,14 +2,34 @@
 //! use, reopened after `fork`, closed when the thread exits.
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::CounterSet;
 use super::group::Counters;
 use super::snapshot::Snapshot;
 use crate::sys;
 
-static DEFAULT_SET: OnceLock<CounterSet> = OnceLock::new();
+/// The set threads open once chosen, as `CHOSEN | bits`; 0 until then. An
+/// atomic, not a `OnceLock`: a child forked while another parent thread
+/// was initialising a `OnceLock` would wait for that thread for ever (it
+/// does not exist in the child), and every measurement reads this.
+static DEFAULT_SET: AtomicU32 = AtomicU32::new(0);
+const CHOSEN: u32 = 1 << 16;
+
+/// Chooses `set` unless a set was chosen; returns the set in force.
+fn choose(set: CounterSet) -> Result<CounterSet, CounterSet> {
+    match DEFAULT_SET.compare_exchange(
+        0,
+        CHOSEN | u32::from(set.bits),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => Ok(set),
+        Err(chosen) => Err(CounterSet {
+            bits: chosen as u16,
+        }),
+    }
+}
 
 /// Chooses the counters that [`snapshot`] (and everything built on it)
 /// opens on each thread. Call it once, before the first measurement; later
@@ -20,13 +40,18 @@ static DEFAULT_SET: OnceLock<CounterSet> = OnceLock::new();
 /// let _ = dynostats::counters::set_thread_counters(CounterSet::default().with(Counter::PageFaults));
 /// ```
 pub fn set_thread_counters(set: CounterSet) -> Result<(), CounterSet> {
-    DEFAULT_SET.set(set)
+    choose(set).map(drop).map_err(|_| set)
 }
 
 /// The counter set threads open ([`CounterSet::default`] unless
 /// [`set_thread_counters`] chose another).
 pub fn thread_counters() -> CounterSet {
-    *DEFAULT_SET.get_or_init(CounterSet::default)
+    match DEFAULT_SET.load(Ordering::Acquire) {
+        0 => choose(CounterSet::default()).unwrap_or_else(|chosen| chosen),
+        chosen => CounterSet {
+            bits: chosen as u16,
+        },
+    }
 }
 
 thread_local! {

@@ -4,7 +4,12 @@
 //! record file.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, symlink};
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use dynostats::{Error, Record, RecordKind, sink::FileSink};
 
@@ -57,16 +62,88 @@ fn a_foreign_file_whose_end_looks_like_a_partial_record_is_not_cut() {
     assert_eq!(fs::read(&path).unwrap(), mixed);
 }
 
+/// Runs `f` on a thread of its own and returns what it returns, or `None`
+/// when it has not returned within `limit` (the thread is left behind, so
+/// that a test of "never blocks" fails instead of hanging).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+/// Opens `path` for reading without waiting for a writer.
+fn open_reader(path: &Path) -> fs::File {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap()
+}
+
 #[test]
-fn a_fifo_or_a_hard_link_is_refused_without_blocking() {
+fn a_fifo_is_refused_at_once_with_or_without_a_reader() {
+    // A FIFO at the sink's path, as someone who can write to the directory
+    // may plant: opening its write end waits for a reader unless the
+    // open does not block (O_NONBLOCK, or read-write). The sink must
+    // return at once, refuse it and write nothing into it.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo.msgpack");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string and mode.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let err = FileSink::create(&fifo).unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err}");
+    let limit = Duration::from_secs(5);
+    let unblock = |path: &Path| {
+        // Lets an open that waits for a reader return, so that the thread
+        // left behind does not hang the test binary.
+        drop(open_reader(path));
+    };
 
+    // No reader: a blocking write-only open would wait for ever.
+    let path = fifo.clone();
+    let started = Instant::now();
+    let Some(result) = within(limit, move || FileSink::create(&path).map(drop)) else {
+        unblock(&fifo);
+        panic!("FileSink::create on a FIFO without a reader did not return within {limit:?}");
+    };
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { .. }) && err.to_string().contains("not a regular file"),
+        "{err}"
+    );
+    assert!(started.elapsed() < limit);
+
+    // A reader holding the FIFO open: a write-only open would succeed at
+    // once; the sink must still refuse it and write nothing.
+    let mut reader = open_reader(&fifo);
+    let path = fifo.clone();
+    let Some(result) = within(limit, move || {
+        FileSink::builder(&path)
+            .max_bytes(u64::MAX)
+            .build()
+            .map(drop)
+    }) else {
+        panic!("FileSink::builder(..).build() on a FIFO with a reader did not return");
+    };
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let mut got = Vec::new();
+    match reader.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+    }
+    assert!(
+        got.is_empty(),
+        "the sink wrote {} bytes into the FIFO",
+        got.len()
+    );
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+#[test]
+fn a_hard_link_is_refused_and_left_whole() {
+    let dir = tempfile::tempdir().unwrap();
     let original = dir.path().join("original");
     let bytes: Vec<u8> = (0..2).flat_map(|i| record(i).to_msgpack()).collect();
     fs::write(&original, &bytes).unwrap();

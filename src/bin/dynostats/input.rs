@@ -7,10 +7,12 @@
 //! the library do not build zstd's C code; `dynostats::read` takes any
 //! `Read`, a decoder included.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use dynostats::Error;
 use dynostats::profile::Timer;
@@ -29,7 +31,7 @@ use crate::{EXIT_DAMAGED, EXIT_IO, EXIT_OK};
 pub(crate) enum Ending {
     /// Read to its end.
     Whole,
-    /// Framing damage ended it early.
+    /// Framing damage, or a compressed stream cut short, ended it early.
     Damaged,
     /// It could not be opened or read.
     Io,
@@ -88,19 +90,70 @@ fn expand(args: &[String], rotated: bool) -> Vec<String> {
     inputs
 }
 
-/// Counts the bytes read from the source, for the progress bar.
+/// Counts the bytes read from the source, for the progress bar, and notes
+/// whether the source itself failed (so that a decompressor's error can be
+/// told from the file's).
 struct Counted<R> {
     inner: R,
     bar: Option<ProgressBar>,
+    failed: Rc<Cell<bool>>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.failed.set(true);
+                }
+                return Err(e);
+            }
+        };
         if let Some(bar) = &self.bar {
             bar.inc(n as u64);
         }
         Ok(n)
+    }
+}
+
+/// Why a compressed stream ended early, and after how many decompressed
+/// bytes.
+struct Cut {
+    why: String,
+    at: u64,
+}
+
+/// A decompressed stream whose decompressor's errors (a gzip or zstd file
+/// cut short, or damaged) end the stream like the end of a file, noted in
+/// `cut`: the records before are read, and the input is damaged (exit 3),
+/// not unreadable. An error of the source under it stays an error.
+struct Decompressed<'a> {
+    inner: Box<dyn Read + 'a>,
+    source_failed: Rc<Cell<bool>>,
+    cut: Rc<RefCell<Option<Cut>>>,
+    produced: u64,
+}
+
+impl Read for Decompressed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cut.borrow().is_some() {
+            return Ok(0);
+        }
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.produced += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted || self.source_failed.get() => Err(e),
+            Err(e) => {
+                *self.cut.borrow_mut() = Some(Cut {
+                    why: e.to_string(),
+                    at: self.produced,
+                });
+                Ok(0)
+            }
+        }
     }
 }
 
@@ -243,16 +296,51 @@ fn read_one(
     shown: &str,
     bar: Option<ProgressBar>,
 ) -> FileRead {
-    let counted = Counted { inner: source, bar };
+    let source_failed = Rc::new(Cell::new(false));
+    let counted = Counted {
+        inner: source,
+        bar,
+        failed: source_failed.clone(),
+    };
     let (stream, compression) = match decompressed(counted) {
         Ok(s) => s,
         Err(e) => return FileRead::failed(shown.to_string(), format!("{shown}: cannot read: {e}")),
     };
-    let damage = report.read_records(RecordReader::new(stream));
-    let (ending, error, offset) = match &damage.cut {
-        None => (Ending::Whole, None, None),
-        Some(e @ Error::Io { .. }) => (Ending::Io, Some(format!("{shown}: {e}")), None),
-        Some(e @ (Error::Truncated { offset } | Error::Decode { offset, .. })) => (
+    let cut = Rc::new(RefCell::new(None));
+    let damage = match compression {
+        Some(_) => report.read_records(RecordReader::new(Decompressed {
+            inner: stream,
+            source_failed,
+            cut: cut.clone(),
+            produced: 0,
+        })),
+        None => report.read_records(RecordReader::new(stream)),
+    };
+    let cut = cut.borrow_mut().take();
+    let (ending, error, offset) = match (&damage.cut, cut) {
+        // The decompressor found the stream cut short or damaged: what was
+        // decompressed before is read, like a plain file cut there.
+        (None | Some(Error::Truncated { .. } | Error::Decode { .. }), Some(cut)) => {
+            let offset = match &damage.cut {
+                Some(Error::Truncated { offset } | Error::Decode { offset, .. }) => *offset,
+                _ => cut.at,
+            };
+            (
+                Ending::Damaged,
+                Some(format!(
+                    "{shown}: the {} stream is cut short or damaged after {} decompressed \
+                     bytes ({}); the {} records before it are in the report",
+                    compression.unwrap_or("compressed"),
+                    cut.at,
+                    cut.why,
+                    damage.records
+                )),
+                Some(offset),
+            )
+        }
+        (None, None) => (Ending::Whole, None, None),
+        (Some(e @ Error::Io { .. }), _) => (Ending::Io, Some(format!("{shown}: {e}")), None),
+        (Some(e @ (Error::Truncated { offset } | Error::Decode { offset, .. })), None) => (
             Ending::Damaged,
             Some(format!(
                 "{shown}: {e}; the {} records before it are in the report",
@@ -260,7 +348,7 @@ fn read_one(
             )),
             Some(*offset),
         ),
-        Some(e) => (Ending::Io, Some(format!("{shown}: {e}")), None),
+        (Some(e), _) => (Ending::Io, Some(format!("{shown}: {e}")), None),
     };
     FileRead {
         path: shown.to_string(),

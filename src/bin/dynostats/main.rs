@@ -59,7 +59,8 @@ const EXIT_IO: u8 = 1;
 /// `top --callers/--callees` name the call trees do not have).
 const EXIT_USAGE: u8 = 2;
 /// Exit status: an input was damaged: framing damage ended a file early,
-/// or (`--strict`) a record was skipped.
+/// a compressed stream was cut short or damaged, or (`--strict`) a record
+/// was skipped.
 const EXIT_DAMAGED: u8 = 3;
 /// Exit status: `compare --fail-above` found a regression, or
 /// `timeseries --alert` an alert.
@@ -76,9 +77,10 @@ EXIT STATUS:
   0  every input was read (records skipped without --strict are reported on stderr)
   1  an input could not be opened or read, or the output could not be written
   2  bad arguments
-  3  damaged input: a file ended inside a record or in bytes that are not records
-     (everything before the damage is in the report), or, with --strict, a record
-     was skipped
+  3  damaged input: a file ended inside a record or in bytes that are not records,
+     or a gzip or zstd stream was cut short or damaged (everything before the
+     damage is in the report, and stderr says how many records that is), or,
+     with --strict, a record was skipped
   When both 1 and 3 apply, the status is 1.";
 
 /// Reads dynostats record files (MessagePack, docs/records.md) back.
