@@ -688,13 +688,14 @@ mod tests {
         inclusive: i64,
         exclusive: i64,
     ) -> ProfileNode {
-        let mut n = ProfileNode::default();
-        n.name = name.into();
-        n.parent = parent;
-        n.calls = calls;
-        n.inclusive = inclusive;
-        n.exclusive = exclusive;
-        n
+        ProfileNode {
+            name: name.into(),
+            parent,
+            calls,
+            inclusive,
+            exclusive,
+            ..ProfileNode::default()
+        }
     }
 
     fn record(
@@ -707,11 +708,12 @@ mod tests {
         let mut r = Record::new(RecordKind::Profile, name);
         r.weight = weight;
         r.ts = 1_000;
-        let mut d = Detail::default();
-        d.timer = Some(timer.into());
-        d.overhead = Some(overhead);
-        d.nodes = nodes;
-        r.detail = Some(Box::new(d));
+        r.detail = Some(Box::new(Detail {
+            timer: Some(timer.into()),
+            overhead: Some(overhead),
+            nodes,
+            ..Detail::default()
+        }));
         r
     }
 
@@ -719,9 +721,11 @@ mod tests {
     /// its labels.
     type Sample = (Vec<String>, Vec<i64>, Vec<(String, String)>);
 
-    /// The sample types, samples, and comments of a profile, decoded with
-    /// the test decoder above.
-    fn decode(bytes: &[u8]) -> (Vec<(String, String)>, Vec<Sample>, Vec<String>, u64) {
+    /// The sample types, samples, comments and period of a profile.
+    type Decoded = (Vec<(String, String)>, Vec<Sample>, Vec<String>, u64);
+
+    /// A profile decoded with the test decoder above.
+    fn decode(bytes: &[u8]) -> Decoded {
         let top = fields(bytes);
         let strings: Vec<String> = top
             .iter()
