@@ -210,8 +210,23 @@ struct Row {
 }
 
 /// A pprof profile of one timer's summed call trees
-/// ([`Profiles::pprof`]); [`Pprof::write`] writes it. What it holds is
-/// in the [module documentation](self).
+/// ([`Profiles::pprof`]); [`Pprof::write`] writes it, uncompressed (gzip
+/// is a dependency of the `cli` feature only; `go tool pprof` reads both).
+///
+/// Two sample types: the timer's amount, named as pprof names it
+/// ([`Pprof::sample_type`]), and `calls`/`count`. One sample per path of
+/// scope names (and per tuple of the values of
+/// [`ProfilesBuilder::sample_label`](super::ProfilesBuilder::sample_label)
+/// keys), the endpoint at the root, with the weighted exclusive amount and
+/// calls of its last scope: pprof's flat is `dynostats top`'s exclusive
+/// amount, its cum the inclusive one (recursion counted once, as pprof
+/// counts a function once per sample). The profiler's own amount is a
+/// sample under the endpoint ([`Pprof::OVERHEAD`]), so that the totals
+/// agree. Samples carry [`Pprof::ENDPOINT_LABEL`] and the sample labels;
+/// locations are names without addresses. Values beyond 64 bits are
+/// scaled ([`Pprof::scales`], [`Pprof::notes`]). The same records give
+/// the same bytes. The repository's `docs/pprof.md` has the whole
+/// mapping.
 ///
 /// ```
 /// use dynostats::record::{Detail, ProfileNode};
