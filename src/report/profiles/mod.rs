@@ -13,6 +13,7 @@ pub use pprof::Pprof;
 pub use top::{TopSort, TopTable};
 
 use std::collections::HashMap;
+use std::fmt::Write;
 
 use super::Summarize;
 use super::filter::LabelFilters;
@@ -104,8 +105,8 @@ impl LabelSets {
         for k in &self.keys {
             match record.labels.get(k) {
                 Some(v) => {
-                    self.key.push_str(&v.len().to_string());
-                    self.key.push(':');
+                    // Into the reused key: no allocation per record.
+                    let _ = write!(self.key, "{}:", v.len());
                     self.key.push_str(v);
                 }
                 None => self.key.push('-'),
