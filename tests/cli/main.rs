@@ -10,6 +10,7 @@ mod cli;
 mod compare;
 mod flamegraph;
 mod input;
+mod pprof;
 mod report;
 mod sums;
 mod timeseries;

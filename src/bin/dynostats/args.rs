@@ -1,7 +1,8 @@
 //! What the subcommands' arguments share, declared once: where records
 //! come from ([`Inputs`]), the one `--metric` parser ([`metric`]), the
 //! output format ([`Output`]), what `compare` and `timeseries` share
-//! ([`Common`]), the inputs of `top` and `flamegraph` ([`ProfileInput`]),
+//! ([`Common`]), the inputs of `top`, `flamegraph` and `pprof`
+//! ([`ProfileInput`]),
 //! and the parsers of percentages, confidences, durations, labels and
 //! splits. Each subcommand's own arguments live in its file.
 
@@ -84,7 +85,7 @@ impl Output {
     }
 }
 
-/// The inputs, metric and filters `top` and `flamegraph` share.
+/// The inputs, metric and filters `top`, `flamegraph` and `pprof` share.
 #[derive(clap::Args)]
 pub(crate) struct ProfileInput {
     /// Record files, read in order: `-` is standard input; gzip and zstd

@@ -20,7 +20,7 @@ use dynostats::record::RecordReader;
 use dynostats::report::Metric;
 use dynostats::report::Summarize;
 use dynostats::report::output::escape_name;
-use dynostats::report::profiles::{Calls, Profiles};
+use dynostats::report::profiles::{Calls, Profiles, ProfilesBuilder};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::{Inputs, ProfileInput};
@@ -413,6 +413,12 @@ impl ProfileInput {
     /// The summed call trees of `files` (or of `files` given), and what
     /// happened to each input.
     pub(crate) fn read(&self, files: &[String]) -> (Profiles, Vec<FileRead>) {
+        self.read_into(self.builder().build(), files)
+    }
+
+    /// A builder with the filters and caps of these options, for a
+    /// subcommand that sets more (`pprof`'s sample labels).
+    pub(crate) fn builder(&self) -> ProfilesBuilder {
         let mut builder = Profiles::builder().max_paths(self.max_paths);
         for (k, v) in &self.inputs.labels {
             builder = builder.filter_label(k, v);
@@ -420,7 +426,15 @@ impl ProfileInput {
         if let Some(e) = &self.endpoint {
             builder = builder.endpoint(e);
         }
-        let mut profiles = builder.build();
+        builder
+    }
+
+    /// Reads `files` into `profiles`.
+    pub(crate) fn read_into(
+        &self,
+        mut profiles: Profiles,
+        files: &[String],
+    ) -> (Profiles, Vec<FileRead>) {
         let read = self.inputs.read(&mut profiles, files);
         (profiles, read)
     }

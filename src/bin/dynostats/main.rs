@@ -18,11 +18,13 @@
 //!               [--label KEY=VALUE]... [--format table|json|csv] FILE...
 //! dynostats flamegraph [--metric M] [--endpoint NAME] [--label KEY=VALUE]...
 //!                      [--folded] [--diff BASE...] -o OUT.svg FILE...
+//! dynostats pprof [--metric M] [--endpoint NAME] [--label KEY=VALUE]...
+//!                 [--label-key KEY]... -o OUT.pb.gz FILE...
 //! ```
 //!
 //! `report` prints one row per endpoint (requests) and per region, led by
-//! instructions where the records carry them, else CPU time; `top` and
-//! `flamegraph` read the profile records' call trees. See
+//! instructions where the records carry them, else CPU time; `top`,
+//! `flamegraph` and `pprof` read the profile records' call trees. See
 //! `EXIT STATUS` in `--help` for the exit codes.
 //!
 //! `main` parses the command line and dispatches; `args` declares what
@@ -32,7 +34,7 @@
 //! summaries (`dynostats::report::Summarize`) with damage accounting;
 //! `output` prints every result (the JSON envelope, the damaged-input
 //! lines). Each subcommand's file (`report`, `compare`, `timeseries`,
-//! `top`, `flamegraph`) holds its own arguments and its `run`.
+//! `top`, `flamegraph`, `pprof`) holds its own arguments and its `run`.
 
 mod args;
 mod clickhouse;
@@ -42,6 +44,7 @@ mod flamegraph;
 mod input;
 mod load;
 mod output;
+mod pprof;
 mod report;
 mod timeseries;
 mod top;
@@ -115,6 +118,13 @@ enum Command {
     /// differential one.
     #[command(after_help = EXIT_STATUS)]
     Flamegraph(flamegraph::FlameArgs),
+    /// A pprof profile (gzip-compressed profile.proto) of the profile
+    /// records' call trees, weighted, for `go tool pprof`, Pyroscope,
+    /// Parca, Grafana: flat is the exclusive amount, cum the inclusive one
+    /// (as in `top`), samples labelled with their endpoint and the
+    /// --label-key labels.
+    #[command(after_help = format!("{}\n\n{EXIT_STATUS}", pprof::EXAMPLE))]
+    Pprof(pprof::PprofArgs),
     /// Inserts record files into ClickHouse's tables (`dynostats
     /// clickhouse init` makes them), batch by batch; run again, it goes on
     /// where it stopped.
@@ -136,6 +146,7 @@ fn main() -> ExitCode {
         Command::Timeseries(args) => timeseries::run(&args),
         Command::Top(args) => top::run(&args),
         Command::Flamegraph(args) => flamegraph::run(&args),
+        Command::Pprof(args) => pprof::run(&args),
         Command::Load(args) => load::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Clickhouse(args) => clickhouse::run(&args),

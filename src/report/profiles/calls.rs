@@ -9,11 +9,11 @@ use crate::record::ProfileNode;
 use crate::report::metric::Metric;
 
 /// No parent (a root path) or no name.
-const NONE: u32 = u32::MAX;
+pub(super) const NONE: u32 = u32::MAX;
 
 /// Adds `x` to `sum`, exactly while it fits an `i128`; beyond, `sum`
 /// stops at the bound and `saturated` is set.
-fn add_i(sum: &mut i128, x: i128, saturated: &mut bool) {
+pub(super) fn add_i(sum: &mut i128, x: i128, saturated: &mut bool) {
     match sum.checked_add(x) {
         Some(s) => *sum = s,
         None => {
@@ -24,7 +24,7 @@ fn add_i(sum: &mut i128, x: i128, saturated: &mut bool) {
 }
 
 /// [`add_i`] for `u128`.
-fn add_u(sum: &mut u128, x: u128, saturated: &mut bool) {
+pub(super) fn add_u(sum: &mut u128, x: u128, saturated: &mut bool) {
     match sum.checked_add(x) {
         Some(s) => *sum = s,
         None => {
@@ -85,9 +85,9 @@ pub struct CallEdge {
 }
 
 #[derive(Clone, Debug)]
-struct Entry {
-    name: Box<str>,
-    root: bool,
+pub(super) struct Entry {
+    pub(super) name: Box<str>,
+    pub(super) root: bool,
     calls: u128,
     inclusive: i128,
     exclusive: i128,
@@ -102,12 +102,27 @@ struct EdgeTotals {
 }
 
 #[derive(Clone, Debug)]
-struct PathNode {
-    parent: u32,
-    name: u32,
-    exclusive: i128,
+pub(super) struct PathNode {
+    pub(super) parent: u32,
+    pub(super) name: u32,
+    pub(super) exclusive: i128,
     inclusive: i128,
+    /// Weighted calls of the path's last scope (events, for a root).
+    pub(super) calls: u128,
+    /// For a root path: the profiler's own amount, weighted
+    /// (`detail.overhead`); 0 for the others.
+    pub(super) overhead: i128,
     saturated: bool,
+}
+
+/// What one pprof sample sums ([`Calls::sample_sums`]): a path's weighted
+/// exclusive amount, calls and (for a root) overhead, under one set of
+/// label values.
+#[derive(Clone, Debug, Default)]
+pub(super) struct SampleSums {
+    pub(super) exclusive: i128,
+    pub(super) calls: u128,
+    pub(super) overhead: i128,
 }
 
 /// The summed call trees of one timer ([`Profiles::calls`]).
@@ -122,10 +137,18 @@ pub struct Calls {
     folded: u64,
     scopes: HashMap<Box<str>, u32>,
     roots: HashMap<Box<str>, u32>,
-    entries: Vec<Entry>,
+    pub(super) entries: Vec<Entry>,
     edges: HashMap<(u32, u32), EdgeTotals>,
     path_index: HashMap<(u32, u32), u32>,
-    paths: Vec<PathNode>,
+    pub(super) paths: Vec<PathNode>,
+    /// Per (path, label set): the sums of the records that carry those
+    /// label values; kept only when the summary splits by labels
+    /// (`ProfilesBuilder::sample_label`).
+    pub(super) by_labels: HashMap<(u32, u32), SampleSums>,
+    /// Smallest and largest positive weight met (the sampling rates).
+    pub(super) weights: Option<(u64, u64)>,
+    /// Earliest and latest `ts` met.
+    pub(super) span: Option<(u64, u64)>,
 }
 
 impl Calls {
@@ -144,6 +167,9 @@ impl Calls {
             edges: HashMap::new(),
             path_index: HashMap::new(),
             paths: Vec::new(),
+            by_labels: HashMap::new(),
+            weights: None,
+            span: None,
         }
     }
 
@@ -195,17 +221,25 @@ impl Calls {
             name,
             exclusive: 0,
             inclusive: 0,
+            calls: 0,
+            overhead: 0,
             saturated: false,
         });
         self.path_index.insert((parent, name), id);
         id
     }
 
+    /// Adds one call tree of `weight` events, measured at `ts`; with a
+    /// `label_set` (an id of the caller's), its paths are also summed
+    /// under that set (`by_labels`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn add(
         &mut self,
         weight: u64,
+        ts: u64,
         overhead: i64,
         nodes: &[ProfileNode],
+        label_set: Option<u32>,
         max: usize,
         s: &mut Scratch,
     ) {
@@ -215,6 +249,12 @@ impl Calls {
         let wu = u128::from(weight);
         let mut saturated = false;
         self.records += 1;
+        if weight > 0 {
+            let (lo, hi) = self.weights.unwrap_or((weight, weight));
+            self.weights = Some((lo.min(weight), hi.max(weight)));
+        }
+        let (first, last) = self.span.unwrap_or((ts, ts));
+        self.span = Some((first.min(ts), last.max(ts)));
         add_u(&mut self.events, wu, &mut saturated);
         add_i(
             &mut self.total,
@@ -246,10 +286,28 @@ impl Calls {
                 add_i(&mut e.inclusive, inclusive, &mut e.saturated);
             }
             self.saturated |= e.saturated;
+            let overhead = if i == 0 { w * i128::from(overhead) } else { 0 };
             let p = &mut self.paths[path as usize];
             add_i(&mut p.exclusive, exclusive, &mut p.saturated);
             add_i(&mut p.inclusive, inclusive, &mut p.saturated);
+            add_u(&mut p.calls, calls, &mut p.saturated);
+            add_i(&mut p.overhead, overhead, &mut p.saturated);
             self.saturated |= p.saturated;
+            if let Some(set) = label_set {
+                let mut key = (path, set);
+                if self.by_labels.len() >= max && !self.by_labels.contains_key(&key) {
+                    // Beyond the cap, the path's sums go to the set of
+                    // `<other>` values (id 0 is kept for it by the caller).
+                    self.folded += 1;
+                    key.1 = 0;
+                }
+                let sums = self.by_labels.entry(key).or_default();
+                let mut stopped = false;
+                add_i(&mut sums.exclusive, exclusive, &mut stopped);
+                add_u(&mut sums.calls, calls, &mut stopped);
+                add_i(&mut sums.overhead, overhead, &mut stopped);
+                self.saturated |= stopped;
+            }
             if parent_name != NONE {
                 if self.edges.len() >= max && !self.edges.contains_key(&(parent_name, name)) {
                     self.folded += 1;
@@ -308,8 +366,8 @@ impl Calls {
         self.overhead
     }
 
-    /// Names, edges and paths counted under `<other>` because a cap was
-    /// reached.
+    /// Names, edges, paths and (path, label values) pairs counted under
+    /// `<other>` because a cap was reached.
     pub fn folded_beyond_cap(&self) -> u64 {
         self.folded
     }

@@ -8,6 +8,21 @@ use std::io::{self, Write};
 use super::calls::Calls;
 use crate::profile::view::push_folded;
 
+/// The one rule by which sums are brought within a tool's 64 bits: 1
+/// while `sum` is at most `limit`, else the smallest power of ten that
+/// brings it below [`Calls::FOLDED_TARGET`]. Folded stacks and pprof
+/// profiles scale by it.
+pub(super) fn scale_below(sum: u128, limit: u128) -> u128 {
+    if sum <= limit {
+        return 1;
+    }
+    let mut scale = 1u128;
+    while sum / scale >= Calls::FOLDED_TARGET {
+        scale *= 10;
+    }
+    scale
+}
+
 impl Calls {
     /// Folded stacks whose amounts sum beyond this are scaled for tools
     /// that count in 64 bits ([`Calls::folded_scale`]): inferno parses
@@ -35,15 +50,7 @@ impl Calls {
     /// [`Calls::FOLDED_TARGET`]. Whoever writes scaled stacks must say so:
     /// the amounts are then in units of that power of ten.
     pub fn folded_scale(&self) -> u128 {
-        let sum = self.folded_sum();
-        if sum <= Self::FOLDED_LIMIT {
-            return 1;
-        }
-        let mut scale = 1u128;
-        while sum / scale >= Self::FOLDED_TARGET {
-            scale *= 10;
-        }
-        scale
+        scale_below(self.folded_sum(), Self::FOLDED_LIMIT)
     }
 
     /// Writes folded stacks, one line per path with a positive weighted

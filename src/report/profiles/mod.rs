@@ -5,10 +5,15 @@
 
 mod calls;
 mod folded;
+mod pprof;
 mod top;
 
 pub use calls::{CallEdge, Calls, Function};
+pub use pprof::Pprof;
 pub use top::{TopSort, TopTable};
+
+use std::collections::HashMap;
+use std::fmt::Write;
 
 use super::Summarize;
 use super::filter::LabelFilters;
@@ -68,6 +73,73 @@ pub struct Profiles {
     fallback: Option<(String, String)>,
     timers: Vec<Calls>,
     scratch: Scratch,
+    labels: LabelSets,
+}
+
+/// The record labels a [`Profiles`] sums its paths by
+/// ([`ProfilesBuilder::sample_label`]): the keys, and every distinct
+/// tuple of their values met, interned (id 0 is every value `<other>`,
+/// where sets beyond the cap go).
+#[derive(Debug, Default)]
+struct LabelSets {
+    keys: Vec<String>,
+    sets: Vec<Vec<Option<String>>>,
+    index: HashMap<Box<str>, u32>,
+    key: String,
+    folded: u64,
+}
+
+impl LabelSets {
+    /// The id of `record`'s values of the keys; `None` without keys.
+    fn id(&mut self, record: &Record, max: usize) -> Option<u32> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        if self.sets.is_empty() {
+            self.sets
+                .push(vec![Some(Profiles::OTHER.to_string()); self.keys.len()]);
+        }
+        // One reused byte key per record: each value length-prefixed, so
+        // no value can pass for another.
+        self.key.clear();
+        for k in &self.keys {
+            match record.labels.get(k) {
+                Some(v) => {
+                    // Into the reused key: no allocation per record.
+                    let _ = write!(self.key, "{}:", v.len());
+                    self.key.push_str(v);
+                }
+                None => self.key.push('-'),
+            }
+        }
+        if let Some(&id) = self.index.get(self.key.as_str()) {
+            return Some(id);
+        }
+        if self.sets.len() > max {
+            self.folded += 1;
+            return Some(0);
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(
+            self.keys
+                .iter()
+                .map(|k| record.labels.get(k).map(str::to_string))
+                .collect(),
+        );
+        self.index.insert(self.key.as_str().into(), id);
+        Some(id)
+    }
+
+    /// The keys, in the order given.
+    fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// The values of set `id`, one per key (`None`: the record had no
+    /// such label).
+    fn values(&self, id: u32) -> &[Option<String>] {
+        &self.sets[id as usize]
+    }
 }
 
 /// Builds a [`Profiles`] ([`Profiles::builder`]).
@@ -77,6 +149,7 @@ pub struct ProfilesBuilder {
     filters: LabelFilters,
     endpoint: Option<String>,
     max_paths: usize,
+    sample_labels: Vec<String>,
 }
 
 impl ProfilesBuilder {
@@ -104,6 +177,21 @@ impl ProfilesBuilder {
         self
     }
 
+    /// Also sums every path per value of the record label `key`
+    /// (repeatable; a key given twice counts once), for outputs whose
+    /// samples carry labels ([`Pprof`]: `dynostats pprof --label-key`).
+    /// Distinct tuples of values beyond [`ProfilesBuilder::max_paths`],
+    /// and (path, values) pairs beyond it, are summed under `<other>`
+    /// values, counted ([`Profiles::label_sets_beyond_cap`],
+    /// [`Calls::folded_beyond_cap`]). The top table and folded stacks do
+    /// not change.
+    pub fn sample_label(mut self, key: &str) -> Self {
+        if !self.sample_labels.iter().any(|k| k == key) {
+            self.sample_labels.push(key.to_string());
+        }
+        self
+    }
+
     /// The empty [`Profiles`].
     pub fn build(self) -> Profiles {
         Profiles {
@@ -118,6 +206,10 @@ impl ProfilesBuilder {
             fallback: None,
             timers: Vec::new(),
             scratch: Scratch::default(),
+            labels: LabelSets {
+                keys: self.sample_labels,
+                ..LabelSets::default()
+            },
         }
     }
 }
@@ -146,6 +238,7 @@ impl Profiles {
             filters: LabelFilters::default(),
             endpoint: None,
             max_paths: Profiles::DEFAULT_MAX_PATHS,
+            sample_labels: Vec::new(),
         }
     }
 
@@ -203,10 +296,13 @@ impl Profiles {
             }
         };
         let overhead = detail.overhead.unwrap_or(0);
+        let label_set = self.labels.id(record, self.max_paths);
         self.timers[at].add(
             record.weight,
+            record.ts,
             overhead,
             nodes,
+            label_set,
             self.max_paths,
             &mut self.scratch,
         );
@@ -294,6 +390,13 @@ impl Profiles {
         self.malformed
     }
 
+    /// Records whose values of the sample labels
+    /// ([`ProfilesBuilder::sample_label`]) were a new tuple beyond the cap,
+    /// summed under `<other>` values.
+    pub fn label_sets_beyond_cap(&self) -> u64 {
+        self.labels.folded
+    }
+
     /// Records of a newer schema version, read for the fields this reader
     /// knows.
     pub fn newer_versions(&self) -> u64 {
@@ -316,6 +419,6 @@ impl Summarize for Profiles {
     }
 
     fn needs_labels(&self) -> bool {
-        !self.filters.is_empty()
+        !self.filters.is_empty() || !self.labels.keys.is_empty()
     }
 }
