@@ -19,15 +19,13 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[non_exhaustive]
 pub enum Dialect {
     /// Current ClickHouse (22.8 and later): `LowCardinality`, codecs,
-    /// `TTL`, 128- and 256-bit integers, the rollup and the collector
-    /// table.
+    /// `TTL`, 128- and 256-bit integers, the rollup.
     #[default]
     Current,
     /// ClickHouse 18.16 (Debian's package): no `LowCardinality` without a
     /// setting, no codecs, no `TTL`, no `Map`, no 128-bit integers. The raw
     /// tables only, with plain `String` columns; no rollup (its exact sums
-    /// need 256-bit integers) and no collector table (it needs `Map` and
-    /// JSON functions). Retention is then the operator's
+    /// need 256-bit integers). Retention is then the operator's
     /// `ALTER TABLE ... DROP PARTITION`.
     Compat1816,
 }
@@ -516,14 +514,27 @@ impl Schema {
 
     fn raw_table(&self, table: Table) -> Vec<Statement> {
         let mut columns = String::new();
+        // The Distributed table's: a derived column is an ALIAS there (it
+        // is computed on the shards; ClickHouse 18.16 refuses an insert
+        // into a Distributed table with a MATERIALIZED column), codecs
+        // stay with the shards' tables.
+        let mut distributed = String::new();
         for c in table.columns() {
             let ty = c.type_in(self.dialect);
+            let plain = ty.split(" CODEC(").next().unwrap_or(ty);
             let _ = match c.materialized {
-                Some(expr) => write!(columns, "\n    {} {ty} MATERIALIZED {expr},", c.name),
-                None => write!(columns, "\n    {} {ty},", c.name),
+                Some(expr) => {
+                    let _ = write!(distributed, "\n    {} {plain} ALIAS {expr},", c.name);
+                    write!(columns, "\n    {} {ty} MATERIALIZED {expr},", c.name)
+                }
+                None => {
+                    let _ = write!(distributed, "\n    {} {plain},", c.name);
+                    write!(columns, "\n    {} {ty},", c.name)
+                }
             };
         }
         columns.pop();
+        distributed.pop();
         let mut settings = String::from("\nPARTITION BY toYYYYMMDD(time)");
         if self.dialect == Dialect::Current {
             if let Some(days) = self.ttl_days {
@@ -536,7 +547,7 @@ impl Schema {
         }
         self.table(
             table.name(),
-            &columns,
+            (&columns, Some(&distributed)),
             "MergeTree",
             table.order_by(),
             &settings,
@@ -548,17 +559,18 @@ impl Schema {
     fn loads(&self) -> Vec<Statement> {
         let columns = "\n    file String,\n    records UInt64,\n    rows UInt64,\
                        \n    time DateTime DEFAULT now()";
-        self.table("loads", columns, "MergeTree", "(file, records)", "")
+        self.table("loads", (columns, None), "MergeTree", "(file, records)", "")
     }
 
     /// The statements of a table `name` with `columns`: on one server the
     /// table; on a cluster the shards' `name_local` and a `Distributed`
-    /// `name` over them. `after_order` follows `ORDER BY` (partitioning is
+    /// `name` over them (with the columns `columns.1`, else those of
+    /// `name_local`). `after_order` follows `ORDER BY` (partitioning is
     /// moved before it).
     fn table(
         &self,
         name: &str,
-        columns: &str,
+        (columns, distributed): (&str, Option<&str>),
         engine: &str,
         order_by: &str,
         after_order: &str,
@@ -585,10 +597,14 @@ impl Schema {
             ),
         }];
         if let Some(cluster) = &self.cluster {
+            let shape = match distributed {
+                Some(columns) => format!(" ({columns}\n)"),
+                None => format!(" AS {db}.{local}"),
+            };
             out.push(Statement {
                 makes: name.to_string(),
                 sql: format!(
-                    "CREATE TABLE IF NOT EXISTS {db}.{name}{on} AS {db}.{local} \
+                    "CREATE TABLE IF NOT EXISTS {db}.{name}{on}{shape} \
                      ENGINE = Distributed({cluster}, {db}, {local}, rand())"
                 ),
             });
@@ -654,7 +670,7 @@ impl Schema {
         }
         let mut out = self.table(
             "rollup",
-            &columns,
+            (&columns, None),
             "AggregatingMergeTree",
             "(kind, name, build, bucket)",
             &after,
@@ -693,15 +709,22 @@ fn metric_sql(metric: Metric) -> (&'static str, &'static str) {
 pub fn bucket_sql(value: &str) -> String {
     // Magnitude as UInt64 (values beyond it are clamped into the last
     // bucket, as the sketch does), the exact floor(log2) by a float guess
-    // corrected by one either way, then the log-linear bucket.
+    // corrected by one either way, then the log-linear bucket. ClickHouse
+    // evaluates both arms of `if`, so the logarithmic arm works on the
+    // magnitude raised to the linear range (no log2(0), no negative
+    // shift) and is used only above it. Shifts are by a UInt8: shifting
+    // a UInt64 by a signed amount makes the result signed, and 2^63 >> 57
+    // came out as -64. The guess stays below 64: near 2^64 the float
+    // rounds up, and a shift by 64 is undefined.
     let a = format!("toUInt64(least(abs({value}), toInt128(18446744073709551615)))");
-    let guess = format!("toUInt8(floor(log2(toFloat64({a}))))");
+    let big = format!("greatest({a}, toUInt64({}))", Sketch::LINEAR);
+    let guess = format!("least(toUInt8(floor(log2(toFloat64({big})))), 63)");
     let e = format!(
-        "({guess} - (bitShiftRight({a}, {guess}) = 0) + (bitShiftRight({a}, {guess}) >= 2))"
+        "({guess} - (bitShiftRight({big}, {guess}) = 0) + (bitShiftRight({big}, {guess}) >= 2))"
     );
     let i = format!(
         "if({a} < {linear}, toInt32({a}), toInt32({linear} + ({e} - {linear_bits}) * {sub} + \
-         (bitShiftRight({a}, {e} - {mantissa}) - {sub})))",
+         (toInt64(bitShiftRight({big}, toUInt8({e} - {mantissa}))) - {sub})))",
         linear = Sketch::LINEAR,
         linear_bits = Sketch::LINEAR_BITS,
         sub = Sketch::SUB,
