@@ -166,7 +166,9 @@ fn run_init(args: &InitArgs) -> u8 {
         schema.database_name(),
         client.server(),
         match dialect {
-            Dialect::Compat1816 => "ClickHouse 18.16 dialect: raw tables only",
+            Dialect::Compat1816 =>
+                "ClickHouse 18.16 dialect: raw tables only, no rollup, no TTL \
+                 (drop old partitions by hand, see docs/clickhouse.md)",
             _ => "raw tables and rollup",
         }
     );

@@ -99,6 +99,8 @@ struct Loader<'a> {
     file: Option<String>,
     seen: u64,
     skip: u64,
+    /// Records in the batch being made (counted as inserted once it is).
+    pending: u64,
     batch_start: u64,
     tally: Tally,
     /// Why the load stopped.
@@ -141,7 +143,7 @@ impl Summarize for Loader<'_> {
             return;
         } else {
             self.rows.push(record);
-            self.tally.records += 1;
+            self.pending += 1;
         }
         if self.seen - self.batch_start >= self.batch {
             self.flush();
@@ -217,6 +219,8 @@ impl Loader<'_> {
             return self.fail(&e);
         }
         self.tally.batches += 1;
+        self.tally.records += self.pending;
+        self.pending = 0;
         self.rows.clear();
         self.batch_start = self.seen;
     }
@@ -276,10 +280,21 @@ fn ttl_days(client: &Client, database: &str) -> Option<u32> {
         "SELECT engine_full FROM system.tables WHERE database = '{database}' \
          AND name IN ('records', 'records_local') FORMAT TSVRaw"
     );
-    let text = client.query(&sql).ok()?;
-    text.lines().find_map(|line| {
-        let at = line.find("TTL time + toIntervalDay(")? + "TTL time + toIntervalDay(".len();
-        line[at..].split(')').next()?.parse().ok()
+    parse_ttl_days(&client.query(&sql).ok()?)
+}
+
+/// The days of the first `TTL time + INTERVAL N DAY` (or `WEEK`) in
+/// `engine_full` texts, as ClickHouse prints them (`toIntervalDay(N)`).
+fn parse_ttl_days(engine_full: &str) -> Option<u32> {
+    engine_full.lines().find_map(|line| {
+        [("toIntervalDay(", 1), ("toIntervalWeek(", 7)]
+            .into_iter()
+            .find_map(|(unit, days)| {
+                let key = format!("TTL time + {unit}");
+                let at = line.find(&key)? + key.len();
+                let n: u32 = line[at..].split(')').next()?.parse().ok()?;
+                n.checked_mul(days)
+            })
     })
 }
 
@@ -353,6 +368,7 @@ pub(crate) fn run(args: &LoadArgs) -> u8 {
         file: None,
         seen: 0,
         skip: 0,
+        pending: 0,
         batch_start: 0,
         tally: Tally::default(),
         stop: None,
@@ -416,4 +432,28 @@ pub(crate) fn run(args: &LoadArgs) -> u8 {
         return loader.stop_status;
     }
     args.inputs.status(&reads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl_days;
+
+    #[test]
+    fn ttl_is_read_from_the_engine_text() {
+        // As ClickHouse 26.9 (chdb 4.4) prints the shipped schema's table.
+        let current = "MergeTree PARTITION BY toYYYYMMDD(time) ORDER BY time TTL time + \
+                       toIntervalDay(30) SETTINGS non_replicated_deduplication_window = 10000, \
+                       index_granularity = 8192";
+        assert_eq!(parse_ttl_days(current), Some(30));
+        assert_eq!(
+            parse_ttl_days("MergeTree ORDER BY t TTL time + toIntervalWeek(2)"),
+            Some(14)
+        );
+        // 18.16 has no TTL; a table without one has none.
+        assert_eq!(
+            parse_ttl_days("MergeTree PARTITION BY toYYYYMMDD(time) ORDER BY time"),
+            None
+        );
+        assert_eq!(parse_ttl_days("TTL time + toIntervalDay(x)"), None);
+    }
 }
