@@ -6,7 +6,10 @@
 
 #[path = "../common/cli.rs"]
 mod cli;
+#[path = "../common/rng.rs"]
+mod rng;
 
+mod clickhouse;
 mod compare;
 mod flamegraph;
 mod input;

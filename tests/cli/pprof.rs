@@ -20,8 +20,7 @@ use serde_json::Value;
 
 use crate::cli::{Node, json, profile, run, text, write};
 
-#[path = "../common/rng.rs"]
-mod rng;
+use crate::rng;
 
 const REQUIRE_GO: &str = "DYNOSTATS_REQUIRE_GO";
 const REQUIRE_PYTHON: &str = "DYNOSTATS_REQUIRE_PYTHON";

@@ -1,0 +1,652 @@
+//! `dynostats clickhouse init`, `load` and `export` against real
+//! ClickHouse: Debian's `clickhouse-server` 18.16, started here on
+//! 127.0.0.1 (one server, and two shards behind a `Distributed` table),
+//! and PyPI's `chdb` (the current engine, in process) through
+//! `tests/clickhouse/answers.py`. Every answer is compared with the same
+//! answer computed from the record files by Python's msgpack alone.
+//!
+//! Skipped, with the reason printed, where the server binary (or `chdb`)
+//! is missing, unless `DYNOSTATS_REQUIRE_CLICKHOUSE=1`: then that is a
+//! failure. CI installs both and sets it.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dynostats::record::Detail;
+use dynostats::report::Sketch;
+use dynostats::{Record, RecordKind};
+
+use crate::cli::{Node, profile, run, text, write};
+
+use crate::rng;
+
+const REQUIRE: &str = "DYNOSTATS_REQUIRE_CLICKHOUSE";
+const ANSWERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clickhouse/answers.py");
+
+/// Skips (prints why, returns false) or, when [`REQUIRE`] is 1, fails.
+fn skip(test: &str, reason: &str) -> bool {
+    if std::env::var(REQUIRE).as_deref() == Ok("1") {
+        panic!("{REQUIRE}=1, but {test} would skip: {reason}");
+    }
+    eprintln!("SKIP {test}: {reason}");
+    false
+}
+
+fn server_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/bin".into()])
+        .map(|d| d.join("clickhouse-server"))
+        .find(|p| p.is_file())
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the server binds it
+/// right after).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A ClickHouse server of its own: config, data and logs in a temporary
+/// directory, ports on 127.0.0.1, killed when dropped.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    http: u16,
+    tcp: u16,
+}
+
+impl Server {
+    /// Starts a server; `shards` (TCP ports) puts a cluster `two` with
+    /// one shard per port into its `remote_servers`.
+    fn start(test: &str, tcp: u16, shards: &[u16]) -> Option<Server> {
+        let Some(binary) = server_binary() else {
+            skip(test, "no clickhouse-server in PATH, /usr/sbin or /usr/bin");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let http = free_port();
+        let cluster: String = shards
+            .iter()
+            .map(|p| {
+                format!("<shard><replica><host>127.0.0.1</host><port>{p}</port></replica></shard>")
+            })
+            .collect();
+        let config = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/error.log</errorlog><console>0</console></logger>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <users_config>{d}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mark_cache_size>53687091</mark_cache_size>
+  <uncompressed_cache_size>53687091</uncompressed_cache_size>
+  <max_concurrent_queries>20</max_concurrent_queries>
+  <remote_servers><two>{cluster}</two></remote_servers>
+</yandex>
+"#
+        );
+        let users = r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users>
+    <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
+    <loader><password>s3cret-pw</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></loader>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"#;
+        std::fs::write(dir.path().join("config.xml"), config).unwrap();
+        std::fs::write(dir.path().join("users.xml"), users).unwrap();
+        let child = Command::new(&binary)
+            .arg(format!("--config-file={d}/config.xml"))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        let mut server = Server {
+            child,
+            dir,
+            http,
+            tcp,
+        };
+        server.wait_ready();
+        Some(server)
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "clickhouse-server exited ({status}): {}",
+                    std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+                );
+            }
+            if self.ping() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "clickhouse-server did not answer /ping in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.http)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(b"GET /ping HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer.ends_with("Ok.\n")
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.http)
+    }
+
+    /// Runs `sql` with Debian's `clickhouse-client` (the native TCP
+    /// protocol: nothing of dynostats in the path), rows as TSV.
+    fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let out = Command::new("clickhouse-client")
+            .args(["--host", "127.0.0.1", "--port", &self.tcp.to_string()])
+            .args(["--query", sql])
+            .output()
+            .expect("clickhouse-client");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut rows: Vec<Vec<String>> = text(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    fn count(&self, table: &str) -> u64 {
+        self.query(&format!("SELECT count() FROM {table}"))[0][0]
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+const NODES: [&[Node]; 2] = [
+    &[
+        ("/users/{id}", None, 1, 9_000, 2_000),
+        ("db::query", Some(0), 2, 5_000, 4_000),
+        ("db::decode", Some(1), 2, 1_000, 1_000),
+        ("render", Some(0), 1, 2_000, 2_000),
+    ],
+    &[
+        ("/search \"q\"; ü", None, 1, 700, 100),
+        ("rank", Some(0), 3, 600, -50),
+        ("rank", Some(1), 1, 650, 650),
+    ],
+];
+
+/// Records of every kind, from `start_ns` over `minutes` minutes: some
+/// counters absent, labels present or not, names with quotes, `;` and
+/// non-ASCII letters, weights from 1 to 1000, values up to 2^40.
+fn records(seed: u64, n: usize, start_ns: u64, minutes: u64) -> Vec<Record> {
+    let mut rng = rng::Rng(seed);
+    let names = ["/users/{id}", "/search \"q\"; ü", "/health", "job::nightly"];
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let ts = start_ns + rng.below(minutes * 60_000_000_000);
+        let which = rng.index(names.len());
+        let mut r = match rng.below(20) {
+            0 => {
+                let nodes = NODES[rng.index(2)];
+                let timer = ["instructions", "cpu_ns"][rng.index(2)];
+                profile(nodes[0].0, 1 + rng.below(100), timer, 40, nodes)
+            }
+            1 if i % 7 == 0 => {
+                let mut r = Record::new(RecordKind::Status, "dynostats");
+                let mut d = Detail::default();
+                d.stats
+                    .insert("records_dropped_queue_full".into(), rng.below(5));
+                d.stats
+                    .insert("records_emitted".into(), rng.below(1_000_000));
+                if rng.below(2) == 0 {
+                    d.errors.insert("udp".into(), "connection refused".into());
+                }
+                r.detail = Some(Box::new(d));
+                r
+            }
+            _ => {
+                let kind = if which == 3 {
+                    RecordKind::Region
+                } else {
+                    RecordKind::Request
+                };
+                let mut r = Record::new(kind, names[which]);
+                r.weight = [1, 10, 100, 1000][rng.index(4)];
+                r.wall_ns = rng.below(1 << 30);
+                let mut maybe = |bits: u32| (rng.below(5) != 0).then(|| rng.below(1 << bits));
+                r.cpu_ns = maybe(28);
+                r.instructions = maybe(40);
+                r.cycles = maybe(36);
+                r.page_faults = maybe(6);
+                if rng.below(3) != 0 {
+                    r.rss_start = Some(40 << 20);
+                    r.rss_end = Some((40 << 20) + rng.below(1 << 20));
+                }
+                if kind == RecordKind::Request {
+                    r.method = Some(["GET", "POST"][rng.index(2)].into());
+                    r.status = (rng.below(10) != 0).then_some(200);
+                }
+                r.cancelled = rng.below(50) == 0;
+                if rng.below(40) == 0 {
+                    r.error = Some("timeout".into());
+                }
+                r
+            }
+        };
+        r.ts = ts;
+        r.pid = 1000 + (i % 3) as u32;
+        if rng.below(10) != 0 {
+            r.labels.insert("host", ["web-0", "web-1"][rng.index(2)]);
+        }
+        if rng.below(10) != 0 {
+            r.labels.insert("build", ["a1b2", "c3d4"][rng.index(2)]);
+        }
+        if rng.below(4) == 0 {
+            r.labels.insert("region", "eu=west");
+        }
+        out.push(r);
+    }
+    out
+}
+
+type Answers = BTreeMap<String, Vec<Vec<String>>>;
+
+fn python(args: &[&str]) -> Output {
+    Command::new("python3")
+        .arg(ANSWERS)
+        .args(args)
+        .output()
+        .expect("python3")
+}
+
+fn python_json<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
+    let out = python(args);
+    assert!(
+        out.status.success(),
+        "answers.py {args:?}: {}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn msgpack_available(test: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import msgpack"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || skip(test, "python3 cannot import msgpack")
+}
+
+/// The queries' answers from `server` (database `db`).
+fn answers(server: &Server, db: &str) -> Answers {
+    let queries: BTreeMap<String, String> = python_json(&["queries"]);
+    queries
+        .into_iter()
+        .map(|(name, sql)| {
+            let rows = server.query(&sql.replace("{db}", db));
+            (name, rows)
+        })
+        .collect()
+}
+
+fn assert_answers(what: &str, got: &Answers, want: &Answers) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (name, rows) in want {
+        assert!(!rows.is_empty(), "{name}: the test data has no rows for it");
+        let have = &got[name];
+        for (g, w) in have.iter().zip(rows) {
+            assert_eq!(g, w, "{what}, query {name}");
+        }
+        assert_eq!(have.len(), rows.len(), "{what}, query {name}: rows");
+    }
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn load_into_clickhouse_18_16_answers_as_the_files_do() {
+    let test = "load_into_clickhouse_18_16_answers_as_the_files_do";
+    if !msgpack_available(test) {
+        return;
+    }
+    let Some(server) = Server::start(test, free_port(), &[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    let now = now_ns();
+    let all = records(7, 6_000, now - 3_600_000_000_000, 5);
+    write(&file, &all[..4_000]);
+    let file = file.to_str().unwrap();
+    let url = server.url();
+
+    ok(&run(&["clickhouse", "init", "--clickhouse", &url]));
+    // init twice changes nothing.
+    ok(&run(&["clickhouse", "init", "--clickhouse", &url]));
+    assert_eq!(server.count("dynostats.schema_version"), 1);
+
+    let out = run(&["load", "--clickhouse", &url, "--batch", "700", file]);
+    ok(&out);
+    assert!(
+        text(&out.stderr).contains("inserted 4000 records"),
+        "{}",
+        text(&out.stderr)
+    );
+    let want: Answers = python_json(&["expected", file]);
+    assert_answers(
+        "after the first load",
+        &answers(&server, "dynostats"),
+        &want,
+    );
+
+    // Run again: nothing twice.
+    let out = run(&["load", "--clickhouse", &url, "--batch", "700", file]);
+    ok(&out);
+    assert!(
+        text(&out.stderr).contains("already"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_answers("after loading again", &answers(&server, "dynostats"), &want);
+
+    // The file grows (the sink appended): only the new records go in.
+    write(std::path::Path::new(file), &all);
+    let out = run(&["load", "--clickhouse", &url, "--batch", "700", file]);
+    ok(&out);
+    let want: Answers = python_json(&["expected", file]);
+    assert_answers("after the file grew", &answers(&server, "dynostats"), &want);
+    // One progress row per batch of the first load, then more.
+    assert!(server.count("dynostats.loads") >= 6);
+
+    // Absent counters stay absent: the rows that carry none.
+    let nulls = server.query("SELECT count() FROM dynostats.records WHERE instructions IS NULL");
+    let absent = all
+        .iter()
+        .filter(|r| matches!(r.kind, RecordKind::Request | RecordKind::Region))
+        .filter(|r| r.instructions.is_none())
+        .count();
+    assert_eq!(nulls[0][0], absent.to_string());
+}
+
+#[test]
+fn refusals_say_why_and_exit_6() {
+    let test = "refusals_say_why_and_exit_6";
+    let Some(server) = Server::start(test, free_port(), &[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    let now = now_ns();
+    write(&file, &records(11, 300, now - 60_000_000_000, 1));
+    let file = file.to_str().unwrap();
+    let url = server.url();
+
+    // No schema yet.
+    let out = run(&["load", "--clickhouse", &url, file]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("clickhouse init"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A wrong password: refused, and the password is never printed.
+    let wrong = format!("http://loader:not-the-pw@127.0.0.1:{}/", server.http);
+    let out = run(&["clickhouse", "init", "--clickhouse", &wrong]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("not-the-pw"));
+    assert!(!text(&out.stdout).contains("not-the-pw"));
+
+    // The right one from the environment.
+    let user = format!("http://loader@127.0.0.1:{}/", server.http);
+    let out = Command::new(env!("CARGO_BIN_EXE_dynostats"))
+        .args(["clickhouse", "init", "--ttl", "30", "--clickhouse", &user])
+        .env("CLICKHOUSE_PASSWORD", "s3cret-pw")
+        .output()
+        .unwrap();
+    ok(&out);
+
+    // 18.16 has no TTL: init says so, rather than promise retention.
+    assert!(
+        text(&out.stderr).contains("no TTL"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Nothing listens: exit 1 after the attempts, nothing half-said.
+    let dead = format!("http://127.0.0.1:{}/", free_port());
+    let out = run(&["load", "--attempts", "2", "--clickhouse", &dead, file]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+
+    // A database that is not there.
+    let out = run(&["load", "--database", "nope", "--clickhouse", &url, file]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+
+    // Bad names never reach the server.
+    let out = run(&["clickhouse", "schema", "--database", "x; DROP TABLE y"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn two_shards_behind_a_distributed_table() {
+    let test = "two_shards_behind_a_distributed_table";
+    if !msgpack_available(test) {
+        return;
+    }
+    let ports = [free_port(), free_port()];
+    let Some(a) = Server::start(test, ports[0], &ports) else {
+        return;
+    };
+    let Some(b) = Server::start(test, ports[1], &ports) else {
+        return;
+    };
+    for s in [&a, &b] {
+        let init = [
+            "clickhouse",
+            "init",
+            "--cluster",
+            "two",
+            "--without-replication",
+            "--clickhouse",
+        ];
+        let url = s.url();
+        ok(&run(&[&init[..], &[url.as_str()]].concat()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    write(&file, &records(21, 3_000, now_ns() - 600_000_000_000, 3));
+    let file = file.to_str().unwrap();
+    ok(&run(&[
+        "load",
+        "--batch",
+        "1000",
+        "--clickhouse",
+        &a.url(),
+        file,
+    ]));
+
+    // Both shards hold rows, and together exactly the records.
+    let (on_a, on_b) = (
+        a.count("dynostats.records_local"),
+        b.count("dynostats.records_local"),
+    );
+    assert!(on_a > 0 && on_b > 0, "shards {on_a} and {on_b}");
+    let want: Answers = python_json(&["expected", file]);
+    assert_answers(
+        "over the Distributed tables",
+        &answers(&b, "dynostats"),
+        &want,
+    );
+}
+
+/// The export in chdb (the current engine, with the rollup and its
+/// materialized view): answers equal the files', the rollup equals the
+/// raw rows, the SQL bucket equals `Sketch::bucket`.
+#[test]
+fn export_into_current_clickhouse_rolls_up_exactly() {
+    let test = "export_into_current_clickhouse_rolls_up_exactly";
+    if !msgpack_available(test) {
+        return;
+    }
+    let probe = Command::new("python3")
+        .args(["-c", "import chdb"])
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        skip(test, "python3 cannot import chdb (pip install chdb)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    write(&file, &records(31, 5_000, now_ns() - 7_200_000_000_000, 4));
+    let export = dir.path().join("export");
+    ok(&run(&[
+        "export",
+        "--format",
+        "jsonl",
+        "-o",
+        export.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]));
+    let schema = dir.path().join("schema.sql");
+    let out = run(&["clickhouse", "schema", "--ttl", "30"]);
+    ok(&out);
+    std::fs::write(&schema, &out.stdout).unwrap();
+
+    let mut values: Vec<i128> = vec![0, 1, 127, 128, 129, 191, 192, 255, 256, 1000, 1 << 20];
+    for e in 7..64 {
+        let p = 1i128 << e;
+        values.extend([p - 1, p, p + 1, p + (p >> 7), p + p / 2]);
+    }
+    values.extend([u64::MAX as i128, u64::MAX as i128 + 5, i64::MAX as i128]);
+    let negatives: Vec<i128> = values.iter().map(|v| -v).collect();
+    values.extend(negatives);
+    let spec = serde_json::json!({
+        "sql": dynostats::clickhouse::bucket_sql("v"),
+        "values": values
+            .iter()
+            .map(|&v| (v.to_string(), Sketch::bucket(v)))
+            .collect::<Vec<_>>(),
+    });
+    let buckets = dir.path().join("buckets.json");
+    std::fs::write(&buckets, spec.to_string()).unwrap();
+
+    let got: Answers = python_json(&[
+        "chdb",
+        schema.to_str().unwrap(),
+        export.to_str().unwrap(),
+        buckets.to_str().unwrap(),
+    ]);
+    let want: Answers = python_json(&["expected", file.to_str().unwrap()]);
+    assert_answers("chdb", &got, &want);
+}
+
+#[test]
+fn export_writes_one_file_per_table_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    let recs = records(41, 500, 1_764_000_000_000_000_000, 2);
+    write(&file, &recs);
+    let export = dir.path().join("out");
+    let args = [
+        "export",
+        "--format",
+        "jsonl",
+        "-o",
+        export.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ];
+    ok(&run(&args));
+    let lines = |t: &str| -> usize {
+        std::fs::read_to_string(export.join(format!("{t}.jsonl")))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let count = |k: RecordKind| recs.iter().filter(|r| r.kind == k).count();
+    assert_eq!(
+        lines("records"),
+        count(RecordKind::Request) + count(RecordKind::Region)
+    );
+    assert_eq!(lines("status"), count(RecordKind::Status));
+    let nodes: usize = recs
+        .iter()
+        .filter_map(|r| r.detail.as_ref().filter(|_| r.kind == RecordKind::Profile))
+        .map(|d| d.nodes.len())
+        .sum();
+    assert_eq!(lines("profile_nodes"), nodes);
+    // Every line is one JSON object.
+    for t in ["records", "profile_nodes", "status"] {
+        for l in std::fs::read_to_string(export.join(format!("{t}.jsonl")))
+            .unwrap()
+            .lines()
+        {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v.is_object());
+        }
+    }
+    // Run again into the same directory: the files are written anew,
+    // never appended to.
+    ok(&run(&args));
+    assert_eq!(lines("status"), count(RecordKind::Status));
+}

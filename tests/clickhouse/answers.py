@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""What ClickHouse must answer over records loaded by `dynostats load` (or
+`dynostats export` then an insert), computed three ways:
+
+  python3 answers.py queries
+      the queries, as JSON {name: sql}; `{db}` stands for the database
+  python3 answers.py expected FILE...
+      their answers from the record files alone (Python's msgpack, no
+      dynostats code), as JSON {name: [row, ...]}, each row a list of
+      strings, rows sorted
+  python3 answers.py chdb SCHEMA_SQL EXPORT_DIR BUCKETS_JSON
+      builds the schema (`dynostats clickhouse schema`) in chdb (the
+      current ClickHouse engine, in process), inserts the exported rows,
+      checks the rollup against the raw rows and a sketch computed here
+      from the exported rows, checks the SQL bucket expression against
+      the library's buckets (BUCKETS_JSON: {"sql": expression over `v`,
+      "values": [[v, bucket], ...]}), then prints the queries' answers
+      as `expected` does. Exits 1 naming the first disagreement.
+
+The queries run unchanged on ClickHouse 18.16 (no Int128, no Map), so the
+Rust test runs them there too and compares every answer.
+"""
+
+import json
+import os
+import re
+import sys
+
+QUERIES = {
+    "records": """
+        SELECT kind, name, build, host, method,
+               toString(count()), toString(sum(weight)), toString(min(ts)), toString(max(ts)),
+               toString(sum(weight * wall_ns)),
+               toString(countIf(cpu_ns IS NULL)), toString(sum(weight * ifNull(cpu_ns, 0))),
+               toString(countIf(instructions IS NULL)), toString(sum(weight * ifNull(instructions, 0))),
+               toString(countIf(cycles IS NULL)), toString(sum(weight * ifNull(cycles, 0))),
+               toString(countIf(page_faults IS NULL)), toString(sum(ifNull(page_faults, 0))),
+               toString(countIf(rss_start IS NULL)), toString(sum(ifNull(rss_end, 0))),
+               toString(countIf(status IS NULL)), toString(sum(ifNull(status, 0))),
+               toString(sum(cancelled)), toString(countIf(error != ''))
+        FROM {db}.records GROUP BY kind, name, build, host, method""",
+    "labels": """
+        SELECT kv, toString(count()) FROM (
+            SELECT arrayJoin(arrayMap((k, v) -> concat(k, '=', v), label_keys, label_values)) AS kv
+            FROM {db}.records)
+        GROUP BY kv""",
+    "minutes": """
+        SELECT name, toString(toStartOfMinute(time), 'UTC'), toString(count()), toString(sum(weight))
+        FROM {db}.records GROUP BY name, toStartOfMinute(time)""",
+    "nodes": """
+        SELECT name, timer, arrayStringConcat(path, ' > '), toString(depth),
+               toString(count()), toString(sum(weight * calls)),
+               toString(sum(weight * inclusive)), toString(sum(weight * exclusive))
+        FROM {db}.profile_nodes GROUP BY name, timer, path, depth""",
+    "roots": """
+        SELECT name, timer, build, toString(count()), toString(sum(weight)),
+               toString(sum(weight * assumeNotNull(total))), toString(sum(weight * overhead))
+        FROM {db}.profile_nodes WHERE parent IS NULL GROUP BY name, timer, build""",
+    "status": """
+        SELECT host, toString(count()), toString(sum(arraySum(stat_values))),
+               toString(sum(length(error_sinks)))
+        FROM {db}.status GROUP BY host""",
+}
+
+
+def label(r, key):
+    return (r.get("labels") or {}).get(key, "")
+
+
+def records(files):
+    import msgpack
+
+    for path in files:
+        with open(path, "rb") as f:
+            yield from msgpack.Unpacker(f, raw=False, strict_map_key=False)
+
+
+def rows_of(groups):
+    return sorted([list(k) + [str(x) for x in v] for k, v in groups.items()])
+
+
+def minute(ts):
+    import datetime
+
+    t = datetime.datetime.fromtimestamp(ts // 1_000_000_000 // 60 * 60, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def expected(files):
+    out = {name: {} for name in QUERIES}
+    for r in records(files):
+        kind, w = r["kind"], r["weight"]
+        if kind in ("request", "region"):
+            key = (kind, r["name"], label(r, "build"), label(r, "host"), r.get("method") or "")
+            g = out["records"].setdefault(key, [0] * 19)
+            g[0] += 1
+            g[1] += w
+            g[2] = r["ts"] if g[0] == 1 else min(g[2], r["ts"])
+            g[3] = max(g[3], r["ts"])
+            g[4] += w * r["wall_ns"]
+            for i, (field, weighted) in enumerate(
+                [("cpu_ns", True), ("instructions", True), ("cycles", True),
+                 ("page_faults", False), ("rss_start", None), ("status", False)]):
+                v = r.get(field)
+                if field == "rss_start":
+                    v = r.get("rss_start")
+                    g[5 + 2 * i] += v is None
+                    g[6 + 2 * i] += r.get("rss_end") or 0
+                    continue
+                g[5 + 2 * i] += v is None
+                g[6 + 2 * i] += (w if weighted else 1) * (v or 0)
+            g[17] += bool(r.get("cancelled"))
+            g[18] += bool(r.get("error"))
+            for k, v in (r.get("labels") or {}).items():
+                kv = (f"{k}={v}",)
+                out["labels"][kv] = [out["labels"].get(kv, [0])[0] + 1]
+            mk = (r["name"], minute(r["ts"]))
+            m = out["minutes"].setdefault(mk, [0, 0])
+            m[0] += 1
+            m[1] += w
+        elif kind == "profile":
+            d = r["detail"]
+            timer = d.get("timer") or ""
+            paths, depths = [], []
+            for n in d["nodes"]:
+                p = n.get("parent")
+                paths.append([n["name"]] if p is None else paths[p] + [n["name"]])
+                depths.append(0 if p is None else depths[p] + 1)
+                key = (r["name"], timer, " > ".join(paths[-1]), str(depths[-1]))
+                g = out["nodes"].setdefault(key, [0, 0, 0, 0])
+                g[0] += 1
+                g[1] += w * n.get("calls", 0)
+                g[2] += w * n.get("inclusive", 0)
+                g[3] += w * n.get("exclusive", 0)
+            key = (r["name"], timer, label(r, "build"))
+            g = out["roots"].setdefault(key, [0, 0, 0, 0])
+            g[0] += 1
+            g[1] += w
+            g[2] += w * (d.get("total") or 0)
+            g[3] += w * (d.get("overhead") or 0)
+        elif kind == "status":
+            d = r.get("detail") or {}
+            g = out["status"].setdefault((label(r, "host"),), [0, 0, 0])
+            g[0] += 1
+            g[1] += sum((d.get("stats") or {}).values())
+            g[2] += len(d.get("errors") or {})
+    return {name: rows_of(groups) for name, groups in out.items()}
+
+
+def fail(what):
+    print(f"answers.py: {what}", file=sys.stderr)
+    sys.exit(1)
+
+
+def bucket(x):
+    """The sketch's bucket of a value, from its definition (docs/clickhouse.md):
+    magnitudes below 128 are their own bucket; above, 64 buckets per power
+    of 2; negative values map to -1 - bucket(|x|); magnitudes beyond 2^64-1
+    clamp to it."""
+    a = min(abs(x), 2**64 - 1)
+    if a < 128:
+        i = a
+    else:
+        e = a.bit_length() - 1
+        i = 128 + (e - 7) * 64 + ((a >> (e - 6)) - 64)
+    return -1 - i if x < 0 else i
+
+
+def chdb_answers(schema_sql, export_dir, buckets_json):
+    from chdb import session
+
+    s = session.Session(os.path.join(export_dir, "chdb"))
+
+    def q(sql):
+        return str(s.query(sql, "TabSeparated"))
+
+    text = open(schema_sql).read()
+    for st in re.split(r";\s*\n", text):
+        st = "\n".join(l for l in st.splitlines() if not l.startswith("--")).strip()
+        if st:
+            q(st)
+    version = q("SELECT max(version) FROM dynostats.schema_version").strip()
+    if version == "0" or not version:
+        fail("the schema wrote no schema_version row")
+    for table in ("records", "profile_nodes", "status"):
+        path = os.path.join(export_dir, f"{table}.jsonl")
+        q(f"INSERT INTO dynostats.{table} FROM INFILE '{path}' FORMAT JSONEachRow")
+
+    # The rollup equals the raw rows, per kind, name, build and minute.
+    raw_rows = [json.loads(l) for l in open(os.path.join(export_dir, "records.jsonl"))]
+    counters = {"instructions": "instructions", "cycles": "cycles", "cpu_ns": "cpu_ns", "wall_ns": "wall_ns"}
+    want = {}
+    for r in raw_rows:
+        key = (r["kind"], r["name"], r["build"], minute(r["ts"]))
+        g = want.setdefault(key, {"samples": 0, "events": 0})
+        g["samples"] += 1
+        g["events"] += r["weight"]
+        for c in counters:
+            v = r[c]
+            if v is None:
+                continue
+            w = r["weight"]
+            g[c + "_samples"] = g.get(c + "_samples", 0) + 1
+            g[c + "_sum"] = g.get(c + "_sum", 0) + w * v
+            g[c + "_sum_sq"] = g.get(c + "_sum_sq", 0) + w * v * v
+            g[c + "_w2"] = g.get(c + "_w2", 0) + w * w
+            if w > 0:
+                sk = g.setdefault(c + "_sketch", {})
+                b = bucket(v)
+                sk[b] = sk.get(b, 0) + w
+    cols = ["samples", "events"]
+    for c in counters:
+        cols += [c + "_samples", c + "_sum", c + "_sum_sq", c + "_w2"]
+    sketches = [c + "_sketch" for c in counters]
+    sql = (
+        "SELECT kind, name, build, toString(bucket, 'UTC'), "
+        + ", ".join(f"toString(sum({c}))" for c in cols)
+        + ", "
+        + ", ".join(f"toString(sumMapMerge({c}))" for c in sketches)
+        + " FROM dynostats.rollup GROUP BY kind, name, build, bucket"
+    )
+    got = {}
+    for line in q(sql).splitlines():
+        f = line.split("\t")
+        got[tuple(f[:4])] = f[4:]
+    if set(got) != set(want):
+        fail(f"rollup groups {sorted(set(got) ^ set(want))[:3]} differ from the raw rows'")
+    for key, g in want.items():
+        row = got[key]
+        for i, c in enumerate(cols):
+            if int(row[i]) != g.get(c, 0):
+                fail(f"rollup {key} {c} = {row[i]}, raw rows {g.get(c, 0)}")
+        for j, c in enumerate(sketches):
+            keys, weights = json.loads(row[len(cols) + j].replace("(", "[").replace(")", "]"))
+            have = dict(zip(keys, weights))
+            if have != g.get(c, {}):
+                fail(f"rollup {key} {c} = {sorted(have.items())[:4]}..., "
+                     f"from the rows {sorted(g.get(c, {}).items())[:4]}...")
+
+    # The SQL bucket expression equals the library's buckets (and this
+    # file's definition of them).
+    spec = json.load(open(buckets_json))
+    values = [int(v) for v, _ in spec["values"]]
+    expr = spec["sql"]
+    lits = ", ".join(f"toInt128('{v}')" for v in values)
+    got = q(f"SELECT v, {expr} FROM (SELECT arrayJoin([{lits}]) AS v)").split()
+    got = [int(x) for x in got[1::2]]
+    for (v, lib), sql_b in zip(spec["values"], got):
+        v = int(v)
+        if not (lib == sql_b == bucket(v)):
+            fail(f"bucket of {v}: library {lib}, SQL {sql_b}, definition {bucket(v)}")
+    if len(got) != len(values):
+        fail(f"{len(got)} buckets for {len(values)} values")
+
+    answers = {}
+    for name, sql in QUERIES.items():
+        rows = [l.split("\t") for l in q(sql.format(db="dynostats")).splitlines()]
+        answers[name] = sorted(rows)
+    return answers
+
+
+def main(argv):
+    if argv[:1] == ["queries"]:
+        print(json.dumps(QUERIES))
+    elif argv[:1] == ["expected"]:
+        print(json.dumps(expected(argv[1:])))
+    elif argv[:1] == ["chdb"] and len(argv) == 4:
+        print(json.dumps(chdb_answers(*argv[1:])))
+    else:
+        fail(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
