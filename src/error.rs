@@ -146,6 +146,12 @@ pub enum ConfigErrorKind {
         /// What the resolver said.
         reason: String,
     },
+    /// A value of the wrong form (a URL that does not parse, a name that
+    /// is not an identifier).
+    Malformed {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A counter that `needed_by` reads from the thread counters of
     /// [`snapshot`](crate::counters::snapshot), which the setting left out
     /// of their set.
@@ -184,6 +190,9 @@ impl fmt::Display for ConfigError {
                 "cannot resolve the address {addr:?} given to `{setting}` ({reason}): give \
                  host:port, an IP address or host name and a port"
             ),
+            ConfigErrorKind::Malformed { reason } => {
+                write!(f, "the value given to `{setting}` is malformed: {reason}")
+            }
             ConfigErrorKind::CounterLeftOut { counter, needed_by } => write!(
                 f,
                 "{needed_by} reads the thread counters of dynostats::snapshot, and {counter} \

@@ -205,7 +205,7 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// How long one request may take before it counts as a broken
-    /// connection, unless set with [`Client::timeout`].
+    /// connection, unless set with [`Client::with_timeout`].
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
     /// A client for `server`.
@@ -213,11 +213,12 @@ impl Client {
         Client::with_timeout(server, Client::DEFAULT_TIMEOUT)
     }
 
-    /// A client for `server` whose requests end after `timeout`.
+    /// A client for `server` whose requests end after `timeout`
+    /// (connecting takes at most 10 s of it).
     pub fn with_timeout(server: Server, timeout: Duration) -> Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
-            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
             .http_status_as_error(false)
             .build()
             .into();

@@ -12,6 +12,9 @@
 //!   `dynostats clickhouse schema` prints it.
 //! - [`Rows`]: records as rows of those tables, in `JSONEachRow`.
 //!   `dynostats load` inserts them, `dynostats export` writes them.
+//! - [`ClickHouseSink`] (feature `clickhouse`): the same rows inserted
+//!   straight from a service's pipeline, for fleets without a collector
+//!   tier.
 //!
 //! `docs/clickhouse.md` explains each choice of the schema and how to load.
 //!
@@ -32,8 +35,12 @@
 mod client;
 mod rows;
 mod schema;
+#[cfg(feature = "clickhouse")]
+mod sink;
 
 #[cfg(feature = "clickhouse")]
 pub use client::{ClickHouseError, Client, Server};
 pub use rows::Rows;
 pub use schema::{Column, Dialect, SCHEMA_VERSION, Schema, Statement, Table, bucket_sql};
+#[cfg(feature = "clickhouse")]
+pub use sink::{ClickHouseSink, ClickHouseSinkBuilder, ClickHouseStats};

@@ -4,6 +4,8 @@
 //! tests only start child processes and share no process state, so they
 //! run side by side.
 
+#[path = "../common/clickhouse.rs"]
+mod ch;
 #[path = "../common/cli.rs"]
 mod cli;
 #[path = "../common/rng.rs"]

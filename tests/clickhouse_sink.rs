@@ -1,0 +1,208 @@
+//! `ClickHouseSink` in a running pipeline against a real ClickHouse
+//! (Debian's 18.16, started here on 127.0.0.1; `tests/common/clickhouse.rs`):
+//! every record the pipeline accepts ends delivered (in the tables, counted
+//! by SQL) or in a counted drop, a server that is down, refuses or lacks
+//! the schema blocks nothing, and the password is never written anywhere.
+#![cfg(feature = "clickhouse")]
+
+#[path = "common/clickhouse.rs"]
+mod ch;
+
+use std::time::Duration;
+
+use dynostats::clickhouse::{ClickHouseSink, Dialect, Schema};
+use dynostats::{Pipeline, Record, RecordKind};
+
+use ch::{Server, free_port};
+
+fn schema_18_16() -> Vec<String> {
+    Schema::new()
+        .dialect(Dialect::Compat1816)
+        .statements()
+        .into_iter()
+        .map(|s| s.sql)
+        .collect()
+}
+
+fn init(server: &Server) {
+    let statements = schema_18_16();
+    server.apply(statements.iter().map(String::as_str));
+}
+
+/// `n` records: requests of two endpoints, weights 1 to 4, instructions
+/// absent on every third.
+fn records(n: u64) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            let name = if i % 2 == 0 { "/a" } else { "/b" };
+            let mut r = Record::new(RecordKind::Request, name);
+            r.ts = 1_800_000_000_000_000_000 + i * 1_000_000;
+            r.weight = 1 + i % 4;
+            r.wall_ns = 1000 + i;
+            r.instructions = (i % 3 != 0).then_some(10_000 + i);
+            r.labels.insert("host", "h1");
+            r
+        })
+        .collect()
+}
+
+fn pipeline(sink: ClickHouseSink) -> Pipeline {
+    Pipeline::builder()
+        .sink(sink)
+        .status_interval(None)
+        .batch_interval(Duration::from_millis(20))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_accepted_record_is_delivered_and_in_the_tables() {
+    let test = "every_accepted_record_is_delivered_and_in_the_tables";
+    let Some(server) = Server::start(test, free_port(), &[]) else {
+        return;
+    };
+    init(&server);
+    let sink = ClickHouseSink::builder(&server.url())
+        .chunk_records(700)
+        .build()
+        .unwrap();
+    let p = pipeline(sink);
+    let recs = records(5_000);
+    for r in &recs {
+        assert!(p.emit(r.clone()));
+    }
+    p.flush().unwrap();
+    let stats = p.shutdown().unwrap();
+    let sink = &stats.sinks[0];
+    assert_eq!(stats.accepted, 5_000);
+    assert_eq!(sink.delivered, 5_000, "{sink:?}");
+    assert_eq!(
+        sink.dropped_by_sink + sink.buffered_by_sink + sink.lost(),
+        0
+    );
+
+    let rows = server.query(
+        "SELECT name, toString(count()), toString(sum(weight)), \
+         toString(countIf(instructions IS NULL)), toString(sum(weight * ifNull(instructions, 0))) \
+         FROM dynostats.records GROUP BY name",
+    );
+    let mut want = Vec::new();
+    for name in ["/a", "/b"] {
+        let of: Vec<&Record> = recs.iter().filter(|r| r.name.as_str() == name).collect();
+        want.push(vec![
+            name.to_string(),
+            of.len().to_string(),
+            of.iter().map(|r| r.weight).sum::<u64>().to_string(),
+            of.iter()
+                .filter(|r| r.instructions.is_none())
+                .count()
+                .to_string(),
+            of.iter()
+                .map(|r| r.weight * r.instructions.unwrap_or(0))
+                .sum::<u64>()
+                .to_string(),
+        ]);
+    }
+    assert_eq!(rows, want);
+}
+
+#[test]
+fn a_server_that_comes_late_gets_the_buffer() {
+    let test = "a_server_that_comes_late_gets_the_buffer";
+    if ch::server_binary().is_none() {
+        ch::skip(test, "no clickhouse-server");
+        return;
+    }
+    let (http, tcp) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{http}/");
+    let sink = ClickHouseSink::builder(&url)
+        .chunk_records(100)
+        .flush_timeout(Duration::from_millis(300))
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let p = pipeline(sink);
+    for r in records(300) {
+        assert!(p.emit(r));
+    }
+    // Nothing listens: the flush says so, the records stay buffered.
+    let err = p.flush().unwrap_err().to_string();
+    assert!(err.contains("300 records not delivered"), "{err}");
+    let s = p.stats();
+    assert_eq!(s.sinks[0].buffered_by_sink, 300, "{:?}", s.sinks[0]);
+    assert_eq!(s.sinks[0].delivered, 0);
+
+    let Some(server) = Server::start_at(test, http, tcp, &[]) else {
+        return;
+    };
+    // The server is up but has no schema: still buffered, not dropped.
+    let err = p.flush().unwrap_err().to_string();
+    assert!(err.contains("schema"), "{err}");
+    assert_eq!(p.stats().sinks[0].dropped_by_sink, 0);
+
+    init(&server);
+    p.flush().unwrap();
+    let stats = p.shutdown().unwrap();
+    assert_eq!(stats.sinks[0].delivered, 300, "{:?}", stats.sinks[0]);
+    assert_eq!(server.count("dynostats.records"), 300);
+}
+
+#[test]
+fn a_full_buffer_and_a_refused_insert_are_counted_drops() {
+    let test = "a_full_buffer_and_a_refused_insert_are_counted_drops";
+    let dead = format!("http://loader:pw-never-shown@127.0.0.1:{}/", free_port());
+    let sink = ClickHouseSink::builder(&dead)
+        .buffer_records(100)
+        .chunk_records(50)
+        .flush_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let p = pipeline(sink);
+    for r in records(250) {
+        assert!(p.emit(r));
+    }
+    let err = p.flush().unwrap_err().to_string();
+    assert!(!err.contains("pw-never-shown"), "{err}");
+    let stats = p.shutdown().unwrap();
+    let sink = &stats.sinks[0];
+    assert!(!sink.name.contains("pw-never-shown"), "{}", sink.name);
+    assert_eq!(sink.dropped_by_sink, 150, "{sink:?}");
+    assert_eq!(sink.lost_at_shutdown, 100, "{sink:?}");
+    assert_eq!(sink.delivered, 0);
+
+    // A table the server does not have: refused, dropped, said.
+    let Some(server) = Server::start(test, free_port(), &[]) else {
+        return;
+    };
+    init(&server);
+    server.query("DROP TABLE dynostats.records");
+    let sink = ClickHouseSink::builder(&server.url()).build().unwrap();
+    let p = pipeline(sink);
+    for r in records(40) {
+        assert!(p.emit(r));
+    }
+    let err = p.flush().unwrap_err().to_string();
+    assert!(err.contains("40 records dropped"), "{err}");
+    assert!(err.contains("records"), "{err}");
+    let stats = p.shutdown().unwrap();
+    assert_eq!(stats.sinks[0].dropped_by_sink, 40, "{:?}", stats.sinks[0]);
+}
+
+#[test]
+fn bad_settings_are_refused_when_built() {
+    for bad in [
+        ClickHouseSink::builder("ftp://x/").build(),
+        ClickHouseSink::builder("http://127.0.0.1:8123/")
+            .database("x; DROP TABLE y")
+            .build(),
+        ClickHouseSink::builder("http://127.0.0.1:8123/")
+            .chunk_records(0)
+            .build(),
+        ClickHouseSink::builder("http://127.0.0.1:8123/")
+            .backoff(Duration::from_secs(2), Duration::from_secs(1))
+            .build(),
+    ] {
+        let e = bad.unwrap_err().to_string();
+        assert!(e.contains("ClickHouseSink"), "{e}");
+    }
+}
