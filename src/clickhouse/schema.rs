@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+mod ingest;
+
 use crate::report::Metric;
 use crate::report::Sketch;
 
@@ -458,6 +460,7 @@ impl Schema {
         out.extend(self.loads());
         if self.dialect == Dialect::Current {
             out.extend(self.rollup());
+            out.extend(self.ingest());
         }
         out.push(Statement {
             makes: "schema_version row".to_string(),

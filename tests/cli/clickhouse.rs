@@ -361,9 +361,10 @@ fn two_shards_behind_a_distributed_table() {
 
 /// The export in chdb (the current engine, with the rollup and its
 /// materialized view): answers equal the files', the rollup equals the
-/// raw rows, the SQL bucket equals `Sketch::bucket`.
+/// raw rows, the SQL bucket equals `Sketch::bucket`; the records as a
+/// collector writes them, into `records_in`, make exactly the same rows.
 #[test]
-fn export_into_current_clickhouse_rolls_up_exactly() {
+fn export_and_collector_json_into_current_clickhouse_agree_and_roll_up_exactly() {
     let test = "export_into_current_clickhouse_rolls_up_exactly";
     if !msgpack_available(test) {
         return;
@@ -392,6 +393,10 @@ fn export_into_current_clickhouse_rolls_up_exactly() {
     let out = run(&["clickhouse", "schema", "--ttl", "30"]);
     ok(&out);
     std::fs::write(&schema, &out.stdout).unwrap();
+    let fleet = dir.path().join("fleet.sql");
+    let out = run(&["clickhouse", "schema", "--ttl", "30", "--database", "fleet"]);
+    ok(&out);
+    std::fs::write(&fleet, &out.stdout).unwrap();
 
     let mut values: Vec<i128> = vec![0, 1, 127, 128, 129, 191, 192, 255, 256, 1000, 1 << 20];
     for e in 7..64 {
@@ -414,8 +419,10 @@ fn export_into_current_clickhouse_rolls_up_exactly() {
     let got: Answers = python_json(&[
         "chdb",
         schema.to_str().unwrap(),
+        fleet.to_str().unwrap(),
         export.to_str().unwrap(),
         buckets.to_str().unwrap(),
+        file.to_str().unwrap(),
     ]);
     let want: Answers = python_json(&["expected", file.to_str().unwrap()]);
     assert_answers("chdb", &got, &want);

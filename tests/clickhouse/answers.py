@@ -8,14 +8,20 @@
       their answers from the record files alone (Python's msgpack, no
       dynostats code), as JSON {name: [row, ...]}, each row a list of
       strings, rows sorted
-  python3 answers.py chdb SCHEMA_SQL EXPORT_DIR BUCKETS_JSON
+  python3 answers.py chdb SCHEMA_SQL FLEET_SCHEMA_SQL EXPORT_DIR BUCKETS_JSON FILE...
       builds the schema (`dynostats clickhouse schema`) in chdb (the
       current ClickHouse engine, in process), inserts the exported rows,
       checks the rollup against the raw rows and a sketch computed here
       from the exported rows, checks the SQL bucket expression against
       the library's buckets (BUCKETS_JSON: {"sql": expression over `v`,
-      "values": [[v, bucket], ...]}), then prints the queries' answers
-      as `expected` does. Exits 1 naming the first disagreement.
+      "values": [[v, bucket], ...]}). Then the collector's way in: builds
+      the schema again in database `fleet` (FLEET_SCHEMA_SQL), inserts
+      the record files as a collector writes them (each record map as one
+      JSON object, with the `date` and `tag` keys Fluent Bit and Vector
+      add) into `fleet.records_in`, and checks that every table holds
+      exactly the rows of the export, and the rollup the same sums. Prints
+      the queries' answers as `expected` does. Exits 1 naming the first
+      disagreement.
 
 The queries run unchanged on ClickHouse 18.16 (no Int128, no Map), so the
 Rust test runs them there too and compares every answer.
@@ -166,7 +172,7 @@ def bucket(x):
     return -1 - i if x < 0 else i
 
 
-def chdb_answers(schema_sql, export_dir, buckets_json):
+def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
     from chdb import session
 
     s = session.Session(os.path.join(export_dir, "chdb"))
@@ -174,11 +180,13 @@ def chdb_answers(schema_sql, export_dir, buckets_json):
     def q(sql):
         return str(s.query(sql, "TabSeparated"))
 
-    text = open(schema_sql).read()
-    for st in re.split(r";\s*\n", text):
-        st = "\n".join(l for l in st.splitlines() if not l.startswith("--")).strip()
-        if st:
-            q(st)
+    def run_script(path):
+        for st in re.split(r";\s*\n", open(path).read()):
+            st = "\n".join(l for l in st.splitlines() if not l.startswith("--")).strip()
+            if st:
+                q(st)
+
+    run_script(schema_sql)
     version = q("SELECT max(version) FROM dynostats.schema_version").strip()
     if version == "0" or not version:
         fail("the schema wrote no schema_version row")
@@ -252,6 +260,36 @@ def chdb_answers(schema_sql, export_dir, buckets_json):
     if len(got) != len(values):
         fail(f"{len(got)} buckets for {len(values)} values")
 
+    # The collector's way in: the same rows in every table.
+    run_script(fleet_sql)
+    collector = os.path.join(export_dir, "collector.jsonl")
+    with open(collector, "w") as out:
+        for r in records(files):
+            r = dict(r)
+            r["date"] = r["ts"] / 1e9
+            r["tag"] = "dynostats.app"
+            out.write(json.dumps(r) + "\n")
+    q(f"INSERT INTO fleet.records_in FROM INFILE '{collector}' FORMAT JSONEachRow")
+    for table in ("records", "profile_nodes", "status"):
+        a = int(q(f"SELECT count() FROM dynostats.{table}"))
+        b = int(q(f"SELECT count() FROM fleet.{table}"))
+        if a != b or a == 0:
+            fail(f"{table}: {a} rows by the export, {b} by the collector's way")
+        for x, y in (("dynostats", "fleet"), ("fleet", "dynostats")):
+            diff = q(f"SELECT * FROM {x}.{table} EXCEPT SELECT * FROM {y}.{table}")
+            if diff.strip():
+                ts = diff.split("\t", 1)[0]
+                other = q(f"SELECT * FROM {y}.{table} WHERE ts = {ts}")
+                fail(f"{table}: a row in {x} is not in {y}:\n{diff.splitlines()[0][:800]}\n"
+                     f"{y} has at its ts:\n{other.strip()[:800]}")
+    sums = ", ".join(f"toString(sum({c}))" for c in cols) + ", " + ", ".join(
+        f"toString(sumMapMerge({c}))" for c in sketches)
+    by = "kind, name, build, bucket"
+    a = q(f"SELECT {by}, {sums} FROM dynostats.rollup GROUP BY {by} ORDER BY {by}")
+    b = q(f"SELECT {by}, {sums} FROM fleet.rollup GROUP BY {by} ORDER BY {by}")
+    if a != b:
+        fail("the rollup fed by the collector's way differs from the export's")
+
     answers = {}
     for name, sql in QUERIES.items():
         rows = [l.split("\t") for l in q(sql.format(db="dynostats")).splitlines()]
@@ -264,8 +302,8 @@ def main(argv):
         print(json.dumps(QUERIES))
     elif argv[:1] == ["expected"]:
         print(json.dumps(expected(argv[1:])))
-    elif argv[:1] == ["chdb"] and len(argv) == 4:
-        print(json.dumps(chdb_answers(*argv[1:])))
+    elif argv[:1] == ["chdb"] and len(argv) >= 6:
+        print(json.dumps(chdb_answers(*argv[1:5], argv[5:])))
     else:
         fail(__doc__)
 
