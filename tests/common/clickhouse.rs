@@ -22,6 +22,17 @@ pub fn skip(test: &str, reason: &str) -> bool {
     false
 }
 
+fn spawn(binary: &std::path::Path, dir: &std::path::Path) -> Child {
+    Command::new(binary)
+        .arg(format!("--config-file={}/config.xml", dir.display()))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()))
+}
+
 pub fn server_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -44,6 +55,7 @@ pub fn free_port() -> u16 {
 /// directory, ports on 127.0.0.1, killed when dropped.
 pub struct Server {
     child: Child,
+    binary: PathBuf,
     dir: tempfile::TempDir,
     pub http: u16,
     pub tcp: u16,
@@ -104,22 +116,29 @@ impl Server {
 "#;
         std::fs::write(dir.path().join("config.xml"), config).unwrap();
         std::fs::write(dir.path().join("users.xml"), users).unwrap();
-        let child = Command::new(&binary)
-            .arg(format!("--config-file={d}/config.xml"))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        let child = spawn(&binary, dir.path());
         let mut server = Server {
             child,
+            binary,
             dir,
             http,
             tcp,
         };
         server.wait_ready();
         Some(server)
+    }
+
+    /// Kills the server at once (SIGKILL: no flush, no goodbye).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on its ports and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.binary, self.dir.path());
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
