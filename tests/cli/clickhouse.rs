@@ -359,13 +359,47 @@ fn two_shards_behind_a_distributed_table() {
     );
 }
 
+/// A profile record whose call tree is one chain 70 scopes deep (beyond
+/// the profiler's default depth of 64), its last parent index pointing
+/// forward (taken as the root's child, as `Rows` does).
+fn deep_profile(ts: u64) -> Record {
+    use dynostats::record::ProfileNode;
+    let mut r = Record::new(RecordKind::Profile, "/deep");
+    r.ts = ts;
+    r.weight = 3;
+    r.labels.insert("host", "web-0");
+    let mut d = Detail::default();
+    d.timer = Some("instructions".into());
+    d.total = Some(7_000);
+    d.overhead = Some(12);
+    for i in 0..71u32 {
+        let mut n = ProfileNode::default();
+        n.name = if i == 0 {
+            "/deep".into()
+        } else {
+            format!("level{}", i % 7)
+        };
+        n.parent = match i {
+            0 => None,
+            70 => Some(99),
+            _ => Some(i - 1),
+        };
+        n.calls = u64::from(i) + 1;
+        n.inclusive = 7_000 - i64::from(i) * 100;
+        n.exclusive = 100;
+        d.nodes.push(n);
+    }
+    r.detail = Some(Box::new(d));
+    r
+}
+
 /// The export in chdb (the current engine, with the rollup and its
 /// materialized view): answers equal the files', the rollup equals the
 /// raw rows, the SQL bucket equals `Sketch::bucket`; the records as a
 /// collector writes them, into `records_in`, make exactly the same rows.
 #[test]
 fn export_and_collector_json_into_current_clickhouse_agree_and_roll_up_exactly() {
-    let test = "export_into_current_clickhouse_rolls_up_exactly";
+    let test = "export_and_collector_json_into_current_clickhouse_agree_and_roll_up_exactly";
     if !msgpack_available(test) {
         return;
     }
@@ -379,7 +413,9 @@ fn export_and_collector_json_into_current_clickhouse_agree_and_roll_up_exactly()
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("records.msgpack");
-    write(&file, &records(31, 5_000, now_ns() - 7_200_000_000_000, 4));
+    let mut recs = records(31, 5_000, now_ns() - 7_200_000_000_000, 4);
+    recs.push(deep_profile(now_ns() - 3_600_000_000_000));
+    write(&file, &recs);
     let export = dir.path().join("export");
     ok(&run(&[
         "export",
