@@ -547,7 +547,8 @@ fn parquet_export_holds_the_rows_of_the_jsonl_export() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("records.msgpack");
     // More than a row group of records rows.
-    let recs = records(53, 70_000, 1_764_000_000_000_000_000, 30);
+    // Recent, so that the shipped tables' TTL keeps them.
+    let recs = records(53, 70_000, now_ns() - 7_200_000_000_000, 30);
     write(&file, &recs);
     let jsonl = dir.path().join("jsonl");
     let pq = dir.path().join("parquet");
@@ -652,8 +653,14 @@ fn parquet_export_holds_the_rows_of_the_jsonl_export() {
         .collect();
     let spec = dir.path().join("structures.json");
     std::fs::write(&spec, serde_json::to_string(&structures).unwrap()).unwrap();
+    // The shipped schema.
+    let schema = dir.path().join("schema.sql");
+    let out = run(&["clickhouse", "schema"]);
+    ok(&out);
+    std::fs::write(&schema, &out.stdout).unwrap();
     let got: BTreeMap<String, serde_json::Value> = python_json(&[
         "parquet",
+        schema.to_str().unwrap(),
         jsonl.to_str().unwrap(),
         pq.to_str().unwrap(),
         spec.to_str().unwrap(),
@@ -681,6 +688,9 @@ fn parquet_export_holds_the_rows_of_the_jsonl_export() {
         assert_eq!(t["only_parquet"], serde_json::json!([]), "{table:?}");
         assert_eq!(t["nulls_jsonl"], t["nulls_parquet"], "{table:?}");
         assert_eq!(t["elements_jsonl"], t["elements_parquet"], "{table:?}");
+        // Loaded into the shipped table as docs/clickhouse.md says.
+        assert_eq!(t["loaded"], rows[0], "{table:?}: rows loaded");
+        assert_eq!(t["loaded_not_jsonl"], serde_json::json!([]), "{table:?}");
     }
     // The test data has absent counters, and arrays with elements.
     let nulls = &got["records"]["nulls_parquet"];
