@@ -60,7 +60,7 @@ enum Output {
     /// JSON lines: the rows' text as it is.
     Jsonl(BufWriter<File>),
     /// Parquet: the rows' text decoded into Arrow columns.
-    Parquet(ParquetTable),
+    Parquet(Box<ParquetTable>),
 }
 
 impl Output {
@@ -135,7 +135,7 @@ fn create(dir: &Path, format: &str) -> io::Result<Vec<(Table, Output)>> {
         .map(|t| {
             let path = dir.join(format!("{}.{format}", t.name()));
             let output = match format {
-                "parquet" => Output::Parquet(ParquetTable::create(t, &path)?),
+                "parquet" => Output::Parquet(Box::new(ParquetTable::create(t, &path)?)),
                 _ => Output::Jsonl(BufWriter::new(File::create(path)?)),
             };
             Ok((t, output))
