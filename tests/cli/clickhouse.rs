@@ -10,6 +10,7 @@
 //! failure. CI installs both and sets it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -615,4 +616,289 @@ fn a_load_cut_by_a_dead_server_goes_on_when_run_again() {
         let want: Answers = python_json(&["expected", file]);
         assert_answers("after the cut load", &answers(&server, "dynostats"), &want);
     }
+}
+
+/// Runs `dynostats export --format FORMAT -o DIR FILE` and returns it.
+fn export(format: &str, dir: &Path, file: &Path) -> Output {
+    run(&[
+        "export",
+        "--format",
+        format,
+        "-o",
+        dir.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ])
+}
+
+/// The Parquet file's Arrow schema and metadata, read by the parquet
+/// crate (which fails on a file without its footer).
+fn parquet_file(
+    path: &Path,
+) -> (
+    arrow_schema::SchemaRef,
+    std::sync::Arc<parquet::file::metadata::ParquetMetaData>,
+) {
+    let file = std::fs::File::open(path).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    (builder.schema().clone(), builder.metadata().clone())
+}
+
+/// Every row of the Parquet file as a JSON object (nulls written out),
+/// read back through Arrow.
+fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut writer = arrow_json::writer::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow_json::writer::LineDelimited>(Vec::new());
+    for batch in reader {
+        writer.write(&batch.unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
+    let text = String::from_utf8(writer.into_inner()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn jsonl_rows(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The same record file exported as JSON lines and as Parquet: chdb
+/// reads both, and every table holds the same rows both ways (nulls and
+/// arrays included); the Parquet columns are the table's, in order, with
+/// the documented types, zstd-compressed, in row groups of at most
+/// 65,536 rows.
+#[test]
+fn parquet_export_holds_the_rows_of_the_jsonl_export() {
+    use dynostats::clickhouse::{Dialect, Table};
+
+    let test = "parquet_export_holds_the_rows_of_the_jsonl_export";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    // More than a row group of records rows.
+    // Recent, so that the shipped tables' TTL keeps them.
+    let recs = records(53, 70_000, now_ns() - 7_200_000_000_000, 30);
+    write(&file, &recs);
+    let jsonl = dir.path().join("jsonl");
+    let pq = dir.path().join("parquet");
+    ok(&export("jsonl", &jsonl, &file));
+    let out = export("parquet", &pq, &file);
+    ok(&out);
+    assert!(
+        text(&out.stderr).contains("wrote the rows of 70000 records"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The files as the parquet crate reads them.
+    for table in Table::ALL {
+        let path = pq.join(format!("{}.parquet", table.name()));
+        let (schema, meta) = parquet_file(&path);
+        let columns: Vec<_> = table.row_columns().collect();
+        assert_eq!(schema.fields().len(), columns.len(), "{table:?}");
+        for (field, column) in schema.fields().iter().zip(&columns) {
+            assert_eq!(field.name(), column.name, "{table:?}");
+            assert_eq!(
+                field.is_nullable(),
+                column.current.starts_with("Nullable("),
+                "{table:?}.{}",
+                column.name
+            );
+        }
+        let rows: i64 = meta.row_groups().iter().map(|g| g.num_rows()).sum();
+        assert_eq!(
+            rows as usize,
+            jsonl_rows(&jsonl.join(format!("{}.jsonl", table.name()))).len()
+        );
+        for group in meta.row_groups() {
+            assert!(
+                group.num_rows() <= 65_536,
+                "{table:?}: {}",
+                group.num_rows()
+            );
+            for c in group.columns() {
+                assert!(
+                    matches!(c.compression(), parquet::basic::Compression::ZSTD(_)),
+                    "{table:?}: {:?}",
+                    c.compression()
+                );
+            }
+        }
+        if table == Table::Records {
+            assert!(meta.num_row_groups() >= 2, "{}", meta.num_row_groups());
+        }
+    }
+    let (records_schema, _) = parquet_file(&pq.join("records.parquet"));
+    let (nodes_schema, _) = parquet_file(&pq.join("profile_nodes.parquet"));
+    use arrow_schema::DataType as T;
+    let list = |t| {
+        T::List(std::sync::Arc::new(arrow_schema::Field::new_list_field(
+            t, false,
+        )))
+    };
+    for (schema, name, want) in [
+        (&records_schema, "ts", T::UInt64),
+        (&records_schema, "name", T::Utf8),
+        (&records_schema, "status", T::UInt16),
+        (&records_schema, "label_keys", list(T::Utf8)),
+        (&records_schema, "cpu_ns", T::UInt64),
+        (&records_schema, "pid", T::UInt32),
+        (&records_schema, "cancelled", T::UInt8),
+        (&nodes_schema, "inclusive", T::Int64),
+        (&nodes_schema, "total", T::Int64),
+        (&nodes_schema, "path", list(T::Utf8)),
+        (&nodes_schema, "stat_values", list(T::UInt64)),
+    ] {
+        assert_eq!(
+            schema.field_with_name(name).unwrap().data_type(),
+            &want,
+            "{name}"
+        );
+    }
+
+    // The values, read back through Arrow, equal the JSON lines'.
+    for table in Table::ALL {
+        let want = jsonl_rows(&jsonl.join(format!("{}.jsonl", table.name())));
+        let got = parquet_rows(&pq.join(format!("{}.parquet", table.name())));
+        assert!(!want.is_empty(), "{table:?}: no rows in the test data");
+        assert_eq!(got.len(), want.len(), "{table:?}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{table:?}, row {i}");
+        }
+    }
+
+    // And as chdb (current ClickHouse) reads them.
+    let probe = Command::new("python3")
+        .args(["-c", "import chdb"])
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        skip(test, "python3 cannot import chdb (pip install chdb)");
+        return;
+    }
+    let structures: BTreeMap<&str, String> = Table::ALL
+        .into_iter()
+        .map(|t| (t.name(), t.structure(Dialect::Current)))
+        .collect();
+    let spec = dir.path().join("structures.json");
+    std::fs::write(&spec, serde_json::to_string(&structures).unwrap()).unwrap();
+    // The shipped schema.
+    let schema = dir.path().join("schema.sql");
+    let out = run(&["clickhouse", "schema"]);
+    ok(&out);
+    std::fs::write(&schema, &out.stdout).unwrap();
+    let got: BTreeMap<String, serde_json::Value> = python_json(&[
+        "parquet",
+        schema.to_str().unwrap(),
+        jsonl.to_str().unwrap(),
+        pq.to_str().unwrap(),
+        spec.to_str().unwrap(),
+    ]);
+    for table in Table::ALL {
+        let t = &got[table.name()];
+        // The columns as ClickHouse sees them: the table's types, without
+        // codecs, LowCardinality(String) a String.
+        let want: Vec<(String, String)> = table
+            .row_columns()
+            .map(|c| {
+                let ty = c.current.split(" CODEC(").next().unwrap();
+                (
+                    c.name.to_string(),
+                    ty.replace("LowCardinality(String)", "String"),
+                )
+            })
+            .collect();
+        let types: Vec<(String, String)> = serde_json::from_value(t["types"].clone()).unwrap();
+        assert_eq!(types, want, "{table:?}");
+        let rows = &t["rows"];
+        assert_eq!(rows[0], rows[1], "{table:?}: rows jsonl, parquet");
+        assert!(rows[0].as_u64().unwrap() > 0, "{table:?}");
+        assert_eq!(t["only_jsonl"], serde_json::json!([]), "{table:?}");
+        assert_eq!(t["only_parquet"], serde_json::json!([]), "{table:?}");
+        assert_eq!(t["nulls_jsonl"], t["nulls_parquet"], "{table:?}");
+        assert_eq!(t["elements_jsonl"], t["elements_parquet"], "{table:?}");
+        // Loaded into the shipped table as docs/clickhouse.md says.
+        assert_eq!(t["loaded"], rows[0], "{table:?}: rows loaded");
+        assert_eq!(t["loaded_not_jsonl"], serde_json::json!([]), "{table:?}");
+    }
+    // The test data has absent counters, and arrays with elements.
+    let nulls = &got["records"]["nulls_parquet"];
+    for c in ["status", "cpu_ns", "instructions", "rss_start"] {
+        let n = nulls[c].as_u64().unwrap();
+        assert!(n > 0 && n < 70_000, "records.{c}: {n} nulls");
+    }
+    assert!(
+        got["profile_nodes"]["nulls_parquet"]["total"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        got["profile_nodes"]["elements_parquet"]["path"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        got["status"]["elements_parquet"]["error_sinks"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
+
+/// A damaged input: the Parquet files are whole (footer and all) and hold
+/// the rows of the records before the damage, like the JSON lines; the
+/// command exits 3.
+#[test]
+fn parquet_export_of_a_damaged_input_keeps_the_records_before_it_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = records(59, 3_000, 1_764_000_000_000_000_000, 5);
+    let mut bytes: Vec<u8> = recs[..2_000].iter().flat_map(|r| r.to_msgpack()).collect();
+    // A string length of 4 GiB at a record boundary, then records that
+    // are lost.
+    bytes.extend_from_slice(&[0x81, 0xdb, 0xff, 0xff, 0xff, 0xff]);
+    bytes.extend(recs[2_000..].iter().flat_map(|r| r.to_msgpack()));
+    let file = dir.path().join("damaged.msgpack");
+    std::fs::write(&file, bytes).unwrap();
+    let kept = dir.path().join("kept.msgpack");
+    write(&kept, &recs[..2_000]);
+
+    let pq = dir.path().join("parquet");
+    let out = export("parquet", &pq, &file);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("wrote the rows of 2000 records"),
+        "{}",
+        text(&out.stderr)
+    );
+    let jsonl = dir.path().join("jsonl");
+    ok(&export("jsonl", &jsonl, &kept));
+    for table in ["records", "profile_nodes", "status"] {
+        let want = jsonl_rows(&jsonl.join(format!("{table}.jsonl")));
+        let got = parquet_rows(&pq.join(format!("{table}.parquet")));
+        assert!(!want.is_empty(), "{table}");
+        assert_eq!(got, want, "{table}");
+    }
+
+    // An output that cannot be made: exit 1, said on stderr.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"").unwrap();
+    let out = export("parquet", &blocker, &kept);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot write to"),
+        "{}",
+        text(&out.stderr)
+    );
 }

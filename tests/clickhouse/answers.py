@@ -22,6 +22,18 @@
       exactly the rows of the export, and the rollup the same sums. Prints
       the queries' answers as `expected` does. Exits 1 naming the first
       disagreement.
+  python3 answers.py parquet SCHEMA_SQL JSONL_DIR PARQUET_DIR STRUCTURES_JSON
+      reads each table's export both ways in chdb: TABLE.parquet as
+      Parquet (its own schema) and TABLE.jsonl as JSONEachRow with the
+      table's structure (STRUCTURES_JSON: {table: "name Type, ..."}).
+      Prints, per table, the Parquet file's columns as chdb reads them,
+      both row counts, the rows of each not in the other (EXCEPT ALL, both
+      ways, up to 3), the nulls per column and the array elements per
+      array column on each side, as JSON. Then builds the schema and
+      loads each Parquet file as docs/clickhouse.md says (`INSERT INTO
+      dynostats.TABLE SELECT * FROM file(..., Parquet)`): "loaded" is the
+      table's row count and "loaded_not_jsonl" its rows not in the JSON
+      lines (and the other way).
 
 The queries run unchanged on ClickHouse 18.16 (no Int128, no Map), so the
 Rust test runs them there too and compares every answer.
@@ -301,6 +313,57 @@ def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
     return answers
 
 
+def parquet_vs_jsonl(schema_sql, jsonl_dir, parquet_dir, structures_json):
+    from chdb import session
+
+    s = session.Session(os.path.join(parquet_dir, "chdb"))
+
+    def q(sql):
+        return str(s.query(sql, "TabSeparated"))
+
+    def lit(s):
+        return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    out = {}
+    for table, structure in json.load(open(structures_json)).items():
+        pq = f"file({lit(os.path.join(parquet_dir, table + '.parquet'))}, Parquet)"
+        js = (f"file({lit(os.path.join(jsonl_dir, table + '.jsonl'))}, JSONEachRow, "
+              f"{lit(structure)})")
+        types = [l.split("\t")[:2] for l in q(f"DESCRIBE {pq}").splitlines()]
+        t = {"types": types}
+        t["rows"] = [int(q(f"SELECT count() FROM {x}")) for x in (js, pq)]
+        for side, a, b in (("only_jsonl", js, pq), ("only_parquet", pq, js)):
+            t[side] = q(f"SELECT * FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) LIMIT 3")
+            t[side] = t[side].splitlines()
+        nullable = [n for n, ty in types if ty.startswith("Nullable(")]
+        arrays = [n for n, ty in types if ty.startswith("Array(")]
+        for side, x in (("jsonl", js), ("parquet", pq)):
+            cols = [f"toString(countIf({n} IS NULL))" for n in nullable]
+            cols += [f"toString(sum(length({n})))" for n in arrays]
+            values = q(f"SELECT {', '.join(cols) or '1'} FROM {x}").split("\t")
+            t["nulls_" + side] = dict(zip(nullable, map(int, values)))
+            t["elements_" + side] = dict(zip(arrays, map(int, values[len(nullable):])))
+        out[table] = t
+
+    for st in re.split(r";\s*\n", open(schema_sql).read()):
+        st = "\n".join(l for l in st.splitlines() if not l.startswith("--")).strip()
+        if st:
+            q(st)
+    for table, structure in json.load(open(structures_json)).items():
+        pq = f"file({lit(os.path.join(parquet_dir, table + '.parquet'))}, Parquet)"
+        js = (f"file({lit(os.path.join(jsonl_dir, table + '.jsonl'))}, JSONEachRow, "
+              f"{lit(structure)})")
+        q(f"INSERT INTO dynostats.{table} SELECT * FROM {pq}")
+        t = out[table]
+        t["loaded"] = int(q(f"SELECT count() FROM dynostats.{table}"))
+        # SELECT * leaves out the materialized `time`.
+        diff = []
+        for a, b in ((f"dynostats.{table}", js), (js, f"dynostats.{table}")):
+            diff += q(f"SELECT * FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) LIMIT 3").splitlines()
+        t["loaded_not_jsonl"] = diff
+    return out
+
+
 def main(argv):
     if argv[:1] == ["queries"]:
         print(json.dumps(QUERIES))
@@ -308,6 +371,8 @@ def main(argv):
         print(json.dumps(expected(argv[1:])))
     elif argv[:1] == ["chdb"] and len(argv) >= 6:
         print(json.dumps(chdb_answers(*argv[1:5], argv[5:])))
+    elif argv[:1] == ["parquet"] and len(argv) == 5:
+        print(json.dumps(parquet_vs_jsonl(*argv[1:5])))
     else:
         fail(__doc__)
 

@@ -1,6 +1,6 @@
 //! `dynostats export`: record files as the rows of the ClickHouse tables
-//! (`dynostats::clickhouse::Rows`), one JSON-lines file per table, for
-//! other engines (DuckDB, Spark) and bulk loads.
+//! (`dynostats::clickhouse::Rows`), one JSON-lines or Parquet file per
+//! table, for other engines (DuckDB, Spark) and bulk loads.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -13,18 +13,23 @@ use dynostats::report::output::escape_name;
 
 use crate::EXIT_IO;
 use crate::args::Inputs;
+use crate::parquet::ParquetTable;
 
 /// The end of `dynostats export --help`.
 pub(crate) const HELP: &str = "\
 OUTPUT:
-  DIR/records.jsonl        one row per request or region record
-  DIR/profile_nodes.jsonl  one row per node of a profile record's call tree
-  DIR/status.jsonl         one row per status record
-  The columns of docs/clickhouse.md; ClickHouse loads them with
-  INSERT INTO dynostats.records FORMAT JSONEachRow, DuckDB with read_json.
+  DIR/records.EXT        one row per request or region record
+  DIR/profile_nodes.EXT  one row per node of a profile record's call tree
+  DIR/status.EXT         one row per status record
+  EXT is jsonl or parquet (zstd-compressed, a row group per 65,536 rows).
+  The columns of docs/clickhouse.md, in its order; an absent counter is
+  null. ClickHouse loads them with INSERT INTO dynostats.records FORMAT
+  JSONEachRow, or INSERT INTO dynostats.records SELECT * FROM
+  file('records.parquet', Parquet); DuckDB with read_json or read_parquet.
 
-EXAMPLE:
+EXAMPLES:
   dynostats export --format jsonl --rotated records.msgpack -o out/
+  dynostats export --format parquet records.msgpack.1 records.msgpack -o out/
 
 EXIT STATUS:
   0  every input was read and written
@@ -39,8 +44,9 @@ pub(crate) struct ExportArgs {
     /// decompressed; --rotated adds FILE.N ... FILE.1 before FILE.
     #[arg(required = true)]
     files: Vec<String>,
-    /// The output format: jsonl (JSON lines, ClickHouse's JSONEachRow).
-    #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+    /// The output format: jsonl (JSON lines, ClickHouse's JSONEachRow) or
+    /// parquet (Parquet, zstd-compressed; the same columns and values).
+    #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "parquet"])]
     format: String,
     /// The directory the files are written to (made if missing).
     #[arg(long, short, value_name = "DIR")]
@@ -49,10 +55,36 @@ pub(crate) struct ExportArgs {
     inputs: Inputs,
 }
 
+/// Where one table's rows go.
+enum Output {
+    /// JSON lines: the rows' text as it is.
+    Jsonl(BufWriter<File>),
+    /// Parquet: the rows' text decoded into Arrow columns.
+    Parquet(Box<ParquetTable>),
+}
+
+impl Output {
+    fn write(&mut self, text: &str) -> io::Result<()> {
+        match self {
+            Output::Jsonl(file) => file.write_all(text.as_bytes()),
+            Output::Parquet(table) => table.write(text),
+        }
+    }
+
+    /// Writes what is buffered (for Parquet: the last row group and the
+    /// footer).
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Output::Jsonl(mut file) => file.flush(),
+            Output::Parquet(table) => table.finish(),
+        }
+    }
+}
+
 /// Writes each record's rows to the table files, a batch at a time.
 struct Writer {
     rows: Rows,
-    files: Vec<(Table, BufWriter<File>)>,
+    files: Vec<(Table, Output)>,
     labels: Vec<(String, String)>,
     error: Option<io::Error>,
     records: u64,
@@ -66,7 +98,7 @@ impl Writer {
             return;
         }
         for (table, file) in &mut self.files {
-            if let Err(e) = file.write_all(self.rows.text(*table).as_bytes()) {
+            if let Err(e) = file.write(self.rows.text(*table)) {
                 self.error = Some(e);
                 return;
             }
@@ -96,13 +128,17 @@ impl Summarize for Writer {
     }
 }
 
-fn create(dir: &Path) -> io::Result<Vec<(Table, BufWriter<File>)>> {
+fn create(dir: &Path, format: &str) -> io::Result<Vec<(Table, Output)>> {
     std::fs::create_dir_all(dir)?;
     Table::ALL
         .into_iter()
         .map(|t| {
-            let path = dir.join(format!("{}.jsonl", t.name()));
-            Ok((t, BufWriter::new(File::create(path)?)))
+            let path = dir.join(format!("{}.{format}", t.name()));
+            let output = match format {
+                "parquet" => Output::Parquet(Box::new(ParquetTable::create(t, &path)?)),
+                _ => Output::Jsonl(BufWriter::new(File::create(path)?)),
+            };
+            Ok((t, output))
         })
         .collect()
 }
@@ -110,7 +146,7 @@ fn create(dir: &Path) -> io::Result<Vec<(Table, BufWriter<File>)>> {
 /// Runs `dynostats export` and returns the exit status.
 pub(crate) fn run(args: &ExportArgs) -> u8 {
     let shown = escape_name(&args.output.display().to_string());
-    let files = match create(&args.output) {
+    let files = match create(&args.output, &args.format) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("dynostats: cannot write to {shown}: {e}");
@@ -126,8 +162,8 @@ pub(crate) fn run(args: &ExportArgs) -> u8 {
     };
     let reads = args.inputs.read(&mut writer, &args.files);
     writer.flush();
-    for (_, file) in &mut writer.files {
-        if let Err(e) = file.flush() {
+    for (_, file) in std::mem::take(&mut writer.files) {
+        if let Err(e) = file.finish() {
             writer.error.get_or_insert(e);
         }
     }

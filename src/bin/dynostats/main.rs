@@ -44,6 +44,7 @@ mod flamegraph;
 mod input;
 mod load;
 mod output;
+mod parquet;
 mod pprof;
 mod report;
 mod timeseries;
