@@ -140,6 +140,16 @@ fn python_json<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Whether chdb (current ClickHouse, in process) can be used; skips (or
+/// fails under DYNOSTATS_REQUIRE_CLICKHOUSE=1) when not.
+fn chdb_available(test: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import chdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || skip(test, "python3 cannot import chdb (pip install chdb)")
+}
+
 fn msgpack_available(test: &str) -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import msgpack"])
@@ -404,12 +414,7 @@ fn export_and_collector_json_into_current_clickhouse_agree_and_roll_up_exactly()
     if !msgpack_available(test) {
         return;
     }
-    let probe = Command::new("python3")
-        .args(["-c", "import chdb"])
-        .output()
-        .unwrap();
-    if !probe.status.success() {
-        skip(test, "python3 cannot import chdb (pip install chdb)");
+    if !chdb_available(test) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -778,12 +783,7 @@ fn parquet_export_holds_the_rows_of_the_jsonl_export() {
     }
 
     // And as chdb (current ClickHouse) reads them.
-    let probe = Command::new("python3")
-        .args(["-c", "import chdb"])
-        .output()
-        .unwrap();
-    if !probe.status.success() {
-        skip(test, "python3 cannot import chdb (pip install chdb)");
+    if !chdb_available(test) {
         return;
     }
     let structures: BTreeMap<&str, String> = Table::ALL

@@ -131,15 +131,23 @@ pub(crate) fn run(args: &ClickhouseArgs) -> u8 {
     }
 }
 
-fn run_init(args: &InitArgs) -> u8 {
-    let server = match Server::parse(&args.clickhouse) {
-        Ok(s) => s,
+/// A client for `--clickhouse URL`, or the exit status of a bad URL
+/// (said on standard error).
+pub(crate) fn client(url: &str) -> Result<Client, u8> {
+    match Server::parse(url) {
+        Ok(server) => Ok(Client::new(server)),
         Err(e) => {
             eprintln!("dynostats: {e}");
-            return EXIT_USAGE;
+            Err(EXIT_USAGE)
         }
+    }
+}
+
+fn run_init(args: &InitArgs) -> u8 {
+    let client = match client(&args.clickhouse) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
-    let client = Client::new(server);
     let dialect = match args.schema.dialect() {
         Some(d) => d,
         None => match client.version() {

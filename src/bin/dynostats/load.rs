@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynostats::Record;
-use dynostats::clickhouse::{ClickHouseError, Client, Rows, SCHEMA_VERSION, Server, Table};
+use dynostats::clickhouse::{ClickHouseError, Client, Rows, SCHEMA_VERSION, Table};
 use dynostats::report::Summarize;
 use dynostats::report::output::escape_name;
 use sha2::{Digest, Sha256};
@@ -307,14 +307,10 @@ pub(crate) fn run(args: &LoadArgs) -> u8 {
         eprintln!("dynostats: {e}");
         return EXIT_USAGE;
     }
-    let server = match Server::parse(&args.clickhouse) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("dynostats: {e}");
-            return EXIT_USAGE;
-        }
+    let client = match crate::clickhouse::client(&args.clickhouse) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
-    let client = Client::new(server);
     let version = match client.version() {
         Ok(v) => v,
         Err(e) => return refused(&e),
