@@ -73,6 +73,11 @@ const fn low(name: &'static str) -> Column {
     col(name, "LowCardinality(String)", "String")
 }
 
+/// An array of [`low`] strings (plain strings on 18.16).
+const fn low_array(name: &'static str) -> Column {
+    col(name, "Array(LowCardinality(String))", "Array(String)")
+}
+
 /// `time`, the second of `ts`: the partition and ordering column.
 const TIME: Column = Column {
     name: "time",
@@ -94,11 +99,7 @@ macro_rules! common_columns {
             same("status", "Nullable(UInt16)"),
             low("host"),
             low("build"),
-            col(
-                "label_keys",
-                "Array(LowCardinality(String))",
-                "Array(String)",
-            ),
+            low_array("label_keys"),
             same("label_values", "Array(String)"),
             same("weight", "UInt64"),
         ]
@@ -147,18 +148,14 @@ const PROFILE_NODES: &[Column] = &{
         same("parent", "Nullable(UInt32)"),
         same("depth", "UInt16"),
         low("scope"),
-        col("path", "Array(LowCardinality(String))", "Array(String)"),
+        low_array("path"),
         same("calls", "UInt64"),
         same("inclusive", "Int64"),
         same("exclusive", "Int64"),
         same("recursive", "UInt8"),
         same("total", "Nullable(Int64)"),
         same("overhead", "Int64"),
-        col(
-            "stat_names",
-            "Array(LowCardinality(String))",
-            "Array(String)",
-        ),
+        low_array("stat_names"),
         same("stat_values", "Array(UInt64)"),
         same("v", "UInt8"),
     ];
@@ -171,53 +168,21 @@ const STATUS: &[Column] = &[
     low("name"),
     low("host"),
     low("build"),
-    col(
-        "label_keys",
-        "Array(LowCardinality(String))",
-        "Array(String)",
-    ),
+    low_array("label_keys"),
     same("label_values", "Array(String)"),
     same("pid", "UInt32"),
     low("source"),
     low("sink"),
-    col(
-        "counter_names",
-        "Array(LowCardinality(String))",
-        "Array(String)",
-    ),
+    low_array("counter_names"),
     same("counter_states", "Array(String)"),
-    col(
-        "source_names",
-        "Array(LowCardinality(String))",
-        "Array(String)",
-    ),
-    col(
-        "source_values",
-        "Array(LowCardinality(String))",
-        "Array(String)",
-    ),
-    col(
-        "stat_names",
-        "Array(LowCardinality(String))",
-        "Array(String)",
-    ),
+    low_array("source_names"),
+    low_array("source_values"),
+    low_array("stat_names"),
     same("stat_values", "Array(UInt64)"),
-    col(
-        "sink_names",
-        "Array(LowCardinality(String))",
-        "Array(String)",
-    ),
-    col(
-        "sink_stats",
-        "Array(LowCardinality(String))",
-        "Array(String)",
-    ),
+    low_array("sink_names"),
+    low_array("sink_stats"),
     same("sink_values", "Array(UInt64)"),
-    col(
-        "error_sinks",
-        "Array(LowCardinality(String))",
-        "Array(String)",
-    ),
+    low_array("error_sinks"),
     same("error_texts", "Array(String)"),
     same("v", "UInt8"),
 ];

@@ -140,22 +140,26 @@ fn python_json<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Whether chdb (current ClickHouse, in process) can be used; skips (or
-/// fails under DYNOSTATS_REQUIRE_CLICKHOUSE=1) when not.
-fn chdb_available(test: &str) -> bool {
+/// Whether python3 can import `module`; skips (or fails under
+/// DYNOSTATS_REQUIRE_CLICKHOUSE=1) when not.
+fn python_has(test: &str, module: &str) -> bool {
     let ok = Command::new("python3")
-        .args(["-c", "import chdb"])
+        .args(["-c", &format!("import {module}")])
         .status()
         .is_ok_and(|s| s.success());
-    ok || skip(test, "python3 cannot import chdb (pip install chdb)")
+    ok || skip(
+        test,
+        &format!("python3 cannot import {module} (pip install {module})"),
+    )
+}
+
+/// chdb: current ClickHouse, in process.
+fn chdb_available(test: &str) -> bool {
+    python_has(test, "chdb")
 }
 
 fn msgpack_available(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import msgpack"])
-        .status()
-        .is_ok_and(|s| s.success());
-    ok || skip(test, "python3 cannot import msgpack")
+    python_has(test, "msgpack")
 }
 
 /// The queries' answers from `server` (database `db`).
