@@ -32,12 +32,16 @@
 //! ```
 
 #[cfg(feature = "clickhouse")]
+mod answers;
+#[cfg(feature = "clickhouse")]
 mod client;
 mod rows;
 mod schema;
 #[cfg(feature = "clickhouse")]
 mod sink;
 
+#[cfg(feature = "clickhouse")]
+pub use answers::{AnswerError, ClickHouse, Query, Selection};
 #[cfg(feature = "clickhouse")]
 pub use client::{ClickHouseError, Client, Server};
 pub use rows::Rows;

@@ -685,6 +685,13 @@ pub fn bucket_sql(value: &str) -> String {
     // came out as -64. The guess stays below 64: near 2^64 the float
     // rounds up, and a shift by 64 is undefined.
     let a = format!("toUInt64(least(abs({value}), toInt128(18446744073709551615)))");
+    bucket_of(value, &a)
+}
+
+/// The SQL of [`Sketch::bucket`] for a signed expression `value` whose
+/// magnitude, as a `UInt64`, is the expression `a` (for dialects without
+/// 128-bit integers).
+pub(crate) fn bucket_of(value: &str, a: &str) -> String {
     let big = format!("greatest({a}, toUInt64({}))", Sketch::LINEAR);
     let guess = format!("least(toUInt8(floor(log2(toFloat64({big})))), 63)");
     let e = format!(
@@ -701,7 +708,7 @@ pub fn bucket_sql(value: &str) -> String {
     format!("toInt16(if({value} < 0, -1 - {i}, {i}))")
 }
 
-fn check_identifier(what: &str, s: &str) -> Result<(), String> {
+pub(crate) fn check_identifier(what: &str, s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && !s.as_bytes()[0].is_ascii_digit()

@@ -533,6 +533,79 @@ impl Report {
         self.groups.last_mut().expect("just pushed").add(record);
     }
 
+    /// Adds the summary of one group's records computed elsewhere (a
+    /// database, which also applied the report's filters): the group of
+    /// `kind`, `method` (requests), `name` and the values of the report's
+    /// splits, or `<other>` beyond the group cap, as if its records had
+    /// been added one by one. Counts nothing in [`Report::records`]: see
+    /// [`Report::count_records`].
+    pub(crate) fn add_summary(
+        &mut self,
+        kind: RecordKind,
+        method: Option<&str>,
+        name: &str,
+        split: &[String],
+        summary: &Summary,
+    ) {
+        let key = &mut self.scratch;
+        key.clear();
+        key.push(kind as u8);
+        match method {
+            Some(method) if kind == RecordKind::Request => {
+                key.push(1);
+                key_part(key, method);
+            }
+            _ => key.push(0),
+        }
+        key_part(key, name);
+        for value in split {
+            key_part(key, value);
+        }
+        if let Some(&i) = self.index.get(&self.scratch[..]) {
+            self.groups[i].summary.merge(summary);
+            return;
+        }
+        let group = if self.groups.len() >= self.max_groups {
+            self.folded += summary.sampled() + summary.forced();
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&[kind as u8, 2]);
+            if let Some(&i) = self.index.get(&self.scratch[..]) {
+                self.groups[i].summary.merge(summary);
+                return;
+            }
+            let mut other = Group::new(kind, "<other>", None, Vec::new());
+            other.other = true;
+            other
+        } else {
+            let method = method.filter(|_| kind == RecordKind::Request);
+            Group::new(kind, name, method, split.to_vec())
+        };
+        self.index
+            .insert(self.scratch.clone().into_boxed_slice(), self.groups.len());
+        self.groups.push(group);
+        self.groups
+            .last_mut()
+            .expect("just pushed")
+            .summary
+            .merge(summary);
+    }
+
+    /// Counts records read elsewhere (a database): `records` in all,
+    /// `filtered` of them left out by the label filters, `profiles` and
+    /// `status` of them profile and status records.
+    pub(crate) fn count_records(
+        &mut self,
+        records: u64,
+        filtered: u64,
+        profiles: u64,
+        status: u64,
+    ) {
+        self.records += records;
+        self.status_records += status;
+        self.filtered += filtered;
+        self.profile_records += profiles;
+    }
+
     fn add_status(&mut self, record: &Record) {
         self.status_records += 1;
         if let Some(detail) = &record.detail {

@@ -178,6 +178,22 @@ impl Groups {
         }
     }
 
+    /// Adds a group's summary computed elsewhere (a database): as if its
+    /// records had been added one by one.
+    pub(crate) fn add_summary(
+        &mut self,
+        kind: RowKind,
+        method: Option<&str>,
+        name: &str,
+        summary: &Summary,
+    ) {
+        let (row, folded) = self.row(kind, method, name);
+        row.merge(summary);
+        if folded {
+            self.folded += summary.sampled();
+        }
+    }
+
     pub(super) fn merge(&mut self, other: &Groups) {
         self.folded += other.folded;
         for ((kind, method, name), row) in &other.rows {
@@ -308,6 +324,25 @@ impl Side {
     /// Records added.
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// Adds a group's summary computed elsewhere (a database, which also
+    /// applied the filters), as if its records had been added.
+    pub(crate) fn add_summary(
+        &mut self,
+        kind: RowKind,
+        method: Option<&str>,
+        name: &str,
+        summary: &Summary,
+    ) {
+        self.groups.add_summary(kind, method, name, summary);
+    }
+
+    /// Counts records read elsewhere: `records` in all, `filtered` of them
+    /// left out by the label filters.
+    pub(crate) fn count_records(&mut self, records: u64, filtered: u64) {
+        self.records += records;
+        self.filtered += filtered;
     }
 
     /// Records left out by the label filters.

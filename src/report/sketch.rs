@@ -173,6 +173,42 @@ impl Sketch {
         if value < 0 { -1 - i } else { i }
     }
 
+    /// The sketch of values summed by a source that holds them elsewhere
+    /// (a database): `count` values (weight 0 included) of summed
+    /// `weight`; `exact`, the distinct values of positive weight with
+    /// their weights, when there are at most [`Sketch::EXACT_MAX`] of
+    /// them, else the weights per [`Sketch::bucket`] key. Equal to the
+    /// sketch of the same values added one by one.
+    pub(crate) fn from_parts(
+        exact: Option<Vec<(i128, u64)>>,
+        buckets: &[(i16, u64)],
+        count: u64,
+        weight: u128,
+    ) -> Sketch {
+        let mut sketch = Sketch {
+            count,
+            weight,
+            ..Sketch::default()
+        };
+        match exact {
+            Some(values) if values.len() <= Self::EXACT_MAX => sketch.exact = values,
+            _ => {
+                sketch.bucketed = true;
+                for &(key, w) in buckets {
+                    if w == 0 {
+                        continue;
+                    }
+                    if key < 0 {
+                        sketch.negative.add((-1 - i32::from(key)) as u32, w);
+                    } else {
+                        sketch.positive.add(key as u32, w);
+                    }
+                }
+            }
+        }
+        sketch
+    }
+
     /// An empty sketch.
     pub fn new() -> Sketch {
         Sketch::default()

@@ -78,6 +78,28 @@ impl Moments {
         self.sw2_d2 += w2 * d * d;
     }
 
+    /// The moments of `n` values (of positive weight) given their sums
+    /// about `shift`: with `d = x - shift`, `Σw`, `Σw·d`, `Σw·d²`, `Σw²`,
+    /// `Σw²·d`, `Σw²·d²`. What a source that sums by itself (a database)
+    /// hands over; sums about a shift near the mean keep the variance
+    /// exact enough.
+    pub(crate) fn from_sums(n: u64, shift: f64, sums: [f64; 6]) -> Moments {
+        if n == 0 {
+            return Moments::default();
+        }
+        let [sw, sw_d, sw_d2, sw2, sw2_d, sw2_d2] = sums;
+        Moments {
+            n,
+            shift,
+            sw,
+            sw_d,
+            sw_d2,
+            sw2,
+            sw2_d,
+            sw2_d2,
+        }
+    }
+
     /// Adds every value of `other`: afterwards `self` holds both streams.
     pub fn merge(&mut self, other: &Moments) {
         if other.n == 0 {

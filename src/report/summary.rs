@@ -75,6 +75,26 @@ impl Summary {
         !self.no_quantiles
     }
 
+    /// A summary from parts summed elsewhere (a database): the counts of
+    /// [How records count](Summary#how-records-count) and one [`Values`]
+    /// per metric, in [`Metric::ALL`]'s order.
+    pub(crate) fn from_parts(
+        [sampled, cancelled, errors, forced]: [u64; 4],
+        events: u128,
+        metrics: [Values; 5],
+        quantiles: bool,
+    ) -> Summary {
+        Summary {
+            sampled,
+            events,
+            cancelled,
+            errors,
+            forced,
+            metrics,
+            no_quantiles: !quantiles,
+        }
+    }
+
     /// Adds one record (see [How records count](Summary#how-records-count)).
     #[inline]
     pub fn add(&mut self, record: &Record) {
@@ -183,11 +203,11 @@ pub(crate) struct Values {
     pub(crate) sketch: Sketch,
     pub(crate) moments: Moments,
     /// Values added (weight 0 included), and their summed weights.
-    samples: u64,
-    weight: u128,
-    total: i128,
-    saturated: bool,
-    absent: u64,
+    pub(crate) samples: u64,
+    pub(crate) weight: u128,
+    pub(crate) total: i128,
+    pub(crate) saturated: bool,
+    pub(crate) absent: u64,
 }
 
 impl Values {

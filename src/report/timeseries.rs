@@ -21,6 +21,7 @@ use super::output::{
 };
 use super::side::{COMPARED, Groups, RowKind, TestSettings, row_label};
 use super::stats::{Interval, Moments};
+use super::summary::Summary;
 use crate::record::{Record, RecordKind};
 
 /// Builds a [`Timeseries`] ([`Timeseries::builder`]).
@@ -113,6 +114,35 @@ impl Timeseries {
             .entry(record.ts / self.window_ns)
             .or_default()
             .add(record);
+    }
+
+    /// Adds the summary of one group's records in window `window` (`ts /
+    /// window_ns`), computed elsewhere (a database, which also applied the
+    /// filters).
+    pub(crate) fn add_summary(
+        &mut self,
+        window: u64,
+        kind: RowKind,
+        method: Option<&str>,
+        name: &str,
+        summary: &Summary,
+    ) {
+        self.windows
+            .entry(window)
+            .or_default()
+            .add_summary(kind, method, name, summary);
+    }
+
+    /// Counts records read elsewhere: `records` in all, `filtered` of them
+    /// left out by the label filters.
+    pub(crate) fn count_records(&mut self, records: u64, filtered: u64) {
+        self.records += records;
+        self.filtered += filtered;
+    }
+
+    /// The windows' length in nanoseconds.
+    pub fn window_ns(&self) -> u64 {
+        self.window_ns
     }
 
     /// Records added.

@@ -7,9 +7,10 @@ use dynostats::report::compare::{CompareOptions, Side, compare};
 use dynostats::report::output::Render;
 use dynostats::report::output::escape_name;
 
-use crate::args::{Common, parse_percent};
+use crate::args::{Common, parse_label, parse_percent};
+use crate::fleet::{Fleet, failed};
 use crate::output::print;
-use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
+use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED, EXIT_USAGE};
 
 /// How `compare` decides (shown in `--help`).
 pub(crate) const METHOD: &str = "\
@@ -52,11 +53,18 @@ EXIT STATUS:
 #[derive(clap::Args)]
 pub(crate) struct CompareArgs {
     /// The base's record files (the build or window compared against).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "clickhouse", conflicts_with = "clickhouse")]
     base: Vec<String>,
-    /// The candidate's record files.
+    /// The candidate's record files; with --clickhouse, the candidate's
+    /// labels (`build=b42`, repeatable: all must match).
     #[arg(long, required = true, num_args = 1.., value_name = "CAND")]
     against: Vec<String>,
+    /// With --clickhouse: the base's labels (`build=b41`, repeatable: all
+    /// must match).
+    #[arg(long = "base", value_name = "KEY=VALUE", value_parser = parse_label, requires = "clickhouse")]
+    base_labels: Vec<(String, String)>,
+    #[command(flatten)]
+    fleet: Fleet,
     /// Fails (exit 4) when a group's or the overall regression lies
     /// significantly above P (`2%` or `0.02`), all groups judged together.
     #[arg(long, value_name = "P%", value_parser = parse_percent)]
@@ -69,6 +77,36 @@ pub(crate) struct CompareArgs {
     common: Common,
 }
 
+/// Both sides from the records in ClickHouse (`--clickhouse`): the base
+/// by `--base` labels, the candidate by `--against` labels, both with the
+/// `--label` filters and the time range.
+fn from_clickhouse(args: &CompareArgs) -> Result<(Side, Side), u8> {
+    let mut cand_labels = Vec::new();
+    for label in &args.against {
+        match parse_label(label) {
+            Ok(kv) => cand_labels.push(kv),
+            Err(e) => {
+                eprintln!("dynostats: --against with --clickhouse takes labels: {e}");
+                return Err(EXIT_USAGE);
+            }
+        }
+    }
+    if args.base_labels.is_empty() {
+        eprintln!(
+            "dynostats: --clickhouse compares records chosen by labels: give --base KEY=VALUE"
+        );
+        return Err(EXIT_USAGE);
+    }
+    let labels = &args.common.inputs.labels;
+    let with = |side: &[(String, String)]| [labels.as_slice(), side].concat();
+    let base = args.fleet.selection(&with(&args.base_labels))?;
+    let cand = args.fleet.selection(&with(&cand_labels))?;
+    let db = args.fleet.connect()?;
+    let sides = db.side(&base).and_then(|b| Ok((b, db.side(&cand)?)));
+    args.fleet.say(&db);
+    sides.map_err(|e| failed(&e))
+}
+
 /// Runs `dynostats compare` and returns the exit status.
 pub(crate) fn run(args: &CompareArgs) -> u8 {
     let c = &args.common;
@@ -76,10 +114,18 @@ pub(crate) fn run(args: &CompareArgs) -> u8 {
     for (k, v) in &c.inputs.labels {
         builder = builder.filter_label(k, v);
     }
-    let mut base = builder.build();
-    let mut cand = base.clone();
-    let mut files = c.inputs.read(&mut base, &args.base);
-    files.extend(c.inputs.read(&mut cand, &args.against));
+    let (base, cand, files) = if args.fleet.active() {
+        match from_clickhouse(args) {
+            Ok((base, cand)) => (base, cand, Vec::new()),
+            Err(status) => return status,
+        }
+    } else {
+        let mut base = builder.build();
+        let mut cand = base.clone();
+        let mut files = c.inputs.read(&mut base, &args.base);
+        files.extend(c.inputs.read(&mut cand, &args.against));
+        (base, cand, files)
+    };
     let comparison = compare(
         &base,
         &cand,

@@ -41,6 +41,7 @@ mod clickhouse;
 mod compare;
 mod export;
 mod flamegraph;
+mod fleet;
 mod input;
 mod load;
 mod output;

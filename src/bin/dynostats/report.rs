@@ -8,6 +8,7 @@ use dynostats::report::{Metric, Report, SortBy, Split, Table};
 
 use crate::EXIT_OK;
 use crate::args::{Inputs, Output, metric, parse_split};
+use crate::fleet::{Fleet, failed};
 use crate::output::print;
 
 /// The arguments of `dynostats report`.
@@ -16,7 +17,7 @@ pub(crate) struct ReportArgs {
     /// Record files, read in order into one report: `-` is standard input;
     /// gzip and zstd files are decompressed (found by their magic bytes);
     /// rotated files too (FILE.2 FILE.1 FILE, or FILE with --rotated).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "clickhouse", conflicts_with = "clickhouse")]
     files: Vec<String>,
     /// The metric the table leads with. Default: instructions where any
     /// record carries them, else cpu.
@@ -55,10 +56,21 @@ pub(crate) struct ReportArgs {
     #[command(flatten)]
     inputs: Inputs,
     #[command(flatten)]
+    fleet: Fleet,
+    #[command(flatten)]
     output: Output,
     /// Shows names whole in the table (default: cut to 60 columns with …).
     #[arg(long)]
     wide: bool,
+}
+
+/// The report of the records in ClickHouse (`--clickhouse`).
+fn from_clickhouse(args: &ReportArgs) -> Result<Report, u8> {
+    let selection = args.fleet.selection(&args.inputs.labels)?;
+    let db = args.fleet.connect()?;
+    let report = db.report(&selection, &args.by, args.max_groups);
+    args.fleet.say(&db);
+    report.map_err(|e| failed(&e))
 }
 
 /// Runs `dynostats report` and returns the exit status.
@@ -70,8 +82,16 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
     for (k, v) in &args.inputs.labels {
         builder = builder.filter_label(k, v);
     }
-    let mut report = builder.build();
-    let files = args.inputs.read(&mut report, &args.files);
+    let (report, files) = if args.fleet.active() {
+        match from_clickhouse(args) {
+            Ok(report) => (report, Vec::new()),
+            Err(status) => return status,
+        }
+    } else {
+        let mut report = builder.build();
+        let files = args.inputs.read(&mut report, &args.files);
+        (report, files)
+    };
     let format = args.output.format();
     let table = report
         .table()

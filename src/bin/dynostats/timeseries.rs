@@ -6,6 +6,7 @@ use dynostats::report::output::Render;
 use dynostats::report::timeseries::{Timeseries, TimeseriesOptions};
 
 use crate::args::{Common, parse_duration, parse_percent};
+use crate::fleet::{Fleet, failed};
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
 
@@ -31,8 +32,10 @@ METHOD:
 #[derive(clap::Args)]
 pub(crate) struct TimeseriesArgs {
     /// Record files, read in order.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "clickhouse", conflicts_with = "clickhouse")]
     files: Vec<String>,
+    #[command(flatten)]
+    fleet: Fleet,
     /// The window length: `10m`, `30s`, `1h`, `500ms`.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     window: u64,
@@ -62,8 +65,25 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
     for (k, v) in &c.inputs.labels {
         builder = builder.filter_label(k, v);
     }
-    let mut series = builder.build();
-    let files = c.inputs.read(&mut series, &args.files);
+    let (series, files) = if args.fleet.active() {
+        let answer = args
+            .fleet
+            .selection(&c.inputs.labels)
+            .and_then(|selection| {
+                let db = args.fleet.connect()?;
+                let series = db.timeseries(&selection, args.window);
+                args.fleet.say(&db);
+                series.map_err(|e| failed(&e))
+            });
+        match answer {
+            Ok(series) => (series, Vec::new()),
+            Err(status) => return status,
+        }
+    } else {
+        let mut series = builder.build();
+        let files = c.inputs.read(&mut series, &args.files);
+        (series, files)
+    };
     let analysed = series.analyse(
         TimeseriesOptions::new()
             .metric(c.metric)

@@ -1,0 +1,888 @@
+//! Answers computed by ClickHouse: the summaries of `report`, `compare`
+//! and `timeseries` aggregated by the server over the raw `records` table,
+//! handed to the same answers that serve files.
+//!
+//! Each query returns one row per group (and window): the counts of
+//! [How records count](crate::report::Summary#how-records-count), and per
+//! metric the weighted total, the weighted moments (exact sums in 256-bit
+//! integers, or `Decimal128` on ClickHouse 18.16, centred on the mean by
+//! the server so the variance loses nothing), the number of distinct
+//! values up to 64 and the weights per [`Sketch::bucket`](crate::report::Sketch::bucket)
+//! key. Where a group holds at most 64 distinct values a second query
+//! fetches them with their weights, as the file reader's sketch keeps them
+//! exactly. So counts, totals and quantiles are identical to the answers
+//! from files, and means and intervals equal to floating-point rounding.
+//! Never the raw rows: what comes back grows with the groups, not the
+//! records.
+//!
+//! User input (label keys and values) never reaches the SQL: on current
+//! ClickHouse it travels as query parameters (`{p0:String}`), on 18.16,
+//! which has none, as escaped string literals.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use super::client::{ClickHouseError, Client};
+use super::schema::{Dialect, bucket_of};
+use crate::record::RecordKind;
+use crate::report::compare::{RowKind, Side};
+use crate::report::timeseries::Timeseries;
+use crate::report::{Metric, Report, Split, Summary};
+use crate::report::{Moments, Sketch, Values};
+
+/// Which records a question is about: a time range (nanoseconds since
+/// the Unix epoch, `from` included, `until` excluded) and labels that
+/// must match (`build=b42`).
+///
+/// ```
+/// use dynostats::clickhouse::Selection;
+///
+/// let s = Selection::new().from_ns(1_000).until_ns(2_000).label("build", "b42");
+/// assert!(s.is_bounded());
+/// assert!(!Selection::new().is_bounded());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Selection {
+    from_ns: Option<u64>,
+    until_ns: Option<u64>,
+    labels: Vec<(String, String)>,
+}
+
+impl Selection {
+    /// Every record.
+    pub fn new() -> Selection {
+        Selection::default()
+    }
+
+    /// Records at or after `ns`.
+    pub fn from_ns(mut self, ns: u64) -> Selection {
+        self.from_ns = Some(ns);
+        self
+    }
+
+    /// Records before `ns`.
+    pub fn until_ns(mut self, ns: u64) -> Selection {
+        self.until_ns = Some(ns);
+        self
+    }
+
+    /// Records whose label `key` is `value` (every label must match).
+    pub fn label(mut self, key: &str, value: &str) -> Selection {
+        self.labels.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Whether a time range bounds the records read: a question without
+    /// one reads the whole table.
+    pub fn is_bounded(&self) -> bool {
+        self.from_ns.is_some() || self.until_ns.is_some()
+    }
+}
+
+/// One query as sent: the SQL and the values of its parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// What the query answers (`report groups`, `report exact values of
+    /// cpu_ns` ...).
+    pub what: String,
+    /// The SQL, with `{pN:String}` placeholders on current ClickHouse.
+    pub sql: String,
+    /// The placeholders' values, in order (`pN`, value).
+    pub params: Vec<(String, String)>,
+}
+
+/// SQL being built, with its parameters.
+struct Sql {
+    dialect: Dialect,
+    text: String,
+    params: Vec<(String, String)>,
+}
+
+impl Sql {
+    fn new(dialect: Dialect) -> Sql {
+        Sql {
+            dialect,
+            text: String::new(),
+            params: Vec::new(),
+        }
+    }
+
+    /// The SQL of a string value: a parameter, or on 18.16 an escaped
+    /// literal.
+    fn value(&mut self, v: &str) -> String {
+        match self.dialect {
+            Dialect::Compat1816 => literal(v),
+            _ => {
+                let name = format!("p{}", self.params.len());
+                self.params.push((name.clone(), v.to_string()));
+                format!("{{{name}:String}}")
+            }
+        }
+    }
+}
+
+/// `v` as a ClickHouse string literal: quotes and backslashes escaped,
+/// control bytes as `\xHH`.
+fn literal(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('\'');
+    for c in v.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A parameter's value as ClickHouse's HTTP interface parses it (the
+/// escaped format of `TabSeparated`).
+fn escaped(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What went wrong answering from ClickHouse.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The server could not be reached or refused a query.
+    ClickHouse {
+        /// What the query was for.
+        what: String,
+        /// The error.
+        error: ClickHouseError,
+    },
+    /// The server answered something this reader does not understand.
+    Response {
+        /// What the query was for.
+        what: String,
+        /// What was wrong.
+        why: String,
+    },
+}
+
+impl AnswerError {
+    /// Whether the server could not be reached (rather than refused).
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            AnswerError::ClickHouse {
+                error: ClickHouseError::Connect(_),
+                ..
+            }
+        )
+    }
+}
+
+impl std::fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnswerError::ClickHouse { what, error } => write!(f, "{what}: {error}"),
+            AnswerError::Response { what, why } => {
+                write!(f, "{what}: unexpected answer from ClickHouse: {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AnswerError {}
+
+/// What a group is keyed by, beyond kind, method and name.
+#[derive(Clone, Debug)]
+enum Extra {
+    Split(Split),
+    /// `intDiv(ts, window_ns)`.
+    Window(u64),
+}
+
+/// One group as the server summed it.
+struct Row {
+    kind: RecordKind,
+    method: Option<String>,
+    name: String,
+    extra: Vec<String>,
+    summary: Summary,
+}
+
+/// The records of a ClickHouse database, answered by its server: every
+/// summary of [`crate::report`] computed by SQL, equal to the summary of
+/// the same records read from files.
+///
+/// ```no_run
+/// use dynostats::clickhouse::{Client, ClickHouse, Selection, Server};
+///
+/// let client = Client::new(Server::parse("http://127.0.0.1:8123/")?);
+/// let db = ClickHouse::connect(client, "dynostats")?;
+/// let day = 86_400 * 1_000_000_000u64;
+/// let now = 20_000 * day;
+/// let report = db.report(&Selection::new().from_ns(now - day).until_ns(now), &[], 10_000)?;
+/// println!("{report}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ClickHouse {
+    client: Client,
+    database: String,
+    dialect: Dialect,
+    queries: Mutex<Vec<Query>>,
+}
+
+impl ClickHouse {
+    /// Answers from `database` on the server of `client`, in the dialect
+    /// its version speaks (asked once).
+    pub fn connect(client: Client, database: &str) -> Result<ClickHouse, AnswerError> {
+        let version = client.version().map_err(|error| AnswerError::ClickHouse {
+            what: format!("asking {} for its version", client.server()),
+            error,
+        })?;
+        let dialect = if version < (19, 0) {
+            Dialect::Compat1816
+        } else {
+            Dialect::Current
+        };
+        ClickHouse::new(client, database, dialect)
+    }
+
+    /// Answers from `database` (an identifier) on the server of `client`
+    /// in `dialect`, without asking the server anything.
+    pub fn new(
+        client: Client,
+        database: &str,
+        dialect: Dialect,
+    ) -> Result<ClickHouse, AnswerError> {
+        super::schema::check_identifier("database", database).map_err(|why| {
+            AnswerError::Response {
+                what: "the database".to_string(),
+                why,
+            }
+        })?;
+        Ok(ClickHouse {
+            client,
+            database: database.to_string(),
+            dialect,
+            queries: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The dialect the queries are written in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Every query run so far, in order (what `--print-sql` shows).
+    pub fn queries(&self) -> Vec<Query> {
+        self.queries.lock().map(|q| q.clone()).unwrap_or_default()
+    }
+
+    /// The report of the selected records, grouped by kind, method, name
+    /// and `splits`, with at most `max_groups` groups (further ones in
+    /// `<other>`, as [`Report`] does).
+    pub fn report(
+        &self,
+        selection: &Selection,
+        splits: &[Split],
+        max_groups: usize,
+    ) -> Result<Report, AnswerError> {
+        let mut builder = Report::builder().max_groups(max_groups);
+        for split in splits {
+            builder = builder.split(split.clone());
+        }
+        let mut report = builder.build();
+        let extra: Vec<Extra> = splits.iter().cloned().map(Extra::Split).collect();
+        for row in self.groups("report", selection, &extra, true)? {
+            report.add_summary(
+                row.kind,
+                row.method.as_deref(),
+                &row.name,
+                &row.extra,
+                &row.summary,
+            );
+        }
+        let (records, kept, profiles, status) = self.counts(selection)?;
+        report.count_records(
+            records + profiles + status,
+            records - kept,
+            profiles,
+            status,
+        );
+        Ok(report)
+    }
+
+    /// One side of a comparison: the selected records' endpoints and
+    /// regions with their moments.
+    pub fn side(&self, selection: &Selection) -> Result<Side, AnswerError> {
+        let mut side = Side::new();
+        for row in self.groups("compare side", selection, &[], false)? {
+            if row.summary.sampled() == 0 {
+                continue; // forced records only: no row in a comparison
+            }
+            side.add_summary(
+                row_kind(row.kind),
+                row.method.as_deref(),
+                &row.name,
+                &row.summary,
+            );
+        }
+        let (records, kept, profiles, status) = self.counts(selection)?;
+        side.count_records(records + profiles + status, records - kept);
+        Ok(side)
+    }
+
+    /// The selected records in windows of `window_ns` nanoseconds, as
+    /// [`Timeseries`] cuts them.
+    pub fn timeseries(
+        &self,
+        selection: &Selection,
+        window_ns: u64,
+    ) -> Result<Timeseries, AnswerError> {
+        let window_ns = window_ns.max(1);
+        let mut series = Timeseries::new(window_ns);
+        let extra = [Extra::Window(window_ns)];
+        for row in self.groups("timeseries", selection, &extra, false)? {
+            if row.summary.sampled() == 0 {
+                continue;
+            }
+            let window = row.extra[0]
+                .parse::<u64>()
+                .map_err(|e| AnswerError::Response {
+                    what: "timeseries".into(),
+                    why: format!("window {:?}: {e}", row.extra[0]),
+                })?;
+            series.add_summary(
+                window,
+                row_kind(row.kind),
+                row.method.as_deref(),
+                &row.name,
+                &row.summary,
+            );
+        }
+        let (records, kept, profiles, status) = self.counts(selection)?;
+        series.count_records(records + profiles + status, records - kept);
+        Ok(series)
+    }
+
+    /// `WHERE` of `selection` over the records table.
+    fn filter(&self, sql: &mut Sql, selection: &Selection) -> String {
+        let mut out = String::from("1");
+        if let Some(from) = selection.from_ns {
+            // `time` leads the partition key and follows the ordering key's
+            // names: the server skips what the range excludes.
+            let _ = write!(
+                out,
+                " AND time >= toDateTime({}) AND ts >= {from}",
+                from / 1_000_000_000
+            );
+        }
+        if let Some(until) = selection.until_ns {
+            let _ = write!(
+                out,
+                " AND time <= toDateTime({}) AND ts < {until}",
+                until.div_ceil(1_000_000_000)
+            );
+        }
+        out.push_str(&self.label_filter(sql, selection));
+        out
+    }
+
+    fn label_filter(&self, sql: &mut Sql, selection: &Selection) -> String {
+        let mut out = String::new();
+        for (k, v) in &selection.labels {
+            let (k, v) = (sql.value(k), sql.value(v));
+            let _ = write!(
+                out,
+                " AND has(label_keys, {k}) AND label_values[indexOf(label_keys, {k})] = {v}"
+            );
+        }
+        // The common keys have their own columns, in the ordering key.
+        for column in ["build", "host"] {
+            if let Some((_, v)) = selection.labels.iter().find(|(k, _)| k == column) {
+                let v = sql.value(v);
+                let _ = write!(out, " AND {column} = {v}");
+            }
+        }
+        out
+    }
+
+    fn table(&self) -> String {
+        format!("{}.records", self.database)
+    }
+
+    /// Rows in the time range, those of them the labels keep, and profile
+    /// and status records in the time range.
+    fn counts(&self, selection: &Selection) -> Result<(u64, u64, u64, u64), AnswerError> {
+        let mut sql = Sql::new(self.dialect);
+        let range = self.filter(
+            &mut sql,
+            &Selection {
+                labels: Vec::new(),
+                ..selection.clone()
+            },
+        );
+        let labels = self.label_filter(&mut sql, selection);
+        let db = &self.database;
+        sql.text = format!(
+            "SELECT toString(count()), toString(countIf(1{labels})), \
+             toString((SELECT count() FROM {db}.profile_nodes WHERE node = 0 AND {range})), \
+             toString((SELECT count() FROM {db}.status WHERE {range})) \
+             FROM {} WHERE {range} FORMAT JSONCompact",
+            self.table(),
+        );
+        let rows = self.run("record counts", sql)?;
+        let row = rows.first().ok_or_else(|| AnswerError::Response {
+            what: "record counts".into(),
+            why: "no row".into(),
+        })?;
+        let n = |i: usize| number::<u64>(row, i, "record counts");
+        Ok((n(0)?, n(1)?, n(2)?, n(3)?))
+    }
+
+    /// The summaries of the selected records per kind, method, name and
+    /// `extra` keys.
+    fn groups(
+        &self,
+        what: &str,
+        selection: &Selection,
+        extra: &[Extra],
+        quantiles: bool,
+    ) -> Result<Vec<Row>, AnswerError> {
+        let mut sql = Sql::new(self.dialect);
+        let keys = self.keys(&mut sql, extra);
+        let filter = self.filter(&mut sql, selection);
+        let wide = |e: &str| self.wide(e);
+        let completed = "forced = 0 AND cancelled = 0 AND error = ''";
+        let mut inner = String::new();
+        let mut outer = String::new();
+        for (i, k) in keys.iter().enumerate() {
+            let _ = write!(inner, "{k} AS k{i}, ");
+            let _ = write!(outer, "k{i}, ");
+        }
+        let _ = write!(
+            outer,
+            "toString(cityHash64({})), ",
+            (0..keys.len())
+                .map(|i| format!("k{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = write!(
+            inner,
+            "countIf(forced = 0) AS sampled, sumIf({w}, forced = 0) AS events, \
+             countIf(forced = 0 AND cancelled = 1) AS cancelled_, \
+             countIf(forced = 0 AND error != '') AS errors, countIf(forced = 1) AS forced_",
+            w = wide("weight"),
+        );
+        outer.push_str(
+            "toString(sampled), toString(events), toString(cancelled_), toString(errors), \
+             toString(forced_)",
+        );
+        for metric in Metric::ALL {
+            let m = metric.name();
+            let (present, value, raw) = self.metric_sql(metric);
+            let p = format!("{completed} AND {present}");
+            let (w, x) = (wide("weight"), value);
+            let _ = write!(
+                inner,
+                ", countIf({p}) AS {m}_samples, sumIf({w}, {p}) AS {m}_weight, \
+                 countIf({completed} AND NOT ({present})) AS {m}_absent, \
+                 countIf({p} AND weight > 0) AS {m}_n, \
+                 sumIf({w} * {x}, {p}) AS {m}_s1, sumIf({w} * {x} * {x}, {p}) AS {m}_s2, \
+                 sumIf({w} * {w}, {p}) AS {m}_q0, sumIf({w} * {w} * {x}, {p}) AS {m}_q1, \
+                 sumIf({w} * {w} * {x} * {x}, {p}) AS {m}_q2"
+            );
+            let c = match self.dialect {
+                Dialect::Compat1816 => {
+                    format!("if({m}_weight = 0, {m}_weight, {m}_s1 / {m}_weight)")
+                }
+                _ => format!("if({m}_weight = 0, {m}_weight, intDiv({m}_s1, {m}_weight))"),
+            };
+            let _ = write!(
+                outer,
+                ", toString({m}_samples), toString({m}_weight), toString({m}_absent), \
+                 toString({m}_n), toString({m}_s1), toString({c} AS {m}_c), \
+                 toFloat64({m}_weight), toFloat64({m}_s1 - {m}_c * {m}_weight), \
+                 toFloat64({m}_s2 - 2 * {m}_c * {m}_s1 + {m}_c * {m}_c * {m}_weight), \
+                 toFloat64({m}_q0), toFloat64({m}_q1 - {m}_c * {m}_q0), \
+                 toFloat64({m}_q2 - 2 * {m}_c * {m}_q1 + {m}_c * {m}_c * {m}_q0)"
+            );
+            if quantiles {
+                let bucket = self.bucket(metric, raw);
+                let _ = write!(
+                    inner,
+                    ", uniqUpToIf({max})({raw}, {p} AND weight > 0) AS {m}_distinct, \
+                     sumMapIf([{bucket}], [weight], {p} AND weight > 0) AS {m}_buckets",
+                    max = Sketch::EXACT_MAX,
+                );
+                let _ = write!(outer, ", toString({m}_distinct), {m}_buckets");
+            }
+        }
+        let group_by = (0..keys.len())
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sql.text = format!(
+            "SELECT {outer} FROM (SELECT {inner} FROM {table} WHERE {filter} GROUP BY {group_by}) \
+             ORDER BY {group_by} FORMAT JSONCompact",
+            table = self.table(),
+        );
+        let what = format!("{what}: groups");
+        let data = self.run(&what, sql)?;
+        let mut rows = Vec::with_capacity(data.len());
+        let mut small: Vec<Vec<(String, usize)>> = vec![Vec::new(); Metric::ALL.len()];
+        for (at, row) in data.iter().enumerate() {
+            let key = |i: usize| text(row, i, &what);
+            let kind = key(0)?
+                .parse::<RecordKind>()
+                .map_err(|e| AnswerError::Response {
+                    what: what.clone(),
+                    why: format!("kind: {e}"),
+                })?;
+            let method = Some(key(1)?).filter(|m| !m.is_empty());
+            let name = key(2)?;
+            let extra: Vec<String> = (3..keys.len()).map(key).collect::<Result<_, _>>()?;
+            let hash = key(keys.len())?;
+            let mut i = keys.len() + 1;
+            let mut next = || {
+                i += 1;
+                i - 1
+            };
+            let counts = [number::<u64>(row, next(), &what)?, 0, 0, 0];
+            let events = number::<u128>(row, next(), &what)?;
+            let counts = [
+                counts[0],
+                number::<u64>(row, next(), &what)?,
+                number::<u64>(row, next(), &what)?,
+                number::<u64>(row, next(), &what)?,
+            ];
+            let mut metrics: [Values; 5] = Default::default();
+            for (mi, metric) in Metric::ALL.into_iter().enumerate() {
+                let samples = number::<u64>(row, next(), &what)?;
+                let weight = number::<u128>(row, next(), &what)?;
+                let absent = number::<u64>(row, next(), &what)?;
+                let n = number::<u64>(row, next(), &what)?;
+                let (total, saturated) = match text(row, next(), &what)?.parse::<i128>() {
+                    Ok(t) => (t, false),
+                    Err(_) => (i128::MAX, true),
+                };
+                let shift = number::<f64>(row, next(), &what)?;
+                let mut sums = [0.0; 6];
+                for s in &mut sums {
+                    *s = float(row, next(), &what)?;
+                }
+                let sketch = if quantiles {
+                    let distinct = number::<u64>(row, next(), &what)?;
+                    let buckets = pairs(&row[next()], &what)?;
+                    if distinct <= Sketch::EXACT_MAX as u64 && n > 0 {
+                        small[mi].push((hash.clone(), at));
+                    }
+                    Sketch::from_parts(None, &buckets, samples, weight)
+                } else {
+                    Sketch::new()
+                };
+                let _ = metric;
+                metrics[mi] = Values {
+                    sketch,
+                    moments: Moments::from_sums(n, shift, sums),
+                    samples,
+                    weight,
+                    total,
+                    saturated,
+                    absent,
+                };
+            }
+            rows.push(Row {
+                kind,
+                method,
+                name,
+                extra,
+                summary: Summary::from_parts(counts, events, metrics, quantiles),
+            });
+        }
+        if quantiles {
+            self.exact_values(&what, selection, extra, &keys, &small, &mut rows)?;
+        }
+        Ok(rows)
+    }
+
+    /// For groups with at most [`Sketch::EXACT_MAX`] distinct values of a
+    /// metric: the values with their weights, so their sketches are exact
+    /// as the file reader's are.
+    fn exact_values(
+        &self,
+        what: &str,
+        selection: &Selection,
+        extra: &[Extra],
+        _keys: &[String],
+        small: &[Vec<(String, usize)>],
+        rows: &mut [Row],
+    ) -> Result<(), AnswerError> {
+        let completed = "forced = 0 AND cancelled = 0 AND error = ''";
+        for (mi, metric) in Metric::ALL.into_iter().enumerate() {
+            if small[mi].is_empty() {
+                continue;
+            }
+            let mut sql = Sql::new(self.dialect);
+            let keys = self.keys(&mut sql, extra);
+            let filter = self.filter(&mut sql, selection);
+            let (present, _, raw) = self.metric_sql(metric);
+            let hashes: Vec<&str> = small[mi].iter().map(|(h, _)| h.as_str()).collect();
+            // Hashes are digits (checked): safe in the SQL as they are.
+            if hashes
+                .iter()
+                .any(|h| !h.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(AnswerError::Response {
+                    what: what.to_string(),
+                    why: "a group hash is not a number".into(),
+                });
+            }
+            sql.text = format!(
+                "SELECT cityHash64({keys}) AS h, toString({raw}) AS x, toString(sum(weight)) \
+                 FROM {table} WHERE {filter} AND {completed} AND {present} AND weight > 0 \
+                 AND h IN ({hashes}) GROUP BY h, x FORMAT JSONCompact",
+                keys = keys.join(", "),
+                table = self.table(),
+                hashes = hashes.join(", "),
+            );
+            let label = format!("{what}: exact values of {}", metric.name());
+            let data = self.run(&label, sql)?;
+            let mut values: std::collections::HashMap<String, Vec<(i128, u64)>> =
+                std::collections::HashMap::new();
+            for row in &data {
+                let h = text(row, 0, &label)?;
+                let x = number::<i128>(row, 1, &label)?;
+                let w = number::<u64>(row, 2, &label)?;
+                values.entry(h).or_default().push((x, w));
+            }
+            for (hash, at) in &small[mi] {
+                let values = values.remove(hash).unwrap_or_default();
+                let m = &mut rows[*at].summary.metrics[metric_index(metric)];
+                m.sketch = Sketch::from_parts(Some(values), &[], m.samples, m.weight);
+            }
+        }
+        Ok(())
+    }
+
+    /// The group key expressions: kind, method (requests), name, extras.
+    fn keys(&self, sql: &mut Sql, extra: &[Extra]) -> Vec<String> {
+        let mut keys = vec![
+            "kind".to_string(),
+            "if(kind = 'request', method, '')".to_string(),
+            "name".to_string(),
+        ];
+        for e in extra {
+            keys.push(match e {
+                Extra::Window(w) => format!("toString(intDiv(ts, {w}))"),
+                Extra::Split(Split::StatusClass) => "multiIf(kind != 'request', '-', \
+                     status IS NULL, 'none', \
+                     concat(toString(least(intDiv(assumeNotNull(status), 100), 9)), 'xx'))"
+                    .to_string(),
+                Extra::Split(Split::Label(key)) => {
+                    let k = sql.value(key);
+                    format!("if(has(label_keys, {k}), label_values[indexOf(label_keys, {k})], '-')")
+                }
+            });
+        }
+        keys
+    }
+
+    /// An integer expression widened for exact sums of products.
+    fn wide(&self, e: &str) -> String {
+        match self.dialect {
+            Dialect::Compat1816 => format!("toDecimal128({e}, 0)"),
+            _ => format!("toInt256({e})"),
+        }
+    }
+
+    /// The condition under which a row carries `metric`, its value widened
+    /// for sums, and its value as the table holds it.
+    fn metric_sql(&self, metric: Metric) -> (&'static str, String, &'static str) {
+        let (present, raw) = match (metric, self.dialect) {
+            (Metric::Instructions, _) => {
+                ("instructions IS NOT NULL", "assumeNotNull(instructions)")
+            }
+            (Metric::Cycles, _) => ("cycles IS NOT NULL", "assumeNotNull(cycles)"),
+            (Metric::CpuNs, _) => ("cpu_ns IS NOT NULL", "assumeNotNull(cpu_ns)"),
+            (Metric::WallNs, _) => ("1", "wall_ns"),
+            (Metric::RssChange, Dialect::Compat1816) => (
+                "rss_start IS NOT NULL AND rss_end IS NOT NULL",
+                "(toInt64(assumeNotNull(rss_end)) - toInt64(assumeNotNull(rss_start)))",
+            ),
+            (Metric::RssChange, _) => (
+                "rss_start IS NOT NULL AND rss_end IS NOT NULL",
+                "(toInt128(assumeNotNull(rss_end)) - toInt128(assumeNotNull(rss_start)))",
+            ),
+        };
+        let wide = match (metric, self.dialect) {
+            (Metric::RssChange, Dialect::Compat1816) => format!(
+                "(toDecimal128(assumeNotNull(rss_end), 0) - toDecimal128(assumeNotNull(rss_start), 0))"
+            ),
+            (Metric::RssChange, _) => format!("toInt256({raw})"),
+            _ => self.wide(raw),
+        };
+        (present, wide, raw)
+    }
+
+    /// The [`Sketch::bucket`] key of a metric's value.
+    fn bucket(&self, metric: Metric, raw: &str) -> String {
+        match (self.dialect, metric) {
+            (Dialect::Compat1816, Metric::RssChange) => {
+                bucket_of(raw, &format!("toUInt64(abs({raw}))"))
+            }
+            (Dialect::Compat1816, _) => bucket_of(raw, &format!("toUInt64({raw})")),
+            _ => super::schema::bucket_sql(&format!("toInt128({raw})")),
+        }
+    }
+
+    /// Runs `sql` (ending in `FORMAT JSONCompact`) and returns its rows.
+    fn run(&self, what: &str, sql: Sql) -> Result<Vec<Vec<Value>>, AnswerError> {
+        let settings: Vec<(String, String)> = sql
+            .params
+            .iter()
+            .map(|(k, v)| (format!("param_{k}"), escaped(v)))
+            .collect();
+        if let Ok(mut log) = self.queries.lock() {
+            log.push(Query {
+                what: what.to_string(),
+                sql: sql.text.clone(),
+                params: sql.params.clone(),
+            });
+        }
+        let settings: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let body = self
+            .client
+            .query_with(&sql.text, &settings)
+            .map_err(|error| AnswerError::ClickHouse {
+                what: format!("{what} from {} on {}", self.table(), self.client.server()),
+                error,
+            })?;
+        let bad = |why: String| AnswerError::Response {
+            what: what.to_string(),
+            why,
+        };
+        let doc: Value = serde_json::from_str(&body).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let data = doc
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("no data".into()))?;
+        data.iter()
+            .map(|row| {
+                row.as_array()
+                    .cloned()
+                    .ok_or_else(|| bad("a row is not an array".into()))
+            })
+            .collect()
+    }
+}
+
+fn metric_index(metric: Metric) -> usize {
+    Metric::ALL
+        .iter()
+        .position(|&m| m == metric)
+        .expect("a metric")
+}
+
+fn row_kind(kind: RecordKind) -> RowKind {
+    match kind {
+        RecordKind::Request => RowKind::Endpoint,
+        _ => RowKind::Region,
+    }
+}
+
+fn text(row: &[Value], i: usize, what: &str) -> Result<String, AnswerError> {
+    match row.get(i) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        other => Err(AnswerError::Response {
+            what: what.to_string(),
+            why: format!("column {i}: expected a string, got {other:?}"),
+        }),
+    }
+}
+
+fn number<T: std::str::FromStr>(row: &[Value], i: usize, what: &str) -> Result<T, AnswerError>
+where
+    T::Err: std::fmt::Display,
+{
+    let s = text(row, i, what)?;
+    s.parse::<T>().map_err(|e| AnswerError::Response {
+        what: what.to_string(),
+        why: format!("column {i}: {s:?}: {e}"),
+    })
+}
+
+fn float(row: &[Value], i: usize, what: &str) -> Result<f64, AnswerError> {
+    match row.get(i) {
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| AnswerError::Response {
+            what: what.to_string(),
+            why: format!("column {i}: {n} is not a float"),
+        }),
+        _ => number::<f64>(row, i, what),
+    }
+}
+
+/// A `sumMap` result, `[[keys], [weights]]`.
+fn pairs(v: &Value, what: &str) -> Result<Vec<(i16, u64)>, AnswerError> {
+    let bad = |why: &str| AnswerError::Response {
+        what: what.to_string(),
+        why: format!("sketch buckets: {why}"),
+    };
+    let parts = v
+        .as_array()
+        .filter(|a| a.len() == 2)
+        .ok_or_else(|| bad("not a pair"))?;
+    let (keys, weights) = match (parts[0].as_array(), parts[1].as_array()) {
+        (Some(k), Some(w)) if k.len() == w.len() => (k, w),
+        _ => return Err(bad("keys and weights differ")),
+    };
+    keys.iter()
+        .zip(weights)
+        .map(|(k, w)| {
+            let k = text(std::slice::from_ref(k), 0, what)?
+                .parse::<i16>()
+                .map_err(|_| bad("key"))?;
+            let w = text(std::slice::from_ref(w), 0, what)?
+                .parse::<u64>()
+                .map_err(|_| bad("weight"))?;
+            Ok((k, w))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_and_parameters_escape_everything() {
+        assert_eq!(literal("a'b\\c\n"), "'a\\'b\\\\c\\x0a'");
+        assert_eq!(escaped("a\tb\\c\nd\0"), "a\\tb\\\\c\\nd\\0");
+        let mut sql = Sql::new(Dialect::Current);
+        assert_eq!(sql.value("x' OR 1"), "{p0:String}");
+        assert_eq!(sql.params, [("p0".to_string(), "x' OR 1".to_string())]);
+        let mut old = Sql::new(Dialect::Compat1816);
+        assert_eq!(old.value("x' OR 1"), "'x\\' OR 1'");
+        assert!(old.params.is_empty());
+    }
+}
