@@ -508,11 +508,13 @@ impl ClickHouse {
                  sumIf({w} * {w}, {p}) AS {m}_q0, sumIf({w} * {w} * {x}, {p}) AS {m}_q1, \
                  sumIf({w} * {w} * {x} * {x}, {p}) AS {m}_q2"
             );
+            // The shift: the mean, rounded; the divisor is 1 where no value
+            // has weight (then the sums are 0): both arms of an `if` are
+            // evaluated, and a division by zero is an error.
+            let divisor = format!("({m}_weight + {})", wide(&format!("{m}_weight = 0")));
             let c = match self.dialect {
-                Dialect::Compat1816 => {
-                    format!("if({m}_weight = 0, {m}_weight, {m}_s1 / {m}_weight)")
-                }
-                _ => format!("if({m}_weight = 0, {m}_weight, intDiv({m}_s1, {m}_weight))"),
+                Dialect::Compat1816 => format!("{m}_s1 / {divisor}"),
+                _ => format!("intDiv({m}_s1, {divisor})"),
             };
             let _ = write!(
                 outer,
@@ -573,7 +575,7 @@ impl ClickHouse {
                 number::<u64>(row, next(), &what)?,
             ];
             let mut metrics: [Values; 5] = Default::default();
-            for (mi, metric) in Metric::ALL.into_iter().enumerate() {
+            for (mi, _) in Metric::ALL.into_iter().enumerate() {
                 let samples = number::<u64>(row, next(), &what)?;
                 let weight = number::<u128>(row, next(), &what)?;
                 let absent = number::<u64>(row, next(), &what)?;
@@ -597,7 +599,6 @@ impl ClickHouse {
                 } else {
                     Sketch::new()
                 };
-                let _ = metric;
                 metrics[mi] = Values {
                     sketch,
                     moments: Moments::from_sums(n, shift, sums),
@@ -617,7 +618,7 @@ impl ClickHouse {
             });
         }
         if quantiles {
-            self.exact_values(&what, selection, extra, &keys, &small, &mut rows)?;
+            self.exact_values(&what, selection, extra, &small, &mut rows)?;
         }
         Ok(rows)
     }
@@ -630,7 +631,6 @@ impl ClickHouse {
         what: &str,
         selection: &Selection,
         extra: &[Extra],
-        _keys: &[String],
         small: &[Vec<(String, usize)>],
         rows: &mut [Row],
     ) -> Result<(), AnswerError> {
@@ -732,9 +732,10 @@ impl ClickHouse {
             ),
         };
         let wide = match (metric, self.dialect) {
-            (Metric::RssChange, Dialect::Compat1816) => format!(
+            (Metric::RssChange, Dialect::Compat1816) => {
                 "(toDecimal128(assumeNotNull(rss_end), 0) - toDecimal128(assumeNotNull(rss_start), 0))"
-            ),
+                    .to_string()
+            }
             (Metric::RssChange, _) => format!("toInt256({raw})"),
             _ => self.wide(raw),
         };

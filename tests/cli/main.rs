@@ -12,6 +12,7 @@ mod cli;
 mod rng;
 
 mod clickhouse;
+mod clickhouse_answers;
 mod compare;
 mod flamegraph;
 mod input;

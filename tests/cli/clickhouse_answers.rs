@@ -1,0 +1,582 @@
+//! `report`, `compare` and `timeseries` with `--clickhouse URL`: the same
+//! answers as from the record files, on both engines: Debian's
+//! `clickhouse-server` 18.16 (one server, and two shards behind a
+//! `Distributed` table) and chdb (the current engine) behind the HTTP
+//! stand-in `tests/clickhouse/chdb_http.py`.
+//!
+//! Equal means: every count, total and quantile identical, every float
+//! (means, deltas, interval bounds, mix-adjusted figures) within 1e-9
+//! relative, the same verdicts, alerts and exit codes. Skipped, with the
+//! reason printed, where the server or chdb is missing, unless
+//! `DYNOSTATS_REQUIRE_CLICKHOUSE=1`.
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dynostats::{Record, RecordKind};
+use serde_json::Value;
+
+use crate::ch::{Server, free_port, skip};
+use crate::cli::{run, text, write};
+use crate::rng;
+
+/// A label value no SQL may see unescaped.
+const HOSTILE: &str = "eu'west\\\"; DROP TABLE dynostats.records; --\t\n{p0:String}";
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Records of one build over the last `minutes` minutes before `end_ns`:
+/// endpoints with quotes, `;`, a tab and non-ASCII in their names, a
+/// region, weights 1 to 1000, counters absent at times, cancelled and
+/// failed requests, small groups (a handful of distinct values, kept
+/// exactly) and large ones (bucketed), a hostile label on some records.
+/// `slower` scales `/feed`'s costs (the regression); `mix` shifts traffic
+/// towards `/health`.
+fn build(seed: u64, build: &str, n: usize, end_ns: u64, slower: f64, mix: u64) -> Vec<Record> {
+    let mut rng = rng::Rng(seed);
+    let endpoints = [
+        "/feed",
+        "/users/{id}",
+        "/search \"q\"; ü",
+        "/health",
+        "/tab\there",
+        "/rare",
+    ];
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut which = rng.index(endpoints.len());
+        if which == 0 && rng.below(100) < mix {
+            which = 3;
+        }
+        let region = i % 11 == 0;
+        let name = if region {
+            "job::compact"
+        } else {
+            endpoints[which]
+        };
+        let mut r = Record::new(
+            if region {
+                RecordKind::Region
+            } else {
+                RecordKind::Request
+            },
+            name,
+        );
+        r.ts = end_ns - 1 - rng.below(50 * 60_000_000_000);
+        r.weight = 1 + rng.below(1000);
+        let base = [400_000u64, 90_000, 250_000, 8_000, 30_000, 1_000][which];
+        let scale = if which == 0 && !region { slower } else { 1.0 };
+        let value = |rng: &mut rng::Rng, b: u64| {
+            if which == 5 {
+                // Few distinct values: the sketch stays exact.
+                b * (1 + rng.below(6))
+            } else {
+                b + rng.below(b / 4 + 1)
+            }
+        };
+        let instructions = value(&mut rng, base * 10);
+        r.instructions = (rng.below(25) != 0).then_some((instructions as f64 * scale) as u64);
+        r.cycles = (rng.below(3) != 0).then(|| value(&mut rng, base * 14));
+        let cpu = value(&mut rng, base);
+        r.cpu_ns = (rng.below(30) != 0).then_some((cpu as f64 * scale) as u64);
+        r.wall_ns = value(&mut rng, base * 3);
+        if rng.below(2) == 0 {
+            r.rss_start = Some(50 << 20);
+            r.rss_end = Some((50 << 20) + rng.below(1 << 16) - (1 << 15));
+        }
+        if !region {
+            r.method = Some(["GET", "POST"][rng.index(2)].into());
+            r.status = [Some(200), Some(200), Some(404), Some(503), None][rng.index(5)];
+        }
+        r.cancelled = rng.below(80) == 0;
+        if rng.below(60) == 0 {
+            r.error = Some("timeout".into());
+        }
+        r.forced = rng.below(200) == 0;
+        if r.forced {
+            r.weight = 0;
+        }
+        r.labels.insert("build", build);
+        r.labels.insert("host", ["web-0", "web-1"][rng.index(2)]);
+        if rng.below(3) == 0 {
+            r.labels.insert("zone", HOSTILE);
+        } else if rng.below(2) == 0 {
+            r.labels.insert("zone", "us");
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// The `report` object of a JSON answer, without what only files have
+/// (their list) or only status records say (the drops per process).
+fn answer(out: &Output) -> Value {
+    let mut v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    let mut report = v["report"].take();
+    if let Some(drops) = report.get_mut("drops") {
+        drops["processes"] = Value::Null;
+    }
+    report
+}
+
+/// Whether `a` and `b` are equal, floats to 1e-9 relative; the first
+/// difference otherwise.
+fn same(a: &Value, b: &Value, path: &str) -> Result<(), String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                same(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    &format!("{path}.{k}"),
+                )?;
+            }
+            Ok(())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                return Err(format!("{path}: {} against {} elements", x.len(), y.len()));
+            }
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                same(p, q, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            let scale = x.abs().max(y.abs()).max(1e-300);
+            if (x - y).abs() <= 1e-9 * scale {
+                Ok(())
+            } else {
+                Err(format!("{path}: {x} against {y}"))
+            }
+        }
+        _ if a == b => Ok(()),
+        _ => Err(format!("{path}: {a} against {b}")),
+    }
+}
+
+/// Runs the file form and the ClickHouse form of a question and asserts
+/// the same answer and exit status.
+fn agree(what: &str, files: &[&str], clickhouse: &[&str]) -> Value {
+    let (f, c) = (run(files), run(clickhouse));
+    assert_eq!(
+        f.status.code(),
+        c.status.code(),
+        "{what}: exit status\nfiles: {}\nclickhouse: {}",
+        text(&f.stderr),
+        text(&c.stderr)
+    );
+    let (a, b) = (answer(&f), answer(&c));
+    if let Err(e) = same(&a, &b, what) {
+        panic!(
+            "{what}: the answers differ at {e}\nclickhouse said: {}",
+            text(&c.stderr)
+        );
+    }
+    assert!(
+        text(&c.stderr).contains("answered by ClickHouse"),
+        "{what}: {}",
+        text(&c.stderr)
+    );
+    b
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    base: String,
+    cand: String,
+    all: String,
+    recent: String,
+    recent_from: u64,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let end = now_ns();
+    let base = build(11, "b41", 6_000, end, 1.0, 0);
+    let cand = build(12, "b42", 6_000, end, 1.06, 20);
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (b, c, a, r) = (
+        path("base.msgpack"),
+        path("cand.msgpack"),
+        path("all.msgpack"),
+        path("recent.msgpack"),
+    );
+    write(Path::new(&b), &base);
+    write(Path::new(&c), &cand);
+    let all: Vec<Record> = base.iter().chain(&cand).cloned().collect();
+    write(Path::new(&a), &all);
+    let recent_from = end - 20 * 60_000_000_000;
+    let recent: Vec<Record> = all
+        .iter()
+        .filter(|r| r.ts >= recent_from)
+        .cloned()
+        .collect();
+    write(Path::new(&r), &recent);
+    Fixture {
+        _dir: dir,
+        base: b,
+        cand: c,
+        all: a,
+        recent: r,
+        recent_from,
+    }
+}
+
+/// Every question both ways, on the records of `f` loaded at `url`.
+fn questions_agree(engine: &str, url: &str, f: &Fixture) {
+    let ch = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--clickhouse".to_string(), url.to_string()]);
+        v
+    };
+    let call = |what: &str, files: Vec<&str>, clickhouse: Vec<String>| {
+        let clickhouse: Vec<&str> = clickhouse.iter().map(String::as_str).collect();
+        agree(&format!("{engine}: {what}"), &files, &clickhouse)
+    };
+    let zone = format!("zone={HOSTILE}");
+
+    let r = call(
+        "report",
+        vec!["report", "--format", "json", &f.all],
+        ch(&["report", "--format", "json", "--all"]),
+    );
+    assert_eq!(r["records"], 12_000);
+    let r = call(
+        "report by status and zone",
+        vec![
+            "report",
+            "--format",
+            "json",
+            "--by",
+            "status",
+            "--by",
+            "label=zone",
+            &f.all,
+        ],
+        ch(&[
+            "report",
+            "--format",
+            "json",
+            "--all",
+            "--by",
+            "status",
+            "--by",
+            "label=zone",
+        ]),
+    );
+    let groups = r["groups"].as_array().unwrap();
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["metrics"]["instructions"]["exact"] == true)
+            && groups
+                .iter()
+                .any(|g| g["metrics"]["instructions"]["exact"] == false),
+        "{engine}: the fixture should hold exact and bucketed sketches"
+    );
+    let r = call(
+        "report of a hostile label",
+        vec!["report", "--format", "json", "--label", &zone, &f.all],
+        ch(&[
+            "report", "--format", "json", "--since", "2h", "--label", &zone,
+        ]),
+    );
+    assert!(r["filtered"].as_u64().unwrap() > 0 && r["groups"].as_array().unwrap().len() > 3);
+    call(
+        "report of a time range",
+        vec!["report", "--format", "json", &f.recent],
+        ch(&[
+            "report",
+            "--format",
+            "json",
+            "--from",
+            &f.recent_from.to_string(),
+        ]),
+    );
+
+    let c = call(
+        "compare with a gate",
+        vec![
+            "compare",
+            "--format",
+            "json",
+            "--fail-above",
+            "2%",
+            &f.base,
+            "--against",
+            &f.cand,
+        ],
+        ch(&[
+            "compare",
+            "--format",
+            "json",
+            "--fail-above",
+            "2%",
+            "--all",
+            "--base",
+            "build=b41",
+            "--against",
+            "build=b42",
+        ]),
+    );
+    let text = c.to_string();
+    assert!(
+        text.contains("\"fail\""),
+        "{engine}: the regression on /feed is caught: {text}"
+    );
+    call(
+        "compare of one host without a gate",
+        vec![
+            "compare",
+            "--format",
+            "json",
+            "--label",
+            "host=web-1",
+            &f.base,
+            "--against",
+            &f.cand,
+        ],
+        ch(&[
+            "compare",
+            "--format",
+            "json",
+            "--all",
+            "--label",
+            "host=web-1",
+            "--base",
+            "build=b41",
+            "--against",
+            "build=b42",
+        ]),
+    );
+    call(
+        "timeseries with alerts",
+        vec![
+            "timeseries",
+            "--format",
+            "json",
+            "--window",
+            "1m",
+            "--alert",
+            "2%",
+            &f.all,
+        ],
+        ch(&[
+            "timeseries",
+            "--format",
+            "json",
+            "--window",
+            "1m",
+            "--alert",
+            "2%",
+            "--all",
+        ]),
+    );
+    call(
+        "timeseries of a hostile label",
+        vec![
+            "timeseries",
+            "--format",
+            "json",
+            "--window",
+            "5m",
+            "--label",
+            &zone,
+            &f.all,
+        ],
+        ch(&[
+            "timeseries",
+            "--format",
+            "json",
+            "--window",
+            "5m",
+            "--all",
+            "--label",
+            &zone,
+        ]),
+    );
+
+    // The queries shown are what ran, the hostile value only as a
+    // parameter (current) or an escaped literal (18.16).
+    let out = run(&ch(&["report", "--all", "--print-sql", "--label", &zone])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let err = crate::cli::text(&out.stderr);
+    assert!(err.contains("FROM dynostats.records WHERE"), "{err}");
+    assert!(!err.contains("DROP TABLE dynostats.records; --\t"), "{err}");
+}
+
+fn load(url: &str, f: &Fixture) {
+    for args in [
+        vec!["clickhouse", "init", "--clickhouse", url],
+        vec!["load", "--clickhouse", url, "--batch", "2500", &f.all],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn answers_from_clickhouse_18_16_equal_the_files() {
+    let test = "answers_from_clickhouse_18_16_equal_the_files";
+    let Some(server) = Server::start(test, free_port(), &[]) else {
+        return;
+    };
+    let f = fixture();
+    let url = server.url();
+    load(&url, &f);
+    questions_agree("18.16", &url, &f);
+
+    // Errors: no time range, a missing table, a dead server.
+    let out = run(&["report", "--clickhouse", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--since"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "report",
+        "--clickhouse",
+        &url,
+        "--all",
+        "--database",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nope.records"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dead = format!("http://127.0.0.1:{}/", free_port());
+    let out = run(&[
+        "compare",
+        "--clickhouse",
+        &dead,
+        "--all",
+        "--base",
+        "build=b41",
+        "--against",
+        "build=b42",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("127.0.0.1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "nothing printed as if complete");
+}
+
+#[test]
+fn answers_from_two_shards_equal_the_files() {
+    let test = "answers_from_two_shards_equal_the_files";
+    let ports = [free_port(), free_port()];
+    let Some(a) = Server::start(test, ports[0], &ports) else {
+        return;
+    };
+    let Some(b) = Server::start(test, ports[1], &ports) else {
+        return;
+    };
+    for s in [&a, &b] {
+        let url = s.url();
+        let out = run(&[
+            "clickhouse",
+            "init",
+            "--cluster",
+            "two",
+            "--without-replication",
+            "--clickhouse",
+            &url,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let f = fixture();
+    let out = run(&["load", "--clickhouse", &a.url(), "--batch", "2500", &f.all]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(a.count("dynostats.records_local") > 0 && b.count("dynostats.records_local") > 0);
+    questions_agree("two shards", &b.url(), &f);
+}
+
+/// The chdb stand-in, killed when dropped.
+struct Standin {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn answers_from_current_clickhouse_equal_the_files() {
+    let test = "answers_from_current_clickhouse_equal_the_files";
+    let has_chdb = Command::new("python3")
+        .args(["-c", "import chdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_chdb && skip(test, "python3 cannot import chdb (pip install chdb)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let child = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clickhouse/chdb_http.py"
+        ))
+        .arg(dir.path().join("data"))
+        .arg(&port_file)
+        .spawn()
+        .expect("python3");
+    let standin = Standin { child, _dir: dir };
+    let started = Instant::now();
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the chdb stand-in did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let url = format!("http://127.0.0.1:{port}/");
+    let f = fixture();
+    load(&url, &f);
+    questions_agree("chdb", &url, &f);
+    let out = run(&[
+        "report",
+        "--clickhouse",
+        &url,
+        "--all",
+        "--print-sql",
+        "--label",
+        "zone=x'y",
+    ]);
+    assert!(
+        text(&out.stderr).contains("{p0:String}"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(standin);
+}
