@@ -28,6 +28,7 @@ use super::client::{ClickHouseError, Client};
 use super::schema::{Dialect, bucket_of};
 use crate::record::RecordKind;
 use crate::report::compare::{RowKind, Side};
+use crate::report::profiles::Profiles;
 use crate::report::timeseries::Timeseries;
 use crate::report::{Metric, Report, Split, Summary};
 use crate::report::{Moments, Sketch, Values};
@@ -214,6 +215,20 @@ enum Extra {
     Window(u64),
 }
 
+/// Records per table in a time range, and of them those the labels keep.
+struct Counts {
+    records: (u64, u64),
+    profiles: (u64, u64),
+    status: (u64, u64),
+}
+
+impl Counts {
+    /// Records of every kind in the range.
+    fn all(&self) -> u64 {
+        self.records.0 + self.profiles.0 + self.status.0
+    }
+}
+
 /// One group as the server summed it.
 struct Row {
     kind: RecordKind,
@@ -317,18 +332,15 @@ impl ClickHouse {
                 &row.summary,
             );
         }
-        let (records, kept, profiles, status) = self.counts(selection)?;
-        report.count_records(
-            records + profiles + status,
-            records - kept,
-            profiles,
-            status,
-        );
+        let c = self.counts(selection)?;
+        let (records, kept) = c.records;
+        let (profiles, status) = (c.profiles.0, c.status.0);
+        report.count_records(c.all(), records - kept, profiles, status);
         Ok(report)
     }
 
-    /// One side of a comparison: the selected records' endpoints and
-    /// regions with their moments.
+    /// One side of a comparison: the selected records' endpoints, regions
+    /// and profiled functions with their moments.
     pub fn side(&self, selection: &Selection) -> Result<Side, AnswerError> {
         let mut side = Side::new();
         for row in self.groups("compare side", selection, &[], false)? {
@@ -342,9 +354,60 @@ impl ClickHouse {
                 &row.summary,
             );
         }
-        let (records, kept, profiles, status) = self.counts(selection)?;
-        side.count_records(records + profiles + status, records - kept);
+        for (_, scope, summary) in self.functions(selection)? {
+            side.add_summary(RowKind::Function, None, &scope, &summary);
+        }
+        // A side filters records of every kind.
+        let c = self.counts(selection)?;
+        side.count_records(c.all(), c.all() - c.records.1 - c.profiles.1 - c.status.1);
         Ok(side)
+    }
+
+    /// Per profiled scope and timer: the summary of its inclusive amount
+    /// per profile record that entered it (recursion counted once, as
+    /// [`Side`] counts it), over the completed profile records selected.
+    /// A record's rows are told apart by its `ts`, `pid`, `id`, name and
+    /// weight.
+    fn functions(
+        &self,
+        selection: &Selection,
+    ) -> Result<Vec<(Metric, String, Summary)>, AnswerError> {
+        let mut sql = Sql::new(self.dialect);
+        let filter = self.filter(&mut sql, selection);
+        let (mut inner, mut outer) = (String::new(), String::new());
+        let amount = self.wide("amount");
+        self.values_sql("f", "1", &amount, "0", (&mut inner, &mut outer));
+        let db = &self.database;
+        sql.text = format!(
+            "SELECT k0, k1{outer} FROM (SELECT timer AS k0, scope AS k1{inner} FROM (\
+             SELECT timer, scope, weight, \
+             sum(if(has(arraySlice(path, 2, length(path) - 2), scope), 0, inclusive)) AS amount \
+             FROM {db}.profile_nodes WHERE {filter} AND node > 0 AND forced = 0 \
+             AND cancelled = 0 AND error = '' \
+             GROUP BY ts, pid, id, name, weight, timer, scope) GROUP BY k0, k1) \
+             ORDER BY k0, k1 FORMAT JSONCompact"
+        );
+        let what = "compare side: profiled functions";
+        let mut out = Vec::new();
+        for row in self.run(what, sql)? {
+            let Some(metric) = Metric::of_timer(&text(&row, 0, what)?)
+                .filter(|m| crate::report::compare::COMPARED.contains(m))
+            else {
+                continue;
+            };
+            let scope = text(&row, 1, what)?;
+            let mut at = 2;
+            let values = ClickHouse::values(&row, &mut at, what)?;
+            let (sampled, events) = (values.samples, values.weight);
+            let mut metrics: [Values; 5] = Default::default();
+            metrics[metric_index(metric)] = values;
+            out.push((
+                metric,
+                scope,
+                Summary::from_parts([sampled, 0, 0, 0], events, metrics, false),
+            ));
+        }
+        Ok(out)
     }
 
     /// The selected records in windows of `window_ns` nanoseconds, as
@@ -375,9 +438,145 @@ impl ClickHouse {
                 &row.summary,
             );
         }
-        let (records, kept, profiles, status) = self.counts(selection)?;
-        series.count_records(records + profiles + status, records - kept);
+        // A time series filters requests and regions only.
+        let c = self.counts(selection)?;
+        series.count_records(c.all(), c.records.0 - c.records.1);
         Ok(series)
+    }
+
+    /// The call trees of the selected profile records (of `endpoint`
+    /// only, when given) summed per timer, scope, edge and path, at most
+    /// `max_paths` of each
+    /// ([`ProfilesBuilder::max_paths`](crate::report::profiles::ProfilesBuilder::max_paths)): what `top`,
+    /// `flamegraph` and `pprof` read. The server returns one row per
+    /// timer and per distinct path.
+    pub fn profiles(
+        &self,
+        selection: &Selection,
+        endpoint: Option<&str>,
+        max_paths: usize,
+    ) -> Result<Profiles, AnswerError> {
+        let mut builder = Profiles::builder().max_paths(max_paths);
+        if let Some(e) = endpoint {
+            builder = builder.endpoint(e);
+        }
+        let mut profiles = builder.build();
+        let mut sql = Sql::new(self.dialect);
+        let filter = self.filter(&mut sql, selection);
+        let endpoint = match endpoint {
+            Some(e) => format!(" AND name = {}", sql.value(e)),
+            None => String::new(),
+        };
+        let db = &self.database;
+        let w = self.wide("weight");
+        let wide = |e: &str| self.wide(e);
+        sql.text = format!(
+            "SELECT timer, toString(count()), toString(sum({w})), \
+             toString(sum({w} * {inclusive})), toString(sum({w} * {overhead})), \
+             toString(countIf(weight > 0)), toString(minIf(weight, weight > 0)), \
+             toString(maxIf(weight, weight > 0)), toString(min(ts)), toString(max(ts)) \
+             FROM {db}.profile_nodes WHERE {filter}{endpoint} AND node = 0 AND timer != '' \
+             GROUP BY timer ORDER BY timer FORMAT JSONCompact",
+            inclusive = wide("inclusive"),
+            overhead = wide("overhead"),
+        );
+        let what = "profiles: totals";
+        for row in self.run(what, sql)? {
+            let timer = text(&row, 0, what)?;
+            let (total, t_sat) = wide_int(&row, 3, what)?;
+            let (overhead, o_sat) = wide_int(&row, 4, what)?;
+            let positive = number::<u64>(&row, 5, what)?;
+            let weights = (positive > 0)
+                .then(|| Ok::<_, AnswerError>((number(&row, 6, what)?, number(&row, 7, what)?)))
+                .transpose()?;
+            let span = Some((number(&row, 8, what)?, number(&row, 9, what)?));
+            let (calls, _, _) = profiles.summed_timer(&timer);
+            calls.add_summed_totals(
+                (number(&row, 1, what)?, number(&row, 2, what)?),
+                (total, overhead, t_sat || o_sat),
+                weights,
+                span,
+            );
+        }
+        let mut sql = Sql::new(self.dialect);
+        let filter = self.filter(&mut sql, selection);
+        let endpoint = match profiles.endpoint.as_deref() {
+            Some(e) => format!(" AND name = {}", sql.value(e)),
+            None => String::new(),
+        };
+        sql.text = format!(
+            "SELECT timer, path, toString(sum({w} * {exclusive})), \
+             toString(sum({w} * {inclusive})), toString(sum({w} * {calls})), \
+             toString(sum({w} * {overhead})) \
+             FROM {db}.profile_nodes WHERE {filter}{endpoint} AND timer != '' \
+             GROUP BY timer, path ORDER BY timer, path FORMAT JSONCompact",
+            exclusive = wide("exclusive"),
+            inclusive = wide("inclusive"),
+            calls = wide("calls"),
+            overhead = wide("overhead"),
+        );
+        let what = "profiles: paths";
+        for row in self.run(what, sql)? {
+            let timer = text(&row, 0, what)?;
+            let path: Vec<String> = match row.get(1).and_then(Value::as_array) {
+                Some(names) => names
+                    .iter()
+                    .map(|n| n.as_str().map(str::to_string))
+                    .collect::<Option<_>>(),
+                None => None,
+            }
+            .ok_or_else(|| AnswerError::Response {
+                what: what.into(),
+                why: "a path is not an array of names".into(),
+            })?;
+            let (exclusive, a) = wide_int(&row, 2, what)?;
+            let (inclusive, b) = wide_int(&row, 3, what)?;
+            let (calls, c) = match text(&row, 4, what)?.parse::<u128>() {
+                Ok(n) => (n, false),
+                Err(_) => (u128::MAX, true),
+            };
+            let (overhead, d) = wide_int(&row, 5, what)?;
+            let names: Vec<&str> = path.iter().map(String::as_str).collect();
+            let (summed, scratch, max) = profiles.summed_timer(&timer);
+            summed.add_summed_path(
+                &names,
+                (exclusive, inclusive, calls, overhead),
+                a || b || c || d,
+                max,
+                scratch,
+            );
+        }
+        // What the file reader counts besides the trees.
+        let mut sql = Sql::new(self.dialect);
+        let range = self.filter(
+            &mut sql,
+            &Selection {
+                labels: Vec::new(),
+                ..selection.clone()
+            },
+        );
+        let labels = self.label_filter(&mut sql, selection);
+        let endpoint = match profiles.endpoint.as_deref() {
+            Some(e) => format!(" AND name = {}", sql.value(e)),
+            None => String::new(),
+        };
+        sql.text = format!(
+            "SELECT toString(count()), toString(countIf(1{labels}{endpoint})), \
+             toString(countIf(timer = ''{labels}{endpoint})), \
+             toString((SELECT count() FROM {db}.records WHERE {range})), \
+             toString((SELECT count() FROM {db}.status WHERE {range})) \
+             FROM {db}.profile_nodes WHERE {range} AND node = 0 FORMAT JSONCompact"
+        );
+        let what = "profiles: record counts";
+        let rows = self.run(what, sql)?;
+        let row = rows.first().ok_or_else(|| AnswerError::Response {
+            what: what.into(),
+            why: "no row".into(),
+        })?;
+        let n = |i: usize| number::<u64>(row, i, what);
+        let (roots, kept, malformed) = (n(0)?, n(1)?, n(2)?);
+        profiles.count_records(roots + n(3)? + n(4)?, roots, roots - kept, malformed);
+        Ok(profiles)
     }
 
     /// `WHERE` of `selection` over the records table.
@@ -426,9 +625,9 @@ impl ClickHouse {
         format!("{}.records", self.database)
     }
 
-    /// Rows in the time range, those of them the labels keep, and profile
-    /// and status records in the time range.
-    fn counts(&self, selection: &Selection) -> Result<(u64, u64, u64, u64), AnswerError> {
+    /// Per table (`records`, profile records, status records): the
+    /// records in the time range, and those of them the labels keep.
+    fn counts(&self, selection: &Selection) -> Result<Counts, AnswerError> {
         let mut sql = Sql::new(self.dialect);
         let range = self.filter(
             &mut sql,
@@ -439,20 +638,30 @@ impl ClickHouse {
         );
         let labels = self.label_filter(&mut sql, selection);
         let db = &self.database;
+        let count = |table: &str, also: &str| {
+            format!(
+                "toString((SELECT count() FROM {db}.{table} WHERE {range}{also})), \
+                 toString((SELECT count() FROM {db}.{table} WHERE {range}{also}{labels}))"
+            )
+        };
         sql.text = format!(
-            "SELECT toString(count()), toString(countIf(1{labels})), \
-             toString((SELECT count() FROM {db}.profile_nodes WHERE node = 0 AND {range})), \
-             toString((SELECT count() FROM {db}.status WHERE {range})) \
-             FROM {} WHERE {range} FORMAT JSONCompact",
-            self.table(),
+            "SELECT {}, {}, {} FORMAT JSONCompact",
+            count("records", ""),
+            count("profile_nodes", " AND node = 0"),
+            count("status", ""),
         );
-        let rows = self.run("record counts", sql)?;
+        let what = "record counts";
+        let rows = self.run(what, sql)?;
         let row = rows.first().ok_or_else(|| AnswerError::Response {
-            what: "record counts".into(),
+            what: what.into(),
             why: "no row".into(),
         })?;
-        let n = |i: usize| number::<u64>(row, i, "record counts");
-        Ok((n(0)?, n(1)?, n(2)?, n(3)?))
+        let n = |i: usize| number::<u64>(row, i, what);
+        Ok(Counts {
+            records: (n(0)?, n(1)?),
+            profiles: (n(2)?, n(3)?),
+            status: (n(4)?, n(5)?),
+        })
     }
 
     /// The summaries of the selected records per kind, method, name and
@@ -498,33 +707,8 @@ impl ClickHouse {
             let m = metric.name();
             let (present, value, raw) = self.metric_sql(metric);
             let p = format!("{completed} AND {present}");
-            let (w, x) = (wide("weight"), value);
-            let _ = write!(
-                inner,
-                ", countIf({p}) AS {m}_samples, sumIf({w}, {p}) AS {m}_weight, \
-                 countIf({completed} AND NOT ({present})) AS {m}_absent, \
-                 countIf({p} AND weight > 0) AS {m}_n, \
-                 sumIf({w} * {x}, {p}) AS {m}_s1, sumIf({w} * {x} * {x}, {p}) AS {m}_s2, \
-                 sumIf({w} * {w}, {p}) AS {m}_q0, sumIf({w} * {w} * {x}, {p}) AS {m}_q1, \
-                 sumIf({w} * {w} * {x} * {x}, {p}) AS {m}_q2"
-            );
-            // The shift: the mean, rounded; the divisor is 1 where no value
-            // has weight (then the sums are 0): both arms of an `if` are
-            // evaluated, and a division by zero is an error.
-            let divisor = format!("({m}_weight + {})", wide(&format!("{m}_weight = 0")));
-            let c = match self.dialect {
-                Dialect::Compat1816 => format!("{m}_s1 / {divisor}"),
-                _ => format!("intDiv({m}_s1, {divisor})"),
-            };
-            let _ = write!(
-                outer,
-                ", toString({m}_samples), toString({m}_weight), toString({m}_absent), \
-                 toString({m}_n), toString({m}_s1), toString({c} AS {m}_c), \
-                 toFloat64({m}_weight), toFloat64({m}_s1 - {m}_c * {m}_weight), \
-                 toFloat64({m}_s2 - 2 * {m}_c * {m}_s1 + {m}_c * {m}_c * {m}_weight), \
-                 toFloat64({m}_q0), toFloat64({m}_q1 - {m}_c * {m}_q0), \
-                 toFloat64({m}_q2 - 2 * {m}_c * {m}_q1 + {m}_c * {m}_c * {m}_q0)"
-            );
+            let absent = format!("{completed} AND NOT ({present})");
+            self.values_sql(m, &p, &value, &absent, (&mut inner, &mut outer));
             if quantiles {
                 let bucket = self.bucket(metric, raw);
                 let _ = write!(
@@ -562,52 +746,26 @@ impl ClickHouse {
             let extra: Vec<String> = (3..keys.len()).map(key).collect::<Result<_, _>>()?;
             let hash = key(keys.len())?;
             let mut i = keys.len() + 1;
-            let mut next = || {
-                i += 1;
-                i - 1
-            };
-            let counts = [number::<u64>(row, next(), &what)?, 0, 0, 0];
-            let events = number::<u128>(row, next(), &what)?;
+            let sampled = number::<u64>(row, next(&mut i), &what)?;
+            let events = number::<u128>(row, next(&mut i), &what)?;
             let counts = [
-                counts[0],
-                number::<u64>(row, next(), &what)?,
-                number::<u64>(row, next(), &what)?,
-                number::<u64>(row, next(), &what)?,
+                sampled,
+                number::<u64>(row, next(&mut i), &what)?,
+                number::<u64>(row, next(&mut i), &what)?,
+                number::<u64>(row, next(&mut i), &what)?,
             ];
             let mut metrics: [Values; 5] = Default::default();
-            for (mi, _) in Metric::ALL.into_iter().enumerate() {
-                let samples = number::<u64>(row, next(), &what)?;
-                let weight = number::<u128>(row, next(), &what)?;
-                let absent = number::<u64>(row, next(), &what)?;
-                let n = number::<u64>(row, next(), &what)?;
-                let (total, saturated) = match text(row, next(), &what)?.parse::<i128>() {
-                    Ok(t) => (t, false),
-                    Err(_) => (i128::MAX, true),
-                };
-                let shift = number::<f64>(row, next(), &what)?;
-                let mut sums = [0.0; 6];
-                for s in &mut sums {
-                    *s = float(row, next(), &what)?;
-                }
-                let sketch = if quantiles {
-                    let distinct = number::<u64>(row, next(), &what)?;
-                    let buckets = pairs(&row[next()], &what)?;
-                    if distinct <= Sketch::EXACT_MAX as u64 && n > 0 {
+            for (mi, values) in metrics.iter_mut().enumerate() {
+                *values = ClickHouse::values(row, &mut i, &what)?;
+                if quantiles {
+                    let distinct = number::<u64>(row, next(&mut i), &what)?;
+                    let buckets = pairs(&row[next(&mut i)], &what)?;
+                    if distinct <= Sketch::EXACT_MAX as u64 && values.moments.count() > 0 {
                         small[mi].push((hash.clone(), at));
                     }
-                    Sketch::from_parts(None, &buckets, samples, weight)
-                } else {
-                    Sketch::new()
-                };
-                metrics[mi] = Values {
-                    sketch,
-                    moments: Moments::from_sums(n, shift, sums),
-                    samples,
-                    weight,
-                    total,
-                    saturated,
-                    absent,
-                };
+                    values.sketch =
+                        Sketch::from_parts(None, &buckets, values.samples, values.weight);
+                }
             }
             rows.push(Row {
                 kind,
@@ -621,6 +779,72 @@ impl ClickHouse {
             self.exact_values(&what, selection, extra, &small, &mut rows)?;
         }
         Ok(rows)
+    }
+
+    /// The sums of one metric `m` whose value is the wide expression `x`
+    /// on rows where `p` holds (and counts of rows where `absent` holds):
+    /// aggregates into `inner`, and into `outer` the columns
+    /// [`ClickHouse::values`] reads, the sums centred on the mean.
+    fn values_sql(
+        &self,
+        m: &str,
+        p: &str,
+        x: &str,
+        absent: &str,
+        (inner, outer): (&mut String, &mut String),
+    ) {
+        let w = self.wide("weight");
+        let _ = write!(
+            inner,
+            ", countIf({p}) AS {m}_samples, sumIf({w}, {p}) AS {m}_weight, \
+             countIf({absent}) AS {m}_absent, \
+             countIf({p} AND weight > 0) AS {m}_n, \
+             sumIf({w} * {x}, {p}) AS {m}_s1, sumIf({w} * {x} * {x}, {p}) AS {m}_s2, \
+             sumIf({w} * {w}, {p}) AS {m}_q0, sumIf({w} * {w} * {x}, {p}) AS {m}_q1, \
+             sumIf({w} * {w} * {x} * {x}, {p}) AS {m}_q2"
+        );
+        // The shift: the mean, rounded; the divisor is 1 where no value
+        // has weight (then the sums are 0): both arms of an `if` are
+        // evaluated, and a division by zero is an error.
+        let divisor = format!("({m}_weight + {})", self.wide(&format!("{m}_weight = 0")));
+        let c = match self.dialect {
+            Dialect::Compat1816 => format!("{m}_s1 / {divisor}"),
+            _ => format!("intDiv({m}_s1, {divisor})"),
+        };
+        let _ = write!(
+            outer,
+            ", toString({m}_samples), toString({m}_weight), toString({m}_absent), \
+             toString({m}_n), toString({m}_s1), toString({c} AS {m}_c), \
+             toFloat64({m}_weight), toFloat64({m}_s1 - {m}_c * {m}_weight), \
+             toFloat64({m}_s2 - 2 * {m}_c * {m}_s1 + {m}_c * {m}_c * {m}_weight), \
+             toFloat64({m}_q0), toFloat64({m}_q1 - {m}_c * {m}_q0), \
+             toFloat64({m}_q2 - 2 * {m}_c * {m}_q1 + {m}_c * {m}_c * {m}_q0)"
+        );
+    }
+
+    /// The [`Values`] of the columns of [`ClickHouse::values_sql`]
+    /// starting at `at` (moved past them), without a sketch.
+    fn values(row: &[Value], at: &mut usize, what: &str) -> Result<Values, AnswerError> {
+        let mut next = || next(at);
+        let samples = number::<u64>(row, next(), what)?;
+        let weight = number::<u128>(row, next(), what)?;
+        let absent = number::<u64>(row, next(), what)?;
+        let n = number::<u64>(row, next(), what)?;
+        let (total, saturated) = wide_int(row, next(), what)?;
+        let shift = number::<f64>(row, next(), what)?;
+        let mut sums = [0.0; 6];
+        for s in &mut sums {
+            *s = float(row, next(), what)?;
+        }
+        Ok(Values {
+            sketch: Sketch::new(),
+            moments: Moments::from_sums(n, shift, sums),
+            samples,
+            weight,
+            total,
+            saturated,
+            absent,
+        })
     }
 
     /// For groups with at most [`Sketch::EXACT_MAX`] distinct values of a
@@ -797,6 +1021,12 @@ impl ClickHouse {
     }
 }
 
+/// `*at`, moving `at` to the next column.
+fn next(at: &mut usize) -> usize {
+    *at += 1;
+    *at - 1
+}
+
 fn metric_index(metric: Metric) -> usize {
     Metric::ALL
         .iter()
@@ -831,6 +1061,17 @@ where
         what: what.to_string(),
         why: format!("column {i}: {s:?}: {e}"),
     })
+}
+
+/// A sum of the server's wide integers: exact while it fits an `i128`,
+/// else the bound, flagged.
+fn wide_int(row: &[Value], i: usize, what: &str) -> Result<(i128, bool), AnswerError> {
+    let s = text(row, i, what)?;
+    match s.parse::<i128>() {
+        Ok(n) => Ok((n, false)),
+        Err(_) if s.starts_with('-') => Ok((i128::MIN, true)),
+        Err(_) => Ok((i128::MAX, true)),
+    }
 }
 
 fn float(row: &[Value], i: usize, what: &str) -> Result<f64, AnswerError> {

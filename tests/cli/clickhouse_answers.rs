@@ -54,6 +54,11 @@ fn build(seed: u64, build: &str, n: usize, end_ns: u64, slower: f64, mix: u64) -
         if which == 0 && rng.below(100) < mix {
             which = 3;
         }
+        if i % 9 == 4 {
+            let endpoint = endpoints[rng.index(3)];
+            out.push(tree(&mut rng, endpoint, build, end_ns, slower));
+            continue;
+        }
         let region = i % 11 == 0;
         let name = if region {
             "job::compact"
@@ -114,9 +119,44 @@ fn build(seed: u64, build: &str, n: usize, end_ns: u64, slower: f64, mix: u64) -
     out
 }
 
+/// A profile record: the endpoint, `db::query` calling `db::decode`
+/// calling `db::query` again (recursion), `render`; amounts drawn per
+/// record, `db::decode` `slower` in the candidate; timers instructions or
+/// CPU time; now and then cancelled.
+fn tree(rng: &mut rng::Rng, name: &str, build: &str, end_ns: u64, slower: f64) -> Record {
+    let decode = (40_000.0 * slower) as i64 + rng.below(10_000) as i64;
+    let inner = 5_000 + rng.below(2_000) as i64;
+    let query = 20_000 + rng.below(5_000) as i64;
+    let render = 30_000 + rng.below(9_000) as i64;
+    let own = 1_000 + rng.below(500) as i64;
+    let db = query + decode + inner;
+    let nodes: [crate::cli::Node; 5] = [
+        ("", None, 1, own + db + render, own),
+        ("db::query", Some(0), 1 + rng.below(3), db, query),
+        ("db::decode", Some(1), 1, decode + inner, decode),
+        ("db::query", Some(2), 1, inner, inner),
+        ("render", Some(0), 1, render, render),
+    ];
+    let timer = ["instructions", "cpu_ns"][rng.index(2)];
+    let mut r = crate::cli::profile("", 1 + rng.below(1000), timer, 40, &nodes);
+    r.name = name.into();
+    if let Some(d) = r.detail.as_mut() {
+        d.nodes[0].name = name.into();
+        d.nodes[3].recursive = true;
+    }
+    r.ts = end_ns - 1 - rng.below(50 * 60_000_000_000);
+    r.cancelled = rng.below(50) == 0;
+    r.labels.insert("build", build);
+    r.labels.insert("host", ["web-0", "web-1"][rng.index(2)]);
+    if rng.below(3) == 0 {
+        r.labels.insert("zone", HOSTILE);
+    }
+    r
+}
+
 /// The `report` object of a JSON answer, without what only files have
 /// (their list) or only status records say (the drops per process).
-fn answer(out: &Output) -> Value {
+fn answer(out: &Output, key: &str) -> Value {
     let mut v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\nstderr: {}",
@@ -124,7 +164,7 @@ fn answer(out: &Output) -> Value {
             text(&out.stderr)
         )
     });
-    let mut report = v["report"].take();
+    let mut report = v[key].take();
     if let Some(drops) = report.get_mut("drops") {
         drops["processes"] = Value::Null;
     }
@@ -179,7 +219,8 @@ fn agree(what: &str, files: &[&str], clickhouse: &[&str]) -> Value {
         text(&f.stderr),
         text(&c.stderr)
     );
-    let (a, b) = (answer(&f), answer(&c));
+    let key = if files[0] == "top" { "top" } else { "report" };
+    let (a, b) = (answer(&f, key), answer(&c, key));
     if let Err(e) = same(&a, &b, what) {
         panic!(
             "{what}: the answers differ at {e}\nclickhouse said: {}",
@@ -333,10 +374,10 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
             "build=b42",
         ]),
     );
-    let text = c.to_string();
+    let shown = c.to_string();
     assert!(
-        text.contains("\"fail\""),
-        "{engine}: the regression on /feed is caught: {text}"
+        shown.contains("\"fail\""),
+        "{engine}: the regression on /feed is caught: {shown}"
     );
     call(
         "compare of one host without a gate",
@@ -409,6 +450,117 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
             &zone,
         ]),
     );
+
+    let t = call(
+        "top",
+        vec!["top", "--format", "json", &f.all],
+        ch(&["top", "--format", "json", "--all"]),
+    );
+    assert!(t.to_string().contains("db::decode"), "{engine}: {t}");
+    for drill in [
+        ["--callers", "db::query"],
+        ["--callees", "db::query"],
+        ["--fleet", "500"],
+    ] {
+        call(
+            &format!("top {}", drill.join(" ")),
+            vec!["top", "--format", "json", drill[0], drill[1], &f.all],
+            ch(&["top", "--format", "json", "--all", drill[0], drill[1]]),
+        );
+    }
+    call(
+        "top of one endpoint in CPU time, hostile label",
+        vec![
+            "top",
+            "--format",
+            "json",
+            "--metric",
+            "cpu",
+            "--endpoint",
+            "/feed",
+            "--label",
+            &zone,
+            &f.all,
+        ],
+        ch(&[
+            "top",
+            "--format",
+            "json",
+            "--all",
+            "--metric",
+            "cpu",
+            "--endpoint",
+            "/feed",
+            "--label",
+            &zone,
+        ]),
+    );
+    // Folded stacks, and the differential ones, byte for byte.
+    for (files, clickhouse) in [
+        (
+            vec!["flamegraph", "--folded", &f.all],
+            ch(&["flamegraph", "--folded", "--all"]),
+        ),
+        (
+            vec!["flamegraph", "--folded", &f.cand, "--diff", &f.base],
+            ch(&[
+                "flamegraph",
+                "--folded",
+                "--all",
+                "--label",
+                "build=b42",
+                "--diff",
+                "build=b41",
+            ]),
+        ),
+    ] {
+        let clickhouse: Vec<&str> = clickhouse.iter().map(String::as_str).collect();
+        let (a, b) = (run(&files), run(&clickhouse));
+        assert!(
+            a.status.success() && b.status.success(),
+            "{}",
+            text(&b.stderr)
+        );
+        assert!(!a.stdout.is_empty());
+        // Differential stacks come in inferno's hash order, which varies
+        // from run to run: the same lines.
+        let lines = |o: &Output| {
+            let mut l: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+            l.sort();
+            l
+        };
+        assert_eq!(lines(&a), lines(&b), "{engine}: {files:?}");
+    }
+
+    // The pprof profile: the same samples, as go tool pprof reads them
+    // (function ids follow the order names were met, which differs).
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (a, b) = (
+        dirs[0].path().join("p.pb.gz"),
+        dirs[1].path().join("p.pb.gz"),
+    );
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let out = run(&["pprof", "-o", a, &f.all]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let args = ch(&["pprof", "--all", "-o", b]);
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    if crate::pprof::go_available(&format!("{engine} pprof")) {
+        for index in ["instructions", "calls"] {
+            let traces = |p: &str| {
+                let mut lines: Vec<String> =
+                    crate::pprof::pprof(&["-traces", &format!("-sample_index={index}"), p])
+                        .lines()
+                        .map(str::to_string)
+                        .collect();
+                lines.sort();
+                lines
+            };
+            let (x, y) = (traces(a), traces(b));
+            assert!(x.len() > 20, "{engine}: {x:?}");
+            assert_eq!(x, y, "{engine}: pprof -traces -sample_index={index}");
+        }
+    }
 
     // The queries shown are what ran, the hostile value only as a
     // parameter (current) or an escaped literal (18.16).

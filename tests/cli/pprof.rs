@@ -43,7 +43,7 @@ fn available(test: &str, require: &str, probe: &mut Command, what: &str) -> bool
     false
 }
 
-fn go_available(test: &str) -> bool {
+pub(crate) fn go_available(test: &str) -> bool {
     available(test, REQUIRE_GO, go().arg("version"), "go version")
 }
 
@@ -70,7 +70,7 @@ fn go() -> Command {
 }
 
 /// `go tool pprof ARGS`: its standard output.
-fn pprof(args: &[&str]) -> String {
+pub(crate) fn pprof(args: &[&str]) -> String {
     let out = go().args(["tool", "pprof"]).args(args).output().unwrap();
     assert!(
         out.status.success(),

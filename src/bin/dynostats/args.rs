@@ -91,7 +91,7 @@ pub(crate) struct ProfileInput {
     /// Record files, read in order: `-` is standard input; gzip and zstd
     /// files are decompressed; rotated files with --rotated. Only
     /// `profile` records (call trees) count.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "clickhouse", conflicts_with = "clickhouse")]
     pub(crate) files: Vec<String>,
     /// The timer of the call trees to use. Default: instructions where any
     /// profile record was measured in them, else CPU time (labelled so).
@@ -109,6 +109,8 @@ pub(crate) struct ProfileInput {
     pub(crate) max_paths: usize,
     #[command(flatten)]
     pub(crate) inputs: Inputs,
+    #[command(flatten)]
+    pub(crate) fleet: crate::fleet::Fleet,
 }
 
 /// One rule for every share the command takes (`--fail-above`, `--alert`,

@@ -7,9 +7,9 @@ use std::io::{self, BufWriter, Write};
 
 use dynostats::report::profiles::{Calls, Profiles};
 
-use crate::EXIT_IO;
 use crate::args::ProfileInput;
 use crate::input::{nothing, warnings};
+use crate::{EXIT_IO, EXIT_USAGE};
 
 /// The arguments of `dynostats flamegraph`.
 #[derive(clap::Args)]
@@ -26,7 +26,9 @@ pub(crate) struct FlameArgs {
     #[arg(long)]
     folded: bool,
     /// Base record files: draws a differential flame graph of FILES
-    /// against them (red: grew, blue: shrank).
+    /// against them (red: grew, blue: shrank). With --clickhouse, the
+    /// base's labels instead (`build=b41`: they replace the --label
+    /// filters of the same keys).
     #[arg(long, value_name = "BASE", num_args = 1..)]
     diff: Vec<String>,
     /// With --diff: scales the base so that both totals match (shows shape
@@ -157,16 +159,60 @@ fn draw(args: &FlameArgs, profiles: &Profiles, base: Option<&Profiles>) -> io::R
     Ok(true)
 }
 
+/// With `--clickhouse`: the call trees of the `--label` records and, with
+/// `--diff KEY=VALUE...`, of the base's (the `--label` filters, those of
+/// the keys `--diff` names replaced by its values).
+fn from_fleet(args: &FlameArgs) -> Result<(Profiles, Option<Profiles>), u8> {
+    let labels = &args.input.inputs.labels;
+    let profiles = args
+        .input
+        .fleet_profiles(labels)
+        .unwrap_or(Err(EXIT_USAGE))?;
+    if args.diff.is_empty() {
+        return Ok((profiles, None));
+    }
+    let mut diff = Vec::new();
+    for label in &args.diff {
+        match crate::args::parse_label(label) {
+            Ok(kv) => diff.push(kv),
+            Err(e) => {
+                eprintln!("dynostats: --diff with --clickhouse takes the base's labels: {e}");
+                return Err(EXIT_USAGE);
+            }
+        }
+    }
+    // The base's labels replace the --label filters of the same keys.
+    let mut base_labels: Vec<(String, String)> = labels
+        .iter()
+        .filter(|(k, _)| !diff.iter().any(|(d, _)| d == k))
+        .cloned()
+        .collect();
+    base_labels.extend(diff);
+    let base = args
+        .input
+        .fleet_profiles(&base_labels)
+        .unwrap_or(Err(EXIT_USAGE))?;
+    Ok((profiles, Some(base)))
+}
+
 /// Runs `dynostats flamegraph` and returns the exit status: that of the
 /// inputs (nothing to draw is not an error of theirs; it is said on
 /// stderr and no file is written), or 1 when the output cannot be written.
 pub(crate) fn run(args: &FlameArgs) -> u8 {
-    let (profiles, mut files) = args.input.read(&args.input.files);
-    let base = (!args.diff.is_empty()).then(|| {
-        let (base, read) = args.input.read(&args.diff);
-        files.extend(read);
-        base
-    });
+    let (profiles, base, files) = if args.input.fleet.active() {
+        match from_fleet(args) {
+            Ok((profiles, base)) => (profiles, base, Vec::new()),
+            Err(status) => return status,
+        }
+    } else {
+        let (profiles, mut files) = args.input.read(&args.input.files);
+        let base = (!args.diff.is_empty()).then(|| {
+            let (base, read) = args.input.read(&args.diff);
+            files.extend(read);
+            base
+        });
+        (profiles, base, files)
+    };
     match draw(args, &profiles, base.as_ref()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             eprintln!("dynostats: cannot write the flame graph: {e}");

@@ -416,6 +416,25 @@ impl ProfileInput {
         self.read_into(self.builder().build(), files)
     }
 
+    /// With `--clickhouse`: the call trees summed by the server over the
+    /// records of `labels` (the `--label` filters and, for a differential
+    /// flame graph, its base's), or the exit status of a failure; `None`
+    /// without `--clickhouse`.
+    pub(crate) fn fleet_profiles(
+        &self,
+        labels: &[(String, String)],
+    ) -> Option<Result<Profiles, u8>> {
+        if !self.fleet.active() {
+            return None;
+        }
+        Some(self.fleet.selection(labels).and_then(|selection| {
+            let db = self.fleet.connect()?;
+            let profiles = db.profiles(&selection, self.endpoint.as_deref(), self.max_paths);
+            self.fleet.say(&db);
+            profiles.map_err(|e| crate::fleet::failed(&e))
+        }))
+    }
+
     /// A builder with the filters and caps of these options, for a
     /// subcommand that sets more (`pprof`'s sample labels).
     pub(crate) fn builder(&self) -> ProfilesBuilder {

@@ -10,9 +10,9 @@ use dynostats::report::profiles::{Pprof, Profiles};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use crate::EXIT_IO;
 use crate::args::ProfileInput;
 use crate::input::{nothing, warnings};
+use crate::{EXIT_IO, EXIT_USAGE};
 
 /// An example for `--help`.
 pub(crate) const EXAMPLE: &str = "\
@@ -95,7 +95,18 @@ pub(crate) fn run(args: &PprofArgs) -> u8 {
     for key in &args.label_keys {
         builder = builder.sample_label(key);
     }
-    let (profiles, files) = args.input.read_into(builder.build(), &args.input.files);
+    let (profiles, files) = match args.input.fleet_profiles(&args.input.inputs.labels) {
+        Some(_) if !args.label_keys.is_empty() => {
+            eprintln!(
+                "dynostats: pprof --label-key is read from record files only: the ClickHouse \
+                 source sums paths without their labels"
+            );
+            return EXIT_USAGE;
+        }
+        Some(Ok(profiles)) => (profiles, Vec::new()),
+        Some(Err(status)) => return status,
+        None => args.input.read_into(builder.build(), &args.input.files),
+    };
     match write(args, &profiles) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             eprintln!("dynostats: cannot write the profile: {e}");

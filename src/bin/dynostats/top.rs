@@ -52,7 +52,11 @@ pub(crate) struct TopArgs {
 
 /// Runs `dynostats top` and returns the exit status.
 pub(crate) fn run(args: &TopArgs) -> u8 {
-    let (profiles, files) = args.input.read(&args.input.files);
+    let (profiles, files) = match args.input.fleet_profiles(&args.input.inputs.labels) {
+        Some(Ok(profiles)) => (profiles, Vec::new()),
+        Some(Err(status)) => return status,
+        None => args.input.read(&args.input.files),
+    };
     let format = args.output.format();
     let calls = profiles.calls(args.input.metric);
     // A drill-down into a name the trees do not have is a mistake to say,

@@ -36,7 +36,7 @@ pub(super) fn add_u(sum: &mut u128, x: u128, saturated: &mut bool) {
 
 /// Per-record scratch of [`Calls::add`], kept between records.
 #[derive(Debug, Default)]
-pub(super) struct Scratch {
+pub(crate) struct Scratch {
     names: Vec<u32>,
     paths: Vec<u32>,
 }
@@ -320,6 +320,91 @@ impl Calls {
                 }
                 self.saturated |= edge.saturated;
             }
+        }
+    }
+
+    /// Adds the totals of call trees summed elsewhere (a database):
+    /// `records` trees standing for `events`, the weighted root inclusive
+    /// amounts `total` and the weighted `overhead`, the smallest and
+    /// largest positive weight and the earliest and latest `ts`. Their
+    /// paths come with [`Calls::add_summed_path`].
+    pub(crate) fn add_summed_totals(
+        &mut self,
+        (records, events): (u64, u128),
+        (total, overhead, saturated): (i128, i128, bool),
+        weights: Option<(u64, u64)>,
+        span: Option<(u64, u64)>,
+    ) {
+        self.records += records;
+        let mut stopped = saturated;
+        add_u(&mut self.events, events, &mut stopped);
+        add_i(&mut self.total, total, &mut stopped);
+        add_i(&mut self.overhead, overhead, &mut stopped);
+        self.saturated |= stopped;
+        let merge = |a: Option<(u64, u64)>, b: Option<(u64, u64)>| match (a, b) {
+            (Some((lo, hi)), Some((l, h))) => Some((lo.min(l), hi.max(h))),
+            (a, b) => a.or(b),
+        };
+        self.weights = merge(self.weights, weights);
+        self.span = merge(self.span, span);
+    }
+
+    /// Adds the weighted sums of every node whose path of names from the
+    /// root is `path`, summed elsewhere (a database): what
+    /// [`Calls::add`] adds node by node, for the path's last scope, its
+    /// edge from its caller and its path (recursion read from the path:
+    /// the scope is recursive where a caller below the root has its name).
+    pub(crate) fn add_summed_path(
+        &mut self,
+        path: &[&str],
+        (exclusive, inclusive, calls, overhead): (i128, i128, u128, i128),
+        saturated: bool,
+        max: usize,
+        s: &mut Scratch,
+    ) {
+        if path.is_empty() {
+            return;
+        }
+        s.names.clear();
+        s.paths.clear();
+        let mut parent = NONE;
+        for (i, name) in path.iter().enumerate() {
+            let id = self.name_id(name, i == 0, max);
+            parent = self.path_id(parent, id, max);
+            s.names.push(id);
+            s.paths.push(parent);
+        }
+        let last = s.names.len() - 1;
+        let name = s.names[last];
+        let recursive = last > 0 && s.names[1..last].contains(&name);
+        let e = &mut self.entries[name as usize];
+        e.saturated |= saturated;
+        add_u(&mut e.calls, calls, &mut e.saturated);
+        add_i(&mut e.exclusive, exclusive, &mut e.saturated);
+        if !recursive {
+            add_i(&mut e.inclusive, inclusive, &mut e.saturated);
+        }
+        self.saturated |= e.saturated;
+        let p = &mut self.paths[s.paths[last] as usize];
+        p.saturated |= saturated;
+        add_i(&mut p.exclusive, exclusive, &mut p.saturated);
+        add_i(&mut p.inclusive, inclusive, &mut p.saturated);
+        add_u(&mut p.calls, calls, &mut p.saturated);
+        add_i(&mut p.overhead, overhead, &mut p.saturated);
+        self.saturated |= p.saturated;
+        if last > 0 {
+            let parent_name = s.names[last - 1];
+            if self.edges.len() >= max && !self.edges.contains_key(&(parent_name, name)) {
+                self.folded += 1;
+                return;
+            }
+            let edge = self.edges.entry((parent_name, name)).or_default();
+            edge.saturated |= saturated;
+            add_u(&mut edge.calls, calls, &mut edge.saturated);
+            if !recursive {
+                add_i(&mut edge.inclusive, inclusive, &mut edge.saturated);
+            }
+            self.saturated |= edge.saturated;
         }
     }
 

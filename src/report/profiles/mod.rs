@@ -8,6 +8,7 @@ mod folded;
 mod pprof;
 mod top;
 
+pub(crate) use calls::Scratch;
 pub use calls::{CallEdge, Calls, Function};
 pub use pprof::Pprof;
 pub use top::{TopSort, TopTable};
@@ -21,7 +22,6 @@ use super::metric::Metric;
 use super::output::escape_name;
 use crate::profile::Timer;
 use crate::record::{Record, RecordKind};
-use calls::Scratch;
 
 /// The call trees of many `profile` records, summed, in memory bounded by
 /// the number of distinct scope names, edges and paths (each capped:
@@ -63,7 +63,7 @@ use calls::Scratch;
 #[derive(Debug)]
 pub struct Profiles {
     filters: LabelFilters,
-    endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     max_paths: usize,
     records: u64,
     profile_records: u64,
@@ -147,7 +147,7 @@ impl LabelSets {
 #[must_use]
 pub struct ProfilesBuilder {
     filters: LabelFilters,
-    endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     max_paths: usize,
     sample_labels: Vec<String>,
 }
@@ -306,6 +306,37 @@ impl Profiles {
             self.max_paths,
             &mut self.scratch,
         );
+    }
+
+    /// The summed call trees of `timer`, made if need be, with the
+    /// scratch and cap their sums need: for a source that sums call
+    /// trees by itself (a database), which feeds them with
+    /// [`Calls::add_summed_totals`] and [`Calls::add_summed_path`].
+    pub(crate) fn summed_timer(&mut self, timer: &str) -> (&mut Calls, &mut Scratch, usize) {
+        let at = match self.timers.iter().position(|c| c.timer == timer) {
+            Some(at) => at,
+            None => {
+                self.timers.push(Calls::new(timer));
+                self.timers.len() - 1
+            }
+        };
+        (&mut self.timers[at], &mut self.scratch, self.max_paths)
+    }
+
+    /// Counts records read elsewhere (a database, which also applied the
+    /// filters): `records` of every kind, `profiles` of them profile
+    /// records, `filtered` of those left out, `malformed` without a timer.
+    pub(crate) fn count_records(
+        &mut self,
+        records: u64,
+        profiles: u64,
+        filtered: u64,
+        malformed: u64,
+    ) {
+        self.records += records;
+        self.profile_records += profiles;
+        self.filtered += filtered;
+        self.malformed += malformed;
     }
 
     /// The amounts of the timer that measures `metric`; `None` for the
