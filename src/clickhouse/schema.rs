@@ -14,7 +14,7 @@ use crate::report::Sketch;
 /// `docs/clickhouse.md`, "Upgrades"). The shipped DDL writes it into the
 /// table `schema_version`, and `dynostats load` refuses a database whose
 /// version differs.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The ClickHouse the statements are for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -580,8 +580,10 @@ impl Schema {
         out
     }
 
-    /// The rollup: per (kind, name, build, minute), the mergeable summary
-    /// of every metric, fed from the shard's raw records table.
+    /// The rollup: per (kind, name, method, build, minute), the mergeable
+    /// summary of every metric, fed from the shard's raw records table,
+    /// counted as [`Summary`](crate::report::Summary) counts records:
+    /// forced records apart, metrics over completed records only.
     fn rollup(&self) -> Vec<Statement> {
         let db = &self.database;
         let on = self.on_cluster();
@@ -589,6 +591,7 @@ impl Schema {
         let source = self.local("records");
         let mut columns = String::from(
             "\n    kind LowCardinality(String),\n    name LowCardinality(String),\
+             \n    method LowCardinality(String),\
              \n    build LowCardinality(String),\n    bucket DateTime,\
              \n    samples SimpleAggregateFunction(sum, UInt64),\
              \n    events SimpleAggregateFunction(sum, UInt128),\
@@ -598,17 +601,23 @@ impl Schema {
              \n    scaled SimpleAggregateFunction(sum, UInt64)",
         );
         let mut select = String::from(
-            "kind, name, build, toStartOfMinute(time) AS bucket, count() AS samples, \
-             sum(toUInt128(weight)) AS events, sum(toUInt64(cancelled)) AS cancelled, \
-             countIf(error != '') AS errors, sum(toUInt64(forced)) AS forced, \
+            "kind, name, method, build, toStartOfMinute(time) AS bucket, \
+             countIf(r.forced = 0) AS samples, sumIf(toUInt128(weight), r.forced = 0) AS events, \
+             countIf(r.forced = 0 AND r.cancelled = 1) AS cancelled, \
+             countIf(r.forced = 0 AND r.error != '') AS errors, countIf(r.forced = 1) AS forced, \
              sum(toUInt64(scaled)) AS scaled",
         );
+        // Columns by the table's alias `r`: the view's own `forced` and
+        // `cancelled` would shadow them.
+        let completed = "r.forced = 0 AND r.cancelled = 0 AND r.error = ''";
         for metric in Metric::ALL {
             let m = metric.name();
             let _ = write!(
                 columns,
                 ",\n    {m}_samples SimpleAggregateFunction(sum, UInt64),\
                  \n    {m}_events SimpleAggregateFunction(sum, UInt128),\
+                 \n    {m}_absent SimpleAggregateFunction(sum, UInt64),\
+                 \n    {m}_n SimpleAggregateFunction(sum, UInt64),\
                  \n    {m}_sum SimpleAggregateFunction(sum, Int256),\
                  \n    {m}_sum_sq SimpleAggregateFunction(sum, Int256),\
                  \n    {m}_w2 SimpleAggregateFunction(sum, Int256),\
@@ -617,18 +626,21 @@ impl Schema {
                  \n    {m}_sketch AggregateFunction(sumMap, Array(Int16), Array(UInt64))"
             );
             let (present, value) = metric_sql(metric);
+            let p = format!("{completed} AND {present}");
             let w = "toInt256(weight)";
             let x = format!("toInt256({value})");
             let _ = write!(
                 select,
-                ", countIf({present}) AS {m}_samples, \
-                 sumIf(toUInt128(weight), {present}) AS {m}_events, \
-                 sumIf({w} * {x}, {present}) AS {m}_sum, \
-                 sumIf({w} * {x} * {x}, {present}) AS {m}_sum_sq, \
-                 sumIf({w} * {w}, {present}) AS {m}_w2, \
-                 sumIf({w} * {w} * {x}, {present}) AS {m}_w2_sum, \
-                 sumIf({w} * {w} * {x} * {x}, {present}) AS {m}_w2_sum_sq, \
-                 sumMapStateIf([{bucket}], [weight], {present} AND weight > 0) AS {m}_sketch",
+                ", countIf({p}) AS {m}_samples, \
+                 sumIf(toUInt128(weight), {p}) AS {m}_events, \
+                 countIf({completed} AND NOT ({present})) AS {m}_absent, \
+                 countIf({p} AND weight > 0) AS {m}_n, \
+                 sumIf({w} * {x}, {p}) AS {m}_sum, \
+                 sumIf({w} * {x} * {x}, {p}) AS {m}_sum_sq, \
+                 sumIf({w} * {w}, {p}) AS {m}_w2, \
+                 sumIf({w} * {w} * {x}, {p}) AS {m}_w2_sum, \
+                 sumIf({w} * {w} * {x} * {x}, {p}) AS {m}_w2_sum_sq, \
+                 sumMapStateIf([{bucket}], [weight], {p} AND weight > 0) AS {m}_sketch",
                 bucket = bucket_sql(&format!("toInt128({value})")),
             );
         }
@@ -640,7 +652,7 @@ impl Schema {
             "rollup",
             (&columns, None),
             "AggregatingMergeTree",
-            "(kind, name, build, bucket)",
+            "(kind, name, build, method, bucket)",
             &after,
         );
         out.insert(
@@ -649,7 +661,7 @@ impl Schema {
                 makes: format!("{local}_mv"),
                 sql: format!(
                     "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{local}_mv{on} TO {db}.{local} AS \
-                     SELECT {select} FROM {db}.{source} GROUP BY kind, name, build, bucket"
+                     SELECT {select} FROM {db}.{source} AS r GROUP BY kind, name, method, build, bucket"
                 ),
             },
         );
@@ -659,7 +671,7 @@ impl Schema {
 
 /// The condition under which a raw records row carries `metric`, and its
 /// value (an SQL expression over the `records` columns).
-fn metric_sql(metric: Metric) -> (&'static str, &'static str) {
+pub(crate) fn metric_sql(metric: Metric) -> (&'static str, &'static str) {
     match metric {
         Metric::Instructions => ("instructions IS NOT NULL", "assumeNotNull(instructions)"),
         Metric::Cycles => ("cycles IS NOT NULL", "assumeNotNull(cycles)"),
@@ -770,7 +782,7 @@ mod tests {
             "ReplicatedMergeTree('/clickhouse/tables/{shard}/dynostats/records_local', '{replica}')"
         ));
         assert!(sql.contains("ENGINE = Distributed(fleet, dynostats, records_local, rand())"));
-        assert!(sql.contains("FROM dynostats.records_local GROUP BY"));
+        assert!(sql.contains("FROM dynostats.records_local AS r GROUP BY"));
         let plain = Schema::new().cluster("fleet").without_replication().sql();
         assert!(!plain.contains("ON CLUSTER") && !plain.contains("Replicated"));
     }

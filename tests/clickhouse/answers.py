@@ -210,43 +210,62 @@ def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
         path = os.path.join(export_dir, f"{table}.jsonl")
         q(f"INSERT INTO dynostats.{table} FROM INFILE '{path}' FORMAT JSONEachRow")
 
-    # The rollup equals the raw rows, per kind, name, build and minute.
+    # The rollup equals the raw rows, per kind, name, method, build and
+    # minute: forced records counted apart, the metrics over completed
+    # records (not forced, cancelled or failed), absent counters counted.
     raw_rows = [json.loads(l) for l in open(os.path.join(export_dir, "records.jsonl"))]
-    counters = {"instructions": "instructions", "cycles": "cycles", "cpu_ns": "cpu_ns", "wall_ns": "wall_ns"}
+
+    def metric_value(r, c):
+        if c == "rss_change":
+            if r["rss_start"] is None or r["rss_end"] is None:
+                return None
+            return r["rss_end"] - r["rss_start"]
+        return r[c]
+
+    counters = ["instructions", "cycles", "cpu_ns", "wall_ns", "rss_change"]
     want = {}
     for r in raw_rows:
-        key = (r["kind"], r["name"], r["build"], minute(r["ts"]))
-        g = want.setdefault(key, {"samples": 0, "events": 0})
-        g["samples"] += 1
-        g["events"] += r["weight"]
+        key = (r["kind"], r["name"], r["method"], r["build"], minute(r["ts"]))
+        g = want.setdefault(key, {})
+        if r["forced"]:
+            g["forced"] = g.get("forced", 0) + 1
+            continue
+        g["samples"] = g.get("samples", 0) + 1
+        g["events"] = g.get("events", 0) + r["weight"]
+        if r["cancelled"] or r["error"] != "":
+            continue
         for c in counters:
-            v = r[c]
+            v = metric_value(r, c)
             if v is None:
+                g[c + "_absent"] = g.get(c + "_absent", 0) + 1
                 continue
             w = r["weight"]
             g[c + "_samples"] = g.get(c + "_samples", 0) + 1
+            g[c + "_n"] = g.get(c + "_n", 0) + (1 if w > 0 else 0)
             g[c + "_sum"] = g.get(c + "_sum", 0) + w * v
             g[c + "_sum_sq"] = g.get(c + "_sum_sq", 0) + w * v * v
             g[c + "_w2"] = g.get(c + "_w2", 0) + w * w
+            g[c + "_w2_sum_sq"] = g.get(c + "_w2_sum_sq", 0) + w * w * v * v
             if w > 0:
                 sk = g.setdefault(c + "_sketch", {})
                 b = bucket(v)
                 sk[b] = sk.get(b, 0) + w
-    cols = ["samples", "events"]
+    cols = ["samples", "events", "forced"]
     for c in counters:
-        cols += [c + "_samples", c + "_sum", c + "_sum_sq", c + "_w2"]
+        cols += [c + "_samples", c + "_absent", c + "_n", c + "_sum", c + "_sum_sq", c + "_w2",
+                 c + "_w2_sum_sq"]
     sketches = [c + "_sketch" for c in counters]
     sql = (
-        "SELECT kind, name, build, toString(bucket, 'UTC'), "
+        "SELECT kind, name, method, build, toString(bucket, 'UTC'), "
         + ", ".join(f"toString(sum({c}))" for c in cols)
         + ", "
         + ", ".join(f"toString(sumMapMerge({c}))" for c in sketches)
-        + " FROM dynostats.rollup GROUP BY kind, name, build, bucket"
+        + " FROM dynostats.rollup GROUP BY kind, name, method, build, bucket"
     )
     got = {}
     for line in q(sql).splitlines():
         f = line.split("\t")
-        got[tuple(f[:4])] = f[4:]
+        got[tuple(f[:5])] = f[5:]
     if set(got) != set(want):
         fail(f"rollup groups {sorted(set(got) ^ set(want))[:3]} differ from the raw rows'")
     for key, g in want.items():
@@ -300,7 +319,7 @@ def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
                      f"{y} has at its ts:\n{other.strip()[:800]}")
     sums = ", ".join(f"toString(sum({c}))" for c in cols) + ", " + ", ".join(
         f"toString(sumMapMerge({c}))" for c in sketches)
-    by = "kind, name, build, bucket"
+    by = "kind, name, method, build, bucket"
     a = q(f"SELECT {by}, {sums} FROM dynostats.rollup GROUP BY {by} ORDER BY {by}")
     b = q(f"SELECT {by}, {sums} FROM fleet.rollup GROUP BY {by} ORDER BY {by}")
     if a != b:
