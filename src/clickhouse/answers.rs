@@ -207,6 +207,25 @@ impl std::fmt::Display for AnswerError {
 
 impl std::error::Error for AnswerError {}
 
+/// Where the groups of `report`, `compare` and `timeseries` are read
+/// from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Source {
+    /// The raw `records` table: every question, quantiles identical to
+    /// the files'.
+    Raw,
+    /// The per-minute `rollup` (current ClickHouse): endpoint and region
+    /// costs by build and minute, read in a fraction of the time, kept
+    /// longer; quantiles from its buckets (within 1/128). Questions it
+    /// cannot answer (splits, other labels, ranges or windows not on
+    /// whole minutes) are refused.
+    Rollup,
+    /// The rollup where it can answer, else the raw rows.
+    #[default]
+    Auto,
+}
+
 /// What a group is keyed by, beyond kind, method and name.
 #[derive(Clone, Debug)]
 enum Extra {
@@ -258,6 +277,7 @@ pub struct ClickHouse {
     client: Client,
     database: String,
     dialect: Dialect,
+    source: Source,
     queries: Mutex<Vec<Query>>,
 }
 
@@ -294,8 +314,16 @@ impl ClickHouse {
             client,
             database: database.to_string(),
             dialect,
+            source: Source::default(),
             queries: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Where the groups of `report`, `compare` and `timeseries` are read
+    /// from ([`Source::Auto`] unless told).
+    pub fn source(mut self, source: Source) -> ClickHouse {
+        self.source = source;
+        self
     }
 
     /// The dialect the queries are written in.
@@ -332,7 +360,7 @@ impl ClickHouse {
                 &row.summary,
             );
         }
-        let c = self.counts(selection)?;
+        let c = self.counts(selection, self.use_rollup(selection, &extra)?)?;
         let (records, kept) = c.records;
         let (profiles, status) = (c.profiles.0, c.status.0);
         report.count_records(c.all(), records - kept, profiles, status);
@@ -358,7 +386,7 @@ impl ClickHouse {
             side.add_summary(RowKind::Function, None, &scope, &summary);
         }
         // A side filters records of every kind.
-        let c = self.counts(selection)?;
+        let c = self.counts(selection, self.use_rollup(selection, &[])?)?;
         side.count_records(c.all(), c.all() - c.records.1 - c.profiles.1 - c.status.1);
         Ok(side)
     }
@@ -375,8 +403,8 @@ impl ClickHouse {
         let mut sql = Sql::new(self.dialect);
         let filter = self.filter(&mut sql, selection);
         let (mut inner, mut outer) = (String::new(), String::new());
-        let amount = self.wide("amount");
-        self.values_sql("f", "1", &amount, "0", (&mut inner, &mut outer));
+        let sums = self.raw_sums("1", &self.wide("amount"), "0");
+        self.values_sql("f", &sums, (&mut inner, &mut outer));
         let db = &self.database;
         sql.text = format!(
             "SELECT k0, k1{outer} FROM (SELECT timer AS k0, scope AS k1{inner} FROM (\
@@ -439,7 +467,7 @@ impl ClickHouse {
             );
         }
         // A time series filters requests and regions only.
-        let c = self.counts(selection)?;
+        let c = self.counts(selection, self.use_rollup(selection, &extra)?)?;
         series.count_records(c.all(), c.records.0 - c.records.1);
         Ok(series)
     }
@@ -625,17 +653,95 @@ impl ClickHouse {
         format!("{}.records", self.database)
     }
 
-    /// Per table (`records`, profile records, status records): the
-    /// records in the time range, and those of them the labels keep.
-    fn counts(&self, selection: &Selection) -> Result<Counts, AnswerError> {
+    /// The table the groups are read from.
+    fn table_of(&self, rollup: bool) -> String {
+        if rollup {
+            format!("{}.rollup", self.database)
+        } else {
+            self.table()
+        }
+    }
+
+    /// `WHERE` of `selection` over the records table, or over the rollup
+    /// (whose time range and labels [`ClickHouse::use_rollup`] checked).
+    fn filter_on(&self, sql: &mut Sql, selection: &Selection, rollup: bool) -> String {
+        if !rollup {
+            return self.filter(sql, selection);
+        }
+        let mut out = String::from("1");
+        if let Some(from) = selection.from_ns {
+            let _ = write!(out, " AND bucket >= toDateTime({})", from / 1_000_000_000);
+        }
+        if let Some(until) = selection.until_ns {
+            let _ = write!(out, " AND bucket < toDateTime({})", until / 1_000_000_000);
+        }
+        for (_, v) in &selection.labels {
+            let _ = write!(out, " AND build = {}", sql.value(v));
+        }
+        out
+    }
+
+    /// Whether the groups of `selection` (keyed by `extra`) are read from
+    /// the rollup: per [`ClickHouse::source`], and where the rollup can
+    /// answer them: current ClickHouse, no splits, labels `build` only,
+    /// the time range and windows on whole minutes.
+    fn use_rollup(&self, selection: &Selection, extra: &[Extra]) -> Result<bool, AnswerError> {
+        let why_not = self.rollup_cannot(selection, extra);
+        match (self.source, why_not) {
+            (Source::Raw, _) => Ok(false),
+            (Source::Auto, why) => Ok(why.is_none()),
+            (Source::Rollup, None) => Ok(true),
+            (Source::Rollup, Some(why)) => Err(AnswerError::Response {
+                what: "the rollup".into(),
+                why: format!("it cannot answer this: {why} (use the raw rows)"),
+            }),
+        }
+    }
+
+    /// Why the rollup cannot answer a question, if it cannot.
+    fn rollup_cannot(&self, selection: &Selection, extra: &[Extra]) -> Option<String> {
+        const MINUTE: u64 = 60_000_000_000;
+        if self.dialect != Dialect::Current {
+            return Some("ClickHouse 18.16 has no rollup".into());
+        }
+        for e in extra {
+            match e {
+                Extra::Split(_) => return Some("it has no splits (--by)".into()),
+                Extra::Window(w) if w % MINUTE != 0 => {
+                    return Some("its windows are whole minutes".into());
+                }
+                Extra::Window(_) => {}
+            }
+        }
+        if let Some((k, _)) = selection
+            .labels
+            .iter()
+            .find(|(k, v)| k != "build" || v.is_empty())
+        {
+            return Some(format!(
+                "of labels it keeps only a non-empty build, not {k:?}"
+            ));
+        }
+        if [selection.from_ns, selection.until_ns]
+            .iter()
+            .flatten()
+            .any(|t| t % MINUTE != 0)
+        {
+            return Some("its time range is in whole minutes".into());
+        }
+        None
+    }
+
+    /// Per table (`records`, or with `rollup` the rollup's counts of the
+    /// same records; profile records; status records): the records in the
+    /// time range, and those of them the labels keep.
+    fn counts(&self, selection: &Selection, rollup: bool) -> Result<Counts, AnswerError> {
         let mut sql = Sql::new(self.dialect);
-        let range = self.filter(
-            &mut sql,
-            &Selection {
-                labels: Vec::new(),
-                ..selection.clone()
-            },
-        );
+        let unlabelled = Selection {
+            labels: Vec::new(),
+            ..selection.clone()
+        };
+        let range = self.filter(&mut sql, &unlabelled);
         let labels = self.label_filter(&mut sql, selection);
         let db = &self.database;
         let count = |table: &str, also: &str| {
@@ -644,9 +750,18 @@ impl ClickHouse {
                  toString((SELECT count() FROM {db}.{table} WHERE {range}{also}{labels}))"
             )
         };
+        let records = if rollup {
+            let all = self.filter_on(&mut sql, &unlabelled, true);
+            let kept = self.filter_on(&mut sql, selection, true);
+            format!(
+                "toString((SELECT sum(samples + forced) FROM {db}.rollup WHERE {all})), \
+                 toString((SELECT sum(samples + forced) FROM {db}.rollup WHERE {kept}))"
+            )
+        } else {
+            count("records", "")
+        };
         sql.text = format!(
-            "SELECT {}, {}, {} FORMAT JSONCompact",
-            count("records", ""),
+            "SELECT {records}, {}, {} FORMAT JSONCompact",
             count("profile_nodes", " AND node = 0"),
             count("status", ""),
         );
@@ -673,9 +788,10 @@ impl ClickHouse {
         extra: &[Extra],
         quantiles: bool,
     ) -> Result<Vec<Row>, AnswerError> {
+        let rollup = self.use_rollup(selection, extra)?;
         let mut sql = Sql::new(self.dialect);
-        let keys = self.keys(&mut sql, extra);
-        let filter = self.filter(&mut sql, selection);
+        let keys = self.keys(&mut sql, extra, rollup);
+        let filter = self.filter_on(&mut sql, selection, rollup);
         let wide = |e: &str| self.wide(e);
         let completed = "forced = 0 AND cancelled = 0 AND error = ''";
         let mut inner = String::new();
@@ -692,15 +808,22 @@ impl ClickHouse {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let _ = write!(
-            inner,
-            "countIf(forced = 0) AS sampled, sumIf({w}, forced = 0) AS events, \
-             countIf(forced = 0 AND cancelled = 1) AS cancelled_, \
-             countIf(forced = 0 AND error != '') AS errors, countIf(forced = 1) AS forced_",
-            w = wide("weight"),
-        );
+        if rollup {
+            inner.push_str(
+                "sum(samples) AS sampled, sum(events) AS events_, sum(cancelled) AS cancelled_, \
+                 sum(errors) AS errors_, sum(forced) AS forced_",
+            );
+        } else {
+            let _ = write!(
+                inner,
+                "countIf(forced = 0) AS sampled, sumIf({w}, forced = 0) AS events_, \
+                 countIf(forced = 0 AND cancelled = 1) AS cancelled_, \
+                 countIf(forced = 0 AND error != '') AS errors_, countIf(forced = 1) AS forced_",
+                w = wide("weight"),
+            );
+        }
         outer.push_str(
-            "toString(sampled), toString(events), toString(cancelled_), toString(errors), \
+            "toString(sampled), toString(events_), toString(cancelled_), toString(errors_), \
              toString(forced_)",
         );
         for metric in Metric::ALL {
@@ -708,8 +831,17 @@ impl ClickHouse {
             let (present, value, raw) = self.metric_sql(metric);
             let p = format!("{completed} AND {present}");
             let absent = format!("{completed} AND NOT ({present})");
-            self.values_sql(m, &p, &value, &absent, (&mut inner, &mut outer));
-            if quantiles {
+            let sums = if rollup {
+                ClickHouse::rollup_sums(m)
+            } else {
+                self.raw_sums(&p, &value, &absent)
+            };
+            self.values_sql(m, &sums, (&mut inner, &mut outer));
+            if quantiles && rollup {
+                // The rollup keeps buckets only: never the exact values.
+                let _ = write!(inner, ", sumMapMerge({m}_sketch) AS {m}_buckets");
+                let _ = write!(outer, ", toString({}), {m}_buckets", Sketch::EXACT_MAX + 1);
+            } else if quantiles {
                 let bucket = self.bucket(metric, raw);
                 let _ = write!(
                     inner,
@@ -727,7 +859,7 @@ impl ClickHouse {
         sql.text = format!(
             "SELECT {outer} FROM (SELECT {inner} FROM {table} WHERE {filter} GROUP BY {group_by}) \
              ORDER BY {group_by} FORMAT JSONCompact",
-            table = self.table(),
+            table = self.table_of(rollup),
         );
         let what = format!("{what}: groups");
         let data = self.run(&what, sql)?;
@@ -781,28 +913,51 @@ impl ClickHouse {
         Ok(rows)
     }
 
-    /// The sums of one metric `m` whose value is the wide expression `x`
-    /// on rows where `p` holds (and counts of rows where `absent` holds):
-    /// aggregates into `inner`, and into `outer` the columns
-    /// [`ClickHouse::values`] reads, the sums centred on the mean.
-    fn values_sql(
-        &self,
-        m: &str,
-        p: &str,
-        x: &str,
-        absent: &str,
-        (inner, outer): (&mut String, &mut String),
-    ) {
+    /// The aggregates of one metric over raw rows: its value is the wide
+    /// expression `x` on rows where `p` holds; `absent` counts the rows
+    /// without it. In the order of [`ClickHouse::values_sql`].
+    fn raw_sums(&self, p: &str, x: &str, absent: &str) -> [String; 9] {
         let w = self.wide("weight");
-        let _ = write!(
-            inner,
-            ", countIf({p}) AS {m}_samples, sumIf({w}, {p}) AS {m}_weight, \
-             countIf({absent}) AS {m}_absent, \
-             countIf({p} AND weight > 0) AS {m}_n, \
-             sumIf({w} * {x}, {p}) AS {m}_s1, sumIf({w} * {x} * {x}, {p}) AS {m}_s2, \
-             sumIf({w} * {w}, {p}) AS {m}_q0, sumIf({w} * {w} * {x}, {p}) AS {m}_q1, \
-             sumIf({w} * {w} * {x} * {x}, {p}) AS {m}_q2"
-        );
+        [
+            format!("countIf({p})"),
+            format!("sumIf({w}, {p})"),
+            format!("countIf({absent})"),
+            format!("countIf({p} AND weight > 0)"),
+            format!("sumIf({w} * {x}, {p})"),
+            format!("sumIf({w} * {x} * {x}, {p})"),
+            format!("sumIf({w} * {w}, {p})"),
+            format!("sumIf({w} * {w} * {x}, {p})"),
+            format!("sumIf({w} * {w} * {x} * {x}, {p})"),
+        ]
+    }
+
+    /// The same aggregates of metric `m` over the rollup's columns.
+    fn rollup_sums(m: &str) -> [String; 9] {
+        [
+            "samples",
+            "events",
+            "absent",
+            "n",
+            "sum",
+            "sum_sq",
+            "w2",
+            "w2_sum",
+            "w2_sum_sq",
+        ]
+        .map(|c| format!("sum({m}_{c})"))
+    }
+
+    /// The sums of one metric `m` (samples, weight, absent, values of
+    /// positive weight, `Σw·x`, `Σw·x²`, `Σw²`, `Σw²·x`, `Σw²·x²`, as
+    /// aggregate expressions): into `inner`, and into `outer` the columns
+    /// [`ClickHouse::values`] reads, the sums centred on the mean.
+    fn values_sql(&self, m: &str, sums: &[String; 9], (inner, outer): (&mut String, &mut String)) {
+        let names = [
+            "samples", "weight", "absent", "n", "s1", "s2", "q0", "q1", "q2",
+        ];
+        for (name, sum) in names.iter().zip(sums) {
+            let _ = write!(inner, ", {sum} AS {m}_{name}");
+        }
         // The shift: the mean, rounded; the divisor is 1 where no value
         // has weight (then the sums are 0): both arms of an `if` are
         // evaluated, and a division by zero is an error.
@@ -864,7 +1019,7 @@ impl ClickHouse {
                 continue;
             }
             let mut sql = Sql::new(self.dialect);
-            let keys = self.keys(&mut sql, extra);
+            let keys = self.keys(&mut sql, extra, false);
             let filter = self.filter(&mut sql, selection);
             let (present, _, raw) = self.metric_sql(metric);
             let hashes: Vec<&str> = small[mi].iter().map(|(h, _)| h.as_str()).collect();
@@ -906,7 +1061,7 @@ impl ClickHouse {
     }
 
     /// The group key expressions: kind, method (requests), name, extras.
-    fn keys(&self, sql: &mut Sql, extra: &[Extra]) -> Vec<String> {
+    fn keys(&self, sql: &mut Sql, extra: &[Extra], rollup: bool) -> Vec<String> {
         let mut keys = vec![
             "kind".to_string(),
             "if(kind = 'request', method, '')".to_string(),
@@ -914,6 +1069,9 @@ impl ClickHouse {
         ];
         for e in extra {
             keys.push(match e {
+                Extra::Window(w) if rollup => {
+                    format!("toString(intDiv(toUInt64(bucket) * 1000000000, {w}))")
+                }
                 Extra::Window(w) => format!("toString(intDiv(ts, {w}))"),
                 Extra::Split(Split::StatusClass) => "multiIf(kind != 'request', '-', \
                      status IS NULL, 'none', \

@@ -41,7 +41,7 @@ mod schema;
 mod sink;
 
 #[cfg(feature = "clickhouse")]
-pub use answers::{AnswerError, ClickHouse, Query, Selection};
+pub use answers::{AnswerError, ClickHouse, Query, Selection, Source};
 #[cfg(feature = "clickhouse")]
 pub use client::{ClickHouseError, Client, Server};
 pub use rows::Rows;

@@ -174,13 +174,33 @@ fn answer(out: &Output, key: &str) -> Value {
 /// Whether `a` and `b` are equal, floats to 1e-9 relative; the first
 /// difference otherwise.
 fn same(a: &Value, b: &Value, path: &str) -> Result<(), String> {
+    same_but(a, b, path, false)
+}
+
+/// [`same`]; with `bucketed`, `b`'s quantiles (`p50`, `p99`) may be its
+/// sketch buckets' (within 1/128 of `a`'s) and its `exact` flags false.
+fn same_but(a: &Value, b: &Value, path: &str, bucketed: bool) -> Result<(), String> {
+    let last = path.rsplit('.').next().unwrap_or("");
+    if bucketed && last == "exact" {
+        return Ok(());
+    }
+    if bucketed && (last == "p50" || last == "p99") {
+        if let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) {
+            return if (x - y).abs() <= x.abs() / 128.0 + 0.5 {
+                Ok(())
+            } else {
+                Err(format!("{path}: {x} against {y}, beyond 1/128"))
+            };
+        }
+    }
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for k in x.keys().chain(y.keys()) {
-                same(
+                same_but(
                     x.get(k).unwrap_or(&Value::Null),
                     y.get(k).unwrap_or(&Value::Null),
                     &format!("{path}.{k}"),
+                    bucketed,
                 )?;
             }
             Ok(())
@@ -190,7 +210,7 @@ fn same(a: &Value, b: &Value, path: &str) -> Result<(), String> {
                 return Err(format!("{path}: {} against {} elements", x.len(), y.len()));
             }
             for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                same(p, q, &format!("{path}[{i}]"))?;
+                same_but(p, q, &format!("{path}[{i}]"), bucketed)?;
             }
             Ok(())
         }
@@ -211,6 +231,11 @@ fn same(a: &Value, b: &Value, path: &str) -> Result<(), String> {
 /// Runs the file form and the ClickHouse form of a question and asserts
 /// the same answer and exit status.
 fn agree(what: &str, files: &[&str], clickhouse: &[&str]) -> Value {
+    agree_but(what, files, clickhouse, false)
+}
+
+/// [`agree`], with [`same_but`]'s `bucketed`.
+fn agree_but(what: &str, files: &[&str], clickhouse: &[&str], bucketed: bool) -> Value {
     let (f, c) = (run(files), run(clickhouse));
     assert_eq!(
         f.status.code(),
@@ -221,7 +246,7 @@ fn agree(what: &str, files: &[&str], clickhouse: &[&str]) -> Value {
     );
     let key = if files[0] == "top" { "top" } else { "report" };
     let (a, b) = (answer(&f, key), answer(&c, key));
-    if let Err(e) = same(&a, &b, what) {
+    if let Err(e) = same_but(&a, &b, what, bucketed) {
         panic!(
             "{what}: the answers differ at {e}\nclickhouse said: {}",
             text(&c.stderr)
@@ -281,7 +306,7 @@ fn fixture() -> Fixture {
 fn questions_agree(engine: &str, url: &str, f: &Fixture) {
     let ch = |args: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend(["--clickhouse".to_string(), url.to_string()]);
+        v.extend(["--clickhouse", url, "--source", "raw"].map(str::to_string));
         v
     };
     let call = |what: &str, files: Vec<&str>, clickhouse: Vec<String>| {
@@ -664,6 +689,123 @@ fn answers_from_two_shards_equal_the_files() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(a.count("dynostats.records_local") > 0 && b.count("dynostats.records_local") > 0);
     questions_agree("two shards", &b.url(), &f);
+}
+
+/// The rollup's answers (current ClickHouse): compare and timeseries equal
+/// to the files', the report's quantiles within the sketch's 1/128; what
+/// the rollup cannot answer refused with `--source rollup` and read from
+/// the raw rows with `auto`.
+fn rollup_agrees(url: &str, f: &Fixture) {
+    let ch = |args: &[&str], source: &str| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--clickhouse", url, "--source", source].map(str::to_string));
+        v
+    };
+    let agree_from = |what: &str, files: &[&str], args: &[&str], bucketed: bool| {
+        let clickhouse = ch(args, "rollup");
+        let clickhouse: Vec<&str> = clickhouse.iter().map(String::as_str).collect();
+        let out = run(&clickhouse);
+        assert!(
+            text(&out.stderr).contains(".rollup (per build and minute"),
+            "{what}: {}",
+            text(&out.stderr)
+        );
+        agree_but(&format!("rollup: {what}"), files, &clickhouse, bucketed)
+    };
+    let r = agree_from(
+        "report",
+        &["report", "--format", "json", &f.all],
+        &["report", "--format", "json", "--all"],
+        true,
+    );
+    assert!(r["groups"].as_array().unwrap().len() > 8);
+    agree_from(
+        "compare with a gate",
+        &[
+            "compare",
+            "--format",
+            "json",
+            "--fail-above",
+            "2%",
+            &f.base,
+            "--against",
+            &f.cand,
+        ],
+        &[
+            "compare",
+            "--format",
+            "json",
+            "--fail-above",
+            "2%",
+            "--all",
+            "--base",
+            "build=b41",
+            "--against",
+            "build=b42",
+        ],
+        false,
+    );
+    agree_from(
+        "timeseries with alerts",
+        &[
+            "timeseries",
+            "--format",
+            "json",
+            "--window",
+            "2m",
+            "--alert",
+            "2%",
+            &f.all,
+        ],
+        &[
+            "timeseries",
+            "--format",
+            "json",
+            "--window",
+            "2m",
+            "--alert",
+            "2%",
+            "--all",
+        ],
+        false,
+    );
+    // Beyond the rollup: refused when asked for, raw rows with auto.
+    for args in [
+        &["report", "--all", "--by", "status"][..],
+        &["report", "--all", "--label", "host=web-1"],
+        &["timeseries", "--all", "--window", "90s"],
+        &["report", "--from", "1000000001"],
+    ] {
+        let refused = run(&ch(args, "rollup")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        assert_eq!(
+            refused.status.code(),
+            Some(6),
+            "{args:?}: {}",
+            text(&refused.stderr)
+        );
+        assert!(
+            text(&refused.stderr).contains("the rollup"),
+            "{}",
+            text(&refused.stderr)
+        );
+        let auto = run(&ch(args, "auto")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        assert!(
+            auto.status.code().is_some_and(|c| c != 6),
+            "{args:?}: {}",
+            text(&auto.stderr)
+        );
+        assert!(
+            text(&auto.stderr).contains(".records (raw rows)"),
+            "{}",
+            text(&auto.stderr)
+        );
+    }
 }
 
 /// The chdb stand-in, killed when dropped.

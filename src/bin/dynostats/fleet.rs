@@ -6,7 +6,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dynostats::clickhouse::{AnswerError, ClickHouse, Client, Selection, Server};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use dynostats::clickhouse::{AnswerError, ClickHouse, Client, Selection, Server, Source};
 
 use crate::args::parse_duration;
 use crate::{EXIT_IO, EXIT_REFUSED, EXIT_USAGE};
@@ -42,6 +43,22 @@ pub(crate) struct Fleet {
     /// --until a question must say so.
     #[arg(long, requires = "clickhouse")]
     all: bool,
+    /// Where endpoint and region costs are read: `rollup` (per build and
+    /// minute: fast, kept longer, quantiles within 1/128), `raw` (the
+    /// records: any label, splits, exact quantiles), or `auto` (the rollup
+    /// where it can answer: no --by, labels build only, times and windows
+    /// on whole minutes). Call trees are always read from the raw rows.
+    #[arg(
+        long,
+        default_value = "auto",
+        requires = "clickhouse",
+        value_parser = PossibleValuesParser::new(["auto", "rollup", "raw"]).map(|s| match s.as_str() {
+            "rollup" => Source::Rollup,
+            "raw" => Source::Raw,
+            _ => Source::Auto,
+        })
+    )]
+    source: Source,
     /// Prints every query sent (with its parameters) on standard error,
     /// to copy into a dashboard.
     #[arg(long, requires = "clickhouse")]
@@ -61,7 +78,9 @@ impl Fleet {
             eprintln!("dynostats: {e}");
             EXIT_USAGE
         })?;
-        ClickHouse::connect(Client::new(server), &self.database).map_err(|e| failed(&e))
+        ClickHouse::connect(Client::new(server), &self.database)
+            .map(|db| db.source(self.source))
+            .map_err(|e| failed(&e))
     }
 
     /// The selection of the time flags and `labels`, or the exit status
@@ -103,11 +122,29 @@ impl Fleet {
                 eprintln!("{};", q.sql);
             }
         }
+        let db_name = &self.database;
+        let read = |table: &str| {
+            let from = format!("FROM {db_name}.{table} ");
+            queries
+                .iter()
+                .any(|q| !q.what.ends_with("record counts") && q.sql.contains(&from))
+        };
+        let mut tables = Vec::new();
+        if read("rollup") {
+            tables.push(format!(
+                "{db_name}.rollup (per build and minute; quantiles from its buckets, within 1/128)"
+            ));
+        }
+        for table in ["records", "profile_nodes"] {
+            if read(table) {
+                tables.push(format!("{db_name}.{table} (raw rows)"));
+            }
+        }
         eprintln!(
-            "dynostats: answered by ClickHouse at {} from {}.records (raw rows, aggregated \
-             by the server) in {} queries",
+            "dynostats: answered by ClickHouse at {} from {}, aggregated by the server, in {} \
+             queries",
             self.clickhouse.as_deref().map(redact).unwrap_or_default(),
-            self.database,
+            tables.join(" and "),
             queries.len()
         );
     }
