@@ -83,8 +83,9 @@ impl Selection {
     }
 }
 
-/// One query as sent: the SQL and the values of its parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One query as sent: the SQL and the values of its parameters, and what
+/// the server said about it.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Query {
     /// What the query answers (`report groups`, `report exact values of
     /// cpu_ns` ...).
@@ -93,6 +94,12 @@ pub struct Query {
     pub sql: String,
     /// The placeholders' values, in order (`pN`, value).
     pub params: Vec<(String, String)>,
+    /// What the server said it read, `(rows, bytes)`, once answered.
+    pub read: Option<(u64, u64)>,
+    /// Bytes of the answer (summaries, not rows).
+    pub answer_bytes: usize,
+    /// Seconds the server spent on it, as it says.
+    pub elapsed_s: f64,
 }
 
 /// SQL being built, with its parameters.
@@ -1142,13 +1149,17 @@ impl ClickHouse {
             .iter()
             .map(|(k, v)| (format!("param_{k}"), escaped(v)))
             .collect();
-        if let Ok(mut log) = self.queries.lock() {
+        let at = self.queries.lock().map_or(usize::MAX, |mut log| {
             log.push(Query {
                 what: what.to_string(),
                 sql: sql.text.clone(),
                 params: sql.params.clone(),
+                read: None,
+                answer_bytes: 0,
+                elapsed_s: 0.0,
             });
-        }
+            log.len() - 1
+        });
         let settings: Vec<(&str, &str)> = settings
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -1157,7 +1168,12 @@ impl ClickHouse {
             .client
             .query_with(&sql.text, &settings)
             .map_err(|error| AnswerError::ClickHouse {
-                what: format!("{what} from {} on {}", self.table(), self.client.server()),
+                what: format!(
+                    "{what} (database {} on {}){}",
+                    self.database,
+                    self.client.server(),
+                    hint(&error)
+                ),
                 error,
             })?;
         let bad = |why: String| AnswerError::Response {
@@ -1165,6 +1181,17 @@ impl ClickHouse {
             why,
         };
         let doc: Value = serde_json::from_str(&body).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let stats = doc.get("statistics");
+        let stat = |k: &str| stats.and_then(|s| s.get(k)).and_then(Value::as_f64);
+        if let Ok(mut log) = self.queries.lock() {
+            if let Some(q) = log.get_mut(at) {
+                q.answer_bytes = body.len();
+                q.read = stat("rows_read")
+                    .zip(stat("bytes_read"))
+                    .map(|(r, b)| (r as u64, b as u64));
+                q.elapsed_s = stat("elapsed").unwrap_or(0.0);
+            }
+        }
         let data = doc
             .get("data")
             .and_then(Value::as_array)
@@ -1176,6 +1203,32 @@ impl ClickHouse {
                     .ok_or_else(|| bad("a row is not an array".into()))
             })
             .collect()
+    }
+}
+
+/// What to do about a refusal, where the server's code says.
+fn hint(error: &ClickHouseError) -> &'static str {
+    match error {
+        ClickHouseError::Server {
+            code: Some(60 | 81),
+            ..
+        } => {
+            ": no such table or database; make the tables with `dynostats clickhouse init` \
+             and load records (`dynostats load`), or name the database with --database"
+        }
+        ClickHouseError::Server {
+            code: Some(46 | 42 | 43),
+            ..
+        } => {
+            ": this server lacks a function or type the query needs; use --source raw, or a \
+             current ClickHouse"
+        }
+        ClickHouseError::Server {
+            code: Some(159 | 209 | 210),
+            ..
+        }
+        | ClickHouseError::Connect(_) => ": the server is down, unreachable or too slow",
+        _ => "",
     }
 }
 

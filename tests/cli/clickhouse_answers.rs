@@ -632,10 +632,20 @@ fn answers_from_clickhouse_18_16_equal_the_files() {
         "nope",
     ]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("nope.records"),
-        "{}",
-        text(&out.stderr)
+        err.contains("database nope") && err.contains("clickhouse init"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty() && !err.contains("answered"), "{err}");
+    // A database without the tables.
+    server.query("CREATE DATABASE bare");
+    let out = run(&["top", "--clickhouse", &url, "--all", "--database", "bare"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bare.profile_nodes") && err.contains("clickhouse init"),
+        "{err}"
     );
     let dead = format!("http://127.0.0.1:{}/", free_port());
     let out = run(&[

@@ -8,7 +8,7 @@ use dynostats::report::output::Render;
 use dynostats::report::output::escape_name;
 
 use crate::args::{Common, parse_label, parse_percent};
-use crate::fleet::{Fleet, failed};
+use crate::fleet::Fleet;
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED, EXIT_USAGE};
 
@@ -103,8 +103,7 @@ fn from_clickhouse(args: &CompareArgs) -> Result<(Side, Side), u8> {
     let cand = args.fleet.selection(&with(&cand_labels))?;
     let db = args.fleet.connect()?;
     let sides = db.side(&base).and_then(|b| Ok((b, db.side(&cand)?)));
-    args.fleet.say(&db);
-    sides.map_err(|e| failed(&e))
+    args.fleet.answer(&db, sides)
 }
 
 /// Runs `dynostats compare` and returns the exit status.

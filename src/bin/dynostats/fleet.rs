@@ -109,9 +109,19 @@ impl Fleet {
         Ok(s)
     }
 
-    /// Says where the answer came from (and the queries with
-    /// `--print-sql`) on standard error.
-    pub(crate) fn say(&self, db: &ClickHouse) {
+    /// The answer of `db` (or the exit status of its failure, said), after
+    /// saying on standard error where it came from (and the queries with
+    /// `--print-sql`, those of a failure too).
+    pub(crate) fn answer<T>(
+        &self,
+        db: &ClickHouse,
+        answer: Result<T, AnswerError>,
+    ) -> Result<T, u8> {
+        self.say(db, answer.is_ok());
+        answer.map_err(|e| failed(&e))
+    }
+
+    fn say(&self, db: &ClickHouse, answered: bool) {
         let queries = db.queries();
         if self.print_sql {
             for q in &queries {
@@ -120,7 +130,16 @@ impl Fleet {
                     eprintln!("--   {name} = {value:?}");
                 }
                 eprintln!("{};", q.sql);
+                if let Some((rows, bytes)) = q.read {
+                    eprintln!(
+                        "--   read {rows} rows ({bytes} bytes) in {:.3} s, answered {} bytes",
+                        q.elapsed_s, q.answer_bytes
+                    );
+                }
             }
+        }
+        if !answered {
+            return;
         }
         let db_name = &self.database;
         let read = |table: &str| {
@@ -140,9 +159,12 @@ impl Fleet {
                 tables.push(format!("{db_name}.{table} (raw rows)"));
             }
         }
+        let rows: u64 = queries.iter().filter_map(|q| q.read).map(|r| r.0).sum();
+        let bytes: usize = queries.iter().map(|q| q.answer_bytes).sum();
+        let seconds: f64 = queries.iter().map(|q| q.elapsed_s).sum();
         eprintln!(
-            "dynostats: answered by ClickHouse at {} from {}, aggregated by the server, in {} \
-             queries",
+            "dynostats: answered by ClickHouse at {} from {}, aggregated by the server: {} \
+             queries read {rows} rows in {seconds:.3} s and returned {bytes} bytes",
             self.clickhouse.as_deref().map(redact).unwrap_or_default(),
             tables.join(" and "),
             queries.len()

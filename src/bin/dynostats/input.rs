@@ -430,8 +430,7 @@ impl ProfileInput {
         Some(self.fleet.selection(labels).and_then(|selection| {
             let db = self.fleet.connect()?;
             let profiles = db.profiles(&selection, self.endpoint.as_deref(), self.max_paths);
-            self.fleet.say(&db);
-            profiles.map_err(|e| crate::fleet::failed(&e))
+            self.fleet.answer(&db, profiles)
         }))
     }
 

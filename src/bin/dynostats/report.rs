@@ -8,7 +8,7 @@ use dynostats::report::{Metric, Report, SortBy, Split, Table};
 
 use crate::EXIT_OK;
 use crate::args::{Inputs, Output, metric, parse_split};
-use crate::fleet::{Fleet, failed};
+use crate::fleet::Fleet;
 use crate::output::print;
 
 /// The arguments of `dynostats report`.
@@ -69,8 +69,7 @@ fn from_clickhouse(args: &ReportArgs) -> Result<Report, u8> {
     let selection = args.fleet.selection(&args.inputs.labels)?;
     let db = args.fleet.connect()?;
     let report = db.report(&selection, &args.by, args.max_groups);
-    args.fleet.say(&db);
-    report.map_err(|e| failed(&e))
+    args.fleet.answer(&db, report)
 }
 
 /// Runs `dynostats report` and returns the exit status.

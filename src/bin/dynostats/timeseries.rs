@@ -6,7 +6,7 @@ use dynostats::report::output::Render;
 use dynostats::report::timeseries::{Timeseries, TimeseriesOptions};
 
 use crate::args::{Common, parse_duration, parse_percent};
-use crate::fleet::{Fleet, failed};
+use crate::fleet::Fleet;
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
 
@@ -72,8 +72,7 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
             .and_then(|selection| {
                 let db = args.fleet.connect()?;
                 let series = db.timeseries(&selection, args.window);
-                args.fleet.say(&db);
-                series.map_err(|e| failed(&e))
+                args.fleet.answer(&db, series)
             });
         match answer {
             Ok(series) => (series, Vec::new()),
