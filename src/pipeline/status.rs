@@ -5,7 +5,7 @@
 
 use super::stats::PipelineStats;
 use crate::counters::{descriptor_use, with_thread_counters};
-use crate::record::{Detail, Record, RecordKind};
+use crate::record::{Detail, Record, RecordKind, traceparent_ignored};
 use crate::sample::sample_rate;
 
 /// A status record of `totals` (with its sinks' counts) and the queue's
@@ -45,6 +45,7 @@ pub(super) fn record(totals: &PipelineStats, queue_len: u64) -> Record {
             "withdrawn_user_reads",
             crate::counters::withdrawn_user_reads(),
         ),
+        ("traceparent_ignored", traceparent_ignored()),
     ];
     detail.stats = stats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     for st in &totals.sinks {

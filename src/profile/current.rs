@@ -402,6 +402,8 @@ pub(crate) fn attach(task: &mut TaskProfile, region: &mut Record) -> Option<Reco
     record.source = region.source;
     record.scaled = region.scaled;
     record.id = region.id;
+    record.trace_id = region.trace_id;
+    record.span_id = region.span_id;
     record.detail = Some(Box::new(detail));
     Some(record)
 }

@@ -44,6 +44,8 @@ impl Record {
             error,
             pid,
             id,
+            trace_id,
+            span_id,
             detail,
         } = self;
         // The optional counters and the flags, each list written once:
@@ -85,6 +87,8 @@ impl Record {
             + flags!(count_set)
             + usize::from(error.is_some())
             + usize::from(id.is_some())
+            + usize::from(trace_id.is_some())
+            + usize::from(span_id.is_some())
             + usize::from(detail.is_some());
         // Everything but `detail` goes into room made once, of a size no
         // record can exceed (`FIXED_MAX` plus its strings at their longest
@@ -150,6 +154,12 @@ impl Record {
         if let Some(id) = id {
             w.uint(key!("id"), *id);
         }
+        if let Some(trace_id) = trace_id {
+            w.str(key!("trace_id"), trace_id.hex().as_str());
+        }
+        if let Some(span_id) = span_id {
+            w.str(key!("span_id"), span_id.hex().as_str());
+        }
         if detail.is_some() {
             w.key(key!("detail"));
         }
@@ -184,9 +194,11 @@ const STR_HEADER_MAX: usize = 5;
 /// Every key a record can have besides `detail`, with its value's
 /// longest encoding when that is not one of the record's own strings: 9
 /// bytes for a number, 1 for a flag, 31 for `kind` and `source` (short
-/// names of their own), 0 for strings counted apart (`name`, `method`,
-/// `error`) and for `labels` (its map header is counted apart too).
-const KEYS: [(&str, usize); 26] = [
+/// names of their own), 34 and 17 for `trace_id` and `span_id` (32 and 16
+/// hex digits with their headers), 0 for strings counted apart (`name`,
+/// `method`, `error`) and for `labels` (its map header is counted apart
+/// too).
+const KEYS: [(&str, usize); 28] = [
     ("v", 9),
     ("kind", 32),
     ("ts", 9),
@@ -213,6 +225,8 @@ const KEYS: [(&str, usize); 26] = [
     ("error", 0),
     ("pid", 9),
     ("id", 9),
+    ("trace_id", 34),
+    ("span_id", 17),
 ];
 
 /// An upper bound of a record's encoding without its own strings and
@@ -388,6 +402,9 @@ mod tests {
         full.forced = true;
         full.error = Some("boom".into());
         full.id = Some(u64::MAX - 1);
+        full.set_trace_context(crate::record::TraceContext::from_traceparent(
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
         let mut status = Record::new(RecordKind::Status, "dynostats");
         let mut detail = Detail::default();
         detail.counters.insert("instructions".into(), "ok".into());
@@ -468,6 +485,9 @@ mod tests {
         (r.scaled, r.cancelled, r.forced) = (true, true, true);
         r.pid = u32::MAX;
         r.id = Some(u64::MAX);
+        r.set_trace_context(crate::record::TraceContext::from_bytes(
+            [0xff; 16], [0xff; 8],
+        ));
         // Every key the encoding writes is in the table the room is
         // sized from.
         let bytes = r.to_msgpack();
@@ -507,5 +527,39 @@ mod tests {
         assert!(!keys.contains(&"cycles".to_string()));
         assert!(!keys.contains(&"scaled".to_string()));
         assert_eq!(Record::from_msgpack(&bytes).unwrap(), r);
+    }
+
+    /// The ids are strings of lowercase hex digits, the header's form, so
+    /// any MessagePack reader (and a person grepping JSON) sees them as
+    /// tracing backends show them.
+    #[test]
+    fn trace_ids_are_hex_strings() {
+        let mut r = Record::new(RecordKind::Request, "/x");
+        r.set_trace_context(crate::record::TraceContext::from_traceparent(
+            b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ));
+        let bytes = r.to_msgpack();
+        let v: rmpv::Value = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
+        let get = |key: &str| {
+            v.as_map()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v.as_str().unwrap().to_string())
+        };
+        assert_eq!(
+            get("trace_id").as_deref(),
+            Some("0af7651916cd43dd8448eb211c80319c")
+        );
+        assert_eq!(get("span_id").as_deref(), Some("b7ad6b7169203331"));
+        assert_eq!(Record::from_msgpack(&bytes).unwrap(), r);
+        // Without a context: no key at all.
+        r.set_trace_context(None);
+        let bytes = r.to_msgpack();
+        let v: rmpv::Value = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
+        assert!(v.as_map().unwrap().iter().all(|(k, _)| {
+            let k = k.as_str().unwrap();
+            k != "trace_id" && k != "span_id"
+        }));
     }
 }

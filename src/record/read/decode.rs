@@ -12,7 +12,7 @@ use super::damage::SkipReason;
 use super::field::{Field, REQUIRED};
 use super::frame::{Stop, magic_hint};
 use crate::counters::ReadPath;
-use crate::record::{Detail, Labels, Name, ProfileNode, Record, RecordKind, truncate};
+use crate::record::{Detail, InvalidId, Labels, Name, ProfileNode, Record, RecordKind, truncate};
 
 /// Decodes one record from `bytes` (trailing bytes are ignored).
 pub(crate) fn decode(bytes: &[u8]) -> Result<Record, String> {
@@ -177,6 +177,32 @@ fn string<'a>(
         },
         _ => {
             wrong_type(c, problem, head, key, "a string", 2)?;
+            Ok(None)
+        }
+    }
+}
+
+/// A trace or span id: its lowercase hex digits, not all zero (nil is
+/// absent). Any other string is a value out of range: a writer that put
+/// something else there did not mean this field.
+fn id<'a, T: std::str::FromStr<Err = InvalidId>>(
+    c: &mut Cursor<'a>,
+    problem: &mut Problem,
+    head: Head<'a>,
+    key: &'static str,
+) -> Result<Option<T>, Stop> {
+    if matches!(head, Head::Nil) {
+        return Ok(None);
+    }
+    let Some(s) = string(c, problem, head, key)? else {
+        return Ok(None);
+    };
+    match s.parse::<T>() {
+        Ok(id) => Ok(Some(id)),
+        Err(e) => {
+            note(problem, SkipReason::BadValue { field: key }, || {
+                format!("field `{key}`: {:?} is not an id ({e})", truncate(s, 64))
+            });
             Ok(None)
         }
     }
@@ -538,6 +564,8 @@ pub(super) fn decode_record<'a>(
                 }
             }
             Field::Id => r.id = opt_uint(c, problem, value, key)?,
+            Field::TraceId => r.trace_id = id(c, problem, value, key)?,
+            Field::SpanId => r.span_id = id(c, problem, value, key)?,
             Field::Detail => {
                 if !matches!(value, Head::Nil) {
                     let detail = r.detail.get_or_insert_with(Box::default);
@@ -582,6 +610,7 @@ mod tests {
         r.cycles = Some(1 << 40);
         r.scaled = true;
         r.error = Some("panic".into());
+        r.set_trace_context(crate::record::TraceContext::from_bytes([7; 16], [9; 8]));
         r.set_label("host", "h");
         let mut detail = Detail::default();
         detail.counters.insert("cycles".into(), "no PMU".into());
@@ -599,5 +628,45 @@ mod tests {
         let serde_bytes = rmp_serde::to_vec_named(&r).unwrap();
         assert_eq!(decode(&serde_bytes).unwrap(), r);
         assert_eq!(decode(&r.to_msgpack()).unwrap(), r);
+    }
+
+    #[test]
+    fn ids_that_are_not_ids_skip_the_record() {
+        let mut r = Record::new(RecordKind::Request, "/x");
+        r.set_trace_context(crate::record::TraceContext::from_bytes([7; 16], [9; 8]));
+        let good = r.to_msgpack();
+        assert_eq!(decode(&good).unwrap(), r);
+        let digits = b"07070707070707070707070707070707";
+        // Same length, so the string's header stays right.
+        for bad in [
+            b"0707070707070707070707070707070A",
+            b"070707070707070707070707070707 7",
+            b"0707070707070707070707070707070g",
+            b"00000000000000000000000000000000",
+        ] {
+            let mut bytes = good.clone();
+            let at = bytes.windows(32).position(|w| w == digits).unwrap();
+            bytes[at..at + 32].copy_from_slice(bad);
+            let e = decode(&bytes).unwrap_err();
+            assert!(
+                e.contains("field `trace_id`") && e.contains("is not an id"),
+                "{e}"
+            );
+        }
+        // An integer where the digits belong: the wrong type.
+        let rmpv::Value::Map(mut entries) = rmpv::decode::read_value(&mut &good[..]).unwrap()
+        else {
+            panic!("a record is a map");
+        };
+        for (k, v) in &mut entries {
+            if k.as_str() == Some("span_id") {
+                *v = rmpv::Value::from(42);
+            }
+        }
+        let map = rmpv::Value::Map(entries);
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &map).unwrap();
+        let e = decode(&bytes).unwrap_err();
+        assert!(e.contains("field `span_id`: expected a string"), "{e}");
     }
 }

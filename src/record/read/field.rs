@@ -33,6 +33,8 @@ pub(super) enum Field {
     Error,
     Pid,
     Id,
+    TraceId,
+    SpanId,
     Detail,
 }
 
@@ -96,7 +98,7 @@ impl Field {
             .map(|i| Field::ALL[i])
     }
 
-    const ALL: [Field; 27] = [
+    const ALL: [Field; 29] = [
         Field::V,
         Field::Kind,
         Field::Ts,
@@ -123,10 +125,12 @@ impl Field {
         Field::Error,
         Field::Pid,
         Field::Id,
+        Field::TraceId,
+        Field::SpanId,
         Field::Detail,
     ];
 
-    const KEYS: [&'static str; 27] = [
+    const KEYS: [&'static str; 29] = [
         "v",
         "kind",
         "ts",
@@ -153,6 +157,8 @@ impl Field {
         "error",
         "pid",
         "id",
+        "trace_id",
+        "span_id",
         "detail",
     ];
 
@@ -180,10 +186,10 @@ const fn pack(key: &[u8]) -> (usize, u128) {
 }
 
 /// [`pack`] of every field's key, in [`Field::ALL`] order.
-const FIELDS: [(usize, u128); 27] = {
-    let mut packed = [(0, 0u128); 27];
+const FIELDS: [(usize, u128); Field::KEYS.len()] = {
+    let mut packed = [(0, 0u128); Field::KEYS.len()];
     let mut i = 0;
-    while i < 27 {
+    while i < Field::KEYS.len() {
         packed[i] = pack(Field::KEYS[i].as_bytes());
         i += 1;
     }
