@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 
 use super::MeasureService;
 use super::body::Wrapped;
+use super::trace::TraceParent;
 use crate::sample::Sampler;
 
 /// A tower [`Layer`] that measures each sampled request per poll and
@@ -85,18 +86,46 @@ use crate::sample::Sampler;
 /// layer.sampler().set_rate(100);
 /// assert_eq!(layer.sampler().rate(), 100);
 /// ```
+///
+/// # Trace context
+///
+/// With [`trace_context`](MeasureLayer::trace_context), a sampled request
+/// that arrives with a valid W3C `traceparent` header carries its trace id
+/// and parent span id in its record and its profile record (`trace_id`,
+/// `span_id`), so that `dynostats report --trace-id ID` answers for that
+/// one request and a trace links to what its request cost here. An
+/// invalid header, or more than one, is ignored (nothing of it is copied)
+/// and counted in the status records (`traceparent_ignored`); see
+/// [`TraceParent`](super::TraceParent) for the rules.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use dynostats::tower::MeasureLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(|| async { "a user" }))
+///     .layer(MeasureLayer::new(100).axum_body().trace_context());
+/// ```
+///
+/// The header is read on the sampled path only: an unsampled request
+/// costs what it costs without it (BENCHMARKS.md, `layer_trace_*`).
+/// [`trace_context_with`](MeasureLayer::trace_context_with) takes the ids
+/// from a hook instead, such as the current `tracing` span's OpenTelemetry
+/// context.
 #[derive(Debug)]
-pub struct MeasureLayer<L = (), W = Wrapped> {
+pub struct MeasureLayer<L = (), W = Wrapped, T = ()> {
     sampler: &'static Sampler,
     labeler: L,
+    tracer: T,
     wrap: PhantomData<fn() -> W>,
 }
 
-impl<L: Clone, W> Clone for MeasureLayer<L, W> {
+impl<L: Clone, W, T: Clone> Clone for MeasureLayer<L, W, T> {
     fn clone(&self) -> Self {
         MeasureLayer {
             sampler: self.sampler,
             labeler: self.labeler.clone(),
+            tracer: self.tracer.clone(),
             wrap: PhantomData,
         }
     }
@@ -115,19 +144,71 @@ impl MeasureLayer {
         MeasureLayer {
             sampler: Box::leak(Box::new(Sampler::new(rate))),
             labeler: (),
+            tracer: (),
             wrap: PhantomData,
         }
     }
 }
 
-impl<L, W> MeasureLayer<L, W> {
+impl<L, W, T> MeasureLayer<L, W, T> {
     /// Adds labels from each sampled request with `labeler` (see
     /// [`LabelRequest`](super::LabelRequest)).
     #[must_use]
-    pub fn labels<L2>(self, labeler: L2) -> MeasureLayer<L2, W> {
+    pub fn labels<L2>(self, labeler: L2) -> MeasureLayer<L2, W, T> {
         MeasureLayer {
             sampler: self.sampler,
             labeler,
+            tracer: self.tracer,
+            wrap: PhantomData,
+        }
+    }
+
+    /// Records the W3C trace context of each sampled request: the trace id
+    /// and parent span id of its `traceparent` header, as the `trace_id`
+    /// and `span_id` of its record and its profile record (see "Trace
+    /// context" above, and [`TraceParent`](super::TraceParent) for what is
+    /// valid).
+    #[must_use]
+    pub fn trace_context(self) -> MeasureLayer<L, W, TraceParent> {
+        self.trace_context_with(TraceParent)
+    }
+
+    /// Records the trace context that `tracer` names for each sampled
+    /// request (see [`TraceRequest`](super::TraceRequest)): a closure, or
+    /// `(TraceParent, closure)` for the header first and the closure when
+    /// there is none.
+    ///
+    /// The current `tracing` span's OpenTelemetry context, for a service
+    /// that runs `tracing-opentelemetry` (and has a span entered around the
+    /// layer's `call`, as tower-http's `TraceLayer` outside it does):
+    ///
+    /// ```ignore
+    /// use opentelemetry::trace::TraceContextExt as _;
+    /// use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    /// use dynostats::{record::TraceContext, tower::MeasureLayer};
+    ///
+    /// let layer = MeasureLayer::new(100).trace_context_with(|_: &http::Request<axum::body::Body>| {
+    ///     let context = tracing::Span::current().context();
+    ///     let span = context.span();
+    ///     let ids = span.span_context();
+    ///     TraceContext::from_bytes(ids.trace_id().to_bytes(), ids.span_id().to_bytes())
+    /// });
+    /// ```
+    ///
+    /// (`tests/trace_otel.rs` runs this hook with the real crates.) The
+    /// OpenTelemetry crates are not a dependency of this crate, not even
+    /// behind a feature: `tracing-opentelemetry` works only with the one
+    /// `opentelemetry` release it was built for, and a span's context is
+    /// found only through the very crate versions the service uses, so a
+    /// feature here would pin every service to this crate's pair (and
+    /// silently find no context under another). The hook is those five
+    /// lines in the service, against its own versions.
+    #[must_use]
+    pub fn trace_context_with<T2>(self, tracer: T2) -> MeasureLayer<L, W, T2> {
+        MeasureLayer {
+            sampler: self.sampler,
+            labeler: self.labeler,
+            tracer,
             wrap: PhantomData,
         }
     }
@@ -139,10 +220,11 @@ impl<L, W> MeasureLayer<L, W> {
     #[cfg(feature = "axum")]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     #[must_use]
-    pub fn axum_body(self) -> MeasureLayer<L, super::AxumBody> {
+    pub fn axum_body(self) -> MeasureLayer<L, super::AxumBody, T> {
         MeasureLayer {
             sampler: self.sampler,
             labeler: self.labeler,
+            tracer: self.tracer,
             wrap: PhantomData,
         }
     }
@@ -154,10 +236,15 @@ impl<L, W> MeasureLayer<L, W> {
     }
 }
 
-impl<S, L: Clone, W> Layer<S> for MeasureLayer<L, W> {
-    type Service = MeasureService<S, L, W>;
+impl<S, L: Clone, W, T: Clone> Layer<S> for MeasureLayer<L, W, T> {
+    type Service = MeasureService<S, L, W, T>;
 
-    fn layer(&self, inner: S) -> MeasureService<S, L, W> {
-        MeasureService::new(inner, self.sampler, self.labeler.clone())
+    fn layer(&self, inner: S) -> MeasureService<S, L, W, T> {
+        MeasureService::new(
+            inner,
+            self.sampler,
+            self.labeler.clone(),
+            self.tracer.clone(),
+        )
     }
 }

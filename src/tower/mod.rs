@@ -5,13 +5,15 @@
 //! the service's `call`, its response future and its body, on whichever
 //! worker thread ran each poll, and ends as a record named by the route
 //! template (feature `axum`, [`UNMATCHED`] otherwise), never the raw path.
-//! Labels come only from a [`LabelRequest`] hook such as [`HeaderLabel`].
+//! Labels come only from a [`LabelRequest`] hook such as [`HeaderLabel`],
+//! the trace ids only from a [`TraceRequest`] hook such as [`TraceParent`]
+//! (the W3C `traceparent` header, [`MeasureLayer::trace_context`]).
 //! The whole is documented on [`MeasureLayer`].
 //!
 //! Split like tower-http's middlewares: `layer` ([`MeasureLayer`]),
 //! `service` ([`MeasureService`]), `future` ([`ResponseFuture`]), `body`
-//! ([`MeasuredBody`]), `label` (the hooks) and `request` (what a sampled
-//! request carries until its record is made).
+//! ([`MeasuredBody`]), `label` and `trace` (the hooks) and `request` (what
+//! a sampled request carries until its record is made).
 
 mod body;
 mod future;
@@ -19,6 +21,7 @@ mod label;
 mod layer;
 mod request;
 mod service;
+mod trace;
 
 #[cfg(feature = "axum")]
 pub use body::AxumBody;
@@ -27,6 +30,7 @@ pub use future::ResponseFuture;
 pub use label::{HeaderLabel, LabelRequest};
 pub use layer::MeasureLayer;
 pub use service::MeasureService;
+pub use trace::{TraceParent, TraceRequest};
 
 /// The labels a [`LabelRequest`] hook fills (the record's own label type,
 /// bounded by the one label rule).

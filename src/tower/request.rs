@@ -6,9 +6,10 @@ use std::borrow::Cow;
 use http::{Method, Request};
 
 use super::label::LabelRequest;
+use super::trace::TraceRequest;
 use super::{OTHER, UNMATCHED};
 use crate::instrument::accounting::PollAccounting;
-use crate::record::{Labels, Name, RecordKind};
+use crate::record::{Labels, Name, RecordKind, TraceContext};
 
 /// The method as recorded: the standard ones by name, anything else as
 /// [`OTHER`] (an extension method is whatever the client sent).
@@ -52,6 +53,7 @@ pub(crate) struct RequestState {
     name: Name,
     method: &'static str,
     labels: Labels,
+    trace: Option<TraceContext>,
     weight: u64,
     status: Option<u16>,
     error: Option<&'static str>,
@@ -65,6 +67,7 @@ impl RequestState {
         request: &Request<B>,
         weight: u64,
         labeler: &impl LabelRequest<B>,
+        tracer: &impl TraceRequest<B>,
     ) -> RequestState {
         crate::profile::prepare();
         let mut labels = Labels::default();
@@ -77,11 +80,17 @@ impl RequestState {
             labels = Labels::default();
             labels.insert(LABEL_HOOK, LABEL_HOOK_PANIC);
         }
+        // Likewise a panicking trace hook: no trace context.
+        let trace = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tracer.trace_context(request)
+        }))
+        .unwrap_or(None);
         RequestState {
             acct: PollAccounting::default(),
             name: endpoint(request),
             method: method_name(request.method()),
             labels,
+            trace,
             weight,
             status: None,
             error: None,
@@ -123,7 +132,7 @@ impl RequestState {
     #[inline(never)]
     fn deliver(&mut self) {
         let body_skipped = self.status.is_some() && self.body_optional;
-        let (weight, method, status) = (self.weight, self.method, self.status);
+        let (weight, method, status, trace) = (self.weight, self.method, self.status, self.trace);
         let labels = std::mem::take(&mut self.labels);
         self.acct.finish(
             RecordKind::Request,
@@ -135,6 +144,7 @@ impl RequestState {
                 record.method = Some(Cow::Borrowed(method));
                 record.status = status;
                 record.labels = labels;
+                record.set_trace_context(trace);
             },
         );
     }

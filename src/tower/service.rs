@@ -8,35 +8,44 @@ use super::ResponseFuture;
 use super::body::{ResponseBody, Wrapped};
 use super::label::LabelRequest;
 use super::request::RequestState;
+use super::trace::TraceRequest;
 use crate::sample::Sampler;
 
 /// The service made by [`MeasureLayer`](super::MeasureLayer): decides
 /// sampling per request and measures the sampled ones per poll.
 #[derive(Debug)]
-pub struct MeasureService<S, L = (), W = Wrapped> {
+pub struct MeasureService<S, L = (), W = Wrapped, T = ()> {
     inner: S,
     sampler: &'static Sampler,
     labeler: L,
+    tracer: T,
     wrap: PhantomData<fn() -> W>,
 }
 
-impl<S: Clone, L: Clone, W> Clone for MeasureService<S, L, W> {
+impl<S: Clone, L: Clone, W, T: Clone> Clone for MeasureService<S, L, W, T> {
     fn clone(&self) -> Self {
         MeasureService {
             inner: self.inner.clone(),
             sampler: self.sampler,
             labeler: self.labeler.clone(),
+            tracer: self.tracer.clone(),
             wrap: PhantomData,
         }
     }
 }
 
-impl<S, L, W> MeasureService<S, L, W> {
-    pub(crate) fn new(inner: S, sampler: &'static Sampler, labeler: L) -> MeasureService<S, L, W> {
+impl<S, L, W, T> MeasureService<S, L, W, T> {
+    pub(crate) fn new(
+        inner: S,
+        sampler: &'static Sampler,
+        labeler: L,
+        tracer: T,
+    ) -> MeasureService<S, L, W, T> {
         MeasureService {
             inner,
             sampler,
             labeler,
+            tracer,
             wrap: PhantomData,
         }
     }
@@ -57,10 +66,11 @@ impl<S, L, W> MeasureService<S, L, W> {
     }
 }
 
-impl<S, L, W, ReqBody, ResBody> Service<Request<ReqBody>> for MeasureService<S, L, W>
+impl<S, L, W, T, ReqBody, ResBody> Service<Request<ReqBody>> for MeasureService<S, L, W, T>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     L: LabelRequest<ReqBody>,
+    T: TraceRequest<ReqBody>,
     ResBody: http_body::Body,
     W: ResponseBody<ResBody>,
 {
@@ -89,8 +99,9 @@ where
     }
 }
 
-impl<S, L, W> MeasureService<S, L, W> {
-    /// A sampled request: its state, and the inner `call` as its first
+impl<S, L, W, T> MeasureService<S, L, W, T> {
+    /// A sampled request: its state (labels and trace context read here,
+    /// on the sampled path only), and the inner `call` as its first
     /// measured segment.
     #[cold]
     #[inline(never)]
@@ -102,8 +113,14 @@ impl<S, L, W> MeasureService<S, L, W> {
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         L: LabelRequest<ReqBody>,
+        T: TraceRequest<ReqBody>,
     {
-        let mut state = Box::new(RequestState::new(&request, weight, &self.labeler));
+        let mut state = Box::new(RequestState::new(
+            &request,
+            weight,
+            &self.labeler,
+            &self.tracer,
+        ));
         // The inner `call` may do work of its own: it is the first segment.
         // Should it panic, dropping `state` while unwinding records it.
         let inner = &mut self.inner;

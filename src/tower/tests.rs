@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use super::*;
 use crate::counters::{self, Delta};
 use crate::pipeline::test_records;
-use crate::record::{Record, RecordKind};
+use crate::record::{Record, RecordKind, TraceContext};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -470,4 +470,144 @@ fn axum_body_measures_sampled_bodies_and_hands_unsampled_ones_back_as_they_are()
     // the end).
     assert!(r.polls.is_some_and(|p| p >= 3), "{r:?}");
     assert!(tagged("axum-body-unsampled").is_empty());
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const SPAN_ID: &str = "00f067aa0ba902b7";
+
+fn traced_req(uri: &str, traceparents: &[&str]) -> Request<axum::body::Body> {
+    let mut req = Request::builder().uri(uri);
+    for value in traceparents {
+        req = req.header("traceparent", *value);
+    }
+    req.body(axum::body::Body::empty()).unwrap()
+}
+
+fn ids(r: &Record) -> (Option<String>, Option<String>) {
+    (
+        r.trace_id.map(|id| id.to_string()),
+        r.span_id.map(|id| id.to_string()),
+    )
+}
+
+#[test]
+fn trace_context_reaches_the_request_and_its_profile_record() {
+    let app = Router::new()
+        .route(
+            "/traced",
+            get(|| async {
+                let _scope = crate::profile::scope("work");
+                "ok"
+            }),
+        )
+        .layer(
+            MeasureLayer::new(1)
+                .labels(tag("trace-context"))
+                .axum_body()
+                .trace_context(),
+        );
+    let header = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+    runtime().block_on(async {
+        send(app.clone(), traced_req("/traced", &[&header])).await;
+        send(app.clone(), get_req("/traced")).await;
+    });
+    let records = tagged("trace-context");
+    let requests: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Request)
+        .collect();
+    assert_eq!(requests.len(), 2, "{records:?}");
+    let want = (Some(TRACE_ID.to_string()), Some(SPAN_ID.to_string()));
+    assert_eq!(ids(requests[0]), want);
+    assert_eq!(ids(requests[1]), (None, None), "no header, no ids");
+    // The profile record of the traced request carries them too.
+    let profile = records
+        .iter()
+        .find(|r| r.kind == RecordKind::Profile && r.id == requests[0].id)
+        .expect("a profile record");
+    assert!(profile.id.is_some());
+    assert_eq!(ids(profile), want);
+}
+
+/// The only unit test that sends headers the parser refuses: the
+/// process-wide count moves by exactly what it sent on sampled requests.
+#[test]
+fn invalid_and_repeated_headers_are_ignored_and_counted_when_sampled() {
+    let app = |test: &'static str, rate: u64| {
+        Router::new()
+            .route("/cheap", get(|| async { "ok" }))
+            .layer(MeasureLayer::new(rate).labels(tag(test)).trace_context())
+    };
+    let valid = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+    let bad: Vec<Vec<String>> = vec![
+        vec![valid.to_uppercase()],
+        vec![format!("{valid}-")],
+        vec![format!("ff{}", &valid[2..])],
+        vec![valid.replace(TRACE_ID, &"0".repeat(32))],
+        vec![valid.clone(), valid.clone()],
+        vec!["x".repeat(8192)],
+    ];
+    let before = crate::record::traceparent_ignored();
+    runtime().block_on(async {
+        for headers in &bad {
+            let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+            send(app("trace-bad", 1), traced_req("/cheap", &headers)).await;
+            // Not sampled: the header is not even read.
+            send(
+                app("trace-bad-unsampled", 0),
+                traced_req("/cheap", &headers),
+            )
+            .await;
+        }
+    });
+    assert_eq!(
+        crate::record::traceparent_ignored() - before,
+        bad.len() as u64
+    );
+    let records = tagged("trace-bad");
+    assert_eq!(records.len(), bad.len(), "{records:?}");
+    assert!(
+        records.iter().all(|r| ids(r) == (None, None)),
+        "{records:?}"
+    );
+    assert!(tagged("trace-bad-unsampled").is_empty());
+}
+
+#[test]
+fn a_trace_hook_answers_and_a_panicking_one_leaves_no_ids() {
+    let from_hook = TraceContext::from_bytes([0x11; 16], [0x22; 8]).unwrap();
+    let hooked = Router::new().route("/cheap", get(|| async { "ok" })).layer(
+        MeasureLayer::new(1)
+            .labels(tag("trace-hook"))
+            .trace_context_with((TraceParent, move |_: &Request<axum::body::Body>| {
+                Some(from_hook)
+            })),
+    );
+    let panicking = Router::new().route("/cheap", get(|| async { "ok" })).layer(
+        MeasureLayer::new(1)
+            .labels(tag("trace-hook-panics"))
+            .trace_context_with(|_: &Request<axum::body::Body>| -> Option<TraceContext> {
+                panic!("trace hook")
+            }),
+    );
+    runtime().block_on(async {
+        // The header first, the hook when there is none.
+        let header = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+        send(hooked.clone(), traced_req("/cheap", &[&header])).await;
+        send(hooked.clone(), get_req("/cheap")).await;
+        let (status, _) = send(panicking, get_req("/cheap")).await;
+        assert_eq!(status, StatusCode::OK);
+    });
+    let seen: Vec<_> = tagged("trace-hook").iter().map(ids).collect();
+    assert_eq!(
+        seen,
+        [
+            (Some(TRACE_ID.to_string()), Some(SPAN_ID.to_string())),
+            (Some("11".repeat(16)), Some("22".repeat(8)))
+        ]
+    );
+    let records = tagged("trace-hook-panics");
+    assert_eq!(records.len(), 1);
+    assert_eq!(ids(&records[0]), (None, None));
+    assert_eq!(records[0].status, Some(200));
 }
