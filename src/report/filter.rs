@@ -1,8 +1,11 @@
 //! Label filters: the `--label K=V` rule every reading of records shares.
 
-use crate::record::Record;
+use crate::record::{IdText, Record};
 
-/// Keeps records whose labels hold every `(key, value)` pair.
+/// Keeps records whose labels hold every `(key, value)` pair. The keys
+/// `trace_id` and `span_id` match the record's fields of those names
+/// (its label, for a record without the field): `--label
+/// trace_id=ID` keeps the records of one trace.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LabelFilters(Vec<(String, String)>);
 
@@ -19,9 +22,10 @@ impl LabelFilters {
 
     /// Whether `record` passes every rule.
     pub(crate) fn matches(&self, record: &Record) -> bool {
+        let mut id = IdText::default();
         self.0
             .iter()
-            .all(|(k, v)| record.labels.get(k) == Some(v.as_str()))
+            .all(|(k, v)| record.label_or_field(k, &mut id) == Some(v.as_str()))
     }
 }
 
@@ -43,5 +47,29 @@ mod tests {
         assert!(filters.matches(&r));
         r.set_label("zone", "y");
         assert!(!filters.matches(&r));
+    }
+
+    #[test]
+    fn trace_and_span_ids_are_filter_keys() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let span = "00f067aa0ba902b7";
+        let mut filters = LabelFilters::default();
+        filters.push("trace_id", trace);
+        let mut r = Record::empty();
+        assert!(!filters.matches(&r));
+        r.set_trace_context(crate::record::TraceContext::from_traceparent(
+            format!("00-{trace}-{span}-01").as_bytes(),
+        ));
+        assert!(filters.matches(&r));
+        filters.push("span_id", span);
+        assert!(filters.matches(&r));
+        filters.push("span_id", "00f067aa0ba902b8");
+        assert!(!filters.matches(&r), "another span");
+        // A record without the field: its label of that name, if any.
+        let mut filters = LabelFilters::default();
+        filters.push("trace_id", "t-1");
+        let mut r = Record::empty();
+        r.set_label("trace_id", "t-1");
+        assert!(filters.matches(&r));
     }
 }

@@ -224,7 +224,8 @@ impl ReportBuilder {
 
     /// Keeps only records whose label `key` is `value` (every filter must
     /// match; status records are always kept). Others are counted in
-    /// [`Report::filtered`].
+    /// [`Report::filtered`]. `trace_id` and `span_id` match the records'
+    /// fields of those names (`dynostats report --trace-id ID`).
     pub fn filter_label(mut self, key: &str, value: &str) -> Self {
         self.filters.push(key, value);
         self

@@ -21,3 +21,4 @@ mod report;
 mod sums;
 mod timeseries;
 mod top;
+mod trace;

@@ -170,7 +170,7 @@ fn record_file(dir: &Path) -> String {
 }
 
 /// `dynostats pprof ARGS -o DIR/NAME`: the profile's path.
-fn dynostats_pprof(dir: &Path, name: &str, args: &[&str]) -> String {
+pub(crate) fn dynostats_pprof(dir: &Path, name: &str, args: &[&str]) -> String {
     let out_path = dir.join(name);
     let out_path = out_path.to_str().unwrap();
     let mut all = vec!["pprof", "-o", out_path];
@@ -310,7 +310,7 @@ fn go_tool_pprof_top_shows_the_figures_of_dynostats_top() {
 
 /// The samples of `go tool pprof -traces`: (labels, value, stack root
 /// first joined with `;`).
-fn pprof_traces(output: &str) -> Vec<(BTreeMap<String, String>, i64, String)> {
+pub(crate) fn pprof_traces(output: &str) -> Vec<(BTreeMap<String, String>, i64, String)> {
     let separator = "-----------+-------------------------------------------------------";
     let mut traces = Vec::new();
     for block in output.split(separator).skip(1) {

@@ -30,7 +30,9 @@ pub(crate) struct PprofArgs {
     input: ProfileInput,
     /// Carries the record label KEY (build, host ...) as a pprof label of
     /// each sample, so that pprof's -tagfocus KEY=VALUE works; repeatable.
-    /// Every sample carries `endpoint` (its endpoint or region) anyway.
+    /// `trace_id` and `span_id` carry the records' trace ids (one sample
+    /// per path and traced request). Every sample carries `endpoint` (its
+    /// endpoint or region) anyway.
     #[arg(long = "label-key", value_name = "KEY", value_parser = parse_label_key)]
     label_keys: Vec<String>,
     /// Where to write the profile (gzip-compressed `profile.proto`, as

@@ -3,6 +3,7 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use dynostats::RecordKind;
+use dynostats::record::TraceId;
 use dynostats::report::output::Render;
 use dynostats::report::{Metric, Report, SortBy, Split, Table};
 
@@ -53,6 +54,12 @@ pub(crate) struct ReportArgs {
     /// `<other>` row per kind, and counted.
     #[arg(long, value_name = "N", default_value_t = Report::DEFAULT_MAX_GROUPS)]
     max_groups: usize,
+    /// Only the records of the trace ID (32 hex digits, as in a
+    /// `traceparent` header or a tracing backend): what that request cost
+    /// here. The same as --label trace_id=ID. Record files only: the
+    /// ClickHouse tables hold no trace ids.
+    #[arg(long, value_name = "ID", value_parser = parse_trace_id, conflicts_with = "clickhouse")]
+    trace_id: Option<String>,
     #[command(flatten)]
     inputs: Inputs,
     #[command(flatten)]
@@ -62,6 +69,14 @@ pub(crate) struct ReportArgs {
     /// Shows names whole in the table (default: cut to 60 columns with …).
     #[arg(long)]
     wide: bool,
+}
+
+/// A trace id as records write it: its hex digits in lower case (upper
+/// case is accepted and lowered), not all zero.
+fn parse_trace_id(s: &str) -> Result<String, String> {
+    let id = s.trim().to_ascii_lowercase();
+    id.parse::<TraceId>().map_err(|e| format!("{s:?}: {e}"))?;
+    Ok(id)
 }
 
 /// The report of the records in ClickHouse (`--clickhouse`).
@@ -80,6 +95,9 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
     }
     for (k, v) in &args.inputs.labels {
         builder = builder.filter_label(k, v);
+    }
+    if let Some(id) = &args.trace_id {
+        builder = builder.filter_label("trace_id", id);
     }
     let (report, files) = if args.fleet.active() {
         match from_clickhouse(args) {

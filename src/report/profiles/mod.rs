@@ -21,7 +21,7 @@ use super::filter::LabelFilters;
 use super::metric::Metric;
 use super::output::escape_name;
 use crate::profile::Timer;
-use crate::record::{Record, RecordKind};
+use crate::record::{IdText, Record, RecordKind};
 
 /// The call trees of many `profile` records, summed, in memory bounded by
 /// the number of distinct scope names, edges and paths (each capped:
@@ -102,8 +102,9 @@ impl LabelSets {
         // One reused byte key per record: each value length-prefixed, so
         // no value can pass for another.
         self.key.clear();
+        let mut digits = IdText::default();
         for k in &self.keys {
-            match record.labels.get(k) {
+            match record.label_or_field(k, &mut digits) {
                 Some(v) => {
                     // Into the reused key: no allocation per record.
                     let _ = write!(self.key, "{}:", v.len());
@@ -123,7 +124,7 @@ impl LabelSets {
         self.sets.push(
             self.keys
                 .iter()
-                .map(|k| record.labels.get(k).map(str::to_string))
+                .map(|k| record.label_or_field(k, &mut digits).map(str::to_string))
                 .collect(),
         );
         self.index.insert(self.key.as_str().into(), id);
@@ -154,7 +155,8 @@ pub struct ProfilesBuilder {
 
 impl ProfilesBuilder {
     /// Keeps only records whose label `key` is `value` (all filters must
-    /// match).
+    /// match); `trace_id` and `span_id` match the records' fields of those
+    /// names.
     pub fn filter_label(mut self, key: &str, value: &str) -> Self {
         self.filters.push(key, value);
         self
@@ -180,6 +182,9 @@ impl ProfilesBuilder {
     /// Also sums every path per value of the record label `key`
     /// (repeatable; a key given twice counts once), for outputs whose
     /// samples carry labels ([`Pprof`]: `dynostats pprof --label-key`).
+    /// `trace_id` and `span_id` are the records' fields of those names
+    /// (one value per traced request: a sample per path and request, so
+    /// mind the cap below).
     /// Distinct tuples of values beyond [`ProfilesBuilder::max_paths`],
     /// and (path, values) pairs beyond it, are summed under `<other>`
     /// values, counted ([`Profiles::label_sets_beyond_cap`],

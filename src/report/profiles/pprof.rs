@@ -969,4 +969,48 @@ mod tests {
             assert_eq!(super::sample_type(timer), expected);
         }
     }
+
+    /// `trace_id` as a sample label is the records' field: each traced
+    /// request's paths carry its id, and a filter on it keeps one request.
+    #[test]
+    fn trace_ids_are_sample_labels_and_filters() {
+        let traced = |name: &str, trace: u8| {
+            let mut r = record(name, 1, "instructions", 0, vec![node(name, None, 1, 9, 9)]);
+            r.set_trace_context(crate::record::TraceContext::from_bytes(
+                [trace; 16],
+                [trace; 8],
+            ));
+            r
+        };
+        let a = traced("/a", 0xaa);
+        let b = traced("/b", 0xbb);
+        let plain = record("/c", 1, "instructions", 0, vec![node("/c", None, 1, 9, 9)]);
+        let label_sets = |profiles: &mut Profiles| {
+            for r in [&a, &b, &plain] {
+                profiles.add(r);
+            }
+            let mut bytes = Vec::new();
+            profiles.pprof(None).unwrap().write(&mut bytes).unwrap();
+            let (_, samples, _, _) = decode(&bytes);
+            samples
+                .into_iter()
+                .filter(|(stack, _, _)| stack.len() == 1)
+                .map(|(_, _, labels)| labels)
+                .collect::<Vec<_>>()
+        };
+        let label = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            label_sets(&mut Profiles::builder().sample_label("trace_id").build()),
+            [
+                vec![label("endpoint", "/a"), label("trace_id", &"aa".repeat(16))],
+                vec![label("endpoint", "/b"), label("trace_id", &"bb".repeat(16))],
+                vec![label("endpoint", "/c")],
+            ]
+        );
+        let mut one = Profiles::builder()
+            .filter_label("trace_id", &"bb".repeat(16))
+            .build();
+        assert_eq!(label_sets(&mut one), [vec![label("endpoint", "/b")]]);
+        assert_eq!(one.filtered(), 2);
+    }
 }
