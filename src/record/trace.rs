@@ -10,21 +10,6 @@
 //! A header is read by the one rule of [`TraceContext::from_traceparent`]:
 //! anything that is not a valid `traceparent` gives no ids, and nothing of
 //! it is copied anywhere.
-//!
-//! ```
-//! use dynostats::record::{SpanId, TraceContext, TraceId};
-//!
-//! let header = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-//! let context = TraceContext::from_traceparent(header).unwrap();
-//! assert_eq!(context.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
-//! assert_eq!(context.span_id, "00f067aa0ba902b7".parse::<SpanId>().unwrap());
-//!
-//! // Uppercase hex, an all-zero id, a wrong length: not a trace context.
-//! assert!(TraceContext::from_traceparent(b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
-//! assert!(TraceContext::from_traceparent(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
-//! assert!(TraceContext::from_traceparent(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-").is_none());
-//! assert!("0000000000000000".parse::<SpanId>().is_err());
-//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -235,6 +220,21 @@ id_type!(
 /// The trace a sampled request belongs to: its trace id and a span id
 /// (from a `traceparent` header, the caller's span: the parent of the
 /// span that handles the request; from a hook, whichever span it names).
+///
+/// ```
+/// use dynostats::record::{SpanId, TraceContext};
+///
+/// let header = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let context = TraceContext::from_traceparent(header).unwrap();
+/// assert_eq!(context.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(context.span_id, "00f067aa0ba902b7".parse::<SpanId>().unwrap());
+///
+/// // Uppercase hex, an all-zero id, a wrong length: not a trace context.
+/// assert!(TraceContext::from_traceparent(b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
+/// assert!(TraceContext::from_traceparent(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+/// assert!(TraceContext::from_traceparent(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-").is_none());
+/// assert!("0000000000000000".parse::<SpanId>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TraceContext {
     /// The trace id (`trace_id` in records).

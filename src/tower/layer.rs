@@ -182,17 +182,18 @@ impl<L, W, T> MeasureLayer<L, W, T> {
     /// that runs `tracing-opentelemetry` (and has a span entered around the
     /// layer's `call`, as tower-http's `TraceLayer` outside it does):
     ///
-    /// ```ignore
+    /// ```
+    /// use dynostats::{record::TraceContext, tower::MeasureLayer};
     /// use opentelemetry::trace::TraceContextExt as _;
     /// use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    /// use dynostats::{record::TraceContext, tower::MeasureLayer};
     ///
-    /// let layer = MeasureLayer::new(100).trace_context_with(|_: &http::Request<axum::body::Body>| {
+    /// let layer = MeasureLayer::new(100).trace_context_with(|_: &http::Request<String>| {
     ///     let context = tracing::Span::current().context();
     ///     let span = context.span();
     ///     let ids = span.span_context();
     ///     TraceContext::from_bytes(ids.trace_id().to_bytes(), ids.span_id().to_bytes())
     /// });
+    /// # let _ = layer;
     /// ```
     ///
     /// (`tests/trace_otel.rs` runs this hook with the real crates.) The
