@@ -47,7 +47,9 @@ pub use name::Name;
 pub(crate) use read::decode;
 pub use read::{Damage, MAX_DEPTH, RecordReader, Skip, SkipReason, Step, read};
 pub use text::escape_name;
-pub(crate) use trace::{IdText, note_ignored_traceparent};
+pub(crate) use trace::IdText;
+#[cfg(feature = "tower")]
+pub(crate) use trace::note_ignored_traceparent;
 pub use trace::{InvalidId, SpanId, TRACEPARENT, TraceContext, TraceId, traceparent_ignored};
 
 use crate::counters::{Delta, NameVisitor, ReadPath};

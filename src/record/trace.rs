@@ -298,6 +298,7 @@ static TRACEPARENT_IGNORED: AtomicU64 = AtomicU64::new(0);
 
 /// Counts one sampled request whose `traceparent` was ignored (invalid, or
 /// sent more than once).
+#[cfg(feature = "tower")]
 pub(crate) fn note_ignored_traceparent() {
     TRACEPARENT_IGNORED.fetch_add(1, Ordering::Relaxed);
 }
