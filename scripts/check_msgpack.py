@@ -55,6 +55,8 @@ OPTIONAL = {
     "forced": "true",
     "error": "str",
     "id": "u64",
+    "trace_id": "hex32",
+    "span_id": "hex16",
     "detail": "detail",
 }
 TIMERS = {"instructions", "cycles", "cpu_ns", "wall_ns", "rss"}
@@ -229,6 +231,17 @@ def check_value(kind, value):
         for k, v in value.items():
             if len(k.encode()) > MAX_LABEL_LEN or len(v.encode()) > MAX_LABEL_LEN:
                 return f"label {k!r} longer than {MAX_LABEL_LEN} bytes"
+        return None
+    if kind in ("hex32", "hex16"):
+        digits = int(kind[3:])
+        if not (
+            isinstance(value, str)
+            and len(value) == digits
+            and all(c in "0123456789abcdef" for c in value)
+        ):
+            return f"not {digits} lowercase hex digits"
+        if value == "0" * digits:
+            return "all zeros: not an id"
         return None
     if kind == "detail":
         problems = check_detail(value)

@@ -60,6 +60,9 @@ fn sample_records() -> Vec<Record> {
     request.source = dynostats::counters::ReadPath::Rdpmc;
     request.scaled = true;
     request.set_label("host", "web-1").set_label("flag", "é-ü");
+    request.set_trace_context(dynostats::record::TraceContext::from_traceparent(
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    ));
 
     let mut region = Record::new(RecordKind::Region, "parse");
     region.wall_ns = 10;
@@ -112,6 +115,9 @@ fn python_decodes_the_file_sink_output_field_by_field() {
     assert_eq!(python[1]["instructions"], serde_json::json!(u64::MAX));
     assert_eq!(python[1]["labels"]["flag"], "é-ü");
     assert_eq!(python[1]["labels"]["build"], "b42");
+    assert_eq!(python[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(python[1]["span_id"], "00f067aa0ba902b7");
+    assert!(python[3].get("trace_id").is_none());
     assert!(python[2].get("cpu_ns").is_none());
     assert_eq!(python[2]["forced"], true);
     assert_eq!(python[3]["error"], "body too large");
@@ -144,6 +150,30 @@ fn python_rejects_nil_counters_and_trailing_bytes() {
     let out = run_check(&path);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cycles is nil"));
+
+    // A trace id in upper case: not the documented form.
+    let mut upper = vec![
+        ("v".into(), 1.into()),
+        ("kind".into(), "request".into()),
+        ("ts".into(), 1.into()),
+        ("name".into(), "/x".into()),
+        ("weight".into(), 1.into()),
+        ("wall_ns".into(), 5.into()),
+        ("source".into(), "software".into()),
+        ("pid".into(), 1.into()),
+    ];
+    upper.push(("trace_id".into(), "4BF92F3577B34DA6A3CE929D0E0E4736".into()));
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &rmpv::Value::Map(upper)).unwrap();
+    let path = dir.path().join("upper.msgpack");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = run_check(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("trace_id: not 32 lowercase hex digits"),
+        "{stderr}"
+    );
 
     // A valid record followed by half of another.
     let record = Record::new(RecordKind::Region, "ok").to_msgpack();
