@@ -26,6 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use dynostats::record::TraceContext;
 use dynostats::{
     Delta, Measure, Pipeline, Record, RecordKind, Snapshot, counters::Counter,
     counters::CounterSet, counters::Counters, counters::ReadPath, sample::Sampler,
@@ -111,11 +112,13 @@ fn snapshot_costs(meter: &mut Meter, user: bool) -> Vec<Figure> {
         [
             ("layer_sampled_user", regions.layer_cost),
             ("layer_overhead_user", regions.layer_overhead),
+            ("layer_trace_sampled_user", regions.layer_trace_cost),
         ]
     } else {
         [
             ("layer_sampled_read", regions.layer_cost),
             ("layer_overhead_read", regions.layer_overhead),
+            ("layer_trace_sampled_read", regions.layer_trace_cost),
         ]
     });
     figures
@@ -131,6 +134,23 @@ struct RegionCosts {
     layer_cost: u64,
     #[cfg(feature = "tower")]
     layer_overhead: u64,
+    #[cfg(feature = "tower")]
+    layer_trace_cost: u64,
+}
+
+/// A valid W3C `traceparent` value.
+#[cfg(feature = "tower")]
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// The known-work request with a valid `traceparent` header (the header
+/// map's allocation is the request's, paid by the bare service too).
+#[cfg(feature = "tower")]
+fn traced_request() -> http::Request<u64> {
+    let mut request = pmu_support::known_work_request(0);
+    request
+        .headers_mut()
+        .insert("traceparent", http::HeaderValue::from_static(TRACEPARENT));
+    request
 }
 
 /// Pending three times (waking itself), then ready: four polls, no work.
@@ -208,6 +228,19 @@ fn region_costs(path: ReadPath) -> RegionCosts {
             .cost(|| pmu_support::one_request(&mut layered, pmu_support::known_work_request(0)));
         layered_cost.saturating_sub(bare_cost)
     };
+    // The same with `.trace_context()`, the request carrying a valid
+    // header: what reading it and carrying the ids to the record add.
+    #[cfg(feature = "tower")]
+    let layer_trace_cost = {
+        let mut bare = pmu_support::known_work_service();
+        let mut layered = tower::Layer::layer(
+            &dynostats::tower::MeasureLayer::new(1).trace_context(),
+            pmu_support::known_work_service(),
+        );
+        let bare_cost = meter.cost(|| pmu_support::one_request(&mut bare, traced_request()));
+        let layered_cost = meter.cost(|| pmu_support::one_request(&mut layered, traced_request()));
+        layered_cost.saturating_sub(bare_cost)
+    };
     drop(scope);
     pipeline.flush().expect("flush");
     let records = memory.records();
@@ -228,6 +261,8 @@ fn region_costs(path: ReadPath) -> RegionCosts {
         layer_cost,
         #[cfg(feature = "tower")]
         layer_overhead: smallest(dynostats::tower::UNMATCHED, RecordKind::Request),
+        #[cfg(feature = "tower")]
+        layer_trace_cost,
     }
 }
 
@@ -286,6 +321,22 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
             .cost(|| pmu_support::one_request(&mut layered, pmu_support::known_work_request(0)));
         layered_cost.saturating_sub(bare_cost)
     };
+    // With `.trace_context()` and a valid header: the header is read on
+    // the sampled path only, so this must be `layer_unsampled`.
+    #[cfg(feature = "tower")]
+    let unsampled_trace_cost = {
+        let mut bare = pmu_support::known_work_service();
+        let layer = dynostats::tower::MeasureLayer::new(1_000_000_000_000_000).trace_context();
+        let mut layered = tower::Layer::layer(&layer, pmu_support::known_work_service());
+        pmu_support::one_request(&mut layered, traced_request());
+        let bare_cost = meter.cost(|| pmu_support::one_request(&mut bare, traced_request()));
+        let layered_cost = meter.cost(|| pmu_support::one_request(&mut layered, traced_request()));
+        layered_cost.saturating_sub(bare_cost)
+    };
+    let valid = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let parse_cost = meter.cost(|| {
+        black_box(TraceContext::from_traceparent(black_box(&valid[..])));
+    });
 
     // A profiler scope outside any sampled region: one check.
     let unsampled_scope_cost = meter.cost(|| {
@@ -299,15 +350,28 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
         black_box(&record).write_msgpack(&mut buf);
         black_box(&buf);
     });
+    // The same record with a trace context: the writer thread's share.
+    let mut traced = sample_record();
+    traced.set_trace_context(TraceContext::from_traceparent(valid));
+    let encode_trace_cost = meter.cost(|| {
+        buf.clear();
+        black_box(&traced).write_msgpack(&mut buf);
+        black_box(&buf);
+    });
     let mut figures = vec![
         ("delta_between", delta_cost),
         ("sampler_unsampled", unsampled_cost),
         ("measure_unsampled", unsampled_guard_cost),
         ("scope_unsampled", unsampled_scope_cost),
         ("record_encode", encode_cost),
+        ("record_encode_trace", encode_trace_cost),
+        ("traceparent_parse", parse_cost),
     ];
     #[cfg(feature = "tower")]
-    figures.push(("layer_unsampled", unsampled_layer_cost));
+    figures.extend([
+        ("layer_unsampled", unsampled_layer_cost),
+        ("layer_trace_unsampled", unsampled_trace_cost),
+    ]);
     figures
 }
 

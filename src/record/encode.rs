@@ -155,10 +155,12 @@ impl Record {
             w.uint(key!("id"), *id);
         }
         if let Some(trace_id) = trace_id {
-            w.str(key!("trace_id"), trace_id.hex().as_str());
+            w.key(key!("trace_id"));
+            w.ascii(trace_id.hex().as_bytes());
         }
         if let Some(span_id) = span_id {
-            w.str(key!("span_id"), span_id.hex().as_str());
+            w.key(key!("span_id"));
+            w.ascii(span_id.hex().as_bytes());
         }
         if detail.is_some() {
             w.key(key!("detail"));
@@ -355,6 +357,18 @@ mod msgpack {
                 }
             }
             self.bytes(s.as_bytes());
+        }
+        /// A short ASCII string known at compile time to be shorter than
+        /// 256 bytes (hex digits): its header and bytes, no UTF-8 check.
+        #[inline(always)]
+        pub(super) fn ascii<const N: usize>(&mut self, s: &[u8; N]) {
+            const { assert!(N < 256) };
+            if N < 32 {
+                self.raw([0xa0 | N as u8]);
+            } else {
+                self.raw([0xd9, N as u8]);
+            }
+            self.raw(*s);
         }
         #[inline]
         pub(super) fn str<const N: usize>(&mut self, key: &[u8; N], value: &str) {

@@ -80,6 +80,11 @@ fn encode_hex(bytes: &[u8], out: &mut [u8]) {
 pub(crate) struct HexId<const N: usize>([u8; N]);
 
 impl<const N: usize> HexId<N> {
+    /// The digits, as bytes (ASCII).
+    pub(crate) fn as_bytes(&self) -> &[u8; N] {
+        &self.0
+    }
+
     /// The digits.
     pub(crate) fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written here.

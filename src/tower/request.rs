@@ -71,20 +71,21 @@ impl RequestState {
     ) -> RequestState {
         crate::profile::prepare();
         let mut labels = Labels::default();
+        let mut trace = None;
+        let mut labeled = false;
         // A panicking hook must not take the request down nor leave it
-        // unrecorded: the record gets only the marker label.
+        // unrecorded: after the label hook's panic the record gets only
+        // the marker label, after the trace hook's no trace context. One
+        // `catch_unwind` for both hooks (each costs a few instructions).
         let hooked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            labeler.label(request, &mut labels)
+            labeler.label(request, &mut labels);
+            labeled = true;
+            trace = tracer.trace_context(request);
         }));
-        if hooked.is_err() {
+        if hooked.is_err() && !labeled {
             labels = Labels::default();
             labels.insert(LABEL_HOOK, LABEL_HOOK_PANIC);
         }
-        // Likewise a panicking trace hook: no trace context.
-        let trace = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tracer.trace_context(request)
-        }))
-        .unwrap_or(None);
         RequestState {
             acct: PollAccounting::default(),
             name: endpoint(request),

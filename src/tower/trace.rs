@@ -1,9 +1,13 @@
 //! The trace a sampled request belongs to: the [`TraceRequest`] hook,
 //! [`TraceParent`] (the W3C header) and the hooks' combinations.
 
-use http::Request;
+use http::{HeaderName, Request};
 
 use crate::record::{TRACEPARENT, TraceContext, note_ignored_traceparent};
+
+/// The header's name, made once: a lookup by `&str` would check and
+/// lower-case the name on every request.
+const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
 
 /// A hook that names the trace of a sampled request: its
 /// [`TraceContext`] goes into the request's record and its profile record
@@ -85,7 +89,7 @@ pub struct TraceParent;
 
 impl<B> TraceRequest<B> for TraceParent {
     fn trace_context(&self, request: &Request<B>) -> Option<TraceContext> {
-        let mut headers = request.headers().get_all(TRACEPARENT).iter();
+        let mut headers = request.headers().get_all(&TRACEPARENT_HEADER).iter();
         let first = headers.next()?;
         let context = match headers.next() {
             // Two are one too many: W3C has no rule to choose, so neither.
