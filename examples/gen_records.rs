@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Arguments: FILE, records (default 10,000,000), distinct endpoints
-//! (default 200). Records are requests (`GET`/`POST`, a status, a `host`
+//! (default 200), and the seconds the records' timestamps span (default:
+//! one microsecond apart, 10 s for 10 M records; `604800` spreads them
+//! over a week, as a fleet's are, for `timeseries` and the ClickHouse
+//! rollup). Records are requests (`GET`/`POST`, a status, a `host`
 //! and a `build` label, weight 100 or 1000) and regions, with
 //! instructions, cycles, CPU and wall time and RSS spread over about two
 //! decades per endpoint. One request in four is followed by its
@@ -116,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .ok_or("usage: gen_records FILE [RECORDS] [ENDPOINTS]")?;
+        .ok_or("usage: gen_records FILE [RECORDS] [ENDPOINTS] [SPAN_SECONDS]")?;
     let records: u64 = args
         .next()
         .map(|n| n.parse())
@@ -126,6 +129,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if endpoints == 0 {
         return Err("ENDPOINTS must be at least 1".into());
     }
+    // Nanoseconds between records.
+    let step: u64 = match args.next() {
+        Some(span) => (span.parse::<u64>()? * 1_000_000_000 / records.max(1)).max(1),
+        None => 1_000,
+    };
     let _ = std::fs::remove_file(&path);
     // Rotated files of an earlier run: `dynostats report --rotated FILE`
     // would read them as older parts of this one.
@@ -153,7 +161,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => format!("region::step{e}"),
         };
         let mut r = Record::new(kind, &name);
-        r.ts = 1_764_000_000_000_000_000 + i * 1_000;
+        r.ts = 1_764_000_000_000_000_000 + i * step;
         r.pid = 1000 + (i % u64::from(processes)) as u32;
         r.weight = if e % 2 == 0 { 100 } else { 1000 };
         let base = 10_000 + (e % 50) * 20_000;
