@@ -86,6 +86,7 @@ fn snapshot_costs(meter: &mut Meter, user: bool) -> Vec<Figure> {
     let regions = std::thread::spawn(move || region_costs(path))
         .join()
         .unwrap();
+    #[cfg_attr(not(feature = "tower"), allow(unused_mut))]
     let mut figures = if user {
         vec![
             ("snapshot_default_user", default_cost),
@@ -358,6 +359,7 @@ fn other_costs(meter: &mut Meter) -> Vec<Figure> {
         black_box(&traced).write_msgpack(&mut buf);
         black_box(&buf);
     });
+    #[cfg_attr(not(feature = "tower"), allow(unused_mut))]
     let mut figures = vec![
         ("delta_between", delta_cost),
         ("sampler_unsampled", unsampled_cost),

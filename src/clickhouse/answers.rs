@@ -590,7 +590,7 @@ impl ClickHouse {
                 ..selection.clone()
             },
         );
-        let labels = self.label_filter(&mut sql, selection);
+        let labels = self.label_filter(&mut sql, selection, true);
         let endpoint = match profiles.endpoint.as_deref() {
             Some(e) => format!(" AND name = {}", sql.value(e)),
             None => String::new(),
@@ -633,18 +633,27 @@ impl ClickHouse {
                 until.div_ceil(1_000_000_000)
             );
         }
-        out.push_str(&self.label_filter(sql, selection));
+        out.push_str(&self.label_filter(sql, selection, true));
         out
     }
 
-    fn label_filter(&self, sql: &mut Sql, selection: &Selection) -> String {
+    /// `AND ...` of the label filters of `selection`; on a table with
+    /// `trace_columns`, `trace_id` and `span_id` match those columns (the
+    /// label where a row has none), as the file readers match the fields.
+    fn label_filter(&self, sql: &mut Sql, selection: &Selection, trace_columns: bool) -> String {
         let mut out = String::new();
-        for (k, v) in &selection.labels {
-            let (k, v) = (sql.value(k), sql.value(v));
-            let _ = write!(
-                out,
-                " AND has(label_keys, {k}) AND label_values[indexOf(label_keys, {k})] = {v}"
-            );
+        for (key, v) in &selection.labels {
+            let (k, v) = (sql.value(key), sql.value(v));
+            let label =
+                format!("has(label_keys, {k}) AND label_values[indexOf(label_keys, {k})] = {v}");
+            let _ = match key.as_str() {
+                // The record's field where it has one, else its label.
+                field @ ("trace_id" | "span_id") if trace_columns => write!(
+                    out,
+                    " AND ({field} != '' AND {field} = {v} OR {field} = '' AND {label})"
+                ),
+                _ => write!(out, " AND {label}"),
+            };
         }
         // The common keys have their own columns, in the ordering key.
         for column in ["build", "host"] {
@@ -749,9 +758,14 @@ impl ClickHouse {
             ..selection.clone()
         };
         let range = self.filter(&mut sql, &unlabelled);
-        let labels = self.label_filter(&mut sql, selection);
+        // Status records have no trace ids: only labels of those names.
+        let labels = [
+            self.label_filter(&mut sql, selection, true),
+            self.label_filter(&mut sql, selection, false),
+        ];
         let db = &self.database;
         let count = |table: &str, also: &str| {
+            let labels = &labels[usize::from(table == "status")];
             format!(
                 "toString((SELECT count() FROM {db}.{table} WHERE {range}{also})), \
                  toString((SELECT count() FROM {db}.{table} WHERE {range}{also}{labels}))"

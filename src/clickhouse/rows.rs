@@ -178,6 +178,14 @@ fn labels(row: &mut Row<'_>, r: &Record) {
     row.strs("label_values", r.labels.iter().map(|(_, v)| v));
 }
 
+/// The trace and span ids (lowercase hex), empty without them.
+fn trace(row: &mut Row<'_>, r: &Record) {
+    let mut text = crate::record::IdText::default();
+    row.str("trace_id", r.trace_id.map_or("", |id| text.hold(id.hex())));
+    let mut text = crate::record::IdText::default();
+    row.str("span_id", r.span_id.map_or("", |id| text.hold(id.hex())));
+}
+
 fn record_row(out: &mut String, r: &Record) {
     let mut row = Row::new(out);
     common(&mut row, r);
@@ -199,6 +207,7 @@ fn record_row(out: &mut String, r: &Record) {
     row.str("error", r.error.as_deref().unwrap_or(""));
     row.num("pid", r.pid);
     row.opt("id", r.id);
+    trace(&mut row, r);
     row.num("v", r.v);
     row.end();
 }
@@ -232,6 +241,7 @@ fn profile_rows(out: &mut String, r: &Record) -> u64 {
         row.flag("scaled", r.scaled);
         row.num("pid", r.pid);
         row.opt("id", r.id);
+        trace(&mut row, r);
         row.str("timer", detail.timer.as_deref().unwrap_or(""));
         row.str(
             "timer_requested",

@@ -127,9 +127,11 @@ const RECORDS: &[Column] = &{
         low("error"),
         same("pid", "UInt32"),
         same("id", "Nullable(UInt64)"),
+        same("trace_id", "String"),
+        same("span_id", "String"),
         same("v", "UInt8"),
     ];
-    concat::<11, 19, 30>(common, rest)
+    concat::<11, 21, 32>(common, rest)
 };
 
 const PROFILE_NODES: &[Column] = &{
@@ -142,6 +144,8 @@ const PROFILE_NODES: &[Column] = &{
         same("scaled", "UInt8"),
         same("pid", "UInt32"),
         same("id", "Nullable(UInt64)"),
+        same("trace_id", "String"),
+        same("span_id", "String"),
         low("timer"),
         low("timer_requested"),
         same("node", "UInt32"),
@@ -159,7 +163,7 @@ const PROFILE_NODES: &[Column] = &{
         same("stat_values", "Array(UInt64)"),
         same("v", "UInt8"),
     ];
-    concat::<11, 23, 34>(common, rest)
+    concat::<11, 25, 36>(common, rest)
 };
 
 const STATUS: &[Column] = &[

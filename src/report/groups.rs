@@ -540,6 +540,7 @@ impl Report {
     /// splits, or `<other>` beyond the group cap, as if its records had
     /// been added one by one. Counts nothing in [`Report::records`]: see
     /// [`Report::count_records`].
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn add_summary(
         &mut self,
         kind: RecordKind,
@@ -594,6 +595,7 @@ impl Report {
     /// Counts records read elsewhere (a database): `records` in all,
     /// `filtered` of them left out by the label filters, `profiles` and
     /// `status` of them profile and status records.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn count_records(
         &mut self,
         records: u64,

@@ -75,6 +75,7 @@ pub use output::Format;
 pub use sketch::Sketch;
 pub use stats::{Interval, Moments};
 pub use summary::Summary;
+#[cfg(feature = "clickhouse")]
 pub(crate) use summary::Values;
 pub use table::{SortBy, Table};
 

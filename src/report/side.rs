@@ -180,6 +180,7 @@ impl Groups {
 
     /// Adds a group's summary computed elsewhere (a database): as if its
     /// records had been added one by one.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn add_summary(
         &mut self,
         kind: RowKind,
@@ -328,6 +329,7 @@ impl Side {
 
     /// Adds a group's summary computed elsewhere (a database, which also
     /// applied the filters), as if its records had been added.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn add_summary(
         &mut self,
         kind: RowKind,
@@ -340,6 +342,7 @@ impl Side {
 
     /// Counts records read elsewhere: `records` in all, `filtered` of them
     /// left out by the label filters.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn count_records(&mut self, records: u64, filtered: u64) {
         self.records += records;
         self.filtered += filtered;

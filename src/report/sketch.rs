@@ -179,6 +179,7 @@ impl Sketch {
     /// their weights, when there are at most [`Sketch::EXACT_MAX`] of
     /// them, else the weights per [`Sketch::bucket`] key. Equal to the
     /// sketch of the same values added one by one.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn from_parts(
         exact: Option<Vec<(i128, u64)>>,
         buckets: &[(i16, u64)],

@@ -83,6 +83,7 @@ impl Moments {
     /// `Σw²·d`, `Σw²·d²`. What a source that sums by itself (a database)
     /// hands over; sums about a shift near the mean keep the variance
     /// exact enough.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn from_sums(n: u64, shift: f64, sums: [f64; 6]) -> Moments {
         if n == 0 {
             return Moments::default();

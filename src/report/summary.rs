@@ -78,6 +78,7 @@ impl Summary {
     /// A summary from parts summed elsewhere (a database): the counts of
     /// [How records count](Summary#how-records-count) and one [`Values`]
     /// per metric, in [`Metric::ALL`]'s order.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn from_parts(
         [sampled, cancelled, errors, forced]: [u64; 4],
         events: u128,

@@ -21,6 +21,7 @@ use super::output::{
 };
 use super::side::{COMPARED, Groups, RowKind, TestSettings, row_label};
 use super::stats::{Interval, Moments};
+#[cfg(feature = "clickhouse")]
 use super::summary::Summary;
 use crate::record::{Record, RecordKind};
 
@@ -119,6 +120,7 @@ impl Timeseries {
     /// Adds the summary of one group's records in window `window` (`ts /
     /// window_ns`), computed elsewhere (a database, which also applied the
     /// filters).
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn add_summary(
         &mut self,
         window: u64,
@@ -135,6 +137,7 @@ impl Timeseries {
 
     /// Counts records read elsewhere: `records` in all, `filtered` of them
     /// left out by the label filters.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn count_records(&mut self, records: u64, filtered: u64) {
         self.records += records;
         self.filtered += filtered;

@@ -109,6 +109,7 @@ fn build(seed: u64, build: &str, n: usize, end_ns: u64, slower: f64, mix: u64) -
         }
         r.labels.insert("build", build);
         r.labels.insert("host", ["web-0", "web-1"][rng.index(2)]);
+        trace(&mut r, i);
         if rng.below(3) == 0 {
             r.labels.insert("zone", HOSTILE);
         } else if rng.below(2) == 0 {
@@ -118,6 +119,20 @@ fn build(seed: u64, build: &str, n: usize, end_ns: u64, slower: f64, mix: u64) -
     }
     out
 }
+
+/// Every fifth record of a build's stream: the trace context of trace
+/// `i % 7` (seven traces, each over many records), with a span of its own.
+fn trace(r: &mut Record, i: usize) {
+    if i % 5 == 0 {
+        let header = format!("00-{:032x}-{:016x}-01", TRACE_BASE + (i % 7) as u128, 1 + i);
+        r.set_trace_context(dynostats::record::TraceContext::from_traceparent(
+            header.as_bytes(),
+        ));
+    }
+}
+
+/// The first trace id [`trace`] gives.
+const TRACE_BASE: u128 = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
 
 /// A profile record: the endpoint, `db::query` calling `db::decode`
 /// calling `db::query` again (recursion), `render`; amounts drawn per
@@ -146,6 +161,7 @@ fn tree(rng: &mut rng::Rng, name: &str, build: &str, end_ns: u64, slower: f64) -
     }
     r.ts = end_ns - 1 - rng.below(50 * 60_000_000_000);
     r.cancelled = rng.below(50) == 0;
+    trace(&mut r, rng.index(1000));
     r.labels.insert("build", build);
     r.labels.insert("host", ["web-0", "web-1"][rng.index(2)]);
     if rng.below(3) == 0 {
@@ -470,6 +486,44 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
             "--label",
             &zone,
         ]),
+    );
+
+    // One trace's requests, and its call trees.
+    let trace_id = format!("{:032x}", TRACE_BASE + 3);
+    let r = call(
+        "report of one trace",
+        vec![
+            "report",
+            "--format",
+            "json",
+            "--trace-id",
+            &trace_id,
+            &f.all,
+        ],
+        ch(&[
+            "report",
+            "--format",
+            "json",
+            "--all",
+            "--trace-id",
+            &trace_id,
+        ]),
+    );
+    let sampled: u64 = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["sampled"].as_u64().unwrap())
+        .sum();
+    assert!(
+        sampled > 50 && sampled < 1_000,
+        "{engine}: {sampled} records of one trace"
+    );
+    let label = format!("trace_id={trace_id}");
+    call(
+        "top of one trace",
+        vec!["top", "--format", "json", "--label", &label, &f.all],
+        ch(&["top", "--format", "json", "--all", "--label", &label]),
     );
 
     let t = call(

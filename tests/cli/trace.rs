@@ -119,17 +119,6 @@ fn report_with_trace_id_answers_for_one_request() {
         None
     );
 
-    // The ClickHouse tables hold no trace ids: refused, not ignored.
-    let trace = TRACES[0].unwrap();
-    let out = run(&[
-        "report",
-        "--trace-id",
-        trace,
-        "--clickhouse",
-        "http://127.0.0.1:9/",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-
     // Not an id: a usage error that says what an id is.
     for bad in [
         "xyz",

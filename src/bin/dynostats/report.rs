@@ -56,9 +56,9 @@ pub(crate) struct ReportArgs {
     max_groups: usize,
     /// Only the records of the trace ID (32 hex digits, as in a
     /// `traceparent` header or a tracing backend): what that request cost
-    /// here. The same as --label trace_id=ID. Record files only: the
-    /// ClickHouse tables hold no trace ids.
-    #[arg(long, value_name = "ID", value_parser = parse_trace_id, conflicts_with = "clickhouse")]
+    /// here. The same as --label trace_id=ID (with --clickhouse, from the
+    /// raw rows' `trace_id` column).
+    #[arg(long, value_name = "ID", value_parser = parse_trace_id)]
     trace_id: Option<String>,
     #[command(flatten)]
     inputs: Inputs,
@@ -81,7 +81,11 @@ fn parse_trace_id(s: &str) -> Result<String, String> {
 
 /// The report of the records in ClickHouse (`--clickhouse`).
 fn from_clickhouse(args: &ReportArgs) -> Result<Report, u8> {
-    let selection = args.fleet.selection(&args.inputs.labels)?;
+    let mut labels = args.inputs.labels.clone();
+    if let Some(id) = &args.trace_id {
+        labels.push(("trace_id".to_string(), id.clone()));
+    }
+    let selection = args.fleet.selection(&labels)?;
     let db = args.fleet.connect()?;
     let report = db.report(&selection, &args.by, args.max_groups);
     args.fleet.answer(&db, report)

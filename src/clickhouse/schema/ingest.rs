@@ -43,6 +43,8 @@ const COLUMNS: &str = "
     error String,
     pid UInt32,
     id Nullable(UInt64),
+    trace_id String,
+    span_id String,
     detail String";
 
 /// The expression of a raw table's column over the ingest table, where it

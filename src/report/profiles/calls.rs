@@ -328,6 +328,7 @@ impl Calls {
     /// amounts `total` and the weighted `overhead`, the smallest and
     /// largest positive weight and the earliest and latest `ts`. Their
     /// paths come with [`Calls::add_summed_path`].
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn add_summed_totals(
         &mut self,
         (records, events): (u64, u128),
@@ -354,6 +355,7 @@ impl Calls {
     /// [`Calls::add`] adds node by node, for the path's last scope, its
     /// edge from its caller and its path (recursion read from the path:
     /// the scope is recursive where a caller below the root has its name).
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn add_summed_path(
         &mut self,
         path: &[&str],

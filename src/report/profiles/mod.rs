@@ -317,6 +317,7 @@ impl Profiles {
     /// scratch and cap their sums need: for a source that sums call
     /// trees by itself (a database), which feeds them with
     /// [`Calls::add_summed_totals`] and [`Calls::add_summed_path`].
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn summed_timer(&mut self, timer: &str) -> (&mut Calls, &mut Scratch, usize) {
         let at = match self.timers.iter().position(|c| c.timer == timer) {
             Some(at) => at,
@@ -331,6 +332,7 @@ impl Profiles {
     /// Counts records read elsewhere (a database, which also applied the
     /// filters): `records` of every kind, `profiles` of them profile
     /// records, `filtered` of those left out, `malformed` without a timer.
+    #[cfg(feature = "clickhouse")]
     pub(crate) fn count_records(
         &mut self,
         records: u64,
