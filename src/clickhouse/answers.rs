@@ -847,7 +847,13 @@ impl ClickHouse {
             "toString(sampled), toString(events_), toString(cancelled_), toString(errors_), \
              toString(forced_)",
         );
-        for metric in Metric::ALL {
+        // Comparisons and alerts test the compared metrics only.
+        let summed: &[Metric] = if quantiles {
+            &Metric::ALL
+        } else {
+            &crate::report::compare::COMPARED
+        };
+        for &metric in summed {
             let m = metric.name();
             let (present, value, raw) = self.metric_sql(metric);
             let p = format!("{completed} AND {present}");
@@ -908,7 +914,9 @@ impl ClickHouse {
                 number::<u64>(row, next(&mut i), &what)?,
             ];
             let mut metrics: [Values; 5] = Default::default();
-            for (mi, values) in metrics.iter_mut().enumerate() {
+            for &metric in summed {
+                let mi = metric_index(metric);
+                let values = &mut metrics[mi];
                 *values = ClickHouse::values(row, &mut i, &what)?;
                 if quantiles {
                     let distinct = number::<u64>(row, next(&mut i), &what)?;

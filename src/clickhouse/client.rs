@@ -147,6 +147,9 @@ pub enum ClickHouseError {
         /// The server's message, first line.
         message: String,
     },
+    /// The server's answer was longer than this many bytes
+    /// ([`Client::MAX_ANSWER_BYTES`]): it was not read.
+    TooLarge(u64),
 }
 
 impl ClickHouseError {
@@ -160,7 +163,7 @@ impl ClickHouseError {
             ClickHouseError::Server { status, code, .. } => {
                 *status == 503 || matches!(code, Some(202 | 159 | 209 | 210 | 236 | 252))
             }
-            ClickHouseError::Url(_) => false,
+            ClickHouseError::Url(_) | ClickHouseError::TooLarge(_) => false,
         }
     }
 }
@@ -170,6 +173,9 @@ impl fmt::Display for ClickHouseError {
         match self {
             ClickHouseError::Url(why) => write!(f, "bad ClickHouse URL: {why}"),
             ClickHouseError::Connect(why) => write!(f, "cannot reach ClickHouse: {why}"),
+            ClickHouseError::TooLarge(limit) => {
+                write!(f, "ClickHouse's answer is larger than {} MiB", limit >> 20)
+            }
             ClickHouseError::Server {
                 status, message, ..
             } => {
@@ -207,6 +213,10 @@ impl Client {
     /// How long one request may take before it counts as a broken
     /// connection, unless set with [`Client::with_timeout`].
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+    /// The largest response read: a larger one is an error
+    /// ([`ClickHouseError::TooLarge`]), never cut short silently.
+    pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
 
     /// A client for `server`.
     pub fn new(server: Server) -> Client {
@@ -293,12 +303,16 @@ impl Client {
         if let Err(e) = response
             .body_mut()
             .as_reader()
-            .take(64 << 20)
+            .take(Client::MAX_ANSWER_BYTES + 1)
             .read_to_string(&mut text)
         {
             return Err(ClickHouseError::Connect(
                 self.scrub(&format!("the response broke off: {e}")),
             ));
+        }
+        if text.len() as u64 > Client::MAX_ANSWER_BYTES {
+            // Never a cut answer taken for a whole one.
+            return Err(ClickHouseError::TooLarge(Client::MAX_ANSWER_BYTES));
         }
         if status == 200 {
             return Ok(text);

@@ -692,6 +692,25 @@ fn answers_from_clickhouse_18_16_equal_the_files() {
         "{err}"
     );
     assert!(out.stdout.is_empty() && !err.contains("answered"), "{err}");
+    // An answer larger than the client reads is an error, never cut.
+    let client =
+        dynostats::clickhouse::Client::new(dynostats::clickhouse::Server::parse(&url).unwrap());
+    let limit = dynostats::clickhouse::Client::MAX_ANSWER_BYTES;
+    assert_eq!(
+        // Lines of 8 digits and a newline: 9 bytes each.
+        client.query(&format!(
+            "SELECT toString(number + 10000000) FROM system.numbers LIMIT {}",
+            limit / 9 + 10
+        )),
+        Err(dynostats::clickhouse::ClickHouseError::TooLarge(limit))
+    );
+    let just = client
+        .query(&format!(
+            "SELECT toString(number + 10000000) FROM system.numbers LIMIT {}",
+            limit / 9
+        ))
+        .unwrap();
+    assert_eq!(just.len() as u64, limit / 9 * 9);
     // A database without the tables.
     server.query("CREATE DATABASE bare");
     let out = run(&["top", "--clickhouse", &url, "--all", "--database", "bare"]);
