@@ -228,7 +228,9 @@ pub enum Source {
     /// cannot answer (splits, other labels, ranges or windows not on
     /// whole minutes) are refused.
     Rollup,
-    /// The rollup where it can answer, else the raw rows.
+    /// The rollup where it can answer comparisons and time series, else
+    /// the raw rows; reports (which need quantile sketches) from the raw
+    /// rows.
     #[default]
     Auto,
 }
@@ -367,7 +369,7 @@ impl ClickHouse {
                 &row.summary,
             );
         }
-        let c = self.counts(selection, self.use_rollup(selection, &extra)?)?;
+        let c = self.counts(selection, self.use_rollup(selection, &extra, true)?)?;
         let (records, kept) = c.records;
         let (profiles, status) = (c.profiles.0, c.status.0);
         report.count_records(c.all(), records - kept, profiles, status);
@@ -393,7 +395,7 @@ impl ClickHouse {
             side.add_summary(RowKind::Function, None, &scope, &summary);
         }
         // A side filters records of every kind.
-        let c = self.counts(selection, self.use_rollup(selection, &[])?)?;
+        let c = self.counts(selection, self.use_rollup(selection, &[], false)?)?;
         side.count_records(c.all(), c.all() - c.records.1 - c.profiles.1 - c.status.1);
         Ok(side)
     }
@@ -474,7 +476,7 @@ impl ClickHouse {
             );
         }
         // A time series filters requests and regions only.
-        let c = self.counts(selection, self.use_rollup(selection, &extra)?)?;
+        let c = self.counts(selection, self.use_rollup(selection, &extra, false)?)?;
         series.count_records(c.all(), c.records.0 - c.records.1);
         Ok(series)
     }
@@ -700,12 +702,20 @@ impl ClickHouse {
     /// Whether the groups of `selection` (keyed by `extra`) are read from
     /// the rollup: per [`ClickHouse::source`], and where the rollup can
     /// answer them: current ClickHouse, no splits, labels `build` only,
-    /// the time range and windows on whole minutes.
-    fn use_rollup(&self, selection: &Selection, extra: &[Extra]) -> Result<bool, AnswerError> {
+    /// the time range and windows on whole minutes. With [`Source::Auto`],
+    /// questions that need `sketches` (the report's quantiles) read the
+    /// raw rows: merging the rollup's `sumMap` sketches costs more than
+    /// making them from the rows (BENCHMARKS.md), and the rows' are exact.
+    fn use_rollup(
+        &self,
+        selection: &Selection,
+        extra: &[Extra],
+        sketches: bool,
+    ) -> Result<bool, AnswerError> {
         let why_not = self.rollup_cannot(selection, extra);
         match (self.source, why_not) {
             (Source::Raw, _) => Ok(false),
-            (Source::Auto, why) => Ok(why.is_none()),
+            (Source::Auto, why) => Ok(why.is_none() && !sketches),
             (Source::Rollup, None) => Ok(true),
             (Source::Rollup, Some(why)) => Err(AnswerError::Response {
                 what: "the rollup".into(),
@@ -809,7 +819,7 @@ impl ClickHouse {
         extra: &[Extra],
         quantiles: bool,
     ) -> Result<Vec<Row>, AnswerError> {
-        let rollup = self.use_rollup(selection, extra)?;
+        let rollup = self.use_rollup(selection, extra, quantiles)?;
         let mut sql = Sql::new(self.dialect);
         let keys = self.keys(&mut sql, extra, rollup);
         let filter = self.filter_on(&mut sql, selection, rollup);

@@ -848,6 +848,36 @@ fn rollup_agrees(url: &str, f: &Fixture) {
         ],
         false,
     );
+    // With auto: reports (quantiles) from the rows, time series and
+    // comparisons from the rollup.
+    for (args, table) in [
+        (&["report", "--all"][..], ".records (raw rows)"),
+        (
+            &["timeseries", "--all", "--window", "1m"],
+            ".rollup (per build",
+        ),
+        (
+            &[
+                "compare",
+                "--all",
+                "--base",
+                "build=b41",
+                "--against",
+                "build=b42",
+            ],
+            ".rollup (per build",
+        ),
+    ] {
+        let out = run(&ch(args, "auto")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        assert!(
+            text(&out.stderr).contains(table),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
     // Beyond the rollup: refused when asked for, raw rows with auto.
     for args in [
         &["report", "--all", "--by", "status"][..],

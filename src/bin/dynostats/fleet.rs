@@ -44,10 +44,12 @@ pub(crate) struct Fleet {
     #[arg(long, requires = "clickhouse")]
     all: bool,
     /// Where endpoint and region costs are read: `rollup` (per build and
-    /// minute: fast, kept longer, quantiles within 1/128), `raw` (the
-    /// records: any label, splits, exact quantiles), or `auto` (the rollup
-    /// where it can answer: no --by, labels build only, times and windows
-    /// on whole minutes). Call trees are always read from the raw rows.
+    /// minute: kept longer, fast for compare and timeseries; quantiles
+    /// within 1/128), `raw` (the records: any label, splits, exact
+    /// quantiles), or `auto` (compare and timeseries from the rollup where
+    /// it can answer: labels build only, times and windows on whole
+    /// minutes; report from the raw rows). Call trees are always read from
+    /// the raw rows.
     #[arg(
         long,
         default_value = "auto",
