@@ -605,12 +605,8 @@ impl ClickHouse {
              FROM {db}.profile_nodes WHERE {range} AND node = 0 FORMAT JSONCompact"
         );
         let what = "profiles: record counts";
-        let rows = self.run(what, sql)?;
-        let row = rows.first().ok_or_else(|| AnswerError::Response {
-            what: what.into(),
-            why: "no row".into(),
-        })?;
-        let n = |i: usize| number::<u64>(row, i, what);
+        let row = self.one_row(what, sql)?;
+        let n = |i: usize| number::<u64>(&row, i, what);
         let (roots, kept, malformed) = (n(0)?, n(1)?, n(2)?);
         profiles.count_records(roots + n(3)? + n(4)?, roots, roots - kept, malformed);
         Ok(profiles)
@@ -797,12 +793,8 @@ impl ClickHouse {
             count("status", ""),
         );
         let what = "record counts";
-        let rows = self.run(what, sql)?;
-        let row = rows.first().ok_or_else(|| AnswerError::Response {
-            what: what.into(),
-            why: "no row".into(),
-        })?;
-        let n = |i: usize| number::<u64>(row, i, what);
+        let row = self.one_row(what, sql)?;
+        let n = |i: usize| number::<u64>(&row, i, what);
         Ok(Counts {
             records: (n(0)?, n(1)?),
             profiles: (n(2)?, n(3)?),
@@ -1172,6 +1164,17 @@ impl ClickHouse {
             (Dialect::Compat1816, _) => bucket_of(raw, &format!("toUInt64({raw})")),
             _ => super::schema::bucket_sql(&format!("toInt128({raw})")),
         }
+    }
+
+    /// Runs `sql`, a query of one row, and returns it.
+    fn one_row(&self, what: &str, sql: Sql) -> Result<Vec<Value>, AnswerError> {
+        self.run(what, sql)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AnswerError::Response {
+                what: what.into(),
+                why: "no row".into(),
+            })
     }
 
     /// Runs `sql` (ending in `FORMAT JSONCompact`) and returns its rows.

@@ -278,6 +278,7 @@ struct Fixture {
     cand: String,
     all: String,
     recent: String,
+    older: String,
     recent_from: u64,
 }
 
@@ -304,12 +305,16 @@ fn fixture() -> Fixture {
         .cloned()
         .collect();
     write(Path::new(&r), &recent);
+    let older: Vec<Record> = all.iter().filter(|r| r.ts < recent_from).cloned().collect();
+    let o = path("older.msgpack");
+    write(Path::new(&o), &older);
     Fixture {
         _dir: dir,
         base: b,
         cand: c,
         all: a,
         recent: r,
+        older: o,
         recent_from,
     }
 }
@@ -415,6 +420,33 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
     assert!(
         shown.contains("\"fail\""),
         "{engine}: the regression on /feed is caught: {shown}"
+    );
+    let split = f.recent_from.to_string();
+    call(
+        "compare of two time ranges",
+        vec![
+            "compare",
+            "--format",
+            "json",
+            "--fail-above",
+            "5%",
+            &f.older,
+            "--against",
+            &f.recent,
+        ],
+        ch(&[
+            "compare",
+            "--format",
+            "json",
+            "--fail-above",
+            "5%",
+            "--base-from",
+            "0",
+            "--base-until",
+            &split,
+            "--from",
+            &split,
+        ]),
     );
     call(
         "compare of one host without a gate",
@@ -589,8 +621,7 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
             ]),
         ),
     ] {
-        let clickhouse: Vec<&str> = clickhouse.iter().map(String::as_str).collect();
-        let (a, b) = (run(&files), run(&clickhouse));
+        let (a, b) = (run(&files), run_all(&clickhouse));
         assert!(
             a.status.success() && b.status.success(),
             "{}",
@@ -618,7 +649,7 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
     let out = run(&["pprof", "-o", a, &f.all]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let args = ch(&["pprof", "--all", "-o", b]);
-    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run_all(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     if crate::pprof::go_available(&format!("{engine} pprof")) {
         for index in ["instructions", "calls"] {
@@ -639,10 +670,7 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
 
     // The queries shown are what ran, the hostile value only as a
     // parameter (current) or an escaped literal (18.16).
-    let out = run(&ch(&["report", "--all", "--print-sql", "--label", &zone])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let out = run_all(&ch(&["report", "--all", "--print-sql", "--label", &zone]));
     let err = crate::cli::text(&out.stderr);
     assert!(err.contains("FROM dynostats.records WHERE"), "{err}");
     assert!(!err.contains("DROP TABLE dynostats.records; --\t"), "{err}");
@@ -868,10 +896,7 @@ fn rollup_agrees(url: &str, f: &Fixture) {
             ".rollup (per build",
         ),
     ] {
-        let out = run(&ch(args, "auto")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>());
+        let out = run_all(&ch(args, "auto"));
         assert!(
             text(&out.stderr).contains(table),
             "{args:?}: {}",
@@ -885,10 +910,7 @@ fn rollup_agrees(url: &str, f: &Fixture) {
         &["timeseries", "--all", "--window", "90s"],
         &["report", "--from", "1000000001"],
     ] {
-        let refused = run(&ch(args, "rollup")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>());
+        let refused = run_all(&ch(args, "rollup"));
         assert_eq!(
             refused.status.code(),
             Some(6),
@@ -900,10 +922,7 @@ fn rollup_agrees(url: &str, f: &Fixture) {
             "{}",
             text(&refused.stderr)
         );
-        let auto = run(&ch(args, "auto")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>());
+        let auto = run_all(&ch(args, "auto"));
         assert!(
             auto.status.code().is_some_and(|c| c != 6),
             "{args:?}: {}",
@@ -915,6 +934,11 @@ fn rollup_agrees(url: &str, f: &Fixture) {
             text(&auto.stderr)
         );
     }
+}
+
+/// [`run`] of owned arguments.
+fn run_all(args: &[String]) -> Output {
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// The chdb stand-in, killed when dropped.

@@ -8,7 +8,7 @@ use dynostats::report::output::Render;
 use dynostats::report::output::escape_name;
 
 use crate::args::{Common, parse_label, parse_percent};
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, parse_time};
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED, EXIT_USAGE};
 
@@ -56,13 +56,23 @@ pub(crate) struct CompareArgs {
     #[arg(required_unless_present = "clickhouse", conflicts_with = "clickhouse")]
     base: Vec<String>,
     /// The candidate's record files; with --clickhouse, the candidate's
-    /// labels (`build=b42`, repeatable: all must match).
-    #[arg(long, required = true, num_args = 1.., value_name = "CAND")]
+    /// labels (`build=b42`, repeatable: all must match), or nothing when
+    /// the sides differ in time only.
+    #[arg(long, required_unless_present = "clickhouse", num_args = 1.., value_name = "CAND")]
     against: Vec<String>,
     /// With --clickhouse: the base's labels (`build=b41`, repeatable: all
     /// must match).
     #[arg(long = "base", value_name = "KEY=VALUE", value_parser = parse_label, requires = "clickhouse")]
     base_labels: Vec<(String, String)>,
+    /// With --clickhouse: the base is the records from TIME (UTC
+    /// `2026-12-05T10:00:00Z` or nanoseconds) to --base-until, the
+    /// candidate those of --since/--from/--until: last week against this
+    /// one, before a deploy against after.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires_all = ["clickhouse", "base_until"])]
+    base_from: Option<u64>,
+    /// With --clickhouse: the end of the base's time range (excluded).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires_all = ["clickhouse", "base_from"])]
+    base_until: Option<u64>,
     #[command(flatten)]
     fleet: Fleet,
     /// Fails (exit 4) when a group's or the overall regression lies
@@ -78,8 +88,9 @@ pub(crate) struct CompareArgs {
 }
 
 /// Both sides from the records in ClickHouse (`--clickhouse`): the base
-/// by `--base` labels, the candidate by `--against` labels, both with the
-/// `--label` filters and the time range.
+/// by `--base` labels and `--base-from`/`--base-until` (else the time
+/// range), the candidate by `--against` labels and the time range, both
+/// with the `--label` filters.
 fn from_clickhouse(args: &CompareArgs) -> Result<(Side, Side), u8> {
     let mut cand_labels = Vec::new();
     for label in &args.against {
@@ -91,16 +102,24 @@ fn from_clickhouse(args: &CompareArgs) -> Result<(Side, Side), u8> {
             }
         }
     }
-    if args.base_labels.is_empty() {
+    let by_time = args.base_from.is_some();
+    if args.base_labels.is_empty() && cand_labels.is_empty() && !by_time {
         eprintln!(
-            "dynostats: --clickhouse compares records chosen by labels: give --base KEY=VALUE"
+            "dynostats: --clickhouse compares records chosen by labels (--base KEY=VALUE \
+             --against KEY=VALUE) or by time (--base-from and --base-until against --since, \
+             --from or --until)"
         );
         return Err(EXIT_USAGE);
     }
     let labels = &args.common.inputs.labels;
     let with = |side: &[(String, String)]| [labels.as_slice(), side].concat();
-    let base = args.fleet.selection(&with(&args.base_labels))?;
     let cand = args.fleet.selection(&with(&cand_labels))?;
+    let base = if by_time {
+        args.fleet
+            .selection_between(&with(&args.base_labels), args.base_from, args.base_until)
+    } else {
+        args.fleet.selection(&with(&args.base_labels))?
+    };
     let db = args.fleet.connect()?;
     let sides = db.side(&base).and_then(|b| Ok((b, db.side(&cand)?)));
     args.fleet.answer(&db, sides)

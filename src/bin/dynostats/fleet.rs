@@ -111,6 +111,28 @@ impl Fleet {
         Ok(s)
     }
 
+    /// The selection of `labels` between `from` and `until` (a side of a
+    /// comparison by time: `compare --base-from`), whatever the time
+    /// flags say.
+    pub(crate) fn selection_between(
+        &self,
+        labels: &[(String, String)],
+        from: Option<u64>,
+        until: Option<u64>,
+    ) -> Selection {
+        let mut s = Selection::new();
+        if let Some(from) = from {
+            s = s.from_ns(from);
+        }
+        if let Some(until) = until {
+            s = s.until_ns(until);
+        }
+        for (k, v) in labels {
+            s = s.label(k, v);
+        }
+        s
+    }
+
     /// The answer of `db` (or the exit status of its failure, said), after
     /// saying on standard error where it came from (and the queries with
     /// `--print-sql`, those of a failure too).
