@@ -1,6 +1,8 @@
 //! Answers computed by ClickHouse: the summaries of `report`, `compare`
-//! and `timeseries` aggregated by the server over the raw `records` table,
-//! handed to the same answers that serve files.
+//! and `timeseries` aggregated by the server over the raw `records` table
+//! or the per-minute `rollup` (see `Source`), and the call trees of `top`,
+//! `flamegraph` and `pprof` summed per distinct path over
+//! `profile_nodes`, handed to the same answers that serve files.
 //!
 //! Each query returns one row per group (and window): the counts of
 //! [How records count](crate::report::Summary#how-records-count), and per
