@@ -279,20 +279,9 @@ impl Calls {
             let inclusive = w * i128::from(n.inclusive);
             let exclusive = w * i128::from(n.exclusive);
             let calls = wu * u128::from(n.calls);
-            let e = &mut self.entries[name as usize];
-            add_u(&mut e.calls, calls, &mut e.saturated);
-            add_i(&mut e.exclusive, exclusive, &mut e.saturated);
-            if !recursive {
-                add_i(&mut e.inclusive, inclusive, &mut e.saturated);
-            }
-            self.saturated |= e.saturated;
             let overhead = if i == 0 { w * i128::from(overhead) } else { 0 };
-            let p = &mut self.paths[path as usize];
-            add_i(&mut p.exclusive, exclusive, &mut p.saturated);
-            add_i(&mut p.inclusive, inclusive, &mut p.saturated);
-            add_u(&mut p.calls, calls, &mut p.saturated);
-            add_i(&mut p.overhead, overhead, &mut p.saturated);
-            self.saturated |= p.saturated;
+            let sums = (exclusive, inclusive, calls, overhead);
+            self.add_to_scope_and_path(name, path, recursive, sums, false);
             if let Some(set) = label_set {
                 let mut key = (path, set);
                 if self.by_labels.len() >= max && !self.by_labels.contains_key(&key) {
@@ -309,18 +298,70 @@ impl Calls {
                 self.saturated |= stopped;
             }
             if parent_name != NONE {
-                if self.edges.len() >= max && !self.edges.contains_key(&(parent_name, name)) {
-                    self.folded += 1;
-                    continue;
-                }
-                let edge = self.edges.entry((parent_name, name)).or_default();
-                add_u(&mut edge.calls, calls, &mut edge.saturated);
-                if !recursive {
-                    add_i(&mut edge.inclusive, inclusive, &mut edge.saturated);
-                }
-                self.saturated |= edge.saturated;
+                self.add_to_edge(
+                    (parent_name, name),
+                    recursive,
+                    (inclusive, calls),
+                    false,
+                    max,
+                );
             }
         }
+    }
+
+    /// Adds one node's weighted sums (`exclusive`, `inclusive`, `calls`,
+    /// `overhead`) to its scope `name` (inclusive only where not
+    /// `recursive`) and to its `path`; `saturated` marks sums that already
+    /// reached a bound.
+    #[inline]
+    fn add_to_scope_and_path(
+        &mut self,
+        name: u32,
+        path: u32,
+        recursive: bool,
+        (exclusive, inclusive, calls, overhead): (i128, i128, u128, i128),
+        saturated: bool,
+    ) {
+        let e = &mut self.entries[name as usize];
+        e.saturated |= saturated;
+        add_u(&mut e.calls, calls, &mut e.saturated);
+        add_i(&mut e.exclusive, exclusive, &mut e.saturated);
+        if !recursive {
+            add_i(&mut e.inclusive, inclusive, &mut e.saturated);
+        }
+        self.saturated |= e.saturated;
+        let p = &mut self.paths[path as usize];
+        p.saturated |= saturated;
+        add_i(&mut p.exclusive, exclusive, &mut p.saturated);
+        add_i(&mut p.inclusive, inclusive, &mut p.saturated);
+        add_u(&mut p.calls, calls, &mut p.saturated);
+        add_i(&mut p.overhead, overhead, &mut p.saturated);
+        self.saturated |= p.saturated;
+    }
+
+    /// Adds a node's `calls` and (where not `recursive`) `inclusive` to the
+    /// edge from its caller; an edge beyond `max` edges is counted in
+    /// [`Calls::folded_beyond_cap`] instead.
+    #[inline]
+    fn add_to_edge(
+        &mut self,
+        key: (u32, u32),
+        recursive: bool,
+        (inclusive, calls): (i128, u128),
+        saturated: bool,
+        max: usize,
+    ) {
+        if self.edges.len() >= max && !self.edges.contains_key(&key) {
+            self.folded += 1;
+            return;
+        }
+        let edge = self.edges.entry(key).or_default();
+        edge.saturated |= saturated;
+        add_u(&mut edge.calls, calls, &mut edge.saturated);
+        if !recursive {
+            add_i(&mut edge.inclusive, inclusive, &mut edge.saturated);
+        }
+        self.saturated |= edge.saturated;
     }
 
     /// Adds the totals of call trees summed elsewhere (a database):
@@ -379,34 +420,11 @@ impl Calls {
         let last = s.names.len() - 1;
         let name = s.names[last];
         let recursive = last > 0 && s.names[1..last].contains(&name);
-        let e = &mut self.entries[name as usize];
-        e.saturated |= saturated;
-        add_u(&mut e.calls, calls, &mut e.saturated);
-        add_i(&mut e.exclusive, exclusive, &mut e.saturated);
-        if !recursive {
-            add_i(&mut e.inclusive, inclusive, &mut e.saturated);
-        }
-        self.saturated |= e.saturated;
-        let p = &mut self.paths[s.paths[last] as usize];
-        p.saturated |= saturated;
-        add_i(&mut p.exclusive, exclusive, &mut p.saturated);
-        add_i(&mut p.inclusive, inclusive, &mut p.saturated);
-        add_u(&mut p.calls, calls, &mut p.saturated);
-        add_i(&mut p.overhead, overhead, &mut p.saturated);
-        self.saturated |= p.saturated;
+        let sums = (exclusive, inclusive, calls, overhead);
+        self.add_to_scope_and_path(name, s.paths[last], recursive, sums, saturated);
         if last > 0 {
-            let parent_name = s.names[last - 1];
-            if self.edges.len() >= max && !self.edges.contains_key(&(parent_name, name)) {
-                self.folded += 1;
-                return;
-            }
-            let edge = self.edges.entry((parent_name, name)).or_default();
-            edge.saturated |= saturated;
-            add_u(&mut edge.calls, calls, &mut edge.saturated);
-            if !recursive {
-                add_i(&mut edge.inclusive, inclusive, &mut edge.saturated);
-            }
-            self.saturated |= edge.saturated;
+            let key = (s.names[last - 1], name);
+            self.add_to_edge(key, recursive, (inclusive, calls), saturated, max);
         }
     }
 

@@ -293,13 +293,7 @@ impl Profiles {
         ) {
             self.fallback = Some((requested.clone(), why.clone()));
         }
-        let at = match self.timers.iter().position(|c| c.timer == timer) {
-            Some(at) => at,
-            None => {
-                self.timers.push(Calls::new(timer));
-                self.timers.len() - 1
-            }
-        };
+        let at = self.timer_at(timer);
         let overhead = detail.overhead.unwrap_or(0);
         let label_set = self.labels.id(record, self.max_paths);
         self.timers[at].add(
@@ -313,19 +307,24 @@ impl Profiles {
         );
     }
 
+    /// The index in `timers` of `timer`'s call trees, made if need be.
+    fn timer_at(&mut self, timer: &str) -> usize {
+        match self.timers.iter().position(|c| c.timer == timer) {
+            Some(at) => at,
+            None => {
+                self.timers.push(Calls::new(timer));
+                self.timers.len() - 1
+            }
+        }
+    }
+
     /// The summed call trees of `timer`, made if need be, with the
     /// scratch and cap their sums need: for a source that sums call
     /// trees by itself (a database), which feeds them with
     /// [`Calls::add_summed_totals`] and [`Calls::add_summed_path`].
     #[cfg(feature = "clickhouse")]
     pub(crate) fn summed_timer(&mut self, timer: &str) -> (&mut Calls, &mut Scratch, usize) {
-        let at = match self.timers.iter().position(|c| c.timer == timer) {
-            Some(at) => at,
-            None => {
-                self.timers.push(Calls::new(timer));
-                self.timers.len() - 1
-            }
-        };
+        let at = self.timer_at(timer);
         (&mut self.timers[at], &mut self.scratch, self.max_paths)
     }
 
