@@ -503,9 +503,11 @@ impl ClickHouseSink {
         io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "{}: {} records not delivered yet, kept in the buffer; last error: {}",
+                "{}: {} records not delivered within the flush timeout ({:?}), kept in the \
+                 buffer; last error: {}",
                 self.name,
                 self.buffered_records(),
+                self.config.flush_timeout,
                 self.last_error.as_deref().unwrap_or("none")
             ),
         )
