@@ -10,6 +10,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 #[path = "support/emit.rs"]
+#[allow(dead_code)] // writer_capacity is benches/pipeline.rs's
 mod emit;
 
 #[global_allocator]

@@ -7,6 +7,9 @@
 //! - `encode`: one typical record to MessagePack.
 //! - `emit_and_write`: records emitted on one thread and written to a file
 //!   by the writer thread, in records per second (wall time only).
+//! - `writer_capacity`: bursts from three producers through one and two
+//!   discarding sinks, every record its own batch or 512 to a batch: the
+//!   writer's and the sinks' threads' hand-off, in records per second.
 //!
 //! Under instructions (`DYNOSTATS_BENCH_MEASUREMENT=instructions`, feature
 //! `criterion`, see `benches/support/mod.rs`) the first three count the
@@ -18,24 +21,10 @@ mod emit;
 mod support;
 
 use std::hint::black_box;
-use std::io;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
-use dynostats::{Pipeline, Record, Region, sample::Sampler, sink::Batch, sink::Sink};
-
-/// Discards what it is given: the writer's cost without I/O.
-struct NullSink;
-
-impl Sink for NullSink {
-    fn name(&self) -> String {
-        "null".to_string()
-    }
-    fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
-        black_box(batch.len());
-        Ok(())
-    }
-}
+use dynostats::{Pipeline, Record, Region, sample::Sampler, sink::Batch};
 
 #[inline(never)]
 fn empty() {
@@ -44,7 +33,7 @@ fn empty() {
 
 fn measure_unsampled<M: Measurement>(c: &mut Criterion<M>) {
     let pipeline = Pipeline::builder()
-        .sink(NullSink)
+        .sink(emit::CountingSink)
         .status_interval(None)
         .build()
         .unwrap();
@@ -73,7 +62,7 @@ fn measure_unsampled<M: Measurement>(c: &mut Criterion<M>) {
 
 fn measure_sampled<M: Measurement>(c: &mut Criterion<M>) {
     let pipeline = Pipeline::builder()
-        .sink(NullSink)
+        .sink(emit::CountingSink)
         .status_interval(None)
         .build()
         .unwrap();
@@ -164,7 +153,35 @@ fn emit_and_write(c: &mut Criterion) {
     g.finish();
 }
 
+/// The writer's capacity when every record is its own batch
+/// (`batch_size(1)`): three producers emitting bursts of 200, through one
+/// and two sinks that discard. Each case first prints how often an emit
+/// found the queue full in one run (the producers then wait for room, so
+/// the throughput counts every record).
+fn writer_capacity(c: &mut Criterion) {
+    const N: u64 = 100_000;
+    const PRODUCERS: u64 = 3;
+    let mut g = c.benchmark_group(support::name("writer_capacity"));
+    g.throughput(Throughput::Elements(N * PRODUCERS));
+    g.sample_size(10);
+    for (sinks, batch_size) in [(1, 1), (2, 1), (1, 512), (2, 512)] {
+        let (_, full) = emit::writer_capacity(N, PRODUCERS, 200, sinks, batch_size);
+        eprintln!(
+            "writer_capacity: {sinks} sink(s), batch_size({batch_size}): {full} emits of {} found the queue full",
+            N * PRODUCERS
+        );
+        g.bench_function(format!("batch_{batch_size}_sinks_{sinks}"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| emit::writer_capacity(N, PRODUCERS, 200, sinks, batch_size).0)
+                    .sum()
+            })
+        });
+    }
+    g.finish();
+}
+
 bench_main!(
     both: [measure_unsampled, measure_sampled, encode],
-    wall_only: [emit_and_write],
+    wall_only: [emit_and_write, writer_capacity],
 );

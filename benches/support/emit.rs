@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use dynostats::sink::FileSink;
+use dynostats::sink::{Batch, FileSink, Sink};
 use dynostats::{Pipeline, Record, RecordKind};
 
 /// A request record as the layer makes it: a route template, a static
@@ -66,4 +66,72 @@ pub fn emit_and_write_n(n: u64, producers: u64) -> Duration {
     let stats = pipeline.shutdown().unwrap();
     assert_eq!(stats.sinks[0].written, n * producers);
     elapsed
+}
+
+/// Discards what it is given: the writer's cost without I/O.
+pub struct CountingSink;
+
+impl Sink for CountingSink {
+    fn name(&self) -> String {
+        "counting".to_string()
+    }
+    fn write_batch(&mut self, batch: &Batch) -> std::io::Result<()> {
+        std::hint::black_box(batch.len());
+        Ok(())
+    }
+}
+
+/// The writer's capacity: `producers` threads emit `n` records each in
+/// bursts of `burst` (waiting for room rather than dropping, so the time
+/// is what the writer needs for all of them) into a pipeline of `sinks`
+/// discarding sinks at `batch_size` records per batch. Returns the time
+/// from the first emit until every sink wrote every record, and the
+/// number of times an emit found the queue full.
+pub fn writer_capacity(
+    n: u64,
+    producers: u64,
+    burst: u64,
+    sinks: usize,
+    batch_size: usize,
+) -> (Duration, u64) {
+    let mut builder = Pipeline::builder()
+        .batch_size(batch_size)
+        .sink_backlog(n * producers)
+        .status_interval(None)
+        .label("host", "web-1");
+    for _ in 0..sinks {
+        builder = builder.sink(CountingSink);
+    }
+    let pipeline = builder.build().unwrap();
+    let full = std::sync::atomic::AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..producers {
+            s.spawn(|| {
+                let mut sent = 0;
+                while sent < n {
+                    let end = (sent + burst).min(n);
+                    while sent < end {
+                        let mut r = request_record();
+                        r.instructions = Some(sent);
+                        if pipeline.emit(r) {
+                            sent += 1;
+                        } else {
+                            full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            std::thread::yield_now();
+                        }
+                    }
+                    // Between bursts the producer does other work.
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            });
+        }
+    });
+    pipeline.flush().unwrap();
+    let elapsed = start.elapsed();
+    let stats = pipeline.shutdown().unwrap();
+    for sink in &stats.sinks {
+        assert_eq!(sink.written, n * producers, "{sink:?}");
+    }
+    (elapsed, full.into_inner())
 }

@@ -4,10 +4,12 @@
 //! which pushes them on a bounded lock-free queue: it never blocks and
 //! never does I/O, and when the queue is full the record is dropped and
 //! counted. One writer thread per pipeline takes records off the queue,
-//! encodes them as MessagePack in batches and hands each batch to every
-//! [`Sink`](crate::sink::Sink). The writer wakes up every batch interval, or as soon as a
-//! batch's worth of records is waiting; a measured thread does not wake it
-//! for every record (a wake-up is a system call).
+//! encodes them as MessagePack in batches and hands the batches to every
+//! [`Sink`](crate::sink::Sink), each on a thread of its own. The writer wakes up every batch
+//! interval, or as soon as a batch's worth of records is waiting; a measured
+//! thread does not wake it for every record (a wake-up is a system call).
+//! The batches of one round of the writer reach each sink's thread as one
+//! hand-over, so that thread too wakes once per round, not once per batch.
 //!
 //! # Which pipeline receives a record
 //!

@@ -1,7 +1,12 @@
 //! The writer thread takes records off the queue, batches and encodes them,
-//! and hands each batch to every sink's own thread; it writes status
+//! and hands the batches to every sink's own thread; it writes status
 //! records. Each sink runs on a thread of its own with a bounded backlog,
 //! so a slow or stalled sink only drops its own copies.
+//!
+//! The batches of one round of the writer (what it found queued when it
+//! woke) go to each sink's thread as one job: a sink's thread wakes at most
+//! once per round however small the batches, so `batch_size(1)` costs a
+//! channel send and a wake-up per round and sink, not per record.
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,6 +22,10 @@ use crate::error::Error;
 use crate::record::{Labels, Record};
 use crate::sink::{Batch, Sink};
 
+/// Sealed records at which the writer hands its batches over before the
+/// end of a round.
+const HAND_OVER_RECORDS: usize = 1024;
+
 pub(super) struct Settings {
     pub(super) batch_size: usize,
     pub(super) batch_interval: Duration,
@@ -29,7 +38,8 @@ pub(super) struct Settings {
 
 /// What the writer sends a sink's thread.
 pub(super) enum Job {
-    Batch(Arc<Batch>),
+    /// Batches to write, in order.
+    Batches(Vec<Arc<Batch>>),
     /// Flush the sink and answer with the first error since the last flush.
     Flush(Sender<Result<(), Error>>),
 }
@@ -47,6 +57,9 @@ pub(super) struct Writer {
     settings: Settings,
     shared: Arc<Shared>,
     batch: Batch,
+    /// Full batches not yet handed to the sinks' threads, and their records.
+    sealed: Vec<Arc<Batch>>,
+    sealed_records: usize,
     next_status: Option<Instant>,
     /// Shutting down: no backlog limit, every accepted record is handed on.
     closing: bool,
@@ -90,6 +103,8 @@ impl Writer {
             settings,
             shared,
             batch: Batch::new(),
+            sealed: Vec::new(),
+            sealed_records: 0,
             next_status: None,
             closing: false,
         })
@@ -176,7 +191,12 @@ impl Writer {
             };
             self.add(record);
             if self.batch.len() >= self.settings.batch_size {
-                self.write();
+                self.seal();
+                // A long round hands its batches over as it goes, so that
+                // the sinks write while the writer encodes.
+                if self.sealed_records >= HAND_OVER_RECORDS {
+                    self.hand_over();
+                }
             }
         }
     }
@@ -187,34 +207,68 @@ impl Writer {
         self.batch.push(&record);
     }
 
-    /// Hands the batch to every sink's thread; a sink whose backlog is
-    /// full loses its copy (counted for it alone).
-    fn write(&mut self) {
+    /// Ends the batch being filled: it waits with the others of this
+    /// round to be handed over.
+    fn seal(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        let batch = Arc::new(std::mem::take(&mut self.batch));
+        self.sealed_records += self.batch.len();
+        self.sealed.push(Arc::new(std::mem::take(&mut self.batch)));
+    }
+
+    /// Hands every batch so far, the partial one included, to every sink's
+    /// thread.
+    fn write(&mut self) {
+        self.seal();
+        self.hand_over();
+    }
+
+    /// Hands the sealed batches to every sink's thread, one job per sink.
+    fn hand_over(&mut self) {
+        if self.sealed.is_empty() {
+            return;
+        }
+        let batches = std::mem::take(&mut self.sealed);
+        self.sealed_records = 0;
         for link in &self.sinks {
-            self.send(link, Arc::clone(&batch));
+            self.send(link, &batches);
         }
     }
 
-    /// Hands `batch` to one sink's thread, or counts its records as
-    /// dropped for that sink when its backlog is full.
-    fn send(&self, link: &SinkLink, batch: Arc<Batch>) {
-        let records = batch.len() as u64;
-        let backlog = link.shared.backlog.load(Ordering::Acquire);
-        let mut stats = link.shared.lock();
-        stats.received += records;
-        let full = backlog > 0 && backlog + records > self.settings.sink_backlog;
-        let sent = (!full || self.closing)
-            && link.jobs.as_ref().is_some_and(|jobs| {
-                link.shared.backlog.fetch_add(records, Ordering::AcqRel);
-                jobs.send(Job::Batch(batch)).is_ok()
-            });
-        if !sent {
-            stats.dropped_sink_full += records;
+    /// Hands `batches` to one sink's thread, in order, as far as its
+    /// backlog has room: from the first batch that does not fit, the rest
+    /// is dropped for that sink (counted for it alone).
+    fn send(&self, link: &SinkLink, batches: &[Arc<Batch>]) {
+        let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        let mut backlog = link.shared.backlog.load(Ordering::Acquire);
+        let mut fits = batches.len();
+        if !self.closing {
+            for (i, batch) in batches.iter().enumerate() {
+                let records = batch.len() as u64;
+                if backlog > 0 && backlog + records > self.settings.sink_backlog {
+                    fits = i;
+                    break;
+                }
+                backlog += records;
+            }
         }
+        let mut stats = link.shared.lock();
+        stats.received += total;
+        let mut sent = 0;
+        if fits > 0 {
+            if let Some(jobs) = link.jobs.as_ref() {
+                let job = batches[..fits].to_vec();
+                let records: u64 = job.iter().map(|b| b.len() as u64).sum();
+                link.shared.backlog.fetch_add(records, Ordering::AcqRel);
+                if jobs.send(Job::Batches(job)).is_ok() {
+                    sent = records;
+                } else {
+                    link.shared.backlog.fetch_sub(records, Ordering::AcqRel);
+                }
+            }
+        }
+        stats.dropped_sink_full += total - sent;
     }
 
     /// Hands every record accepted before the request to the sinks, then
@@ -251,7 +305,7 @@ impl Writer {
             }
             let mut batch = Batch::new();
             batch.push(&record);
-            self.send(link, Arc::new(batch));
+            self.send(link, &[Arc::new(batch)]);
         }
     }
 }
@@ -273,11 +327,10 @@ impl SinkWorker {
         // channel (shutdown).
         while let Ok(job) = self.jobs.recv() {
             match job {
-                Job::Batch(batch) => {
-                    self.write(&batch);
-                    self.shared
-                        .backlog
-                        .fetch_sub(batch.len() as u64, Ordering::AcqRel);
+                Job::Batches(batches) => {
+                    self.write(&batches);
+                    let records: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                    self.shared.backlog.fetch_sub(records, Ordering::AcqRel);
                 }
                 Job::Flush(ack) => {
                     let result = self.flush();
@@ -295,22 +348,31 @@ impl SinkWorker {
         stats.delivered = delivered(&stats);
     }
 
-    fn write(&mut self, batch: &Batch) {
-        let records = batch.len() as u64;
-        let bytes = batch.bytes().len() as u64;
-        let sink = &mut self.sink;
-        let result = guarded(|| sink.write_batch(batch));
+    /// Writes `batches` in order; the stats are taken once per job.
+    fn write(&mut self, batches: &[Arc<Batch>]) {
+        let (mut written, mut bytes, mut failed) = (0, 0, 0);
+        let mut errors = Vec::new();
+        for batch in batches {
+            let records = batch.len() as u64;
+            let sink = &mut self.sink;
+            match guarded(|| sink.write_batch(batch)) {
+                Ok(()) => {
+                    written += records;
+                    bytes += batch.bytes().len() as u64;
+                }
+                Err(e) => {
+                    failed += records;
+                    errors.push(e);
+                }
+            }
+        }
         let reported = Reported::read(&*self.sink);
         let mut stats = self.shared.lock();
-        match result {
-            Ok(()) => {
-                stats.written += records;
-                stats.bytes_written += bytes;
-            }
-            Err(e) => {
-                stats.dropped_sink_error += records;
-                note_error(&mut stats, &mut self.pending_error, "writing to sink", e);
-            }
+        stats.written += written;
+        stats.bytes_written += bytes;
+        stats.dropped_sink_error += failed;
+        for e in errors {
+            note_error(&mut stats, &mut self.pending_error, "writing to sink", e);
         }
         reported.store(&mut stats);
     }

@@ -127,8 +127,9 @@ impl Batch {
 /// I/O, and only this sink's copies wait for them.
 ///
 /// The getters [`dropped`](Sink::dropped), [`buffered`](Sink::buffered)
-/// and [`resent`](Sink::resent) are called after every `write_batch` and
-/// `flush` and must be cheap: return a counter, do no I/O and wait on no
+/// and [`resent`](Sink::resent) are called after each group of
+/// `write_batch` calls (the batches the writer hands over together, those
+/// it found queued in one round) and after every `flush`, and must be cheap: return a counter, do no I/O and wait on no
 /// lock that I/O holds. The pipeline calls them before it takes the lock
 /// it shares with the writer and `Pipeline::stats()`, so a slow getter
 /// delays only its own sink, but it delays every batch of that sink.

@@ -30,3 +30,4 @@ mod sink_isolation;
 mod slow_getter;
 mod status;
 mod udp_sink;
+mod writer_handoff;
