@@ -4,6 +4,8 @@
 //! cargo run --release --example http_load                      # 7 rounds of 2 s per setup
 //! cargo run --release --example http_load -- --rounds 10 --seconds 3 --connections 8
 //! cargo run --release --example http_load -- --rate 15000          # every setup at 15,000 req/s
+//! cargo run --release --example http_load -- --rate 15000 --rounds 21 --seconds 3 \
+//!     --setups bare,bare-2,measure-1000,measure-100,measure-1     # finer: fewer setups, more rounds
 //! ```
 //!
 //! Each setup is an axum app served by its own process on 127.0.0.1 (one
@@ -34,6 +36,15 @@
 //! raw cost of the counter reads a sampled request consists of, measured
 //! in this process on this machine.
 //!
+//! `bare-2` is a second, identical bare app: its row is the control, the
+//! spread a setup that adds nothing shows against the bare app; the
+//! interquartile range of each row's per-round difference is printed
+//! beside its median. A second table breaks each setup's server CPU per
+//! request down by thread (tokio's workers, the pipeline's writer, the
+//! sinks' threads, the rest) and gives the times those threads were
+//! switched in per request (the third field of `schedstat`: wake-ups and
+//! preemptions), which is where a pipeline's hand-offs show.
+//!
 //! Everything listens on and connects to 127.0.0.1 only; every loop is
 //! bounded in time.
 
@@ -52,15 +63,31 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use std::io::{BufRead, BufReader};
 
-/// The setups, in the order each round drives them.
-const SETUPS: [&str; 6] = [
+/// The setups, in the order each round drives them; the first is the
+/// bare app every ratio refers to.
+const SETUPS: [&str; 7] = [
     "bare",
+    "bare-2",
     "measure-1000",
     "measure-100",
     "measure-1",
     "trace",
     "task-monitor",
 ];
+
+/// The kinds of server thread the breakdown tells apart, by thread name.
+const THREAD_KINDS: [&str; 4] = ["workers", "writer", "sinks", "other"];
+
+fn thread_kind(comm: &str) -> usize {
+    match comm.trim() {
+        // Tokio's worker (and blocking-pool) threads: "tokio-rt-worker",
+        // "tokio-runtime-worker" in older releases (15 characters kept).
+        c if c.starts_with("tokio-r") => 0,
+        "dynostats-write" | "dynostats-writer" => 1,
+        "dynostats-sink" => 2,
+        _ => 3,
+    }
+}
 
 async fn user(Path(id): Path<u64>) -> String {
     // A little work of its own, like a real handler's formatting.
@@ -92,7 +119,7 @@ fn app(setup: &str, dir: &std::path::Path) -> (Router, Option<&'static Pipeline>
         )
     };
     match setup {
-        "bare" => (routes(), None),
+        "bare" | "bare-2" => (routes(), None),
         "measure-1000" => measured(1000),
         "measure-100" => measured(100),
         "measure-1" => measured(1),
@@ -183,19 +210,53 @@ impl Server {
         }
     }
 
-    /// CPU nanoseconds the server's threads have run so far.
-    fn cpu_ns(&self) -> u64 {
+    /// CPU nanoseconds the server's threads have run so far, and the times
+    /// they were switched in, per kind of thread (`THREAD_KINDS`).
+    fn threads(&self) -> Threads {
+        let mut t = Threads::default();
         let tasks = format!("/proc/{}/task", self.child.id());
-        std::fs::read_dir(tasks)
-            .map(|dir| {
-                dir.filter_map(|task| {
-                    let path = task.ok()?.path().join("schedstat");
-                    let text = std::fs::read_to_string(path).ok()?;
-                    text.split_whitespace().next()?.parse::<u64>().ok()
-                })
-                .sum()
-            })
-            .unwrap_or(0)
+        let Ok(dir) = std::fs::read_dir(tasks) else {
+            return t;
+        };
+        for task in dir.flatten() {
+            let path = task.path();
+            let (Ok(stat), Ok(comm)) = (
+                std::fs::read_to_string(path.join("schedstat")),
+                std::fs::read_to_string(path.join("comm")),
+            ) else {
+                continue;
+            };
+            let mut fields = stat
+                .split_whitespace()
+                .map(|f| f.parse::<u64>().unwrap_or(0));
+            let (run, _wait, slices) = (
+                fields.next().unwrap_or(0),
+                fields.next(),
+                fields.next().unwrap_or(0),
+            );
+            let kind = thread_kind(&comm);
+            t.cpu_ns[kind] += run;
+            t.slices[kind] += slices;
+        }
+        t
+    }
+}
+
+/// Per kind of server thread: run time and times switched in.
+#[derive(Clone, Copy, Debug, Default)]
+struct Threads {
+    cpu_ns: [u64; 4],
+    slices: [u64; 4],
+}
+
+impl Threads {
+    fn since(&self, before: &Threads) -> Threads {
+        let mut d = Threads::default();
+        for k in 0..4 {
+            d.cpu_ns[k] = self.cpu_ns[k].saturating_sub(before.cpu_ns[k]);
+            d.slices[k] = self.slices[k].saturating_sub(before.slices[k]);
+        }
+        d
     }
 }
 
@@ -213,13 +274,16 @@ struct Round {
     p50_us: f64,
     p99_us: f64,
     cpu_ns_per_request: f64,
+    /// Per kind of thread: CPU ns and switches-in per request.
+    cpu_ns_by_kind: [f64; 4],
+    slices_by_kind: [f64; 4],
 }
 
 /// Drives `server` for `seconds` with `connections` closed-loop clients,
 /// paced to `rate` requests per second in all when given.
 async fn drive(server: &Server, connections: usize, seconds: f64, rate: Option<f64>) -> Round {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
-    let cpu_before = server.cpu_ns();
+    let before = server.threads();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..connections {
@@ -264,20 +328,27 @@ async fn drive(server: &Server, connections: usize, seconds: f64, rate: Option<f
         latencies.extend(t.await.unwrap());
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = server.cpu_ns().saturating_sub(cpu_before);
+    let threads = server.threads().since(&before);
     latencies.sort_unstable();
     let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1e3;
+    let n = latencies.len() as f64;
     Round {
-        rps: latencies.len() as f64 / elapsed,
+        rps: n / elapsed,
         p50_us: pick(0.50),
         p99_us: pick(0.99),
-        cpu_ns_per_request: cpu as f64 / latencies.len() as f64,
+        cpu_ns_per_request: threads.cpu_ns.iter().sum::<u64>() as f64 / n,
+        cpu_ns_by_kind: threads.cpu_ns.map(|c| c as f64 / n),
+        slices_by_kind: threads.slices.map(|c| c as f64 / n),
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn median(v: Vec<f64>) -> f64 {
+    quantile(v, 0.5)
+}
+
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Median ns of `f` over many calls on this thread.
@@ -340,12 +411,31 @@ fn main() {
         .then(|| arg("--rate", 0.0))
         .filter(|r| *r > 0.0);
 
-    let servers: Vec<Server> = SETUPS.iter().map(|s| Server::start(s)).collect();
+    // `--setups a,b,c`: a subset, in SETUPS order; the bare app always.
+    let chosen: Vec<&'static str> = match args.iter().position(|a| a == "--setups") {
+        Some(i) => {
+            let wanted: Vec<&str> = args
+                .get(i + 1)
+                .expect("--setups takes a comma-separated list")
+                .split(',')
+                .collect();
+            for w in &wanted {
+                assert!(SETUPS.contains(w), "unknown setup {w:?}; known: {SETUPS:?}");
+            }
+            SETUPS
+                .iter()
+                .copied()
+                .filter(|s| *s == "bare" || wanted.contains(s))
+                .collect()
+        }
+        None => SETUPS.to_vec(),
+    };
+    let servers: Vec<Server> = chosen.iter().map(|s| Server::start(s)).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let mut results: Vec<Vec<Round>> = vec![Vec::new(); SETUPS.len()];
+    let mut results: Vec<Vec<Round>> = vec![Vec::new(); chosen.len()];
     runtime.block_on(async {
         // Warm-up: connections, caches, the servers' lazily opened counters.
         for s in &servers {
@@ -378,7 +468,7 @@ fn main() {
         }
     );
     println!(
-        "{:<14} {:>10} {:>8} {:>9} {:>8} {:>9} {:>8} {:>12} {:>8} {:>13}",
+        "{:<14} {:>10} {:>8} {:>9} {:>8} {:>9} {:>8} {:>12} {:>8} {:>13} {:>17}",
         "setup",
         "req/s",
         "ratio",
@@ -388,22 +478,27 @@ fn main() {
         "ratio",
         "CPU us/req",
         "ratio",
-        "added CPU us"
+        "added CPU us",
+        "IQR of added"
     );
-    for (setup, rounds) in SETUPS.iter().zip(&results) {
+    for (setup, rounds) in chosen.iter().zip(&results) {
         let ratio = |f: fn(&Round) -> f64| {
             median(rounds.iter().zip(bare).map(|(r, b)| f(r) / f(b)).collect())
         };
         let abs = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
-        let added = median(
-            rounds
-                .iter()
-                .zip(bare)
-                .map(|(r, b)| (r.cpu_ns_per_request - b.cpu_ns_per_request) / 1e3)
-                .collect(),
+        let diffs: Vec<f64> = rounds
+            .iter()
+            .zip(bare)
+            .map(|(r, b)| (r.cpu_ns_per_request - b.cpu_ns_per_request) / 1e3)
+            .collect();
+        let added = median(diffs.clone());
+        let iqr = format!(
+            "[{:+.2}, {:+.2}]",
+            quantile(diffs.clone(), 0.25),
+            quantile(diffs, 0.75)
         );
         println!(
-            "{:<14} {:>10.0} {:>8.3} {:>9.1} {:>8.3} {:>9.1} {:>8.3} {:>12.2} {:>8.3} {:>13.2}",
+            "{:<14} {:>10.0} {:>8.3} {:>9.1} {:>8.3} {:>9.1} {:>8.3} {:>12.2} {:>8.3} {:>13.2} {:>17}",
             setup,
             abs(|r| r.rps),
             ratio(|r| r.rps),
@@ -414,6 +509,7 @@ fn main() {
             abs(|r| r.cpu_ns_per_request / 1e3),
             ratio(|r| r.cpu_ns_per_request),
             added,
+            iqr,
         );
         if let Some(r) = rate {
             let kept = abs(|x| x.rps);
@@ -425,19 +521,46 @@ fn main() {
             }
         }
     }
+    println!(
+        "\nserver CPU us per request by thread (medians over rounds), and in parentheses the \
+         times those threads were switched in per request"
+    );
+    print!("{:<14}", "setup");
+    for kind in THREAD_KINDS {
+        print!(" {:>20}", kind);
+    }
+    println!();
+    for (setup, rounds) in chosen.iter().zip(&results) {
+        print!("{setup:<14}");
+        for k in 0..THREAD_KINDS.len() {
+            let cpu = median(rounds.iter().map(|r| r.cpu_ns_by_kind[k] / 1e3).collect());
+            let slices = median(rounds.iter().map(|r| r.slices_by_kind[k]).collect());
+            print!(" {:>20}", format!("{cpu:.2} ({slices:.3})"));
+        }
+        println!();
+    }
     let (raw, detail) = raw_read_cost_ns();
     println!("\nraw counter reads of one sampled request: {detail}");
-    let measure_1 = &results[3];
-    let added_1 = median(
-        measure_1
-            .iter()
-            .zip(bare)
-            .map(|(r, b)| r.cpu_ns_per_request - b.cpu_ns_per_request)
-            .collect(),
-    );
-    println!(
-        "measure-1 adds {:.2} us of server CPU per request = {:.2}x those reads",
-        added_1 / 1e3,
-        added_1 / raw
-    );
+    for (rate, setup) in [
+        (1.0, "measure-1"),
+        (100.0, "measure-100"),
+        (1000.0, "measure-1000"),
+    ] {
+        let Some(i) = chosen.iter().position(|s| *s == setup) else {
+            continue;
+        };
+        let added = median(
+            results[i]
+                .iter()
+                .zip(bare)
+                .map(|(r, b)| r.cpu_ns_per_request - b.cpu_ns_per_request)
+                .collect(),
+        );
+        println!(
+            "{setup} adds {:.3} us of server CPU per request = {:.2}x the reads of one sampled \
+             request / {rate}",
+            added / 1e3,
+            added * rate / raw
+        );
+    }
 }
