@@ -199,7 +199,10 @@ fn draws_sanely(records: &[Record], work_share: f64) {
         assert!((0.0..=100.0).contains(width), "{name}: {width}%");
     }
     let width = |n: &str| frames.iter().find(|(f, _)| f == n).expect(n).1;
-    assert!((width("all") - 100.0).abs() < 0.01, "{frames:?}");
+    assert!(
+        (width("all endpoints and regions") - 100.0).abs() < 0.01,
+        "{frames:?}"
+    );
     assert!(
         (width("work") - work_share).abs() < 0.1,
         "work: {frames:?}, want {work_share}%"

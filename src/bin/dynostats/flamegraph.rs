@@ -124,8 +124,9 @@ fn draw(
         .max(theirs.flatten().map_or(1, Calls::folded_scale));
     if scale > 1 {
         eprintln!(
-            "dynostats: amounts divided by {} (rounded down) so that flame graph tools can add \
-             them up in 64 bits: their sum, {}, exceeds 2^63",
+            "dynostats: {}amounts divided by {} (rounded down) so that flame graph tools can \
+             add them up in 64 bits: their sum, {}, exceeds 2^63",
+            if args.folded { "folded " } else { "" },
             power_of_ten(scale),
             calls
                 .folded_sum()

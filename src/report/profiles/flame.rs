@@ -128,8 +128,8 @@ impl Profiles {
             .unwrap_or_else(|| "amounts are instructions retired (user space)".to_string());
         if scale > 1 {
             unit.push_str(&format!(
-                "; in units of {} {} (divided so that flame graph tools can add them up in \
-                 64 bits)",
+                "; amounts in units of {} {} (divided so that flame graph tools can add them \
+                 up in 64 bits)",
                 power_of_ten(scale),
                 escape_name(calls.timer())
             ));
