@@ -758,28 +758,28 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             0.8 + 0.4 * ((state >> 11) as f64 / (1u64 << 53) as f64)
         };
-        let node = |name: &str, parent: Option<u32>, inclusive: i64, exclusive: i64| {
-            let mut n = ProfileNode::default();
-            n.name = name.into();
-            n.parent = parent;
-            n.calls = 1;
-            n.inclusive = inclusive;
-            n.exclusive = exclusive;
-            n
+        let node = |name: &str, parent: Option<u32>, inclusive: i64, exclusive: i64| ProfileNode {
+            name: name.into(),
+            parent,
+            calls: 1,
+            inclusive,
+            exclusive,
+            ..ProfileNode::default()
         };
         let mut profiles = Profiles::new();
         for _ in 0..n {
             let (x, y) = ((f * noise()) as i64, (500.0 * noise()) as i64);
             let mut record = Record::new(RecordKind::Profile, "/a");
             record.weight = 10;
-            let mut detail = Detail::default();
-            detail.timer = Some("instructions".into());
-            detail.nodes = vec![
-                node("/a", None, 100 + x + y, 100),
-                node("f", Some(0), x, x),
-                node("g", Some(0), y, y),
-            ];
-            record.detail = Some(Box::new(detail));
+            record.detail = Some(Box::new(Detail {
+                timer: Some("instructions".into()),
+                nodes: vec![
+                    node("/a", None, 100 + x + y, 100),
+                    node("f", Some(0), x, x),
+                    node("g", Some(0), y, y),
+                ],
+                ..Detail::default()
+            }));
             profiles.add(&record);
         }
         profiles
