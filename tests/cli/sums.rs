@@ -245,7 +245,7 @@ fn a_differential_flamegraph_of_huge_sums_scales_both_sides_alike() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("divided by 10^4"), "{stderr}");
-    // inferno's differential writes its stacks in no fixed order.
+    // Differential stacks are written sorted.
     let mut lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
     lines.sort();
     assert_eq!(
