@@ -316,16 +316,24 @@ fn print_top(profiles: &Profiles) -> Result<(), Box<dyn std::error::Error>> {
     };
     println!();
     print!("{}", top.limit(Some(12)).name_width(Some(40)));
+    // The words around the frames (the unit, the input, the root's name)
+    // are the library's, as `dynostats flamegraph` draws them.
+    let scale = calls.folded_scale();
     let mut folded = Vec::new();
-    calls.write_folded(&mut folded)?;
+    calls.write_folded_scaled(&mut folded, scale)?;
+    let mut labels = profiles.flame_labels(calls, OUTPUT, scale);
+    labels.fit(1200, 12, 0.59);
     let mut options = inferno::flamegraph::Options::default();
-    options.title = "dynostats demo".into();
-    options.count_name = calls.timer().to_string();
-    inferno::flamegraph::from_reader(
-        &mut options,
-        &folded[..],
-        std::io::BufWriter::new(std::fs::File::create(SVG)?),
-    )?;
+    options.title = labels.title.clone();
+    options.subtitle = labels.subtitle.first().cloned();
+    options.count_name = labels.count_name.clone();
+    options.name_type = "Scope:".into();
+    options.image_width = Some(1200);
+    let mut drawn = Vec::new();
+    inferno::flamegraph::from_reader(&mut options, &folded[..], &mut drawn)?;
+    let drawn = String::from_utf8(drawn)?;
+    let svg = labels.finish_svg(&drawn).unwrap_or(drawn);
+    std::fs::write(SVG, svg)?;
     Ok(())
 }
 

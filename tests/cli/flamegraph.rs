@@ -150,8 +150,8 @@ fn the_svg_parses_and_holds_each_scope_as_wide_as_its_inclusive_amount() {
     }
     let all = frames
         .iter()
-        .find(|(n, _)| n == "all")
-        .expect("the root frame")
+        .find(|(n, _)| n == "all endpoints and regions")
+        .expect("the root frame, named")
         .1;
     let paths = paths(&records);
     // The whole: every positive exclusive amount (the root's overhead is
@@ -221,14 +221,303 @@ fn diff_draws_a_differential_graph_from_folded_pairs() {
     let svg = fs::read_to_string(&svg).unwrap();
     parse(&svg);
     // The grown frame carries its change, as a share of the candidate's
-    // whole, in its title.
+    // whole, and against its own base amount, in its title.
     let whole: i64 = after.values().map(|(e, _)| (*e).max(0)).sum();
     let title = format!(
-        "tax (6,000 instructions, {:.2}%; {:+.2}%)",
+        "tax (6,000 instructions, {:.2}%; {:+.2}% of the graph, own amount +100.0%: ",
         100.0 * 6000.0 / whole as f64,
         100.0 * 3000.0 / whole as f64
     );
     assert!(svg.contains(&title), "{title} not in the SVG");
+    // The subtitle says what that percentage is.
+    assert!(
+        svg.contains("a tooltip&apos;s +x% is the frame&apos;s own")
+            || svg.contains("a tooltip's +x% is the frame's own")
+    );
+}
+
+/// The base and the candidate sit where `compare` has them: `BASE...
+/// --against CAND...`; the earlier `CAND --diff BASE` (and `--diff BASE
+/// CAND`, which used to fail) give the same stacks; `--diff` with more
+/// files than one a side is refused, saying the spelling.
+#[test]
+fn the_sides_of_a_differential_graph_are_those_of_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.msgpack");
+    let candidate = dir.path().join("candidate.msgpack");
+    write(&base, &known(1));
+    write(&candidate, &known(2));
+    let (base, candidate) = (base.to_str().unwrap(), candidate.to_str().unwrap());
+    let want = text(&run(&["flamegraph", "--folded", base, "--against", candidate]).stdout);
+    assert!(want.contains("/checkout;price;tax 3000 6000\n"), "{want}");
+    for args in [
+        vec!["flamegraph", "--folded", "--against", candidate, "--", base],
+        vec!["flamegraph", "--folded", candidate, "--diff", base],
+        vec!["flamegraph", "--folded", "--diff", base, candidate],
+    ] {
+        let out = run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), want, "{args:?}");
+    }
+    // The form that failed with "required arguments were not provided".
+    let svg = dir.path().join("x.svg");
+    let out = run(&[
+        "flamegraph",
+        "--diff",
+        base,
+        candidate,
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(fs::read_to_string(&svg).unwrap().contains(" against "));
+    for args in [
+        vec!["flamegraph", "--folded", "--diff", base, base, candidate],
+        vec![
+            "flamegraph",
+            "--folded",
+            candidate,
+            "--diff",
+            base,
+            "--diff",
+            base,
+        ],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            text(&out.stderr).contains("BASE... --against CAND..."),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(&["flamegraph", "--folded", "--normalize", base]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--against"));
+}
+
+/// `n` profile records of `/checkout` (weight 10): `price` costs about
+/// `price` instructions, `render` about 500, each ±20% (seeded).
+fn noisy(n: usize, price: f64, seed: u64) -> Vec<Record> {
+    let mut rng = crate::rng::Rng(seed);
+    (0..n)
+        .map(|_| {
+            let x = (price * (0.8 + 0.4 * rng.uniform())) as i64;
+            let y = (500.0 * (0.8 + 0.4 * rng.uniform())) as i64;
+            profile(
+                "/checkout",
+                10,
+                "instructions",
+                0,
+                &[
+                    ("/checkout", None, 1, 100 + x + y, 100),
+                    ("price", Some(0), 1, x, x),
+                    ("render", Some(0), 1, y, y),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Every frame of a flame graph: (name, fill).
+fn fills(svg: &str) -> BTreeMap<String, String> {
+    let doc = parse(svg);
+    let mut fills = BTreeMap::new();
+    for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
+        let title = g.children().find(|c| c.has_tag_name("title"));
+        let rect = g.children().find(|c| c.has_tag_name("rect"));
+        let (Some(title), Some(rect)) = (title, rect) else {
+            continue;
+        };
+        let title = title.text().unwrap_or_default();
+        let Some((name, _)) = title.split_once(" (") else {
+            continue;
+        };
+        fills.insert(
+            name.to_string(),
+            rect.attribute("fill").unwrap().to_string(),
+        );
+    }
+    fills
+}
+
+/// A differential graph colours a change beyond its noise, and greys
+/// the changes within it: two samples of the same code are not painted
+/// red and blue.
+#[test]
+fn differential_colours_follow_the_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let draw = |base: &[Record], cand: &[Record], name: &str| -> (String, String) {
+        let (b, c) = (
+            dir.path().join(format!("{name}-base")),
+            dir.path().join(format!("{name}-cand")),
+        );
+        write(&b, base);
+        write(&c, cand);
+        let svg = dir.path().join(format!("{name}.svg"));
+        let out = run(&[
+            "flamegraph",
+            b.to_str().unwrap(),
+            "--against",
+            c.to_str().unwrap(),
+            "-o",
+            svg.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        (fs::read_to_string(&svg).unwrap(), text(&out.stderr))
+    };
+    let grey = "rgb(215,215,215)";
+    // The same code, twice: every changed frame grey.
+    let (svg, said) = draw(&noisy(300, 1000.0, 1), &noisy(300, 1000.0, 2), "same");
+    let f = fills(&svg);
+    assert_eq!(f["price"], grey, "{f:?}");
+    assert_eq!(f["render"], grey, "{f:?}");
+    assert!(said.contains("0 frames changed beyond noise"), "{said}");
+    assert!(svg.contains("grey: within noise"));
+    // price grew by 20%: red, saturated (the largest change); render grey.
+    let (svg, said) = draw(&noisy(300, 1000.0, 1), &noisy(300, 1200.0, 2), "grew");
+    let f = fills(&svg);
+    assert_eq!(f["price"], "rgb(255,100,100)", "{f:?}");
+    assert_eq!(f["render"], grey, "{f:?}");
+    assert!(said.contains("1 frames changed beyond noise"), "{said}");
+    assert!(svg.contains("grew beyond noise)</title>"));
+    // And the other way: blue.
+    let (svg, _) = draw(&noisy(300, 1200.0, 1), &noisy(300, 1000.0, 2), "shrank");
+    assert_eq!(fills(&svg)["price"], "rgb(100,100,255)");
+}
+
+/// Text elements of the SVG that inferno centres or that the finishing
+/// added: (text, x in pixels of its centre, font size).
+fn centred_texts(svg: &str) -> (f64, Vec<(String, f64, f64)>) {
+    let doc = parse(svg);
+    let root = doc.root_element();
+    let width: f64 = root.attribute("width").unwrap().parse().unwrap();
+    let mut texts = Vec::new();
+    for t in doc.descendants().filter(|n| n.has_tag_name("text")) {
+        let id = t.attribute("id").unwrap_or_default();
+        let class = t.attribute("class").unwrap_or_default();
+        let size = match (id, class) {
+            ("title", _) => 17.0,
+            ("subtitle", _) | (_, "subtitle") => 12.0,
+            _ => continue,
+        };
+        let x = t.attribute("x").unwrap();
+        let x = match x.strip_suffix('%') {
+            Some(p) => width * p.parse::<f64>().unwrap() / 100.0,
+            None => x.parse().unwrap(),
+        };
+        texts.push((t.text().unwrap_or_default().to_string(), x, size));
+    }
+    (width, texts)
+}
+
+/// The unit line of a flame graph of CPU time (no PMU) is inside the
+/// image: each centred line, at 0.6 of its font size per character
+/// (DejaVu Sans Mono's 0.602 rounded up), fits the width; the title names
+/// the metric and the input; rendered by rsvg-convert where installed
+/// (required with DYNOSTATS_REQUIRE_RSVG=1).
+#[test]
+fn the_unit_line_fits_inside_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("requests.msgpack");
+    let mut records = known(1);
+    for r in &mut records {
+        let detail = r.detail.as_mut().unwrap();
+        detail.timer = Some("cpu_ns".into());
+        detail.timer_requested = Some("instructions".into());
+        detail.timer_fallback = Some(
+            "no hardware PMU: this looks like a VM without a virtual PMU, or a CPU whose PMU \
+             the kernel does not support (ENOENT)"
+                .into(),
+        );
+    }
+    write(&path, &records);
+    for width in ["1200", "600"] {
+        let svg_path = dir.path().join(format!("out-{width}.svg"));
+        let out = run(&[
+            "flamegraph",
+            "--width",
+            width,
+            "-o",
+            svg_path.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ]);
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{said}");
+        assert!(
+            said.contains(&format!("wrote {}", svg_path.to_str().unwrap())),
+            "{said}"
+        );
+        assert!(said.contains("inclusive cpu_ns"), "{said}");
+        let svg = fs::read_to_string(&svg_path).unwrap();
+        let (image, texts) = centred_texts(&svg);
+        assert!(texts.len() >= 3, "{texts:?}");
+        for (line, centre, size) in &texts {
+            let half = line.chars().count() as f64 * size * 0.6 / 2.0;
+            assert!(
+                centre - half >= 0.0 && centre + half <= image,
+                "{line:?} spans {:.0}..{:.0} px of {image}",
+                centre - half,
+                centre + half
+            );
+        }
+        let all: String = texts
+            .iter()
+            .map(|t| t.0.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(all.contains("CPU time (cpu_ns), not instructions"), "{all}");
+        assert!(all.contains("(ENOENT)"), "{all}");
+        assert!(
+            texts[0].0.starts_with("CPU time (cpu_ns), inclusive — "),
+            "{:?}",
+            texts[0]
+        );
+        assert!(
+            width == "600" || texts[0].0.ends_with("requests.msgpack"),
+            "{:?}",
+            texts[0]
+        );
+        render(&svg_path, image);
+    }
+}
+
+/// Renders `svg` to PNG with rsvg-convert and checks the image: a PNG
+/// `width` pixels wide. Skipped, said loudly, without rsvg-convert unless
+/// DYNOSTATS_REQUIRE_RSVG=1.
+fn render(svg: &std::path::Path, width: f64) {
+    let png = svg.with_extension("png");
+    let out = std::process::Command::new("rsvg-convert")
+        .arg(svg)
+        .arg("-o")
+        .arg(&png)
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(
+                std::env::var("DYNOSTATS_REQUIRE_RSVG").as_deref() != Ok("1"),
+                "rsvg-convert is required (DYNOSTATS_REQUIRE_RSVG=1) but cannot run: {e}"
+            );
+            eprintln!(
+                "SKIPPED: rendering the flame graph to PNG: rsvg-convert cannot run ({e}); \
+                 install librsvg2-bin"
+            );
+            return;
+        }
+    };
+    assert!(out.status.success(), "rsvg-convert: {}", text(&out.stderr));
+    let bytes = fs::read(&png).unwrap();
+    assert!(bytes.len() > 2_000, "a {} byte PNG", bytes.len());
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let png_width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    assert_eq!(f64::from(png_width), width);
 }
 
 /// `report` and `flamegraph --folded` on `path`: the same exit status and
@@ -240,7 +529,11 @@ fn same_as_report(path: &str) -> Output {
     let about_file = |o: &Output| -> Vec<String> {
         text(&o.stderr)
             .lines()
-            .filter(|l| !l.contains("no profile records"))
+            .filter(|l| {
+                !l.contains("no profile records")
+                    && !l.contains("profile records (call trees) read")
+                    && !l.starts_with("dynostats: wrote ")
+            })
             .map(String::from)
             .collect()
     };
@@ -288,10 +581,26 @@ fn damaged_empty_and_foreign_inputs_behave_as_in_report() {
     fs::write(&foreign, &bytes).unwrap();
     let out = same_as_report(foreign.to_str().unwrap());
     assert_eq!(text(&out.stdout), folded(&paths(&records[1..])));
+    let missing = same_as_report(dir.path().join("missing").to_str().unwrap());
+    assert_eq!(missing.status.code(), Some(1));
+    // The error alone: no "no profile records" after it, nothing drawn.
     assert_eq!(
-        same_as_report(dir.path().join("missing").to_str().unwrap())
-            .status
-            .code(),
-        Some(1)
+        text(&missing.stderr).lines().count(),
+        1,
+        "{}",
+        text(&missing.stderr)
     );
+    assert!(missing.stdout.is_empty());
+    let svg = dir.path().join("missing.svg");
+    let out = run(&[
+        "flamegraph",
+        "-o",
+        svg.to_str().unwrap(),
+        notes.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!svg.exists());
+    let said = text(&out.stderr);
+    assert!(said.contains("not a dynostats record file"), "{said}");
+    assert!(!said.contains("no profile records"), "{said}");
 }

@@ -613,3 +613,104 @@ fn metric_splits_and_label_filters() {
         "{help}"
     );
 }
+
+/// An input that cannot be read, or is not records at all, is the whole
+/// answer of every subcommand: its error on stderr, alone (no empty
+/// table, no "no record carries instructions", no "no profile records"),
+/// nothing on standard output, the exit status of the input (1 for a
+/// missing file, 3 for one that is not records), no file written.
+#[test]
+fn an_unreadable_or_foreign_input_is_said_first_and_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.msgpack");
+    let mut records = Vec::new();
+    for i in 0..40 {
+        let mut r = Record::new(RecordKind::Request, "/checkout");
+        r.method = Some("GET".into());
+        r.weight = 1;
+        r.cpu_ns = Some(1_000 + i);
+        r.wall_ns = 2_000 + i;
+        records.push(r);
+    }
+    cli::write(&good, &records);
+    let good = good.to_str().unwrap();
+    let missing = dir.path().join("missing.msgpack");
+    let json_file = dir.path().join("requests.json");
+    fs::write(&json_file, b"{\"name\": \"/checkout\", \"cpu_ns\": 1000}\n").unwrap();
+    let text_file = dir.path().join("notes.txt");
+    fs::write(&text_file, b"GET /checkout 200 12ms\n").unwrap();
+    let out_file = dir.path().join("out");
+    let out_path = out_file.to_str().unwrap();
+    for (bad, status, says) in [
+        (&missing, 1, "cannot open"),
+        (&json_file, 3, "not a dynostats record file"),
+        (&text_file, 3, "not a dynostats record file"),
+    ] {
+        let bad = bad.to_str().unwrap();
+        for args in [
+            vec!["report", bad],
+            vec!["report", "--json", bad],
+            vec!["top", bad],
+            vec!["flamegraph", "-o", out_path, bad],
+            vec!["flamegraph", "--folded", good, "--against", bad],
+            vec!["pprof", "-o", out_path, bad],
+            vec!["compare", good, "--against", bad],
+            vec!["compare", bad, "--against", good],
+            vec!["timeseries", bad],
+        ] {
+            let out = run(&args);
+            let said = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(status), "{args:?}: {said}");
+            assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+            assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
+            assert!(said.contains(says), "{args:?}: {said}");
+            assert!(
+                said.starts_with(&format!("dynostats: {bad}: ")),
+                "{args:?}: {said}"
+            );
+            assert!(!out_file.exists(), "{args:?} wrote a file");
+        }
+    }
+    // Among readable inputs, a missing one is reported below the table of
+    // the others (the exit status still says so).
+    let out = run(&["report", good, missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("/checkout"));
+    assert!(text(&out.stdout).contains("INCOMPLETE:"));
+}
+
+/// `report` says on stderr how many profile records it read and what
+/// reads them; without any, nothing.
+#[test]
+fn report_points_to_top_for_its_profile_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.msgpack");
+    let mut request = Record::new(RecordKind::Request, "/checkout");
+    request.method = Some("GET".into());
+    let profiles: Vec<Record> = (0..3)
+        .map(|_| {
+            cli::profile(
+                "/checkout",
+                4,
+                "instructions",
+                0,
+                &[("/checkout", None, 1, 100, 100)],
+            )
+        })
+        .collect();
+    cli::write(&path, &[vec![request.clone()], profiles].concat());
+    let out = run(&["report", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("3 profile records (call trees) read") && said.contains("`dynostats top`"),
+        "{said}"
+    );
+    cli::write(&path, &[request]);
+    let out = run(&["report", path.to_str().unwrap()]);
+    assert!(
+        !text(&out.stderr).contains("profile records"),
+        "{}",
+        text(&out.stderr)
+    );
+}

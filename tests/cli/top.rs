@@ -312,7 +312,10 @@ fn same_as_report(path: &str) -> (Output, Output) {
     let about_file = |o: &Output| -> Vec<String> {
         text(&o.stderr)
             .lines()
-            .filter(|l| !l.contains("no profile records"))
+            .filter(|l| {
+                !l.contains("no profile records")
+                    && !l.contains("profile records (call trees) read")
+            })
             .map(String::from)
             .collect()
     };

@@ -9,6 +9,7 @@ use dynostats::report::output::escape_name;
 
 use crate::args::{Common, parse_label, parse_percent};
 use crate::fleet::{Fleet, parse_time};
+use crate::input::only_failures;
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED, EXIT_USAGE};
 
@@ -141,7 +142,13 @@ pub(crate) fn run(args: &CompareArgs) -> u8 {
         let mut base = builder.build();
         let mut cand = base.clone();
         let mut files = c.inputs.read(&mut base, &args.base);
-        files.extend(c.inputs.read(&mut cand, &args.against));
+        let cand_files = c.inputs.read(&mut cand, &args.against);
+        // A side of which nothing could be read: its errors are the answer.
+        let failed = only_failures(&files) || only_failures(&cand_files);
+        files.extend(cand_files);
+        if failed {
+            return c.inputs.status(&files);
+        }
         (base, cand, files)
     };
     let comparison = compare(

@@ -53,6 +53,13 @@ pub(crate) struct FileRead {
     pub(crate) first_skip: Option<(u64, String)>,
 }
 
+/// True when no input gave a record and one could not be opened or read,
+/// or was not records at all: its error (said on stderr while reading) is
+/// the whole answer, with no empty table or "no records" after it.
+pub(crate) fn only_failures(files: &[FileRead]) -> bool {
+    files.iter().all(|f| f.records == 0) && files.iter().any(|f| f.ending != Ending::Whole)
+}
+
 impl FileRead {
     fn failed(path: String, error: String) -> FileRead {
         FileRead {
@@ -340,6 +347,20 @@ fn read_one(
         }
         (None, None) => (Ending::Whole, None, None),
         (Some(e @ Error::Io { .. }), _) => (Ending::Io, Some(format!("{shown}: {e}")), None),
+        // Damage at the first byte, nothing read: not a record file at all
+        // (JSON, text, another format), said as such.
+        (Some(e @ Error::Decode { offset: 0, .. }), None)
+            if damage.records == 0 && damage.first_skip.is_none() =>
+        {
+            (
+                Ending::Damaged,
+                Some(format!(
+                    "{shown}: not a dynostats record file (MessagePack records, \
+                     docs/records.md): {e}"
+                )),
+                Some(0),
+            )
+        }
         (Some(e @ (Error::Truncated { offset } | Error::Decode { offset, .. })), None) => (
             Ending::Damaged,
             Some(format!(

@@ -17,7 +17,7 @@
 //!               [--callers NAME | --callees NAME] [--fleet N] [--endpoint NAME]
 //!               [--label KEY=VALUE]... [--format table|json|csv] FILE...
 //! dynostats flamegraph [--metric M] [--endpoint NAME] [--label KEY=VALUE]...
-//!                      [--folded] [--diff BASE...] -o OUT.svg FILE...
+//!                      [--folded] -o OUT.svg FILE... [--against CAND...]
 //! dynostats pprof [--metric M] [--endpoint NAME] [--label KEY=VALUE]...
 //!                 [--label-key KEY]... -o OUT.pb.gz FILE...
 //! ```
@@ -116,8 +116,8 @@ enum Command {
     #[command(after_help = EXIT_STATUS)]
     Top(top::TopArgs),
     /// A flame graph (SVG, drawn by inferno) of the profile records' call
-    /// trees, weighted; --folded for folded stacks, --diff BASE... for a
-    /// differential one.
+    /// trees, weighted; --folded for folded stacks, BASE... --against
+    /// CAND... for a differential one (as compare).
     #[command(after_help = EXIT_STATUS)]
     Flamegraph(flamegraph::FlameArgs),
     /// A pprof profile (gzip-compressed profile.proto) of the profile

@@ -11,7 +11,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::args::ProfileInput;
-use crate::input::{nothing, warnings};
+use crate::input::{nothing, only_failures, warnings};
 use crate::{EXIT_IO, EXIT_USAGE};
 
 /// An example for `--help`.
@@ -109,6 +109,9 @@ pub(crate) fn run(args: &PprofArgs) -> u8 {
         Some(Err(status)) => return status,
         None => args.input.read_into(builder.build(), &args.input.files),
     };
+    if only_failures(&files) {
+        return args.input.inputs.status(&files);
+    }
     match write(args, &profiles) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             eprintln!("dynostats: cannot write the profile: {e}");

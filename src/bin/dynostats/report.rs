@@ -10,6 +10,7 @@ use dynostats::report::{Metric, Report, SortBy, Split, Table};
 use crate::EXIT_OK;
 use crate::args::{Inputs, Output, metric, parse_split};
 use crate::fleet::Fleet;
+use crate::input::only_failures;
 use crate::output::print;
 
 /// The arguments of `dynostats report`.
@@ -111,8 +112,18 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
     } else {
         let mut report = builder.build();
         let files = args.inputs.read(&mut report, &args.files);
+        if only_failures(&files) {
+            return args.inputs.status(&files);
+        }
         (report, files)
     };
+    if report.profile_records() > 0 {
+        eprintln!(
+            "dynostats: {} profile records (call trees) read: they are not rows of this \
+             table; `dynostats top` and `dynostats flamegraph` read them",
+            report.profile_records()
+        );
+    }
     let format = args.output.format();
     let table = report
         .table()

@@ -7,6 +7,7 @@ use dynostats::report::timeseries::{Timeseries, TimeseriesOptions};
 
 use crate::args::{Common, parse_duration, parse_percent};
 use crate::fleet::Fleet;
+use crate::input::only_failures;
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED};
 
@@ -81,6 +82,9 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
     } else {
         let mut series = builder.build();
         let files = c.inputs.read(&mut series, &args.files);
+        if only_failures(&files) {
+            return c.inputs.status(&files);
+        }
         (series, files)
     };
     let analysed = series.analyse(

@@ -11,7 +11,7 @@ use dynostats::report::profiles::TopSort;
 use dynostats::report::{Format, Table};
 
 use crate::args::{Output, ProfileInput};
-use crate::input::{nothing, warnings};
+use crate::input::{nothing, only_failures, warnings};
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_USAGE};
 
@@ -57,6 +57,9 @@ pub(crate) fn run(args: &TopArgs) -> u8 {
         Some(Err(status)) => return status,
         None => args.input.read(&args.input.files),
     };
+    if only_failures(&files) {
+        return args.input.inputs.status(&files);
+    }
     let format = args.output.format();
     let calls = profiles.calls(args.input.metric);
     // A drill-down into a name the trees do not have is a mistake to say,

@@ -39,6 +39,9 @@ pub(super) fn add_u(sum: &mut u128, x: u128, saturated: &mut bool) {
 pub(crate) struct Scratch {
     names: Vec<u32>,
     paths: Vec<u32>,
+    /// The paths the record met, each once, whose `pending` holds the
+    /// record's exclusive amount there.
+    touched: Vec<u32>,
 }
 
 /// A scope name's (or an endpoint's own) totals over every call tree of
@@ -113,6 +116,16 @@ pub(super) struct PathNode {
     /// (`detail.overhead`); 0 for the others.
     pub(super) overhead: i128,
     saturated: bool,
+    /// Over the records read one by one: `Σ w²·x` and `Σ w²·x²` of `x`,
+    /// a record's exclusive amount on this path (0 where it has none):
+    /// with [`Calls::sw2`] the spread of the path's total
+    /// ([`Calls::path_variance`]).
+    pub(super) sw2_x: f64,
+    pub(super) sw2_x2: f64,
+    /// The exclusive amount of the record being added, and whether that
+    /// record met the path yet.
+    pending: i128,
+    touched: bool,
 }
 
 /// What one pprof sample sums ([`Calls::sample_sums`]): a path's weighted
@@ -149,6 +162,11 @@ pub struct Calls {
     pub(super) weights: Option<(u64, u64)>,
     /// Earliest and latest `ts` met.
     pub(super) span: Option<(u64, u64)>,
+    /// `Σ w²` over the records added one by one ([`Calls::add`]); 0 for
+    /// sums made elsewhere (a database), whose spread is unknown.
+    pub(super) sw2: f64,
+    /// Records added one by one (those `sw2` counts).
+    pub(super) spread_records: u64,
 }
 
 impl Calls {
@@ -170,6 +188,8 @@ impl Calls {
             by_labels: HashMap::new(),
             weights: None,
             span: None,
+            sw2: 0.0,
+            spread_records: 0,
         }
     }
 
@@ -224,6 +244,10 @@ impl Calls {
             calls: 0,
             overhead: 0,
             saturated: false,
+            sw2_x: 0.0,
+            sw2_x2: 0.0,
+            pending: 0,
+            touched: false,
         });
         self.path_index.insert((parent, name), id);
         id
@@ -265,6 +289,7 @@ impl Calls {
         self.saturated |= saturated;
         s.names.clear();
         s.paths.clear();
+        s.touched.clear();
         for (i, n) in nodes.iter().enumerate() {
             let name = self.name_id(&n.name, i == 0, max);
             let recursive = is_recursive(nodes, i, |a| s.names[a] == name);
@@ -275,6 +300,12 @@ impl Calls {
             };
             let path = self.path_id(parent_path, name, max);
             s.paths.push(path);
+            let p = &mut self.paths[path as usize];
+            if !p.touched {
+                p.touched = true;
+                s.touched.push(path);
+            }
+            p.pending = p.pending.saturating_add(i128::from(n.exclusive));
 
             let inclusive = w * i128::from(n.inclusive);
             let exclusive = w * i128::from(n.exclusive);
@@ -306,6 +337,19 @@ impl Calls {
                     max,
                 );
             }
+        }
+        // The record's exclusive amount per path, into the sums of squares
+        // that give each path's spread.
+        let w2 = (weight as f64) * (weight as f64);
+        self.sw2 += w2;
+        self.spread_records += 1;
+        for &path in &s.touched {
+            let p = &mut self.paths[path as usize];
+            let x = p.pending as f64;
+            p.pending = 0;
+            p.touched = false;
+            p.sw2_x += w2 * x;
+            p.sw2_x2 += w2 * x * x;
         }
     }
 

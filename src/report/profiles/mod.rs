@@ -4,12 +4,14 @@
 //! `dynostats flamegraph` read ([`Profiles`]).
 
 mod calls;
+mod flame;
 mod folded;
 mod pprof;
 mod top;
 
 pub(crate) use calls::Scratch;
 pub use calls::{CallEdge, Calls, Function};
+pub use flame::{FlameDiff, FlameLabels, Verdict};
 pub use pprof::Pprof;
 pub use top::{TopSort, TopTable};
 
@@ -371,15 +373,8 @@ impl Profiles {
             return None;
         }
         let mut note = format!(
-            "amounts are {} ({}), not instructions",
-            match calls.metric() {
-                Some(Metric::CpuNs) => "CPU time",
-                Some(Metric::WallNs) => "wall time",
-                Some(Metric::Cycles) => "CPU cycles",
-                Some(Metric::RssChange) => "RSS change",
-                _ => "another timer",
-            },
-            calls.timer()
+            "amounts are {}, not instructions",
+            flame::timer_words(calls)
         );
         if self.calls(Some(Metric::Instructions)).is_none() {
             note.push_str(": no profile record carries instructions");
