@@ -38,7 +38,7 @@ LEVEL = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 # is the root of the module: any room may use it.
 REPORT_ROOMS = [
     ["stats", "sketch", "metric", "summary", "filter", "drops"],
-    ["output"],
+    ["output", "grid"],
     ["side", "groups", "table", "compare", "timeseries", "profiles"],
 ]
 REPORT_LEVEL = {m: i for i, ms in enumerate(REPORT_ROOMS) for m in ms}

@@ -55,6 +55,7 @@
 pub mod compare;
 mod drops;
 mod filter;
+mod grid;
 mod groups;
 mod metric;
 pub mod output;
@@ -71,7 +72,7 @@ use std::io::Read;
 pub use drops::{Drops, SinkDrops};
 pub use groups::{Group, Report, ReportBuilder, Split};
 pub use metric::{Bound, Metric, MetricStats};
-pub use output::Format;
+pub use output::{Format, TextStyle};
 pub use sketch::Sketch;
 pub use stats::{Interval, Moments};
 pub use summary::Summary;

@@ -150,12 +150,29 @@ pub trait Render {
     /// CSV with a header line.
     fn write_csv<W: io::Write>(&self, out: &mut W) -> io::Result<()>;
 
+    /// Aligned columns laid out by `style` (width, colour, columns shown);
+    /// answers without such choices write [`Render::write_text`].
+    fn write_text_styled<W: io::Write>(&self, style: &TextStyle, out: &mut W) -> io::Result<()> {
+        let _ = style;
+        self.write_text(out)
+    }
+
     /// Writes the answer in `format`.
     fn write<W: io::Write>(&self, format: Format, out: &mut W) -> io::Result<()> {
+        self.write_styled(format, &TextStyle::default(), out)
+    }
+
+    /// Writes the answer in `format`, a table laid out by `style`.
+    fn write_styled<W: io::Write>(
+        &self,
+        format: Format,
+        style: &TextStyle,
+        out: &mut W,
+    ) -> io::Result<()> {
         match format {
             Format::Json => self.write_json(out),
             Format::Csv => self.write_csv(out),
-            Format::Table => self.write_text(out),
+            Format::Table => self.write_text_styled(style, out),
         }
     }
 }
@@ -305,6 +322,147 @@ pub fn utc(ns: u64) -> String {
     out
 }
 
+/// How text answers (tables) are laid out for the reader: the width to
+/// fit, colour, and whether columns with nothing to say are shown. JSON
+/// and CSV ignore it: they always have every figure.
+///
+/// The default fits no width (every row on one line), has no colour and
+/// leaves out columns that are 0 or empty in every row (cancelled,
+/// errors, forced, absent ...), naming them below the table.
+///
+/// ```
+/// use dynostats::report::output::{Render, TextStyle};
+/// use dynostats::{Record, RecordKind, Report};
+///
+/// let mut report = Report::new();
+/// let mut r = Record::new(RecordKind::Region, "parse");
+/// r.cpu_ns = Some(1_500);
+/// report.add(&r);
+/// let mut text = Vec::new();
+/// let style = TextStyle::new().width(Some(60));
+/// report.table().write_text_styled(&style, &mut text).unwrap();
+/// let text = String::from_utf8(text).unwrap();
+/// assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
+/// assert!(text.contains("1.50 µs"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct TextStyle {
+    pub(crate) width: Option<usize>,
+    pub(crate) color: bool,
+    pub(crate) all_columns: bool,
+}
+
+impl TextStyle {
+    /// No width, no colour, empty columns left out.
+    pub fn new() -> TextStyle {
+        TextStyle::default()
+    }
+
+    /// Fits lines into `columns` terminal columns (`None`: no limit). A
+    /// table too wide is fitted by cutting long names with `…`, then by
+    /// moving columns to further blocks of the same rows (each repeating
+    /// the rows' kind and name); a number is never cut or wrapped.
+    pub fn width(mut self, columns: Option<usize>) -> Self {
+        self.width = columns;
+        self
+    }
+
+    /// Colours verdicts and alerts (ANSI escapes): for a terminal only.
+    pub fn color(mut self, on: bool) -> Self {
+        self.color = on;
+        self
+    }
+
+    /// Shows every column, also those that are 0 or empty in every row.
+    pub fn all_columns(mut self, on: bool) -> Self {
+        self.all_columns = on;
+        self
+    }
+}
+
+/// A colour of a word in a text answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Paint {
+    /// FAIL, ALERT: bold red.
+    Alarm,
+    /// slower: red.
+    Worse,
+    /// faster: green.
+    Better,
+    /// DISAGREE, UNDECIDED: yellow.
+    Caution,
+}
+
+impl Paint {
+    /// `text` between this colour's ANSI escape and the reset, when
+    /// `on`; else `text` as it is.
+    pub(crate) fn apply(self, text: &str, on: bool) -> String {
+        if !on || text.is_empty() {
+            return text.to_string();
+        }
+        let code = match self {
+            Paint::Alarm => "1;31",
+            Paint::Worse => "31",
+            Paint::Better => "32",
+            Paint::Caution => "33",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+}
+
+/// Writes `text` (one paragraph, no newline) as lines of at most
+/// `style`'s width, broken at spaces, the lines after the first indented
+/// by `indent` spaces; without a width, as one line. A word longer than
+/// the width stays whole. `paint` colours the paragraph's first word
+/// (`FAIL:`, `ALERT`).
+pub(crate) fn write_wrapped(
+    out: &mut impl io::Write,
+    style: &TextStyle,
+    indent: usize,
+    paint: Option<Paint>,
+    text: &str,
+) -> io::Result<()> {
+    let lines = wrap(text, style.width, indent);
+    for (i, line) in lines.iter().enumerate() {
+        match paint.filter(|_| i == 0 && style.color) {
+            Some(p) => {
+                let (first, rest) = line.split_at(line.find(' ').unwrap_or(line.len()));
+                writeln!(out, "{}{rest}", p.apply(first, true))?;
+            }
+            None => writeln!(out, "{line}")?,
+        }
+    }
+    Ok(())
+}
+
+/// `text` broken at spaces into lines of at most `columns` columns, the
+/// lines after the first indented by `indent` spaces.
+pub(crate) fn wrap(text: &str, columns: Option<usize>, indent: usize) -> Vec<String> {
+    let Some(max) = columns else {
+        return vec![text.to_string()];
+    };
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let lead = " ".repeat(text.len() - text.trim_start().len());
+    line.push_str(&lead);
+    let mut empty = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !empty && width(&line) + 1 + width(word) > max {
+            lines.push(std::mem::take(&mut line));
+            line.push_str(&" ".repeat(indent));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    lines.push(line);
+    lines
+}
+
 /// A fraction as a signed percentage with two decimals.
 pub(crate) fn pct(x: f64) -> String {
     format!("{:+.2}%", x * 100.0)
@@ -322,6 +480,28 @@ mod tests {
         assert_eq!(width("日本語"), 6);
         assert_eq!(cut("日本語です", 5), "日本…");
         assert!(width(&cut("日本語です", 5)) <= 5);
+    }
+
+    #[test]
+    fn wrapping_breaks_at_spaces_within_the_width() {
+        let text = "DISAGREE: the metrics' deltas differ beyond their noise";
+        assert_eq!(
+            wrap(text, Some(24), 2),
+            [
+                "DISAGREE: the metrics'",
+                "  deltas differ beyond",
+                "  their noise"
+            ]
+        );
+        assert_eq!(wrap(text, None, 2), [text]);
+        // A word longer than the width stays whole, on its own line.
+        assert_eq!(wrap("a 0123456789 b", Some(5), 0), ["a", "0123456789", "b"]);
+    }
+
+    #[test]
+    fn paint_only_when_on() {
+        assert_eq!(Paint::Alarm.apply("FAIL", false), "FAIL");
+        assert_eq!(Paint::Alarm.apply("FAIL", true), "\x1b[1;31mFAIL\x1b[0m");
     }
 
     #[test]

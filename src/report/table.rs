@@ -6,11 +6,12 @@ use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
 
+use super::grid::{Align, Cell, Grid};
 use super::groups::{Group, Report};
 use super::metric::{Bound, Metric, MetricStats};
 use super::output::{
-    Render, csv_text, cut, escape_name, human, human_opt, json_int, json_num, json_opt_int,
-    json_string, width,
+    Render, TextStyle, csv_text, cut, escape_name, human, human_opt, json_int, json_num,
+    json_opt_int, json_string, write_wrapped,
 };
 use super::sketch::Sketch;
 use crate::record::RecordKind;
@@ -222,8 +223,15 @@ impl fmt::Display for Table<'_> {
 }
 
 impl Render for Table<'_> {
-    /// Writes the text table, its notes and the drops to `out`.
+    /// Writes the text table, its notes and the drops to `out`, laid out
+    /// by the default [`TextStyle`].
     fn write_text<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        self.write_text_styled(&TextStyle::default(), out)
+    }
+
+    /// Writes the text table, its notes and the drops to `out`, fitted to
+    /// `style` (see [`TextStyle`]).
+    fn write_text_styled<W: Write>(&self, style: &TextStyle, out: &mut W) -> io::Result<()> {
         let report = self.report;
         let headline = self.headline();
         writeln!(out, "headline: {}", self.title())?;
@@ -231,25 +239,31 @@ impl Render for Table<'_> {
         let cpu_column = headline != Metric::CpuNs;
         let cycles_column = headline != Metric::Cycles && report.carries(Metric::Cycles);
         let splits = report.splits();
-        let mut header: Vec<String> = vec!["kind".into(), "name".into()];
-        header.extend(splits.iter().map(|s| s.title()));
-        header.extend(
-            ["sampled", "est.events", "cancelled", "errors", "forced"]
-                .iter()
-                .map(|s| s.to_string()),
-        );
-        for what in ["total", "/event", "p50", "p99", "absent"] {
-            header.push(format!("{short} {what}"));
+        let mut grid = Grid::new();
+        grid.column("kind", Align::Left).key();
+        grid.column("name", Align::Left).key().shrink_to(16);
+        for split in splits {
+            grid.column(split.title(), Align::Left).key().shrink_to(8);
         }
+        grid.column("sampled", Align::Right);
+        grid.column("events", Align::Right);
+        for count in ["cancelled", "errors", "forced"] {
+            grid.column(count, Align::Right).optional();
+        }
+        grid.column(format!("{short} total"), Align::Right);
+        grid.column("/event", Align::Right);
+        grid.column("p50", Align::Right);
+        grid.column("p99", Align::Right).joined();
+        grid.column("absent", Align::Right).optional();
         if cpu_column {
-            header.push("CPU /event".into());
+            grid.column("CPU /event", Align::Right).optional();
         }
         if cycles_column {
-            header.push("cycles /event".into());
+            grid.column("cycles /event", Align::Right).optional();
         }
-        header.extend(["wall p50", "wall p99", "RSS Δ p50"].map(String::from));
-        let left = 2 + splits.len();
-        let mut lines = vec![header];
+        grid.column("wall p50", Align::Right).optional();
+        grid.column("wall p99", Align::Right).optional().joined();
+        grid.column("RSS Δ p50", Align::Right).optional();
         let mut approximate = false;
         for (group, stats) in self.rows() {
             approximate |= !stats.exact;
@@ -258,176 +272,217 @@ impl Render for Table<'_> {
             if let Some(max) = self.name_width {
                 name = cut(&name, max);
             }
-            let mut line = vec![group.kind.as_str().to_string(), name];
+            let mut line: Vec<Cell> = vec![group.kind.as_str().into(), name.into()];
             for i in 0..splits.len() {
-                line.push(match group.split.get(i) {
+                line.push(Cell::from(match group.split.get(i) {
                     Some(v) => cut(&escape_name(v), self.name_width.unwrap_or(usize::MAX)),
                     None => "-".into(),
-                });
+                }));
             }
-            line.extend([
-                group.sampled().to_string(),
-                group.events().to_string(),
-                group.cancelled().to_string(),
-                group.errors().to_string(),
-                group.forced().to_string(),
-                if stats.samples > 0 {
-                    bounded(&stats, human(headline, stats.total as f64))
-                } else {
-                    "-".into()
-                },
-                stats
-                    .mean_per_event
-                    .map_or_else(|| "-".into(), |m| bounded(&stats, human(headline, m))),
-                human_opt(headline, stats.p50),
-                human_opt(headline, stats.p99),
-                stats.absent.to_string(),
-            ]);
+            line.extend(
+                [
+                    group.sampled().to_string(),
+                    group.events().to_string(),
+                    group.cancelled().to_string(),
+                    group.errors().to_string(),
+                    group.forced().to_string(),
+                    if stats.samples > 0 {
+                        bounded(&stats, human(headline, stats.total as f64))
+                    } else {
+                        "-".into()
+                    },
+                    stats
+                        .mean_per_event
+                        .map_or_else(|| "-".into(), |m| bounded(&stats, human(headline, m))),
+                    human_opt(headline, stats.p50),
+                    human_opt(headline, stats.p99),
+                    stats.absent.to_string(),
+                ]
+                .map(Cell::from),
+            );
             for (show, metric) in [(cpu_column, Metric::CpuNs), (cycles_column, Metric::Cycles)] {
                 if show {
                     let s = group.stats(metric);
-                    line.push(
+                    line.push(Cell::from(
                         s.mean_per_event
                             .map_or_else(|| "-".into(), |m| bounded(&s, human(metric, m))),
-                    );
+                    ));
                 }
             }
             approximate |= !wall.exact;
-            line.push(human_opt(Metric::WallNs, wall.p50));
-            line.push(human_opt(Metric::WallNs, wall.p99));
-            line.push(human_opt(
-                Metric::RssChange,
-                group.stats(Metric::RssChange).p50,
-            ));
-            lines.push(line);
+            line.push(human_opt(Metric::WallNs, wall.p50).into());
+            line.push(human_opt(Metric::WallNs, wall.p99).into());
+            line.push(human_opt(Metric::RssChange, group.stats(Metric::RssChange).p50).into());
+            grid.row(line);
         }
-        let columns = lines[0].len();
-        let widths: Vec<usize> = (0..columns)
-            .map(|c| lines.iter().map(|l| width(&l[c])).max().unwrap_or(0))
-            .collect();
-        let mut text = String::new();
-        for line in &lines {
-            text.clear();
-            for (c, cell) in line.iter().enumerate() {
-                let pad = widths[c] - width(cell);
-                if c > 0 {
-                    text.push_str("  ");
-                }
-                // Kind, name and splits to the left, numbers to the right.
-                if c < left {
-                    text.push_str(cell);
-                    text.extend(std::iter::repeat_n(' ', pad));
-                } else {
-                    text.extend(std::iter::repeat_n(' ', pad));
-                    text.push_str(cell);
-                }
-            }
-            writeln!(out, "{}", text.trim_end())?;
-        }
-        if lines.len() == 1 {
+        let empty = grid.is_empty();
+        let dropped = grid.write(out, style)?;
+        if empty {
             writeln!(out, "(no records)")?;
         }
-
         writeln!(out)?;
+        if !dropped.is_empty() && !empty {
+            write_wrapped(
+                out,
+                style,
+                2,
+                None,
+                &format!(
+                    "not shown, 0 or none in every row: {} (--all-columns shows them)",
+                    dropped.join(", ")
+                ),
+            )?;
+        }
         let drops = report.drops();
-        writeln!(
+        write_wrapped(
             out,
-            "{} records read, {} of them status records",
-            report.records(),
-            drops.status_records
+            style,
+            2,
+            None,
+            &format!(
+                "{} records read, {} of them status records",
+                report.records(),
+                drops.status_records
+            ),
         )?;
         if report.filtered() > 0 {
-            writeln!(
+            write_wrapped(
                 out,
-                "{} records left out by the label filters",
-                report.filtered()
+                style,
+                2,
+                None,
+                &format!(
+                    "{} records left out by the label filters",
+                    report.filtered()
+                ),
             )?;
         }
         if report.folded() > 0 {
-            writeln!(
+            write_wrapped(
                 out,
-                "{} records of groups beyond the first {} folded into <other> (--max-groups)",
-                report.folded(),
-                report.max_groups()
+                style,
+                2,
+                None,
+                &format!(
+                    "{} records of groups beyond the first {} folded into <other> (--max-groups)",
+                    report.folded(),
+                    report.max_groups()
+                ),
             )?;
         }
         if report.newer_versions() > 0 {
-            writeln!(
+            write_wrapped(
                 out,
-                "WARNING: {} records of a newer schema version than {} were read for the fields \
+                style,
+                2,
+                None,
+                &format!(
+                    "WARNING: {} records of a newer schema version than {} were read for the fields \
                  this reader knows",
-                report.newer_versions(),
-                crate::record::Record::SCHEMA_VERSION
+                    report.newer_versions(),
+                    crate::record::Record::SCHEMA_VERSION
+                ),
             )?;
         }
         if drops.status_records == 0 {
-            writeln!(
+            write_wrapped(
                 out,
-                "no status records: whether the writer dropped records is unknown"
+                style,
+                2,
+                None,
+                "no status records: whether the writer dropped records is unknown",
             )?;
         } else if drops.any() {
-            writeln!(
+            write_wrapped(
                 out,
-                "WARNING: the writer dropped records, the table is missing them: \
+                style,
+                2,
+                None,
+                &format!(
+                    "WARNING: the writer dropped records, the table is missing them: \
                  {} (queue full), {} (emitted after shutdown)",
-                drops.queue_full, drops.closed
+                    drops.queue_full, drops.closed
+                ),
             )?;
             if drops.own.total() > 0 {
-                writeln!(
+                write_wrapped(
                     out,
-                    "WARNING: the sink that wrote these records lost {} of them: \
+                    style,
+                    2,
+                    None,
+                    &format!(
+                        "WARNING: the sink that wrote these records lost {} of them: \
                      {} (its backlog was full), {} (on errors), {} (by itself)",
-                    drops.own.total(),
-                    drops.own.sink_full,
-                    drops.own.sink_error,
-                    drops.own.by_sink
+                        drops.own.total(),
+                        drops.own.sink_full,
+                        drops.own.sink_error,
+                        drops.own.by_sink
+                    ),
                 )?;
             }
             for (sink, d) in &drops.sinks {
                 if d.total() > 0 {
-                    writeln!(
+                    write_wrapped(
                         out,
-                        "WARNING: sink {} lost {} records: {} (its backlog was full), \
+                        style,
+                        2,
+                        None,
+                        &format!(
+                            "WARNING: sink {} lost {} records: {} (its backlog was full), \
                          {} (on errors), {} (by itself)",
-                        escape_name(sink),
-                        d.total(),
-                        d.sink_full,
-                        d.sink_error,
-                        d.by_sink
+                            escape_name(sink),
+                            d.total(),
+                            d.sink_full,
+                            d.sink_error,
+                            d.by_sink
+                        ),
                     )?;
                 }
             }
         } else {
-            writeln!(
+            write_wrapped(
                 out,
-                "no records dropped (as of each writer's last status record)"
+                style,
+                2,
+                None,
+                "no records dropped (as of each writer's last status record)",
             )?;
         }
         for (counter, why) in report.unavailable() {
-            writeln!(
+            write_wrapped(
                 out,
-                "unavailable: {}: {}",
-                escape_name(counter),
-                escape_name(why)
+                style,
+                2,
+                None,
+                &format!(
+                    "unavailable: {}: {}",
+                    escape_name(counter),
+                    escape_name(why)
+                ),
             )?;
         }
-        write!(
-            out,
-            "est.events = sum of weights. Over completed sampled records: total = estimated \
-             total (sum of weight x value),\n/event = total / their events, p50 and p99 = \
-             quantiles per event (each value weighted by its record's weight), {},\nabsent = \
-             records without the counter (not measured, not 0). Cancelled, failed and forced \
-             (weight 0) records are counted, not measured.\n",
-            if approximate {
-                format!(
-                    "within {:.1}% where a group has more than {} distinct values, else exact",
-                    Sketch::RELATIVE_ERROR * 100.0,
-                    Sketch::EXACT_MAX
-                )
-            } else {
-                "exact".to_string()
-            }
-        )
+        let quantiles = if approximate {
+            format!(
+                "within {:.1}% where a group has more than {} distinct values, else exact",
+                Sketch::RELATIVE_ERROR * 100.0,
+                Sketch::EXACT_MAX
+            )
+        } else {
+            "exact".to_string()
+        };
+        for note in [
+            format!(
+                "events = estimated events (sum of weights). Over completed sampled records: \
+                 total = estimated total (sum of weight x value), /event = total / their events, \
+                 p50 and p99 = quantiles per event (each value weighted by its record's weight), \
+                 {quantiles}; absent = records without the counter (not measured, not 0)."
+            ),
+            "Cancelled, failed and forced (weight 0) records are counted, not measured."
+                .to_string(),
+        ] {
+            write_wrapped(out, style, 0, None, &note)?;
+        }
+        Ok(())
     }
 
     /// Writes the table as one JSON object, streamed group by group:

@@ -17,7 +17,8 @@ use super::compare::{CompareOptions, overall};
 use super::filter::LabelFilters;
 use super::metric::Metric;
 use super::output::{
-    Render, csv_text, cut, escape_name, human, json_num, json_string, pct, utc, write_metric_line,
+    Paint, Render, TextStyle, csv_text, cut, escape_name, human, json_num, json_string, pct, utc,
+    wrap, write_metric_line, write_wrapped,
 };
 use super::side::{COMPARED, Groups, RowKind, TestSettings, row_label};
 use super::stats::{Interval, Moments};
@@ -421,8 +422,15 @@ impl Series {
 }
 
 impl Render for Series {
-    /// The printed table: one block per window.
+    /// The printed table: one block per window, laid out by the default
+    /// [`TextStyle`].
     fn write_text<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        self.write_text_styled(&TextStyle::default(), out)
+    }
+
+    /// The printed table: one block per window, its first line broken to
+    /// fit `style`'s width, alerts coloured where it has colour.
+    fn write_text_styled<W: Write>(&self, style: &TextStyle, out: &mut W) -> io::Result<()> {
         let m = self.metric;
         write_metric_line(out, m, self.fallback.as_deref())?;
         writeln!(
@@ -443,8 +451,7 @@ impl Render for Series {
         }
         for w in &self.windows {
             writeln!(out)?;
-            writeln!(
-                out,
+            let line = format!(
                 "window {} (+{} s): {} hits, {} per {}, {} vs previous, {} vs baseline of {} {}{}",
                 utc(w.start_ns),
                 (w.start_ns - self.windows[0].start_ns) as f64 / 1e9,
@@ -474,7 +481,14 @@ impl Render for Series {
                 } else {
                     ""
                 }
-            )?;
+            );
+            let alert = Paint::Alarm.apply("ALERT", style.color);
+            for line in wrap(&line, style.width, 4) {
+                match line.strip_suffix(" ALERT") {
+                    Some(rest) if w.alert => writeln!(out, "{rest} {alert}")?,
+                    _ => writeln!(out, "{line}")?,
+                }
+            }
             for r in &w.rows {
                 writeln!(
                     out,
@@ -492,14 +506,22 @@ impl Render for Series {
         let alerts: Vec<&Window> = self.alerts().collect();
         if self.alert_above.is_some() {
             if self.nothing_judged() {
-                writeln!(
+                write_wrapped(
                     out,
-                    "UNDECIDED: no window could be judged (a window needs a baseline and --min-samples samples on both)"
+                    style,
+                    2,
+                    Some(Paint::Caution),
+                    "UNDECIDED: no window could be judged (a window needs a baseline and --min-samples samples on both)",
                 )?;
             } else if alerts.is_empty() {
                 writeln!(out, "no alerts")?;
             } else {
-                writeln!(out, "ALERT in {} windows:", alerts.len())?;
+                writeln!(
+                    out,
+                    "{} in {} windows:",
+                    Paint::Alarm.apply("ALERT", style.color),
+                    alerts.len()
+                )?;
                 for w in alerts {
                     writeln!(
                         out,
@@ -557,9 +579,10 @@ impl Render for Series {
             );
             write!(
                 out,
-                "{}\n{{\"start_ns\":{},\"hits\":\"{}\",\"cost_per_event\":{},\"change\":{},\"against_baseline\":{},\"baseline_windows\":{},\"decided\":{},\"alert\":{},\"rows\":[{}]}}",
+                "{}\n{{\"start_ns\":{},\"start\":{},\"hits\":\"{}\",\"cost_per_event\":{},\"change\":{},\"against_baseline\":{},\"baseline_windows\":{},\"decided\":{},\"alert\":{},\"rows\":[{}]}}",
                 if i > 0 { "," } else { "" },
                 w.start_ns,
+                json_string(&utc(w.start_ns)),
                 w.hits,
                 json_num(w.cost_per_event),
                 json_num(w.change),
@@ -578,14 +601,15 @@ impl Render for Series {
     fn write_csv<W: Write>(&self, out: &mut W) -> io::Result<()> {
         writeln!(
             out,
-            "window_start_ns,name,hits,cost_per_event,total,change,baseline_relative,baseline_low,baseline_high,alert"
+            "window_start_ns,window_start,name,hits,cost_per_event,total,change,baseline_relative,baseline_low,baseline_high,alert"
         )?;
         let f = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v}"));
         for w in &self.windows {
             writeln!(
                 out,
-                "{},,{},{},,{},{},{},{},{}",
+                "{},{},,{},{},,{},{},{},{},{}",
                 w.start_ns,
+                utc(w.start_ns),
                 w.hits,
                 f(w.cost_per_event),
                 f(w.change),
@@ -597,8 +621,9 @@ impl Render for Series {
             for r in &w.rows {
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},,,,",
+                    "{},{},{},{},{},{},{},,,,",
                     w.start_ns,
+                    utc(w.start_ns),
                     csv_text(&r.label),
                     r.hits,
                     f(r.cost_per_event),

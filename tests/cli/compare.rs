@@ -103,6 +103,39 @@ fn figures_equal_independent_values_and_the_gate_names_the_offender() {
     assert!((f(&o["mix_adjusted"]["candidate"]) - cand_mix).abs() < 1e-6 * cand_mix);
     // Sorted by |change of total cost|: /a first.
     assert_eq!(report["report"]["rows"][0]["name"], "GET /a");
+    // Without a gate: what each interval says, and no gate's verdict.
+    let (a, b) = (row(&report, "GET /a"), row(&report, "GET /b"));
+    assert_eq!(
+        (&a["change"], &a["verdict"]),
+        (&"slower".into(), &serde_json::Value::Null)
+    );
+    assert_eq!(b["change"], "no_change");
+    assert_eq!(report["report"]["overall"]["change"], "slower");
+    let t = text(&run(&["compare", base_s, "--against", cand_s]).stdout);
+    let words = |t: &str, name: &str| -> Vec<String> {
+        let line = t.lines().find(|l| l.contains(name)).unwrap();
+        line.split_whitespace().map(String::from).collect()
+    };
+    assert_eq!(words(&t, "GET /a").last().unwrap(), "slower", "{t}");
+    assert!(
+        words(&t, "GET /b").ends_with(&["no".into(), "change".into()]),
+        "{t}"
+    );
+    assert!(!t.contains("pass"), "{t}");
+    // With one: the gate's verdict beside the interval's word.
+    let gated = run(&[
+        "compare",
+        base_s,
+        "--against",
+        cand_s,
+        "--fail-above",
+        "2%",
+        "--json",
+    ]);
+    let gated = json(&gated);
+    assert_eq!(row(&gated, "GET /a")["verdict"], "fail");
+    assert_eq!(row(&gated, "GET /a")["change"], "slower");
+    assert_eq!(row(&gated, "GET /b")["verdict"], "pass");
 
     // The gate: /a and the overall figure fail 2%, exit 4, named.
     let out = run(&["compare", base_s, "--against", cand_s, "--fail-above", "2%"]);

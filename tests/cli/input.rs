@@ -607,11 +607,33 @@ fn metric_splits_and_label_filters() {
         run(&["report", "--metric", "joules", file]).status.code(),
         Some(2)
     );
-    let help = text(&run(&["report", "--help"]).stdout);
+    // Every exit status in the top-level help; each subcommand's help
+    // ends with examples and names its own codes in one line.
+    let help = text(&run(&["--help"]).stdout);
     assert!(
         help.contains("EXIT STATUS") && help.contains("3  damaged input"),
         "{help}"
     );
+    for sub in [
+        "report",
+        "compare",
+        "timeseries",
+        "top",
+        "flamegraph",
+        "pprof",
+    ] {
+        let help = text(&run(&[sub, "--help"]).stdout);
+        assert!(
+            help.contains("EXIT STATUS: ") && help.contains("see dynostats --help"),
+            "{help}"
+        );
+        assert!(!help.contains("3  damaged input"), "{help}");
+        let examples = &help[help.find("EXAMPLE").expect("examples")..];
+        assert!(
+            examples.lines().skip(1).all(|l| l.starts_with("  ")),
+            "{sub}: the help ends with its examples:\n{help}"
+        );
+    }
 }
 
 /// An input that cannot be read, or is not records at all, is the whole

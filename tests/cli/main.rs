@@ -22,3 +22,4 @@ mod sums;
 mod timeseries;
 mod top;
 mod trace;
+mod width;

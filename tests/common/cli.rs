@@ -10,18 +10,26 @@ use std::process::{Command, Output, Stdio};
 use dynostats::record::{Detail, ProfileNode};
 use dynostats::{Record, RecordKind};
 
+/// The binary with `args`, its tables laid out whatever the terminal the
+/// tests run in: no `COLUMNS` width, no `NO_COLOR` (output is piped, so
+/// there is no colour anyway).
+pub fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dynostats"));
+    command
+        .args(args)
+        .env_remove("COLUMNS")
+        .env_remove("NO_COLOR");
+    command
+}
+
 /// Runs the binary with `args`.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
-        .output()
-        .expect("run dynostats")
+    command(args).output().expect("run dynostats")
 }
 
 /// Runs the binary with `args`, `input` on its standard input.
 pub fn run_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dynostats"))
-        .args(args)
+    let mut child = command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

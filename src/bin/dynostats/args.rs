@@ -9,7 +9,7 @@
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use dynostats::report::compare::COMPARED;
 use dynostats::report::profiles::Profiles;
-use dynostats::report::{Format, Metric, Split};
+use dynostats::report::{Format, Metric, Split, TextStyle};
 
 /// The `--metric` values: `metrics` by their short names
 /// (`instructions`, `cycles`, `cpu`, `wall`, `rss`).
@@ -77,11 +77,41 @@ pub(crate) struct Output {
     /// Same as --format json.
     #[arg(long, conflicts_with = "format")]
     pub(crate) json: bool,
+    /// Colours FAIL, ALERT, slower and faster in tables: auto on a
+    /// terminal unless NO_COLOR is set, always, or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub(crate) color: String,
 }
 
 impl Output {
     pub(crate) fn format(&self) -> Format {
         if self.json { Format::Json } else { self.format }
+    }
+
+    /// How tables are laid out: fitted to the width of the terminal
+    /// (`COLUMNS`, else standard output's terminal; no limit when neither
+    /// says), coloured by `--color`.
+    pub(crate) fn style(&self) -> TextStyle {
+        use std::io::IsTerminal;
+        let terminal = std::io::stdout().is_terminal();
+        let columns = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|&c| c > 0)
+            .or_else(|| {
+                terminal_size::terminal_size_of(std::io::stdout())
+                    .map(|(terminal_size::Width(w), _)| usize::from(w))
+            });
+        let color = match self.color.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => {
+                terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
+        };
+        TextStyle::new().width(columns).color(color)
     }
 }
 

@@ -37,18 +37,19 @@ METHOD:
   it. Where records carry no instructions (no PMU) the metric is CPU time, labelled.
   Rows are sorted by |(cand - base) per event x candidate events|.";
 
-/// The exit codes of `compare` and `timeseries`.
+/// `compare`'s own exit codes (every code: `dynostats --help`).
 pub(crate) const EXIT_STATUS_GATE: &str = "\
-EXIT STATUS:
-  0  no regression (or no gate), every input read
-  1  an input could not be opened or read, or the output could not be written
-  2  bad arguments
-  3  damaged input (as `report`: everything before the damage was compared)
-  4  a regression: a group or the overall figure failed --fail-above (compare), or a
-     window raised an alert (timeseries)
-  5  no regression, but with --fail-above some group or the overall figure had too
-     few samples to decide (listed as UNDECIDED)
-  1 and 3 take precedence over 4 and 5.";
+EXIT STATUS: 4 a regression (--fail-above), 5 no regression but something
+undecided (--fail-above); 0-3 as every subcommand (see dynostats --help)";
+
+/// `dynostats compare`'s examples (in `--help`).
+pub(crate) const EXAMPLES: &str = "\
+EXAMPLES:
+  dynostats compare old.msgpack --against new.msgpack
+  dynostats compare old.msgpack --against new.msgpack --fail-above 2%  # a gate
+  dynostats compare base.msgpack --against cand.msgpack --format csv > cmp.csv
+  dynostats compare --clickhouse http://127.0.0.1:8123/ \\
+      --base build=b41 --against build=b42";
 
 /// The arguments of `dynostats compare`.
 #[derive(clap::Args)]
@@ -84,6 +85,10 @@ pub(crate) struct CompareArgs {
     /// variance needs two).
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
     min_samples: u64,
+    /// Shows every column of the table, also those that are empty in
+    /// every row.
+    #[arg(long)]
+    all_columns: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -161,8 +166,9 @@ pub(crate) fn run(args: &CompareArgs) -> u8 {
             .fail_above(args.fail_above),
     );
     let format = c.output.format();
+    let style = c.output.style().all_columns(args.all_columns);
     let printed = print("comparison", format, &files, "report", |out| {
-        comparison.write(format, out)
+        comparison.write_styled(format, &style, out)
     });
     if printed != EXIT_OK {
         return printed;

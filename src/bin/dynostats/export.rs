@@ -31,11 +31,8 @@ EXAMPLES:
   dynostats export --format jsonl --rotated records.msgpack -o out/
   dynostats export --format parquet records.msgpack.1 records.msgpack -o out/
 
-EXIT STATUS:
-  0  every input was read and written
-  1  an input could not be read, or an output not written
-  2  bad arguments
-  3  damaged input (the records before the damage were written)";
+EXIT STATUS: 3 damaged input (the records before the damage were written);
+0-3 as every subcommand (see dynostats --help)";
 
 /// The arguments of `dynostats export`.
 #[derive(clap::Args)]

@@ -29,13 +29,10 @@ EXAMPLES:
   dynostats load --clickhouse http://127.0.0.1:8123/ --rotated records.msgpack
   CLICKHOUSE_PASSWORD=... dynostats load --clickhouse http://loader@ch:8123/ day.msgpack.zst
 
-EXIT STATUS:
-  0  every record read was inserted (or was in already)
-  1  an input could not be read, or ClickHouse could not be reached (after --attempts)
-  2  bad arguments
-  3  damaged input (the records before the damage were inserted)
-  6  ClickHouse refused: no schema, a wrong password, a bad table, or records older
-     than the tables' TTL (without --allow-expired)";
+EXIT STATUS: 1 also when ClickHouse could not be reached (after --attempts),
+3 damaged input (the records before the damage were inserted), 6 ClickHouse
+refused (no schema, a wrong password, a bad table, records older than the TTL
+without --allow-expired); see dynostats --help";
 
 /// The arguments of `dynostats load`.
 #[derive(clap::Args)]

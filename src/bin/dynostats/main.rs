@@ -77,16 +77,40 @@ const EXIT_UNDECIDED: u8 = 5;
 /// table, a wrong password, records older than the tables' TTL).
 const EXIT_REFUSED: u8 = 6;
 
+/// Every exit status, said once: in `dynostats --help` (each subcommand's
+/// help names its own codes in one line).
 const EXIT_STATUS: &str = "\
-EXIT STATUS:
-  0  every input was read (records skipped without --strict are reported on stderr)
+EXIT STATUS (every subcommand):
+  0  done: every input was read whole (records skipped without --strict are reported on
+     stderr)
   1  an input could not be opened or read, or the output could not be written
   2  bad arguments
-  3  damaged input: a file ended inside a record or in bytes that are not records,
-     or a gzip or zstd stream was cut short or damaged (everything before the
-     damage is in the report, and stderr says how many records that is), or,
-     with --strict, a record was skipped
-  When both 1 and 3 apply, the status is 1.";
+  3  damaged input: a file ended inside a record or in bytes that are not records, or a
+     gzip or zstd stream was cut short or damaged (everything before the damage is in
+     the answer, and stderr says how many records that is), or, with --strict, a record
+     was skipped
+  4  compare --fail-above: a regression; timeseries --alert: an alert
+  5  compare --fail-above: no regression, but something could not be decided;
+     timeseries --alert: no window could be judged
+  6  ClickHouse refused a statement or an insert
+  1 and 3 take precedence over 4 and 5.";
+
+/// The exit status line of a subcommand without codes of its own.
+const EXIT_COMMON: &str = "\
+EXIT STATUS: 0 done, 1 unreadable input or output, 2 bad arguments,
+3 damaged input (see dynostats --help)";
+
+/// A subcommand's help after its options: its exit status line, then
+/// its `examples`.
+fn short_help(examples: &str, exit: &str) -> String {
+    format!("{exit}\n\n{examples}")
+}
+
+/// A subcommand's long help (`--help`) after its options: how it decides
+/// (`method`), its exit status line, then its `examples`.
+fn long_help(method: &str, examples: &str, exit: &str) -> String {
+    format!("{method}\n\n{exit}\n\n{examples}")
+}
 
 /// Reads dynostats record files (MessagePack, docs/records.md) back.
 #[derive(Parser)]
@@ -99,33 +123,39 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Per-endpoint and per-region costs of the records in FILE...
-    #[command(after_help = EXIT_STATUS)]
+    #[command(after_help = short_help(report::EXAMPLES, EXIT_COMMON))]
     Report(report::ReportArgs),
     /// Cost per event of BASE... against CAND... per endpoint, region and
     /// profiled function, with confidence intervals and a deploy gate.
-    #[command(after_help = format!("{}\n\n{}", compare::METHOD, compare::EXIT_STATUS_GATE))]
+    #[command(
+        after_help = short_help(compare::EXAMPLES, compare::EXIT_STATUS_GATE),
+        after_long_help = long_help(compare::METHOD, compare::EXAMPLES, compare::EXIT_STATUS_GATE)
+    )]
     Compare(compare::CompareArgs),
     /// Per time window: endpoints by hits, cost per request, change, and
     /// alerts against the preceding windows.
-    #[command(after_help = format!("{}\n\n{}", timeseries::METHOD, compare::EXIT_STATUS_GATE))]
+    #[command(
+        after_help = short_help(timeseries::EXAMPLES, timeseries::EXIT_STATUS_ALERT),
+        after_long_help = long_help(timeseries::METHOD, timeseries::EXAMPLES, timeseries::EXIT_STATUS_ALERT)
+    )]
     Timeseries(timeseries::TimeseriesArgs),
     /// Scopes (functions) by their share of everything the profile records
     /// measured: inclusive and exclusive, calls per request (of every
     /// endpoint read: --endpoint NAME for one endpoint's), cost per call;
     /// --callers/--callees NAME to drill down, --fleet N in servers.
-    #[command(after_help = EXIT_STATUS)]
+    #[command(after_help = short_help(top::EXAMPLES, top::EXIT_STATUS_TOP))]
     Top(top::TopArgs),
     /// A flame graph (SVG, drawn by inferno) of the profile records' call
     /// trees, weighted; --folded for folded stacks, BASE... --against
     /// CAND... for a differential one (as compare).
-    #[command(after_help = EXIT_STATUS)]
+    #[command(after_help = short_help(FLAMEGRAPH_EXAMPLES, EXIT_COMMON))]
     Flamegraph(flamegraph::FlameArgs),
     /// A pprof profile (gzip-compressed profile.proto) of the profile
     /// records' call trees, weighted, for `go tool pprof`, Pyroscope,
     /// Parca, Grafana: flat is the exclusive amount, cum the inclusive one
     /// (as in `top`), samples labelled with their endpoint and the
     /// --label-key labels.
-    #[command(after_help = format!("{}\n\n{EXIT_STATUS}", pprof::EXAMPLE))]
+    #[command(after_help = short_help(pprof::EXAMPLE, EXIT_COMMON))]
     Pprof(pprof::PprofArgs),
     /// Inserts record files into ClickHouse's tables (`dynostats
     /// clickhouse init` makes them), batch by batch; run again, it goes on
@@ -140,6 +170,13 @@ enum Command {
     /// server.
     Clickhouse(clickhouse::ClickhouseArgs),
 }
+
+/// `dynostats flamegraph`'s examples (in `--help`).
+const FLAMEGRAPH_EXAMPLES: &str = "\
+EXAMPLES:
+  dynostats flamegraph records.msgpack -o flame.svg
+  dynostats flamegraph --endpoint '/users/{id}' records.msgpack -o users.svg
+  dynostats flamegraph old.msgpack --against new.msgpack -o diff.svg";
 
 fn main() -> ExitCode {
     let status = match Cli::parse().command {

@@ -13,6 +13,14 @@ use crate::fleet::Fleet;
 use crate::input::only_failures;
 use crate::output::print;
 
+/// `dynostats report`'s examples (in `--help`).
+pub(crate) const EXAMPLES: &str = "\
+EXAMPLES:
+  dynostats report records.msgpack
+  dynostats report --rotated --by status --sort p99 records.msgpack
+  dynostats report --json records.msgpack.zst | jq '.report.groups[0]'
+  dynostats report --clickhouse http://127.0.0.1:8123/ --since 1h";
+
 /// The arguments of `dynostats report`.
 #[derive(clap::Args)]
 pub(crate) struct ReportArgs {
@@ -70,6 +78,10 @@ pub(crate) struct ReportArgs {
     /// Shows names whole in the table (default: cut to 60 columns with …).
     #[arg(long)]
     wide: bool,
+    /// Shows every column of the table, also those that are 0 or empty in
+    /// every row (cancelled, errors, forced, absent ...).
+    #[arg(long)]
+    all_columns: bool,
 }
 
 /// A trace id as records write it: its hex digits in lower case (upper
@@ -135,8 +147,9 @@ pub(crate) fn run(args: &ReportArgs) -> u8 {
         } else {
             Some(Table::DEFAULT_NAME_WIDTH)
         });
+    let style = args.output.style().all_columns(args.all_columns);
     match print("report", format, &files, "report", |out| {
-        table.write(format, out)
+        table.write_styled(format, &style, out)
     }) {
         EXIT_OK => args.inputs.status(&files),
         status => status,

@@ -29,6 +29,19 @@ METHOD:
   alerts only on two windows in a row, which makes a chance alert roughly its square.
   Windows are labelled with their start in UTC (ISO 8601).";
 
+/// `timeseries`' own exit codes (every code: `dynostats --help`).
+pub(crate) const EXIT_STATUS_ALERT: &str = "\
+EXIT STATUS: 4 an alert (--alert), 5 no window could be judged (--alert);
+0-3 as every subcommand (see dynostats --help)";
+
+/// `dynostats timeseries`' examples (in `--help`).
+pub(crate) const EXAMPLES: &str = "\
+EXAMPLES:
+  dynostats timeseries --window 10m records.msgpack
+  dynostats timeseries --window 1h --alert 2% --consecutive 2 records.msgpack
+  dynostats timeseries --clickhouse http://127.0.0.1:8123/ --since 1d \\
+      --window 1h --alert 1%";
+
 /// The arguments of `dynostats timeseries`.
 #[derive(clap::Args)]
 pub(crate) struct TimeseriesArgs {
@@ -97,8 +110,9 @@ pub(crate) fn run(args: &TimeseriesArgs) -> u8 {
             .consecutive(usize::try_from(args.consecutive).unwrap_or(usize::MAX)),
     );
     let format = c.output.format();
+    let style = c.output.style();
     match print("time series", format, &files, "report", |out| {
-        analysed.write(format, out)
+        analysed.write_styled(format, &style, out)
     }) {
         EXIT_OK => match c.inputs.status(&files) {
             EXIT_OK if analysed.alerts().next().is_some() => EXIT_REGRESSION,

@@ -15,6 +15,19 @@ use crate::input::{nothing, only_failures, warnings};
 use crate::output::print;
 use crate::{EXIT_OK, EXIT_USAGE};
 
+/// `top`'s own exit codes (every code: `dynostats --help`).
+pub(crate) const EXIT_STATUS_TOP: &str = "\
+EXIT STATUS: 2 also for a --callers or --callees NAME the call trees do not
+have; 0-3 as every subcommand (see dynostats --help)";
+
+/// `dynostats top`'s examples (in `--help`).
+pub(crate) const EXAMPLES: &str = "\
+EXAMPLES:
+  dynostats top -n 20 records.msgpack
+  dynostats top --endpoint '/users/{id}' --sort inclusive records.msgpack
+  dynostats top --callers compute::hash records.msgpack
+  dynostats top --fleet 1000 --json records.msgpack";
+
 /// The arguments of `dynostats top`.
 #[derive(clap::Args)]
 pub(crate) struct TopArgs {

@@ -195,6 +195,19 @@ pub struct RowComparison {
     pub verdict: Verdict,
 }
 
+impl RowComparison {
+    /// What the headline's interval says, with a gate or without:
+    /// [`Verdict::Slower`], [`Verdict::Faster`] or [`Verdict::NoChange`]
+    /// (the interval holds 0), or the row's [`Verdict::Undecided`]. Without
+    /// a gate this is the row's verdict.
+    pub fn change(&self) -> Verdict {
+        match &self.verdict {
+            Verdict::Undecided(why) => Verdict::Undecided(why.clone()),
+            _ => Verdict::of_interval(self.headline.relative),
+        }
+    }
+}
+
 /// The overall figure: cost per request across endpoints.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -214,6 +227,17 @@ pub struct Overall {
     pub verdict: Verdict,
     /// What the mix-adjusted interval is made of, for the gate's test.
     test: Option<RatioTest>,
+}
+
+impl Overall {
+    /// What the mix-adjusted interval says, with a gate or without (see
+    /// [`RowComparison::change`]).
+    pub fn change(&self) -> Verdict {
+        match &self.verdict {
+            Verdict::Undecided(why) => Verdict::Undecided(why.clone()),
+            _ => Verdict::of_interval(self.mix_adjusted),
+        }
+    }
 }
 
 /// What [`compare`] returns: rows, overall figure and verdicts.
