@@ -45,6 +45,44 @@
 //! [`tower::MeasureLayer`] (feature `tower`). In tests, scope a pipeline to
 //! the test's thread with [`Pipeline::scoped`].
 //!
+//! # In a service
+//!
+//! The whole setup of an axum service: a pipeline with a file sink,
+//! installed once; the layer measuring 1 request in 100; the pipeline shut
+//! down after the server, so that every accepted record is written.
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "tower", feature = "axum"))]
+//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::get};
+//! use dynostats::{Pipeline, sink::FileSink, tower::MeasureLayer};
+//!
+//! let pipeline = Pipeline::builder()
+//!     .sink(FileSink::create("requests.msgpack")?)
+//!     .label("host", "web-1")
+//!     .build()?;
+//! let pipeline = dynostats::install(pipeline).map_err(|_| "installed twice")?;
+//! let app = Router::new()
+//!     .route("/users/{id}", get(|| async { "a user" }))
+//!     .layer(MeasureLayer::new(100).axum_body());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.ok(); })
+//!     .await?;
+//! let stats = pipeline.shutdown()?; // writes every record accepted so far
+//! eprintln!("{stats}");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Then `dynostats report requests.msgpack` (install the command with
+//! `cargo install dynostats --features cli`, or `cargo install --path .
+//! --features cli` from a checkout). The guides beside the crate:
+//! `README.md` (the tour, profiling, the pipeline), `docs/records.md` (the
+//! record format), `docs/compare.md` (intervals and the deploy gate),
+//! `docs/flamegraph.md`, `docs/pprof.md` and `docs/clickhouse.md` (the
+//! fleet path).
+//!
 //! # Reading records back
 //!
 //! [`read()`] reads records from any `io::Read`; a [`Report`] aggregates them
