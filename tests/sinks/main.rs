@@ -28,5 +28,7 @@ mod shutdown_loss;
 mod sink_errors;
 mod sink_isolation;
 mod slow_getter;
+mod stats_line;
 mod status;
+mod summary_line;
 mod udp_sink;
