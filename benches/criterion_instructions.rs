@@ -16,12 +16,13 @@
 //! status 2 after the wall-time group; set `DYNOSTATS_BENCH_FALLBACK=cpu`
 //! to measure CPU time instead (printed as `ns cpu`, never as
 //! instructions). To count instructions in a VM without a PMU, run it in
-//! the emulated aarch64 guest of `../shared/pmu-guest`:
+//! the repository's emulated aarch64 guest, `scripts/pmu-guest`
+//! (CONTRIBUTING.md; `setup.sh` once, as root):
 //!
 //! ```text
-//! ../shared/pmu-guest/cargo-aarch64.sh build --release --features criterion --bench criterion_instructions
-//! ../shared/pmu-guest/run_guest.sh -e CRITERION_HOME=/tmp/criterion \
-//!     /tmp/pmu-target/aarch64-unknown-linux-gnu/release/deps/criterion_instructions-* --bench
+//! scripts/pmu-guest/cargo-aarch64.sh build --release --features criterion --bench criterion_instructions
+//! scripts/pmu-guest/run_guest.sh -e CRITERION_HOME=/tmp/criterion \
+//!     target/pmu-guest/aarch64-unknown-linux-gnu/release/deps/criterion_instructions-* --bench
 //! ```
 
 use std::hint::black_box;

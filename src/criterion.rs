@@ -1,6 +1,13 @@
 //! Criterion measurements in instructions, cycles and CPU time (feature
 //! `criterion`).
 //!
+//! **Criterion version:** these are measurements of criterion **0.8**
+//! (`cargo add criterion` today; the feature needs Rust 1.86, criterion
+//! 0.8's own minimum). Criterion's `Measurement` trait is a different
+//! trait in each 0.x line, so a bench built against criterion 0.5, 0.6 or
+//! 0.7 fails with "the trait `Measurement` is not implemented for
+//! `Instructions`": move the bench's `criterion` to 0.8.
+//!
 //! [`Instructions`], [`Cycles`] and [`CpuTime`] are
 //! [`criterion::measurement::Measurement`]s: a criterion benchmark run with
 //! one of them reports what one iteration costs in user-space instructions,
@@ -11,9 +18,10 @@
 //!
 //! ```no_run
 //! use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-//! use dynostats::criterion::Instructions;
+//! use dynostats::criterion::{Instructions, OrCpuTime};
 //!
-//! fn sort(c: &mut Criterion<Instructions>) {
+//! // The measurement's type is in the benchmark function's signature.
+//! fn sort(c: &mut Criterion<OrCpuTime<Instructions>>) {
 //!     let mut group = c.benchmark_group("sort");
 //!     for n in [1_000u64, 10_000] {
 //!         let input: Vec<u64> = (0..n).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
@@ -25,20 +33,31 @@
 //!     group.finish();
 //! }
 //!
-//! /// Instructions of the bench thread; without a PMU, the reason and exit 2.
-//! fn instructions() -> Instructions {
-//!     Instructions::new().unwrap_or_else(|e| {
-//!         eprintln!("cannot count instructions here: {e}");
-//!         std::process::exit(2)
-//!     })
-//! }
-//!
 //! criterion_group! {
 //!     name = benches;
-//!     config = Criterion::default().with_measurement(instructions());
+//!     // Instructions of the bench thread; on a machine without a PMU, its
+//!     // CPU time (printed as `ns cpu`, with the reason on stderr).
+//!     config = Criterion::default().with_measurement(Instructions::new_or_cpu_time());
 //!     targets = sort
 //! }
 //! criterion_main!(benches);
+//! ```
+//!
+//! For instruction counts or nothing, take `Criterion<Instructions>` and
+//! `Instructions::new()`, which fails where the counter cannot be opened,
+//! with the reason and the fallback to use instead:
+//!
+//! ```no_run
+//! use criterion::Criterion;
+//! use dynostats::criterion::Instructions;
+//!
+//! fn config() -> Criterion<Instructions> {
+//!     let m = Instructions::new().unwrap_or_else(|e| {
+//!         eprintln!("cannot count instructions here: {e}");
+//!         std::process::exit(2)
+//!     });
+//!     Criterion::default().with_measurement(m)
+//! }
 //! ```
 //!
 //! `benches/criterion_instructions.rs` in the repository is a complete bench
@@ -58,10 +77,10 @@
 //! `ns cpu` as its unit and says why on stderr.
 //!
 //! To count instructions inside a VM that has no PMU, run the bench in the
-//! emulated aarch64 machine of `../shared/pmu-guest` (its PMU counts
-//! user-space instructions exactly; `.ci/pmu-guest` does this for the
-//! library's own benches), or on a host where `perf_event_paranoid` is 2
-//! or lower.
+//! emulated aarch64 machine of the repository's `scripts/pmu-guest` (its
+//! PMU counts user-space instructions exactly; `CONTRIBUTING.md` says how,
+//! and `.ci/pmu-guest` does it for the library's own benches), or on a
+//! host where `perf_event_paranoid` is 2 or lower.
 //!
 //! # What is counted: [`Reach`]
 //!
@@ -368,6 +387,7 @@ struct CountUnits {
     scaled: [&'static str; 4],
     bytes: [&'static str; 4],
     elements: [&'static str; 4],
+    bits: [&'static str; 4],
 }
 
 macro_rules! count_units {
@@ -397,6 +417,12 @@ macro_rules! count_units {
                 concat!("elem/M ", $short),
                 concat!("elem/G ", $short),
             ],
+            bits: [
+                concat!("b/", $short),
+                concat!("b/k ", $short),
+                concat!("b/M ", $short),
+                concat!("b/G ", $short),
+            ],
         }
     };
 }
@@ -416,10 +442,34 @@ fn si_step(typical: f64) -> usize {
 
 const SI: [f64; 4] = [1.0, 1e3, 1e6, 1e9];
 
-fn throughput_amount(throughput: &Throughput) -> (f64, bool) {
-    match *throughput {
-        Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n as f64, true),
-        Throughput::Elements(n) => (n as f64, false),
+/// What a throughput counts per iteration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Amount {
+    Bytes(f64),
+    BytesDecimal(f64),
+    Elements(f64),
+    Bits(f64),
+}
+
+impl Amount {
+    /// `ElementsAndBytes` is reported as elements: criterion asks for its
+    /// bytes separately, as a `Bytes` throughput (what its own wall-time
+    /// formatter assumes too).
+    fn of(throughput: &Throughput) -> Amount {
+        match *throughput {
+            Throughput::Bytes(n) => Amount::Bytes(n as f64),
+            Throughput::BytesDecimal(n) => Amount::BytesDecimal(n as f64),
+            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => {
+                Amount::Elements(n as f64)
+            }
+            Throughput::Bits(n) => Amount::Bits(n as f64),
+        }
+    }
+
+    fn value(self) -> f64 {
+        match self {
+            Amount::Bytes(n) | Amount::BytesDecimal(n) | Amount::Elements(n) | Amount::Bits(n) => n,
+        }
     }
 }
 
@@ -447,22 +497,23 @@ impl ValueFormatter for Engine {
         values: &mut [f64],
     ) -> &'static str {
         self.reported.set(true);
-        let (amount, bytes) = throughput_amount(throughput);
-        let rate = |v: f64| if v > 0.0 { amount / v } else { 0.0 };
+        let amount = Amount::of(throughput);
+        let per = amount.value();
+        let rate = |v: f64| if v > 0.0 { per / v } else { 0.0 };
         let units = match self.kind {
             Kind::Instructions => &INSTRUCTION_UNITS,
             Kind::Cycles => &CYCLE_UNITS,
-            Kind::CpuTime => return cpu_throughput(typical, throughput, values),
+            Kind::CpuTime => return cpu_throughput(typical, amount, values),
         };
         // Amount per counted unit, per thousand, per million or per
         // billion of them, so the typical figure is at least 1.
         let typical_rate = rate(typical);
         let step = (0..4).find(|&i| typical_rate * SI[i] >= 1.0).unwrap_or(3);
         values.iter_mut().for_each(|v| *v = rate(*v) * SI[step]);
-        if bytes {
-            units.bytes[step]
-        } else {
-            units.elements[step]
+        match amount {
+            Amount::Bytes(_) | Amount::BytesDecimal(_) => units.bytes[step],
+            Amount::Elements(_) => units.elements[step],
+            Amount::Bits(_) => units.bits[step],
         }
     }
 
@@ -476,18 +527,19 @@ impl ValueFormatter for Engine {
 }
 
 /// Throughput per second of CPU time, in criterion's own forms: binary
-/// prefixes for `Bytes`, decimal for `BytesDecimal` and `Elements`.
-fn cpu_throughput(typical: f64, throughput: &Throughput, values: &mut [f64]) -> &'static str {
-    let (amount, _) = throughput_amount(throughput);
-    let per_second = |ns: f64| if ns > 0.0 { amount * 1e9 / ns } else { 0.0 };
+/// prefixes for `Bytes`, decimal for `BytesDecimal`, `Elements` and `Bits`.
+fn cpu_throughput(typical: f64, amount: Amount, values: &mut [f64]) -> &'static str {
+    let per = amount.value();
+    let per_second = |ns: f64| if ns > 0.0 { per * 1e9 / ns } else { 0.0 };
     let typical = per_second(typical);
-    let (base, units): (f64, [&'static str; 4]) = match throughput {
-        Throughput::Bytes(_) => (1024.0, ["B/s cpu", "KiB/s cpu", "MiB/s cpu", "GiB/s cpu"]),
-        Throughput::BytesDecimal(_) => (1000.0, ["B/s cpu", "KB/s cpu", "MB/s cpu", "GB/s cpu"]),
-        Throughput::Elements(_) => (
+    let (base, units): (f64, [&'static str; 4]) = match amount {
+        Amount::Bytes(_) => (1024.0, ["B/s cpu", "KiB/s cpu", "MiB/s cpu", "GiB/s cpu"]),
+        Amount::BytesDecimal(_) => (1000.0, ["B/s cpu", "KB/s cpu", "MB/s cpu", "GB/s cpu"]),
+        Amount::Elements(_) => (
             1000.0,
             ["elem/s cpu", "Kelem/s cpu", "Melem/s cpu", "Gelem/s cpu"],
         ),
+        Amount::Bits(_) => (1000.0, ["b/s cpu", "Kb/s cpu", "Mb/s cpu", "Gb/s cpu"]),
     };
     let step = (1..4)
         .rev()
@@ -617,13 +669,21 @@ impl Instructions {
     /// Counts the instructions of the bench thread ([`Reach::Thread`]).
     /// Fails with [`Error::CounterUnavailable`], and the reason, where
     /// the hardware counter cannot be opened.
+    /// The reason names [`Instructions::new_or_cpu_time`], the opt-in
+    /// fallback.
     pub fn new() -> Result<Instructions, Error> {
-        Instructions::with_reach(Reach::Thread)
+        Engine::open(Kind::Instructions, Reach::Thread)
+            .map(Instructions)
+            .map_err(|e| name_fallback(e, "Instructions::new_or_cpu_time()"))
     }
 
-    /// Counts the instructions of `reach`.
+    /// Counts the instructions of `reach`. Fails like
+    /// [`Instructions::new`]; the reason names
+    /// [`Instructions::with_reach_or_cpu_time`].
     pub fn with_reach(reach: Reach) -> Result<Instructions, Error> {
-        Engine::open(Kind::Instructions, reach).map(Instructions)
+        Engine::open(Kind::Instructions, reach)
+            .map(Instructions)
+            .map_err(|e| name_fallback(e, "Instructions::with_reach_or_cpu_time(reach)"))
     }
 
     /// Instructions of the bench thread where they can be counted, else
@@ -636,7 +696,10 @@ impl Instructions {
     /// Instructions of `reach` where they can be counted, else CPU time
     /// of the same reach.
     pub fn with_reach_or_cpu_time(reach: Reach) -> OrCpuTime<Instructions> {
-        OrCpuTime::choose(Instructions::with_reach(reach), reach)
+        OrCpuTime::choose(
+            Engine::open(Kind::Instructions, reach).map(Instructions),
+            reach,
+        )
     }
 }
 
@@ -644,13 +707,19 @@ impl Cycles {
     /// Counts the CPU cycles of the bench thread ([`Reach::Thread`]).
     /// Fails with [`Error::CounterUnavailable`], and the reason, where
     /// the hardware counter cannot be opened.
+    /// The reason names [`Cycles::new_or_cpu_time`], the opt-in fallback.
     pub fn new() -> Result<Cycles, Error> {
-        Cycles::with_reach(Reach::Thread)
+        Engine::open(Kind::Cycles, Reach::Thread)
+            .map(Cycles)
+            .map_err(|e| name_fallback(e, "Cycles::new_or_cpu_time()"))
     }
 
-    /// Counts the CPU cycles of `reach`.
+    /// Counts the CPU cycles of `reach`. Fails like [`Cycles::new`]; the
+    /// reason names [`Cycles::with_reach_or_cpu_time`].
     pub fn with_reach(reach: Reach) -> Result<Cycles, Error> {
-        Engine::open(Kind::Cycles, reach).map(Cycles)
+        Engine::open(Kind::Cycles, reach)
+            .map(Cycles)
+            .map_err(|e| name_fallback(e, "Cycles::with_reach_or_cpu_time(reach)"))
     }
 
     /// Cycles of the bench thread where they can be counted, else its CPU
@@ -662,7 +731,7 @@ impl Cycles {
     /// Cycles of `reach` where they can be counted, else CPU time of the
     /// same reach.
     pub fn with_reach_or_cpu_time(reach: Reach) -> OrCpuTime<Cycles> {
-        OrCpuTime::choose(Cycles::with_reach(reach), reach)
+        OrCpuTime::choose(Engine::open(Kind::Cycles, reach).map(Cycles), reach)
     }
 }
 
@@ -675,6 +744,22 @@ impl CpuTime {
     /// The CPU time of `reach`.
     pub fn with_reach(reach: Reach) -> Result<CpuTime, Error> {
         Engine::open(Kind::CpuTime, reach).map(CpuTime)
+    }
+}
+
+/// Adds to an absent counter's reason the constructor that falls back to
+/// CPU time: a bench that fails on a machine without a PMU says what to
+/// write instead. The fallback itself keeps the plain reason.
+fn name_fallback(error: Error, fallback: &str) -> Error {
+    match error {
+        Error::CounterUnavailable(mut u) => {
+            u.reason = format!(
+                "{}; to measure CPU time (ns cpu) where it cannot be counted, use {fallback}",
+                u.reason
+            );
+            Error::CounterUnavailable(u)
+        }
+        other => other,
     }
 }
 
@@ -982,6 +1067,34 @@ mod tests {
         f.scaled.set(true);
         let mut v = [2e6];
         assert_eq!(f.scale_values(2e6, &mut v), "M instructions (scaled)");
+    }
+
+    #[test]
+    fn criterion_0_8_throughputs_bits_and_elements_with_bytes() {
+        let f = engine_formatter(Kind::Instructions);
+        // 8 bits per 1,000 instructions.
+        let mut v = [1_000.0, 2_000.0];
+        let unit = f.scale_throughputs(1_000.0, &Throughput::Bits(8), &mut v);
+        assert_eq!((unit, v), ("b/k instr", [8.0, 4.0]));
+        // Elements and bytes: the elements, as criterion's own formatter.
+        let both = Throughput::ElementsAndBytes {
+            elements: 5,
+            bytes: 4096,
+        };
+        let mut v = [10.0];
+        assert_eq!(f.scale_throughputs(10.0, &both, &mut v), "elem/k instr");
+        assert_eq!(v, [500.0]);
+        let f = engine_formatter(Kind::CpuTime);
+        // 8,000 bits in 1,000 ns of CPU time: 8 Gb/s.
+        let mut v = [1_000.0];
+        assert_eq!(
+            f.scale_throughputs(1_000.0, &Throughput::Bits(8_000), &mut v),
+            "Gb/s cpu"
+        );
+        assert_eq!(v, [8.0]);
+        let mut v = [1_000.0];
+        assert_eq!(f.scale_throughputs(1_000.0, &both, &mut v), "Melem/s cpu");
+        assert_eq!(v, [5.0]);
     }
 
     #[test]

@@ -55,14 +55,46 @@
 //! profiler's calibration, so it is charged to the enclosing scope; see
 //! `benches/profiler.rs` for both figures.
 //!
+//! # A filter hides spans from this layer
+//!
+//! A filter on the whole subscriber (a `LevelFilter` or `EnvFilter` layer
+//! added with `.with(...)`, or `fmt().with_max_level(...)`) disables the
+//! spans it filters out for every layer, this one included: with a global
+//! `LevelFilter::WARN`, `#[tracing::instrument]` spans (INFO unless told
+//! otherwise) are never created, and the profiles, and `dynostats top`,
+//! have no span in them. Filter the output layer alone instead, which
+//! leaves the spans to this layer:
+//!
+//! ```
+//! use dynostats::tracing::DynostatsLayer;
+//! use tracing_subscriber::filter::LevelFilter;
+//! use tracing_subscriber::layer::SubscriberExt;
+//! use tracing_subscriber::Layer;
+//!
+//! let subscriber = tracing_subscriber::registry()
+//!     // Logs: warnings and errors only.
+//!     .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::WARN))
+//!     // Profiles: every span.
+//!     .with(DynostatsLayer::new());
+//! # let _ = subscriber;
+//! ```
+//!
+//! Once per process, when the first sampled region is set up with
+//! profiling on, the layer checks `tracing`'s global maximum level
+//! ([`LevelFilter::current`](tracing_core::LevelFilter::current)): when it
+//! is below INFO, it warns (a `tracing` warning, target `dynostats`, where a
+//! global subscriber lets warnings through, else on stderr).
+//!
 //! [`ProfileConfigBuilder::max_nodes`]: crate::profile::ProfileConfigBuilder::max_nodes
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use tracing_core::Subscriber;
+use tracing_core::dispatcher::{self, Dispatch};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id};
+use tracing_core::{LevelFilter, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -115,10 +147,51 @@ impl Visit for FindField<'_> {
     }
 }
 
+/// The warning for a global maximum level of `current`, when it hides
+/// `#[instrument]`'s spans (INFO) from the layer.
+fn filter_warning(current: LevelFilter) -> Option<String> {
+    if current >= LevelFilter::INFO {
+        return None;
+    }
+    let level = match current.into_level() {
+        Some(level) => format!("{level}"),
+        None => "OFF".to_string(),
+    };
+    Some(format!(
+        "dynostats: tracing's maximum level is {level}: spans below it, such as \
+         #[tracing::instrument]'s (INFO by default), are disabled for every layer, so \
+         DynostatsLayer sees none of them and profiles (and `dynostats top`) will have \
+         no span scopes. A filter on the whole subscriber does this; filter the output \
+         layer alone instead, e.g. fmt::layer().with_filter(LevelFilter::{level}) \
+         (see dynostats::tracing, \"A filter hides spans from this layer\")"
+    ))
+}
+
+/// Warns once per process if spans cannot reach the layer (run at the
+/// first profiled region, when the subscriber is set up).
+fn check_filter() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let Some(warning) = filter_warning(LevelFilter::current()) else {
+        return;
+    };
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if dispatcher::has_been_set() && LevelFilter::current() >= LevelFilter::WARN {
+        tracing::warn!(target: "dynostats", "{warning}");
+    } else {
+        eprintln!("{warning}");
+    }
+}
+
 impl<S> Layer<S> for DynostatsLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, _subscriber: &Dispatch) {
+        profile::on_first_profile(check_filter);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(field) = self.field else {
             return;
@@ -173,6 +246,33 @@ where
             .and_then(|Entered(tokens)| tokens.pop());
         if let Some(token) = token {
             profile::exit_token(token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn a_maximum_level_below_info_is_warned_about() {
+        for hides in [LevelFilter::WARN, LevelFilter::ERROR, LevelFilter::OFF] {
+            let warning = filter_warning(hides).expect("INFO spans are disabled");
+            assert!(warning.contains("DynostatsLayer sees none"), "{warning}");
+        }
+        let warning = filter_warning(LevelFilter::WARN).unwrap();
+        assert!(warning.contains("maximum level is WARN"), "{warning}");
+        assert!(
+            warning.contains("with_filter(LevelFilter::WARN)"),
+            "{warning}"
+        );
+        assert!(
+            filter_warning(LevelFilter::OFF)
+                .unwrap()
+                .contains("maximum level is OFF")
+        );
+        for passes in [LevelFilter::INFO, LevelFilter::DEBUG, LevelFilter::TRACE] {
+            assert_eq!(filter_warning(passes), None);
         }
     }
 }

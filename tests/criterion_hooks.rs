@@ -216,7 +216,9 @@ fn inherited_cpu_time_is_an_inherited_task_clock() {
     drop(m);
 }
 
-fn assert_no_pmu(err: Error, counter: Counter) {
+/// The error of a hardware measurement without a PMU: the reason, and the
+/// constructor that falls back to CPU time.
+fn assert_no_pmu(err: Error, counter: Counter, fallback: &str) {
     let Error::CounterUnavailable(u) = err else {
         panic!("expected CounterUnavailable, got {err:?}");
     };
@@ -224,6 +226,7 @@ fn assert_no_pmu(err: Error, counter: Counter) {
     assert_eq!(u.errno, Some(libc::ENOENT));
     assert!(u.reason.contains("no hardware PMU"), "{}", u.reason);
     assert!(u.to_string().contains("ENOENT"), "{u}");
+    assert!(u.to_string().contains(fallback), "{u}");
 }
 
 #[test]
@@ -231,15 +234,25 @@ fn enoent_gives_the_error_with_the_reason_in_every_scope() {
     let kernel = FakeKernel::new();
     kernel.fail_type(HARDWARE, libc::ENOENT);
     let _hooks = kernel.install();
-    assert_no_pmu(Instructions::new().unwrap_err(), Counter::Instructions);
-    assert_no_pmu(Cycles::new().unwrap_err(), Counter::Cycles);
+    assert_no_pmu(
+        Instructions::new().unwrap_err(),
+        Counter::Instructions,
+        "use Instructions::new_or_cpu_time()",
+    );
+    assert_no_pmu(
+        Cycles::new().unwrap_err(),
+        Counter::Cycles,
+        "use Cycles::new_or_cpu_time()",
+    );
     assert_no_pmu(
         Instructions::with_reach(Reach::Inherited).unwrap_err(),
         Counter::Instructions,
+        "use Instructions::with_reach_or_cpu_time(reach)",
     );
     assert_no_pmu(
         Cycles::with_reach(Reach::Inherited).unwrap_err(),
         Counter::Cycles,
+        "use Cycles::with_reach_or_cpu_time(reach)",
     );
 }
 
@@ -262,6 +275,8 @@ fn the_opt_in_fallback_measures_cpu_time_and_prints_ns() {
     let m = Instructions::new_or_cpu_time();
     let reason = m.unavailable().expect("no PMU: the fallback was taken");
     assert!(reason.to_string().contains("no hardware PMU"), "{reason}");
+    // The fallback was taken: its reason does not suggest it again.
+    assert!(!reason.to_string().contains("new_or_cpu_time"), "{reason}");
     assert!(matches!(m, OrCpuTime::CpuTime { .. }));
     // The task-clock is the one event that opened.
     let opened: Vec<_> = kernel

@@ -4,7 +4,7 @@
 //!
 //! Runs where a hardware instructions counter opens: a machine with a PMU,
 //! or the emulated aarch64 guest (`.ci/pmu-guest`, or by hand
-//! `../shared/pmu-guest/cargo-aarch64.sh test --release --test pmu`).
+//! `scripts/pmu-guest/cargo-aarch64.sh test --release --test pmu`).
 //! Elsewhere every test prints why it skips and passes. On the emulated
 //! PMU, where cycles advance one per instruction, the tests also check
 //! cycles against instructions and that every run gives the same count.

@@ -6,7 +6,7 @@
 //!
 //! Runs where a hardware instructions counter opens: a machine with a PMU,
 //! or the emulated aarch64 guest (`.ci/pmu-guest`, or by hand
-//! `../shared/pmu-guest/cargo-aarch64.sh test --release --features criterion
+//! `scripts/pmu-guest/cargo-aarch64.sh test --release --features criterion
 //! --test pmu_criterion`). Elsewhere every test prints why it skips and
 //! passes.
 

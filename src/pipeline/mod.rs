@@ -33,6 +33,7 @@ mod builder;
 mod global;
 mod stats;
 mod status;
+mod summary;
 #[cfg(test)]
 pub(crate) mod test_records;
 mod writer;

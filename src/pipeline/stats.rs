@@ -64,19 +64,30 @@ impl PipelineStats {
 /// ```
 impl fmt::Display for PipelineStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let plural =
+            |n: u64, what: &str| format!("{} {what}{}", Grouped(n), if n == 1 { "" } else { "s" });
         write!(f, "dynostats: {} accepted", plural(self.accepted, "record"))?;
         if self.dropped_queue_full > 0 {
-            write!(f, ", {} dropped (queue full)", self.dropped_queue_full)?;
+            write!(
+                f,
+                ", {} dropped (queue full)",
+                Grouped(self.dropped_queue_full)
+            )?;
         }
         if self.dropped_closed > 0 {
-            write!(f, ", {} dropped (after shutdown)", self.dropped_closed)?;
+            write!(
+                f,
+                ", {} dropped (after shutdown)",
+                Grouped(self.dropped_closed)
+            )?;
         }
         for sink in &self.sinks {
             write!(
                 f,
                 "; {}: {} written, {} delivered",
-                sink.name, sink.written, sink.delivered
+                sink.name,
+                Grouped(sink.written),
+                Grouped(sink.delivered)
             )?;
             for (n, why) in [
                 (sink.dropped_sink_full, "sink behind"),
@@ -85,7 +96,7 @@ impl fmt::Display for PipelineStats {
                 (sink.lost_at_shutdown, "lost at shutdown"),
             ] {
                 if n > 0 {
-                    write!(f, ", {n} {why}")?;
+                    write!(f, ", {} {why}", Grouped(n))?;
                 }
             }
         }
@@ -93,6 +104,23 @@ impl fmt::Display for PipelineStats {
             0 => write!(f, "; none lost"),
             n => write!(f, "; {} lost", plural(n, "record")),
         }
+    }
+}
+
+/// A count with its thousands separated by commas (`12,345`), as the
+/// lines a service logs print them.
+pub(super) struct Grouped(pub(super) u64);
+
+impl fmt::Display for Grouped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.0.to_string();
+        for (i, d) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
     }
 }
 
@@ -172,6 +200,37 @@ mod tests {
             stats.to_string(),
             "dynostats: 10 records accepted, 2 dropped (queue full); file: 9 written, \
              8 delivered, 1 sink errors, 1 lost at shutdown; 4 records lost"
+        );
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (12_345, "12,345"),
+            (1_234_567, "1,234,567"),
+            (u64::MAX, "18,446,744,073,709,551,615"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(Grouped(n).to_string(), text);
+        }
+        let stats = PipelineStats {
+            accepted: 12_345,
+            dropped_queue_full: 5,
+            sinks: vec![SinkStats {
+                name: "file:requests.msgpack".into(),
+                written: 12_340,
+                delivered: 12_340,
+                ..SinkStats::default()
+            }],
+            ..PipelineStats::default()
+        };
+        assert_eq!(
+            stats.to_string(),
+            "dynostats: 12,345 records accepted, 5 dropped (queue full); \
+             file:requests.msgpack: 12,340 written, 12,340 delivered; 5 records lost"
         );
     }
 }

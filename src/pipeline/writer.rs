@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use super::{Control, Shared, SinkShared, status};
+use super::{Control, Shared, SinkShared, status, summary::Summary};
 use crate::error::Error;
 use crate::record::{Labels, Record};
 use crate::sink::{Batch, Sink};
@@ -34,6 +34,8 @@ pub(super) struct Settings {
     /// Records a sink may have waiting for it before the writer drops its
     /// copies.
     pub(super) sink_backlog: u64,
+    /// The periodic summary line (or none).
+    pub(super) summary: Summary,
 }
 
 /// What the writer sends a sink's thread.
@@ -118,6 +120,7 @@ impl Writer {
         let mut next_write = Instant::now() + self.settings.batch_interval;
         'run: loop {
             let wake = self.next_status.map_or(next_write, |s| s.min(next_write));
+            let wake = self.settings.summary.wake_by(wake);
             // More than a batch still waiting (emitters outpace the
             // writer): do not sleep. Otherwise sleep until the next write
             // or status record, or until an emitter or a request unparks
@@ -152,11 +155,13 @@ impl Writer {
                     self.next_status = Some(now + interval);
                 }
             }
+            self.settings.summary.tick(now);
             self.write();
         }
         self.closing = true;
         self.drain(usize::MAX);
         self.write();
+        self.settings.summary.finish();
         if self.settings.status_interval.is_some() {
             // The last status record counts what the sinks wrote: wait for
             // them to write and flush everything else first (each sink's
@@ -205,6 +210,7 @@ impl Writer {
     fn add(&mut self, mut record: Record) {
         record.labels.insert_missing(&self.settings.labels);
         self.batch.push(&record);
+        self.settings.summary.add(&record);
     }
 
     /// Ends the batch being filled: it waits with the others of this

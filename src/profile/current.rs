@@ -4,6 +4,7 @@
 //! (poll, `call`) of a sampled future or request.
 
 use std::cell::{Cell, RefCell};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::calibrate;
@@ -247,6 +248,18 @@ fn create() {
 
 static PREPARED: AtomicBool = AtomicBool::new(false);
 
+/// A check a layer above registers, run at the first sampled region set up
+/// with profiling on (when the process's setup is done): the `tracing`
+/// layer's check that spans can reach it.
+static FIRST_PROFILE_CHECK: OnceLock<fn()> = OnceLock::new();
+
+/// Registers the check run at the first profiled region (the first one
+/// registered wins).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn on_first_profile(check: fn()) {
+    let _ = FIRST_PROFILE_CHECK.set(check);
+}
+
 /// Called where a sampled region or task is set up, outside what it
 /// measures: calibrates the timer the first time, so that the calibration
 /// does not fall inside a measured region.
@@ -266,6 +279,9 @@ fn prepare_slow() {
     let (timer, _) = cfg.timer().resolve();
     if !calibrate::is_calibrated(timer) {
         calibrate::calibration(timer);
+    }
+    if let Some(check) = FIRST_PROFILE_CHECK.get() {
+        check();
     }
     // Later regions read the flag only: a thread with another read path,
     // or a timer configured later, is calibrated at its first profile.

@@ -222,6 +222,13 @@ pub(crate) fn exit_token(token: Token) {
     current::exit(token);
 }
 
+/// Registers a check to run once, when the first sampled region is set up
+/// with profiling on (the `tracing` layer's: are spans filtered out?).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn on_first_profile(check: fn()) {
+    current::on_first_profile(check);
+}
+
 /// Whether scopes entered on this thread now would be measured (a sampled
 /// region, future or request is running here with profiling on): the one
 /// check every scope makes.

@@ -67,7 +67,7 @@ pub fn per_iteration() -> u64 {
     dynostats::probe::KNOWN_LOOP_INSTRUCTIONS_PER_ITERATION.expect("checked by require_pmu")
 }
 
-/// Whether this is the emulated aarch64 machine of `../shared/pmu-guest`
+/// Whether this is the emulated aarch64 machine of `scripts/pmu-guest`
 /// (QEMU `virt`, the `max` CPU whose implementer code is 0, precise icount):
 /// its PMU counts user-space instructions exactly and its cycle counter
 /// advances one cycle per instruction. The instruction costs in

@@ -28,6 +28,8 @@ mod shutdown_loss;
 mod sink_errors;
 mod sink_isolation;
 mod slow_getter;
+mod stats_line;
 mod status;
+mod summary_line;
 mod udp_sink;
 mod writer_handoff;
