@@ -36,7 +36,11 @@
 //! raw cost of the counter reads a sampled request consists of, measured
 //! in this process on this machine.
 //!
-//! `bare-2` is a second, identical bare app: its row is the control, the
+//! Each round starts one setup further, so that the order in a round is no
+//! setup's bias. `noop-layer` is the bare app with a layer that does
+//! nothing, what axum's `Router::layer` costs any layer. `counters-open` is the bare app whose worker threads hold
+//! their perf group open, as a measured service's workers do between
+//! sampled requests. `bare-2` is a second, identical bare app: its row is the control, the
 //! spread a setup that adds nothing shows against the bare app; the
 //! interquartile range of each row's per-round difference is printed
 //! beside its median. A second table breaks each setup's server CPU per
@@ -65,9 +69,11 @@ use std::io::{BufRead, BufReader};
 
 /// The setups, in the order each round drives them; the first is the
 /// bare app every ratio refers to.
-const SETUPS: [&str; 7] = [
+const SETUPS: [&str; 9] = [
     "bare",
     "bare-2",
+    "counters-open",
+    "noop-layer",
     "measure-1000",
     "measure-100",
     "measure-1",
@@ -119,7 +125,13 @@ fn app(setup: &str, dir: &std::path::Path) -> (Router, Option<&'static Pipeline>
         )
     };
     match setup {
-        "bare" | "bare-2" => (routes(), None),
+        "bare" | "bare-2" | "counters-open" => (routes(), None),
+        // A layer that adds nothing: what `Router::layer` costs any layer
+        // (axum wraps and boxes each route's service).
+        "noop-layer" => (
+            routes().layer(tower::layer::layer_fn(|service| service)),
+            None,
+        ),
         "measure-1000" => measured(1000),
         "measure-100" => measured(100),
         "measure-1" => measured(1),
@@ -149,10 +161,18 @@ fn app(setup: &str, dir: &std::path::Path) -> (Router, Option<&'static Pipeline>
 /// until stdin closes (the parent exits or drops it), shut down gracefully.
 fn serve(setup: &str) {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if setup == "counters-open" {
+        // The bare app, but each worker thread holds its perf group open
+        // (enabled) as a measured service's workers do after their first
+        // sampled request: what open counters cost a thread that is not
+        // measuring (the kernel switches its events at each context switch).
+        builder.on_thread_start(|| {
+            std::hint::black_box(dynostats::snapshot());
+        });
+    }
+    let runtime = builder.build().expect("a runtime");
     runtime.block_on(async {
         let (app, pipeline) = app(setup, dir.path());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -353,8 +373,8 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
 
 /// Median ns of `f` over many calls on this thread.
 fn median_ns(mut f: impl FnMut() -> Snapshot) -> f64 {
-    let mut samples = Vec::with_capacity(2001);
-    for _ in 0..2001 {
+    let mut samples = Vec::with_capacity(501);
+    for _ in 0..501 {
         let t = Instant::now();
         std::hint::black_box(f());
         samples.push(t.elapsed().as_nanos() as f64);
@@ -367,8 +387,7 @@ fn median_ns(mut f: impl FnMut() -> Snapshot) -> f64 {
 /// poll, the body's poll), each a start and an end read of the counters;
 /// the first start reads RSS too, and the record reads RSS and peak RSS
 /// once more when it is built.
-fn raw_read_cost_ns() -> (f64, String) {
-    let mut c = Counters::open(dynostats::counters::thread_counters());
+fn raw_read_cost_ns(c: &mut Counters) -> (f64, String) {
     let first_start = median_ns(|| c.snapshot_start());
     let start = median_ns(|| c.snapshot_start_counts());
     let end = median_ns(|| c.snapshot_end_counts());
@@ -431,6 +450,10 @@ fn main() {
         None => SETUPS.to_vec(),
     };
     let servers: Vec<Server> = chosen.iter().map(|s| Server::start(s)).collect();
+    // The raw reads are measured after every round, on this thread, so
+    // that their figure sees the same machine as the rounds.
+    let mut counters = Counters::open(dynostats::counters::thread_counters());
+    let mut raw_reads: Vec<(f64, String)> = Vec::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -442,7 +465,11 @@ fn main() {
             drive(s, connections, 0.3, rate).await;
         }
         for round in 0..rounds {
-            for (i, s) in servers.iter().enumerate() {
+            // Each round starts at another setup, so that no setup always
+            // runs right after the same one.
+            let n = servers.len();
+            for i in (0..n).map(|k| (k + round) % n) {
+                let s = &servers[i];
                 let r = drive(s, connections, seconds, rate).await;
                 eprintln!(
                     "round {round} {:>13}: {:>8.0} req/s  p50 {:>6.1} us  p99 {:>7.1} us  server CPU {:>6.2} us/req",
@@ -454,6 +481,7 @@ fn main() {
                 );
                 results[i].push(r);
             }
+            raw_reads.push(raw_read_cost_ns(&mut counters));
         }
     });
     drop(servers);
@@ -539,8 +567,14 @@ fn main() {
         }
         println!();
     }
-    let (raw, detail) = raw_read_cost_ns();
-    println!("\nraw counter reads of one sampled request: {detail}");
+    raw_reads.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (raw, detail) = raw_reads[raw_reads.len() / 2].clone();
+    println!(
+        "\nraw counter reads of one sampled request, the median of the rounds' (from {:.0} to \
+         {:.0} ns): {detail}",
+        raw_reads[0].0,
+        raw_reads[raw_reads.len() - 1].0
+    );
     for (rate, setup) in [
         (1.0, "measure-1"),
         (100.0, "measure-100"),
