@@ -408,9 +408,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print_top(&profiles)?;
     println!(
         "\nwrote {OUTPUT}, its two halves in time {} and {}, and the flame graph {SVG}. Next:\n\
-         \n  cargo run --features cli -- report {OUTPUT}\
-         \n  cargo run --features cli -- top {OUTPUT}\
-         \n  cargo run --features cli -- compare {} --against {}",
+         \n  cargo run --release --features cli -- report {OUTPUT}\
+         \n  cargo run --release --features cli -- top {OUTPUT}\
+         \n  cargo run --release --features cli -- compare {} --against {}\
+         \n\n(or `cargo install --path . --features cli` once, then `dynostats report {OUTPUT}` ...)",
         HALVES[0], HALVES[1], HALVES[0], HALVES[1]
     );
     println!("\nfinished in {:.1} s", started.elapsed().as_secs_f64());
