@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::record::grouped;
 #[allow(unused_imports)] // Named by the docs.
 use crate::sink::Sink;
 
@@ -65,20 +66,20 @@ impl PipelineStats {
 impl fmt::Display for PipelineStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plural =
-            |n: u64, what: &str| format!("{} {what}{}", Grouped(n), if n == 1 { "" } else { "s" });
+            |n: u64, what: &str| format!("{} {what}{}", grouped(n), if n == 1 { "" } else { "s" });
         write!(f, "dynostats: {} accepted", plural(self.accepted, "record"))?;
         if self.dropped_queue_full > 0 {
             write!(
                 f,
                 ", {} dropped (queue full)",
-                Grouped(self.dropped_queue_full)
+                grouped(self.dropped_queue_full)
             )?;
         }
         if self.dropped_closed > 0 {
             write!(
                 f,
                 ", {} dropped (after shutdown)",
-                Grouped(self.dropped_closed)
+                grouped(self.dropped_closed)
             )?;
         }
         for sink in &self.sinks {
@@ -86,8 +87,8 @@ impl fmt::Display for PipelineStats {
                 f,
                 "; {}: {} written, {} delivered",
                 sink.name,
-                Grouped(sink.written),
-                Grouped(sink.delivered)
+                grouped(sink.written),
+                grouped(sink.delivered)
             )?;
             for (n, why) in [
                 (sink.dropped_sink_full, "sink behind"),
@@ -96,7 +97,7 @@ impl fmt::Display for PipelineStats {
                 (sink.lost_at_shutdown, "lost at shutdown"),
             ] {
                 if n > 0 {
-                    write!(f, ", {} {why}", Grouped(n))?;
+                    write!(f, ", {} {why}", grouped(n))?;
                 }
             }
         }
@@ -104,23 +105,6 @@ impl fmt::Display for PipelineStats {
             0 => write!(f, "; none lost"),
             n => write!(f, "; {} lost", plural(n, "record")),
         }
-    }
-}
-
-/// A count with its thousands separated by commas (`12,345`), as the
-/// lines a service logs print them.
-pub(super) struct Grouped(pub(super) u64);
-
-impl fmt::Display for Grouped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.0.to_string();
-        for (i, d) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
     }
 }
 
@@ -205,17 +189,6 @@ mod tests {
 
     #[test]
     fn counts_are_grouped_by_thousands() {
-        let cases = [
-            (0, "0"),
-            (999, "999"),
-            (1_000, "1,000"),
-            (12_345, "12,345"),
-            (1_234_567, "1,234,567"),
-            (u64::MAX, "18,446,744,073,709,551,615"),
-        ];
-        for (n, text) in cases {
-            assert_eq!(Grouped(n).to_string(), text);
-        }
         let stats = PipelineStats {
             accepted: 12_345,
             dropped_queue_full: 5,

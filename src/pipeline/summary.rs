@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
-use super::stats::Grouped;
+use crate::record::grouped;
 use crate::record::{Name, Record, RecordKind};
 
 /// Where the lines go.
@@ -223,9 +223,9 @@ impl Interval {
         let sampled: u64 = rows.iter().map(|(_, s)| s.sampled).sum();
         let events: u64 = rows.iter().map(|(_, s)| s.events).sum();
         let plural = if sampled == 1 { "" } else { "s" };
-        let mut line = format!("dynostats: {} {what}{plural} sampled", Grouped(sampled));
+        let mut line = format!("dynostats: {} {what}{plural} sampled", grouped(sampled));
         if events != sampled {
-            let _ = write!(line, " (standing for {})", Grouped(events));
+            let _ = write!(line, " (standing for {})", grouped(events));
         }
         let _ = write!(line, " in the last {}", seconds(elapsed));
         if rows.is_empty() {
@@ -263,7 +263,7 @@ impl Interval {
             let _ = write!(
                 line,
                 "{sep}{label} {cost} ({} sampled)",
-                Grouped(sums.sampled)
+                grouped(sums.sampled)
             );
         }
         if rows.len() > TOP {

@@ -46,7 +46,7 @@ pub(crate) use labels::truncate;
 pub use name::Name;
 pub(crate) use read::decode;
 pub use read::{Damage, MAX_DEPTH, RecordReader, Skip, SkipReason, Step, read};
-pub use text::escape_name;
+pub use text::{escape_name, grouped};
 pub(crate) use trace::IdText;
 #[cfg(feature = "tower")]
 pub(crate) use trace::note_ignored_traceparent;

@@ -56,9 +56,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn counts_are_grouped_by_thousands() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (1_234, "1,234"),
+            (12_345, "12,345"),
+            (1_234_567, "1,234,567"),
+            (u128::from(u64::MAX), "18,446,744,073,709,551,615"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(grouped(n), text);
+        }
+    }
+
+    #[test]
     fn escapes_are_unambiguous() {
         assert_eq!(escape_name("a\\nb"), "a\\\\nb");
         assert_ne!(escape_name("a\\nb"), escape_name("a\nb"));
         assert_eq!(escape_name("\u{7f}\u{85}\u{202e}"), "\\x7f\\x85\\u{202e}");
     }
+}
+
+/// `n` with its thousands separated by commas (`12,345`): the way every
+/// count a person reads is printed, by the crate (the pipeline's stats and
+/// summary lines, flame graphs' words) and by the command.
+///
+/// ```
+/// use dynostats::record::grouped;
+///
+/// assert_eq!(grouped(999u32), "999");
+/// assert_eq!(grouped(1_234_567u64), "1,234,567");
+/// ```
+pub fn grouped(n: impl Into<u128>) -> String {
+    let digits = n.into().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

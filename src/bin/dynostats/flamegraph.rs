@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
+use dynostats::record::grouped;
 use dynostats::report::output::escape_name;
 use dynostats::report::profiles::{Calls, Profiles};
 
@@ -167,8 +168,8 @@ fn draw(
         out.flush()?;
         eprintln!(
             "dynostats: wrote {shown}: {} folded stacks of {} profile records, amounts in {}{}",
-            grouped(stacks),
-            grouped(calls.records() as usize),
+            grouped(stacks as u64),
+            grouped(calls.records()),
             labels.count_name,
             if diff.is_some() {
                 " (base, then candidate)"
@@ -226,24 +227,11 @@ fn draw(
     eprintln!(
         "dynostats: wrote {shown}: a flame graph of {} stacks from {} profile records, \
          frames as wide as their inclusive {}{verdicts}",
-        grouped(stacks),
-        grouped(calls.records() as usize),
+        grouped(stacks as u64),
+        grouped(calls.records()),
         labels.count_name,
     );
     Ok(true)
-}
-
-/// `n` with thousands separators.
-fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// With `--clickhouse`: the call trees of the `--label` records and, for

@@ -34,6 +34,7 @@ use std::io::{self, Write};
 use super::Profiles;
 use super::calls::{Calls, NONE};
 use crate::profile::folded_frame;
+use crate::record::grouped;
 use crate::report::metric::Metric;
 use crate::report::output::{cut, escape_name, width};
 use crate::report::stats::t_sf;
@@ -77,19 +78,6 @@ pub(super) fn timer_words(calls: &Calls) -> String {
 /// `10^k` for a power of ten `scale`.
 fn power_of_ten(scale: u128) -> String {
     format!("10^{}", scale.max(1).ilog10())
-}
-
-/// `n` with thousands separators.
-fn grouped(n: u128) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 impl Profiles {
@@ -146,7 +134,7 @@ impl Profiles {
                 format!(
                     "a frame is as wide as its inclusive amount (with what it calls); {} profile \
                      records standing for {} events, weighted",
-                    grouped(u128::from(calls.records())),
+                    grouped(calls.records()),
                     grouped(calls.events())
                 ),
             ],
@@ -838,12 +826,5 @@ mod tests {
         assert_eq!(diff.verdict("/a;f"), Some(Verdict::NotJudged));
         let alone = cand.diff_against(None, false, 1, 0.95);
         assert_eq!(alone.verdict("/a;f"), Some(Verdict::NotJudged));
-    }
-
-    #[test]
-    fn numbers_are_grouped_by_thousands() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(1234), "1,234");
-        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }
