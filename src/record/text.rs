@@ -51,6 +51,28 @@ pub fn escape_name(name: &str) -> String {
     out
 }
 
+/// `n` with its thousands separated by commas (`12,345`): the way every
+/// count a person reads is printed, by the crate (the pipeline's stats and
+/// summary lines, flame graphs' words) and by the command.
+///
+/// ```
+/// use dynostats::record::grouped;
+///
+/// assert_eq!(grouped(999u32), "999");
+/// assert_eq!(grouped(1_234_567u64), "1,234,567");
+/// ```
+pub fn grouped(n: impl Into<u128>) -> String {
+    let digits = n.into().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,26 +99,4 @@ mod tests {
         assert_ne!(escape_name("a\\nb"), escape_name("a\nb"));
         assert_eq!(escape_name("\u{7f}\u{85}\u{202e}"), "\\x7f\\x85\\u{202e}");
     }
-}
-
-/// `n` with its thousands separated by commas (`12,345`): the way every
-/// count a person reads is printed, by the crate (the pipeline's stats and
-/// summary lines, flame graphs' words) and by the command.
-///
-/// ```
-/// use dynostats::record::grouped;
-///
-/// assert_eq!(grouped(999u32), "999");
-/// assert_eq!(grouped(1_234_567u64), "1,234,567");
-/// ```
-pub fn grouped(n: impl Into<u128>) -> String {
-    let digits = n.into().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
