@@ -45,6 +45,21 @@ pub fn emit_and_write_n(n: u64, producers: u64) -> Duration {
         .build()
         .unwrap();
     let start = Instant::now();
+    produce(&pipeline, n, producers, None);
+    pipeline.flush().unwrap();
+    let elapsed = start.elapsed();
+    let stats = pipeline.shutdown().unwrap();
+    assert_eq!(stats.sinks[0].written, n * producers);
+    elapsed
+}
+
+/// Emits `n` records from each of `producers` threads, each record made
+/// anew as a measured thread would; an emit that finds the queue full
+/// yields and tries again, so every record is accepted. With `burst`, a
+/// thread sleeps 50 µs after each `burst` records (other work between
+/// bursts). Returns how many emits found the queue full.
+fn produce(pipeline: &Pipeline, n: u64, producers: u64, burst: Option<u64>) -> u64 {
+    let full = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..producers {
             s.spawn(|| {
@@ -54,18 +69,18 @@ pub fn emit_and_write_n(n: u64, producers: u64) -> Duration {
                     r.instructions = Some(sent);
                     if pipeline.emit(r) {
                         sent += 1;
+                        if burst.is_some_and(|b| sent % b == 0) {
+                            std::thread::sleep(Duration::from_micros(50));
+                        }
                     } else {
+                        full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         std::thread::yield_now();
                     }
                 }
             });
         }
     });
-    pipeline.flush().unwrap();
-    let elapsed = start.elapsed();
-    let stats = pipeline.shutdown().unwrap();
-    assert_eq!(stats.sinks[0].written, n * producers);
-    elapsed
+    full.into_inner()
 }
 
 /// Discards what it is given: the writer's cost without I/O.
@@ -103,35 +118,13 @@ pub fn writer_capacity(
         builder = builder.sink(CountingSink);
     }
     let pipeline = builder.build().unwrap();
-    let full = std::sync::atomic::AtomicU64::new(0);
     let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..producers {
-            s.spawn(|| {
-                let mut sent = 0;
-                while sent < n {
-                    let end = (sent + burst).min(n);
-                    while sent < end {
-                        let mut r = request_record();
-                        r.instructions = Some(sent);
-                        if pipeline.emit(r) {
-                            sent += 1;
-                        } else {
-                            full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            std::thread::yield_now();
-                        }
-                    }
-                    // Between bursts the producer does other work.
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            });
-        }
-    });
+    let full = produce(&pipeline, n, producers, Some(burst));
     pipeline.flush().unwrap();
     let elapsed = start.elapsed();
     let stats = pipeline.shutdown().unwrap();
     for sink in &stats.sinks {
         assert_eq!(sink.written, n * producers, "{sink:?}");
     }
-    (elapsed, full.into_inner())
+    (elapsed, full)
 }
