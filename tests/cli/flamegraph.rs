@@ -54,6 +54,38 @@ fn parse(svg: &str) -> roxmltree::Document<'_> {
     roxmltree::Document::parse_with_options(svg, options).expect("the SVG is XML")
 }
 
+/// Every frame of an SVG flame graph (a `<g>` holding a `<title>` "NAME
+/// (AMOUNT ...)" and a `<rect>`): its name and the value of `attribute` on
+/// its `<rect>`.
+pub(crate) fn frame_attribute(svg: &str, attribute: &str) -> Vec<(String, String)> {
+    let doc = parse(svg);
+    let mut frames = Vec::new();
+    for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
+        let title = g.children().find(|c| c.has_tag_name("title"));
+        let rect = g.children().find(|c| c.has_tag_name("rect"));
+        let (Some(title), Some(rect)) = (title, rect) else {
+            continue;
+        };
+        let title = title.text().unwrap_or_default();
+        let Some((name, _)) = title.rsplit_once(" (") else {
+            continue;
+        };
+        frames.push((
+            name.to_string(),
+            rect.attribute(attribute).unwrap().to_string(),
+        ));
+    }
+    frames
+}
+
+/// Every frame of an SVG flame graph: (name, width in percent).
+pub(crate) fn frames(svg: &str) -> Vec<(String, f64)> {
+    frame_attribute(svg, "width")
+        .into_iter()
+        .map(|(name, width)| (name, width.trim_end_matches('%').parse().unwrap()))
+        .collect()
+}
+
 /// Per full path from the root: (weighted exclusive, weighted inclusive),
 /// computed from the nodes.
 fn paths(records: &[Record]) -> BTreeMap<Vec<String>, (i64, i64)> {
@@ -130,24 +162,10 @@ fn the_svg_parses_and_holds_each_scope_as_wide_as_its_inclusive_amount() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let svg = fs::read_to_string(&svg_path).unwrap();
-    let doc = parse(&svg);
 
     // Every frame: a <g> with a <title> "NAME (AMOUNT instructions, P%)"
     // and a <rect> whose width is its share of the image.
-    let mut frames: Vec<(String, f64)> = Vec::new();
-    for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
-        let title = g.children().find(|c| c.has_tag_name("title"));
-        let rect = g.children().find(|c| c.has_tag_name("rect"));
-        let (Some(title), Some(rect)) = (title, rect) else {
-            continue;
-        };
-        let title = title.text().unwrap_or_default();
-        let Some((name, _)) = title.rsplit_once(" (") else {
-            continue;
-        };
-        let width = rect.attribute("width").unwrap().trim_end_matches('%');
-        frames.push((name.to_string(), width.parse::<f64>().unwrap()));
-    }
+    let frames = frames(&svg);
     let all = frames
         .iter()
         .find(|(n, _)| n == "all endpoints and regions")
@@ -327,24 +345,7 @@ fn noisy(n: usize, price: f64, seed: u64) -> Vec<Record> {
 
 /// Every frame of a flame graph: (name, fill).
 fn fills(svg: &str) -> BTreeMap<String, String> {
-    let doc = parse(svg);
-    let mut fills = BTreeMap::new();
-    for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
-        let title = g.children().find(|c| c.has_tag_name("title"));
-        let rect = g.children().find(|c| c.has_tag_name("rect"));
-        let (Some(title), Some(rect)) = (title, rect) else {
-            continue;
-        };
-        let title = title.text().unwrap_or_default();
-        let Some((name, _)) = title.split_once(" (") else {
-            continue;
-        };
-        fills.insert(
-            name.to_string(),
-            rect.attribute("fill").unwrap().to_string(),
-        );
-    }
-    fills
+    frame_attribute(svg, "fill").into_iter().collect()
 }
 
 /// A differential graph colours a change beyond its noise, and greys

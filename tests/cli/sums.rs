@@ -12,6 +12,7 @@ use dynostats::{Record, RecordKind};
 use serde_json::Value;
 
 use crate::cli;
+use crate::flamegraph::frames;
 use cli::{json, profile, run, text, write};
 
 /// 100 records of weight `u64::MAX`: the root and a scope with calls
@@ -146,30 +147,6 @@ fn top_on_huge_sums_is_exact_and_unflagged() {
     assert_eq!(work["exclusive_share"].as_f64().unwrap(), 75.0);
     assert_eq!(work["calls_per_request"].as_f64().unwrap(), 3.0);
     assert_eq!(work["saturated"], Value::Null);
-}
-
-/// Every frame of an SVG flame graph: (name, width in percent).
-fn frames(svg: &str) -> Vec<(String, f64)> {
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: true,
-        ..Default::default()
-    };
-    let doc = roxmltree::Document::parse_with_options(svg, options).expect("the SVG is XML");
-    let mut frames = Vec::new();
-    for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
-        let title = g.children().find(|c| c.has_tag_name("title"));
-        let rect = g.children().find(|c| c.has_tag_name("rect"));
-        let (Some(title), Some(rect)) = (title, rect) else {
-            continue;
-        };
-        let title = title.text().unwrap_or_default();
-        let Some((name, _)) = title.rsplit_once(" (") else {
-            continue;
-        };
-        let width = rect.attribute("width").unwrap().trim_end_matches('%');
-        frames.push((name.to_string(), width.parse::<f64>().unwrap()));
-    }
-    frames
 }
 
 /// Draws `records` and checks the SVG: exit 0, said scaled, the root
