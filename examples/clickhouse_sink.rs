@@ -46,9 +46,9 @@ fn record(i: u64) -> Record {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args
-        .next()
-        .ok_or("usage: clickhouse_sink URL [RECORDS] [CHUNK] | URL --paced RATE [SECONDS] [ROUNDS]")?;
+    let url = args.next().ok_or(
+        "usage: clickhouse_sink URL [RECORDS] [CHUNK] | URL --paced RATE [SECONDS] [ROUNDS]",
+    )?;
     let first = args.next();
     if first.as_deref() == Some("--paced") {
         let mut number = |what: &str, default: u64| -> Result<u64, String> {
@@ -204,7 +204,12 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// The paced mode: rounds alternating `ClickHouseSink` and [`Discard`],
 /// each setup's medians and the median of the paired differences.
-fn paced(url: &str, rate: u64, seconds: u64, rounds: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn paced(
+    url: &str,
+    rate: u64,
+    seconds: u64,
+    rounds: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "paced: {rate} records/s for {seconds} s a round, {rounds} rounds a setup, alternating"
     );
@@ -235,12 +240,12 @@ fn paced(url: &str, rate: u64, seconds: u64, rounds: u64) -> Result<(), Box<dyn 
         median(&mut v.iter().map(which).collect::<Vec<_>>())
     };
     println!("median ns/record      producer   process");
-    for (name, v) in [("clickhouse", &ch), ("discard", &discard), ("added", &added)] {
-        println!(
-            "{name:<20} {:9.0} {:9.0}",
-            med(v, |x| x.0),
-            med(v, |x| x.1)
-        );
+    for (name, v) in [
+        ("clickhouse", &ch),
+        ("discard", &discard),
+        ("added", &added),
+    ] {
+        println!("{name:<20} {:9.0} {:9.0}", med(v, |x| x.0), med(v, |x| x.1));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! dynostats: 45 requests sampled (standing for 180) in the last 1.0 s; CPU time per request (no record carries instructions): GET /report 4.82 ms (9 sampled), GET /users/{id} 39.6 µs (36 sampled)
-//! dynostats: 97 records accepted; file:/tmp/dynostats-while-it-runs.msgpack: 98 written, 98 delivered; none lost
+//! dynostats: 97 records accepted (and 1 status record of its own); file:/tmp/dynostats-while-it-runs.msgpack: 98 written, 98 delivered; none lost
 //! ```
 //!
 //! (The file has one record more than were accepted: the pipeline's own

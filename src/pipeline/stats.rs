@@ -46,7 +46,8 @@ impl PipelineStats {
     }
 }
 
-/// One line a service can log: records accepted, what each sink wrote
+/// One line a service can log: records accepted (and the status records
+/// the pipeline made, which each sink writes too), what each sink wrote
 /// and delivered, and every loss with its reason (only the losses that are
 /// not 0).
 ///
@@ -68,6 +69,15 @@ impl fmt::Display for PipelineStats {
         let plural =
             |n: u64, what: &str| format!("{} {what}{}", grouped(n), if n == 1 { "" } else { "s" });
         write!(f, "dynostats: {} accepted", plural(self.accepted, "record"))?;
+        if self.status_records > 0 {
+            // Sinks write them too: without this, "400 accepted ... 402
+            // written" reads as records appearing from nowhere.
+            write!(
+                f,
+                " (and {} of its own)",
+                plural(self.status_records, "status record")
+            )?;
+        }
         if self.dropped_queue_full > 0 {
             write!(
                 f,
