@@ -1,7 +1,8 @@
 //! Tables fitted to the terminal: `report` and `compare` of a realistic
 //! file (long route templates, regions, profiled functions, every
-//! counter) at `COLUMNS=100`: every line fits, and every figure of the
-//! unfitted table is still there, whole; colour only when asked for.
+//! counter) at `COLUMNS=100`, and `top` at 60: every line fits, and every
+//! figure of the unfitted table is still there, whole; colour only when
+//! asked for.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -109,8 +110,9 @@ fn figures(t: &str) -> HashMap<String, usize> {
 }
 
 /// Every line at most `columns` wide, and every figure of `whole` (the
-/// same answer without a width) in `fitted`, as often.
-fn fits_and_keeps_figures(whole: &str, fitted: &str, columns: usize) {
+/// same answer without a width) in `fitted`, as often; `whole` has more
+/// than `least` distinct figures.
+fn fits_and_keeps_figures(whole: &str, fitted: &str, columns: usize, least: usize) {
     for line in fitted.lines() {
         assert!(
             line.chars().count() <= columns,
@@ -123,7 +125,7 @@ fn fits_and_keeps_figures(whole: &str, fitted: &str, columns: usize) {
         "the test needs a table wider than {columns} columns:\n{whole}"
     );
     let (all, kept) = (figures(whole), figures(fitted));
-    assert!(all.len() > 50, "{all:?}");
+    assert!(all.len() > least, "{all:?}");
     for (figure, n) in &all {
         let k = kept.get(figure).copied().unwrap_or(0);
         assert!(
@@ -145,7 +147,7 @@ fn report_and_compare_fit_100_columns_with_every_figure() {
     let report = ["report", b];
     let whole = run_at(None, &report);
     let fitted = run_at(Some("100"), &report);
-    fits_and_keeps_figures(&whole, &fitted, 100);
+    fits_and_keeps_figures(&whole, &fitted, 100, 50);
     // Each group's sampled records and events (from the JSON) are in a
     // line of its kind.
     let j = json(&command(&["report", "--json", b]).output().unwrap());
@@ -182,7 +184,7 @@ fn report_and_compare_fit_100_columns_with_every_figure() {
     let compare = ["compare", b, "--against", c];
     let whole = run_at(None, &compare);
     let fitted = run_at(Some("100"), &compare);
-    fits_and_keeps_figures(&whole, &fitted, 100);
+    fits_and_keeps_figures(&whole, &fitted, 100, 50);
     // Each row's interval, formatted here from the JSON, is in the table
     // once, with its verdict in the same line.
     let j = json(
@@ -208,8 +210,39 @@ fn report_and_compare_fit_100_columns_with_every_figure() {
         &["compare", b, "--against", c, "--fail-above", "5%"],
     );
     let gated = run_at(None, &["compare", b, "--against", c, "--fail-above", "5%"]);
-    fits_and_keeps_figures(&gated, &narrow, 60);
+    fits_and_keeps_figures(&gated, &narrow, 60, 50);
     assert!(narrow.contains("FAIL:"), "{narrow}");
+}
+
+#[test]
+fn top_fits_60_columns_with_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records");
+    service(&path, &mut Rng(3), [1.0; 8]);
+    let p = path.to_str().unwrap();
+    for (args, least) in [
+        (&["top", "--fleet", "4000", p][..], 8),
+        (&["top", "--callees", "search::handler", p], 4),
+    ] {
+        let whole = run_at(None, args);
+        let fitted = run_at(Some("60"), args);
+        fits_and_keeps_figures(&whole, &fitted, 60, least);
+        // Every scope keeps a row, its name whole where it fits or cut
+        // with `…`, in each block.
+        let blocks = fitted.split("\n\n").count();
+        assert!(blocks >= 2, "{fitted}");
+        let whole_rows = whole
+            .lines()
+            .skip_while(|l| !l.starts_with("name "))
+            .skip(1)
+            .count();
+        let fitted_rows = fitted
+            .lines()
+            .filter(|l| !l.starts_with("top ") && !l.starts_with(' '))
+            .filter(|l| l.contains("::") || l.contains("(own)"))
+            .count();
+        assert_eq!(fitted_rows, whole_rows * blocks, "{whole}\n{fitted}");
+    }
 }
 
 #[test]

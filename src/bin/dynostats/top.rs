@@ -126,7 +126,7 @@ pub(crate) fn run(args: &TopArgs) -> u8 {
                 if let Some(name) = &args.callees {
                     table = table.callees(name);
                 }
-                table.write(format, out)?;
+                table.write_styled(format, &args.output.style(), out)?;
             }
         }
         if format == Format::Table {

@@ -6,9 +6,11 @@ use std::io::{self, Write};
 use std::str::FromStr;
 
 use super::calls::{CallEdge, Calls, Function};
+use crate::report::grid::{Align, Cell, Grid};
 use crate::report::metric::Metric;
 use crate::report::output::{
-    Render, csv_text, cut, escape_name, human, json_int, json_num, json_string, json_uint,
+    Render, TextStyle, csv_text, cut, escape_name, human, json_int, json_num, json_string,
+    json_uint, wrap,
 };
 
 /// A figure of a sum that may have saturated, as the text and CSV write it:
@@ -288,80 +290,79 @@ impl Render for TopTable<'_> {
     /// the title, and `(saturated)` after the name of each row whose
     /// figures did.
     fn write_text<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        self.write_text_styled(&TextStyle::default(), out)
+    }
+
+    /// The text table fitted to `style`'s width as `report`'s is: the
+    /// lines above it wrapped at spaces, long names cut with `…` first,
+    /// then the columns after the shares moved to a further block of the
+    /// same rows.
+    fn write_text_styled<W: Write>(&self, style: &TextStyle, out: &mut W) -> io::Result<()> {
         let metric = self.metric();
-        if let Some(note) = &self.note {
-            writeln!(out, "{note}")?;
-        }
-        writeln!(out, "{}", self.title())?;
-        if self.calls.saturated() {
-            writeln!(out, "{}", Self::SATURATED)?;
+        let title = self.title();
+        let lines = self
+            .note
+            .iter()
+            .map(String::as_str)
+            .chain([title.as_str()])
+            .chain(self.calls.saturated().then_some(Self::SATURATED));
+        for line in lines {
+            for part in wrap(line, style.width, 2) {
+                writeln!(out, "{part}")?;
+            }
         }
         let rows = self.rows();
         let edges = !matches!(self.view, View::Functions);
-        let names: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let name = escape_name(&r.name);
-                let name = if r.kind == "endpoint" && !edges {
-                    format!("{name} (own)")
-                } else {
-                    name
-                };
-                let name = match self.name_width {
-                    Some(w) => cut(&name, w),
-                    None => name,
-                };
-                if r.saturated {
-                    format!("{name} (saturated)")
-                } else {
-                    name
-                }
-            })
-            .collect();
-        let width = names
-            .iter()
-            .map(|n| crate::report::output::width(n))
-            .chain([4])
-            .max()
-            .unwrap_or(4);
-        let pad = |s: &str| {
-            let w = crate::report::output::width(s);
-            format!("{s}{}", " ".repeat(width.saturating_sub(w)))
-        };
-        let mut head = format!("{}  {:>10}", pad("name"), "inclusive");
-        if edges {
-            head.push_str(&format!("  {:>10}", "of scope"));
-        } else {
-            head.push_str(&format!("  {:>10}", "exclusive"));
-        }
-        head.push_str(&format!("  {:>10}  {:>10}", "calls/req", "per call"));
+        // Figures sit in columns at least this wide, as they always have.
+        let number = |s: String| Cell::from(format!("{s:>10}"));
+        let mut grid = Grid::new();
+        grid.column("name", Align::Left).key().shrink_to(16);
+        grid.column(format!("{:>10}", "inclusive"), Align::Right)
+            .first();
+        let second = if edges { "of scope" } else { "exclusive" };
+        grid.column(format!("{second:>10}"), Align::Right).first();
+        grid.column(format!("{:>10}", "calls/req"), Align::Right);
+        grid.column(format!("{:>10}", "per call"), Align::Right);
         if let Some(n) = self.fleet {
-            head.push_str(&format!("  {:>18}", format!("servers of {n}")));
+            grid.column(format!("{:>18}", format!("servers of {n}")), Align::Right);
         }
-        writeln!(out, "{}", head.trim_end())?;
-        for (r, name) in rows.iter().zip(&names) {
-            let mut line = format!(
-                "{}  {:>10}",
-                pad(name),
-                format!("{:.3}%", self.calls.share(r.inclusive))
-            );
-            match (edges, r.exclusive, r.of_scope) {
-                (true, _, Some(of)) => line.push_str(&format!("  {:>10}", format!("{of:.1}%"))),
-                (false, Some(x), _) => {
-                    line.push_str(&format!("  {:>10}", format!("{:.3}%", self.calls.share(x))))
-                }
-                _ => line.push_str(&format!("  {:>10}", "-")),
-            }
-            line.push_str(&format!(
-                "  {:>10.3}  {:>10}",
-                self.per_request(r.calls),
-                Self::per_call(r.calls, r.inclusive).map_or("-".to_string(), |x| human(metric, x))
-            ));
+        for r in &rows {
+            let name = escape_name(&r.name);
+            let name = if r.kind == "endpoint" && !edges {
+                format!("{name} (own)")
+            } else {
+                name
+            };
+            let name = match self.name_width {
+                Some(w) => cut(&name, w),
+                None => name,
+            };
+            let name = if r.saturated {
+                format!("{name} (saturated)")
+            } else {
+                name
+            };
+            let second = match (edges, r.exclusive, r.of_scope) {
+                (true, _, Some(of)) => format!("{of:.1}%"),
+                (false, Some(x), _) => format!("{:.3}%", self.calls.share(x)),
+                _ => "-".to_string(),
+            };
+            let mut cells = vec![
+                Cell::from(name),
+                number(format!("{:.3}%", self.calls.share(r.inclusive))),
+                number(second),
+                number(format!("{:.3}", self.per_request(r.calls))),
+                number(
+                    Self::per_call(r.calls, r.inclusive)
+                        .map_or("-".to_string(), |x| human(metric, x)),
+                ),
+            ];
             if let Some(s) = self.servers(r.inclusive) {
-                line.push_str(&format!("  {:>18}", format!("~{s:.1}")));
+                cells.push(Cell::from(format!("{:>18}", format!("~{s:.1}"))));
             }
-            writeln!(out, "{line}")?;
+            grid.row(cells);
         }
+        grid.write(out, style)?;
         if rows.is_empty() {
             writeln!(out, "(no rows)")?;
         }
