@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use dynostats::{Record, RecordKind};
 use serde_json::Value;
 
-use crate::ch::{Server, free_port, skip};
+use crate::ch::{Server, free_port};
 use crate::cli::{run, text, write};
 use crate::rng;
 
