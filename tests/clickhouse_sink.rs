@@ -1,5 +1,6 @@
 //! `ClickHouseSink` in a running pipeline against a real ClickHouse
-//! (Debian's 18.16, started here on 127.0.0.1; `tests/common/clickhouse.rs`):
+//! (Debian's 18.16, started here on 127.0.0.1, and the current engine,
+//! chdb, behind the HTTP stand-in; `tests/common/clickhouse.rs`):
 //! every record the pipeline accepts ends delivered (in the tables, counted
 //! by SQL) or in a counted drop, a server that is down, refuses or lacks
 //! the schema blocks nothing, and the password is never written anywhere.

@@ -1,8 +1,10 @@
 //! A ClickHouse server of the test's own: Debian's `clickhouse-server`
 //! (18.16) started on 127.0.0.1 with its configuration, data and logs in a
 //! temporary directory, queried with `clickhouse-client` (the native
-//! protocol: nothing of dynostats in the path). Tests skip, saying why,
-//! where the binary is missing, unless `DYNOSTATS_REQUIRE_CLICKHOUSE=1`.
+//! protocol: nothing of dynostats in the path); and current ClickHouse,
+//! chdb behind the HTTP stand-in `tests/clickhouse/chdb_http.py`
+//! ([`Standin`]). Tests skip, saying why, where the binary or chdb is
+//! missing, unless `DYNOSTATS_REQUIRE_CLICKHOUSE=1`.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
