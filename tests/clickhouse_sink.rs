@@ -1,5 +1,6 @@
 //! `ClickHouseSink` in a running pipeline against a real ClickHouse
-//! (Debian's 18.16, started here on 127.0.0.1; `tests/common/clickhouse.rs`):
+//! (Debian's 18.16, started here on 127.0.0.1, and the current engine,
+//! chdb, behind the HTTP stand-in; `tests/common/clickhouse.rs`):
 //! every record the pipeline accepts ends delivered (in the tables, counted
 //! by SQL) or in a counted drop, a server that is down, refuses or lacks
 //! the schema blocks nothing, and the password is never written anywhere.
@@ -46,6 +47,34 @@ fn records(n: u64) -> Vec<Record> {
         .collect()
 }
 
+/// Per name: records, their weights, those without instructions, and
+/// weighted instructions, as strings, sorted by name.
+const SUMS: &str = "SELECT name, toString(count()), toString(sum(weight)), \
+     toString(countIf(instructions IS NULL)), toString(sum(weight * ifNull(instructions, 0))) \
+     FROM dynostats.records GROUP BY name";
+
+/// [`SUMS`] as the records say they must be.
+fn sums(recs: &[Record]) -> Vec<Vec<String>> {
+    let mut want = Vec::new();
+    for name in ["/a", "/b"] {
+        let of: Vec<&Record> = recs.iter().filter(|r| r.name.as_str() == name).collect();
+        want.push(vec![
+            name.to_string(),
+            of.len().to_string(),
+            of.iter().map(|r| r.weight).sum::<u64>().to_string(),
+            of.iter()
+                .filter(|r| r.instructions.is_none())
+                .count()
+                .to_string(),
+            of.iter()
+                .map(|r| r.weight * r.instructions.unwrap_or(0))
+                .sum::<u64>()
+                .to_string(),
+        ]);
+    }
+    want
+}
+
 fn pipeline(sink: ClickHouseSink) -> Pipeline {
     Pipeline::builder()
         .sink(sink)
@@ -81,29 +110,7 @@ fn every_accepted_record_is_delivered_and_in_the_tables() {
         0
     );
 
-    let rows = server.query(
-        "SELECT name, toString(count()), toString(sum(weight)), \
-         toString(countIf(instructions IS NULL)), toString(sum(weight * ifNull(instructions, 0))) \
-         FROM dynostats.records GROUP BY name",
-    );
-    let mut want = Vec::new();
-    for name in ["/a", "/b"] {
-        let of: Vec<&Record> = recs.iter().filter(|r| r.name.as_str() == name).collect();
-        want.push(vec![
-            name.to_string(),
-            of.len().to_string(),
-            of.iter().map(|r| r.weight).sum::<u64>().to_string(),
-            of.iter()
-                .filter(|r| r.instructions.is_none())
-                .count()
-                .to_string(),
-            of.iter()
-                .map(|r| r.weight * r.instructions.unwrap_or(0))
-                .sum::<u64>()
-                .to_string(),
-        ]);
-    }
-    assert_eq!(rows, want);
+    assert_eq!(server.query(SUMS), sums(&recs));
 }
 
 #[test]
@@ -211,4 +218,120 @@ fn bad_settings_are_refused_when_built() {
         let e = bad.unwrap_err().to_string();
         assert!(e.contains("ClickHouseSink"), "{e}");
     }
+}
+
+/// The sink against current ClickHouse over HTTP (chdb behind the stand-in
+/// `tests/clickhouse/chdb_http.py`, which applies each request's URL
+/// settings in the engine and refuses the ones it does not know): it
+/// finds asynchronous inserts and deduplication tokens in
+/// `system.settings` and sends every insert with them, and the engine
+/// takes them. Then the answer of one insert is lost after the server
+/// executed it (the connection closes): the sink cannot know, sends the
+/// chunk again under the same token and counts it as resent, and the
+/// table holds every record once, with the sums of what was emitted; a
+/// chunk that repeats an earlier one's records is kept (its own token).
+///
+/// chdb has no asynchronous insert queue (its `system.events` never count
+/// an `AsyncInsertQuery`): it accepts the settings and writes the insert
+/// at once, so what this shows of the asynchronous path is that a current
+/// engine takes exactly the settings the sink sends, not the queue's own
+/// deduplication.
+#[test]
+fn current_clickhouse_takes_async_inserts_and_keeps_a_resent_chunk_once() {
+    let test = "current_clickhouse_takes_async_inserts_and_keeps_a_resent_chunk_once";
+    let Some(standin) = ch::Standin::start(test) else {
+        return;
+    };
+    for statement in Schema::new().statements() {
+        standin.query(&statement.sql);
+    }
+    let sink = ClickHouseSink::builder(&standin.url())
+        .chunk_records(700)
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let p = pipeline(sink);
+    // The third insert from now goes in, and its answer never comes.
+    standin.lose_answer_of_insert(3);
+    // The second chunk holds the same records as the first: a server
+    // going by the data alone would drop it as a repeat, one going by
+    // the chunks' tokens keeps both.
+    let mut recs = records(5_000);
+    for i in 700..1_400 {
+        recs[i] = recs[i - 700].clone();
+    }
+    for r in &recs {
+        assert!(p.emit(r.clone()));
+    }
+    p.flush().unwrap();
+    let stats = p.shutdown().unwrap();
+    let sink = &stats.sinks[0];
+    assert_eq!(stats.accepted, 5_000);
+    assert_eq!(sink.delivered, 5_000, "{sink:?}");
+    assert_eq!(
+        sink.dropped_by_sink + sink.buffered_by_sink + sink.lost(),
+        0,
+        "{sink:?}"
+    );
+
+    let inserts: Vec<serde_json::Value> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["statement"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("INSERT INTO dynostats.records "))
+        })
+        .collect();
+    for i in &inserts {
+        let s = &i["settings"];
+        assert_eq!(
+            (
+                &s["async_insert"],
+                &s["wait_for_async_insert"],
+                &s["async_insert_deduplicate"],
+                &s["insert_deduplicate"]
+            ),
+            (&"1".into(), &"1".into(), &"1".into(), &"1".into()),
+            "{i}"
+        );
+        assert_eq!(
+            i["status"], 200,
+            "the engine refused the sink's settings: {i}"
+        );
+    }
+    let lost: Vec<&serde_json::Value> = inserts.iter().filter(|i| i["lost"] == true).collect();
+    assert_eq!(lost.len(), 1, "{inserts:?}");
+    let token = &lost[0]["settings"]["insert_deduplication_token"];
+    assert!(token.as_str().is_some_and(|t| !t.is_empty()), "{token}");
+    // Sent twice under that token, and every other chunk once under its own.
+    let with = |t: &serde_json::Value| {
+        inserts
+            .iter()
+            .filter(|i| &i["settings"]["insert_deduplication_token"] == t)
+            .count()
+    };
+    assert_eq!(with(token), 2, "{inserts:?}");
+    for i in &inserts {
+        let t = &i["settings"]["insert_deduplication_token"];
+        if t != token {
+            assert_eq!(with(t), 1, "{inserts:?}");
+        }
+    }
+    // The resent chunk's records are counted, as many as it held.
+    assert_eq!(Some(sink.resent), lost[0]["rows"].as_u64(), "{sink:?}");
+    assert!(sink.resent > 0);
+
+    // Each record once, the sums of what was emitted; in the rollup too
+    // (fed by its materialized view, which sees every insert).
+    assert_eq!(standin.count("dynostats.records"), 5_000);
+    assert_eq!(standin.query(SUMS), sums(&recs));
+    let weights: u64 = recs.iter().map(|r| r.weight).sum();
+    assert_eq!(
+        standin.query(
+            "SELECT toString(sum(samples) + sum(forced)), toString(sum(events)) \
+             FROM dynostats.rollup"
+        ),
+        [["5000".to_string(), weights.to_string()]]
+    );
 }

@@ -652,6 +652,11 @@ impl Schema {
         if let Some(days) = self.rollup_ttl_days {
             let _ = write!(after, "\nTTL bucket + INTERVAL {days} DAY");
         }
+        // A batch sent again under its deduplication token is dropped by
+        // the raw table, but its view's insert reaches the rollup again:
+        // current ClickHouse deduplicates each table on its own, so the
+        // rollup needs a window of its own or counts the batch twice.
+        after.push_str("\nSETTINGS non_replicated_deduplication_window = 10000");
         let mut out = self.table(
             "rollup",
             (&columns, None),

@@ -906,3 +906,187 @@ fn parquet_export_of_a_damaged_input_keeps_the_records_before_it_and_exits_3() {
         text(&out.stderr)
     );
 }
+
+/// The totals of the raw tables and the rollup, as one row of strings:
+/// records rows, their weights, profile node rows, status rows, records
+/// the rollup counted, their weights.
+const TOTALS: &str = "SELECT toString((SELECT count() FROM dynostats.records)), \
+     toString((SELECT sum(weight) FROM dynostats.records)), \
+     toString((SELECT count() FROM dynostats.profile_nodes)), \
+     toString((SELECT count() FROM dynostats.status)), \
+     toString((SELECT sum(samples) + sum(forced) FROM dynostats.rollup)), \
+     toString((SELECT sum(events) FROM dynostats.rollup))";
+
+/// [`TOTALS`] as the records say they must be, each raw row `times` over.
+fn totals(recs: &[Record], times: u64) -> Vec<String> {
+    let raw: Vec<&Record> = recs
+        .iter()
+        .filter(|r| matches!(r.kind, RecordKind::Request | RecordKind::Region))
+        .collect();
+    let weights: u64 = raw.iter().map(|r| r.weight).sum();
+    let nodes: u64 = recs
+        .iter()
+        .filter(|r| r.kind == RecordKind::Profile)
+        .filter_map(|r| r.detail.as_ref())
+        .map(|d| d.nodes.len() as u64)
+        .sum();
+    let status = recs.iter().filter(|r| r.kind == RecordKind::Status).count() as u64;
+    let raw = raw.len() as u64;
+    [raw, weights, nodes, status, raw, weights]
+        .map(|n| (n * times).to_string())
+        .to_vec()
+}
+
+/// A load whose progress rows are gone after its batches went in (as if
+/// the loader had been killed between an insert and its line in `loads`)
+/// sends every batch again under the same `insert_deduplication_token`,
+/// and current ClickHouse (chdb behind the stand-in, which applies the
+/// URL's settings) drops them all: the tables, and the rollup fed by its
+/// materialized view, hold each record once. The tokens are the server's
+/// to go by: the file's second batch holds the same records as its first
+/// (which the server, going by the data alone, would drop as a repeat),
+/// and both are kept. With another `--batch` the batches differ and the
+/// same load does insert everything twice.
+#[test]
+fn a_batch_sent_again_with_its_token_is_dropped_by_current_clickhouse() {
+    let test = "a_batch_sent_again_with_its_token_is_dropped_by_current_clickhouse";
+    let Some(standin) = crate::ch::Standin::start(test) else {
+        return;
+    };
+    let url = standin.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    let mut recs = records(61, 3_000, now_ns() - 600_000_000_000, 5);
+    // The second batch of 500 is the first again.
+    for i in 500..1_000 {
+        recs[i] = recs[i - 500].clone();
+    }
+    write(&file, &recs);
+    let file = file.to_str().unwrap();
+    ok(&run(&["clickhouse", "init", "--clickhouse", &url]));
+    let load = |batch: &str| {
+        let out = run(&["load", "--batch", batch, "--clickhouse", &url, file]);
+        ok(&out);
+        text(&out.stderr)
+    };
+
+    let err = load("500");
+    assert!(err.contains("inserted 3000 records"), "{err}");
+    assert_eq!(standin.query(TOTALS), [totals(&recs, 1)]);
+    // Every insert of a batch carried its token, and the engine took it.
+    let batches: Vec<serde_json::Value> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["statement"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("INSERT INTO dynostats.records "))
+        })
+        .collect();
+    assert_eq!(batches.len(), 6, "{batches:?}");
+    for b in &batches {
+        assert_eq!(b["status"], 200, "{b}");
+        assert_eq!(b["settings"]["insert_deduplicate"], "1", "{b}");
+        assert!(
+            b["settings"]["insert_deduplication_token"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(":500:records")),
+            "{b}"
+        );
+    }
+
+    // The progress is lost: the same load sends every batch again, and
+    // believes it inserted them; the server kept none of them twice.
+    standin.query("TRUNCATE TABLE dynostats.loads");
+    let err = load("500");
+    assert!(err.contains("inserted 3000 records"), "{err}");
+    assert!(!err.contains("were in already"), "{err}");
+    assert_eq!(
+        standin.query(TOTALS),
+        [totals(&recs, 1)],
+        "batches sent again under their tokens were inserted twice"
+    );
+
+    // Other batches, other tokens: everything twice. The check above
+    // would have seen it.
+    standin.query("TRUNCATE TABLE dynostats.loads");
+    load("700");
+    assert_eq!(standin.query(TOTALS), [totals(&recs, 2)]);
+}
+
+/// `load` reads the tables' TTL from current ClickHouse and refuses the
+/// first record older than it (exit 6, naming the record and the way
+/// out), after the batches before it; `--allow-expired` goes on from
+/// there and inserts the old records too, which current ClickHouse drops
+/// at its next merge (held here until `OPTIMIZE ... FINAL`).
+#[test]
+fn records_older_than_the_ttl_are_refused_unless_allowed() {
+    let test = "records_older_than_the_ttl_are_refused_unless_allowed";
+    let Some(standin) = crate::ch::Standin::start(test) else {
+        return;
+    };
+    let url = standin.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    let day = 86_400_000_000_000;
+    let only_raw = |mut v: Vec<Record>| {
+        v.retain(|r| matches!(r.kind, RecordKind::Request | RecordKind::Region));
+        v
+    };
+    let recent = only_raw(records(71, 1_200, now_ns() - 600_000_000_000, 5));
+    let old = only_raw(records(72, 300, now_ns() - 20 * day, 5));
+    let older = only_raw(records(73, 300, now_ns() - 40 * day, 5));
+    let all: Vec<Record> = recent.iter().chain(&old).chain(&older).cloned().collect();
+    write(&file, &all);
+    let file = file.to_str().unwrap();
+    ok(&run(&[
+        "clickhouse",
+        "init",
+        "--clickhouse",
+        &url,
+        "--ttl",
+        "30",
+    ]));
+
+    let batch = recent.len().to_string();
+    let out = run(&["load", "--batch", &batch, "--clickhouse", &url, file]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    let first_expired = recent.len() + old.len() + 1;
+    assert!(
+        err.contains(&format!("record {first_expired} of this input (20"))
+            && err.contains("older than the tables' TTL of 30 days")
+            && err.contains("--allow-expired"),
+        "{err}"
+    );
+    // The batch of recent records is in; nothing of the one that held
+    // the expired record.
+    assert_eq!(standin.count("dynostats.records"), recent.len() as u64);
+
+    // Merges held, so that what goes in can be counted before the next
+    // merge drops the expired rows (it may come within a second).
+    standin.query("SYSTEM STOP MERGES dynostats.records");
+    let out = run(&[
+        "load",
+        "--batch",
+        &batch,
+        "--allow-expired",
+        "--clickhouse",
+        &url,
+        file,
+    ]);
+    ok(&out);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{} records were in already", recent.len())),
+        "{err}"
+    );
+    assert_eq!(standin.count("dynostats.records"), all.len() as u64);
+    // The next merge drops what the TTL says is gone: only the expired.
+    standin.query("SYSTEM START MERGES dynostats.records");
+    standin.query("OPTIMIZE TABLE dynostats.records FINAL");
+    assert_eq!(
+        standin.count("dynostats.records"),
+        (recent.len() + old.len()) as u64
+    );
+}

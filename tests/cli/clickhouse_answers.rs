@@ -11,13 +11,13 @@
 //! `DYNOSTATS_REQUIRE_CLICKHOUSE=1`.
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Output;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use dynostats::{Record, RecordKind};
 use serde_json::Value;
 
-use crate::ch::{Server, free_port, skip};
+use crate::ch::{Server, free_port};
 use crate::cli::{run, text, write};
 use crate::rng;
 
@@ -968,53 +968,13 @@ fn run_all(args: &[String]) -> Output {
     run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-/// The chdb stand-in, killed when dropped.
-struct Standin {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn answers_from_current_clickhouse_equal_the_files() {
     let test = "answers_from_current_clickhouse_equal_the_files";
-    let has_chdb = Command::new("python3")
-        .args(["-c", "import chdb"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_chdb && skip(test, "python3 cannot import chdb (pip install chdb)") {
+    let Some(standin) = crate::ch::Standin::start(test) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port_file = dir.path().join("port");
-    let child = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clickhouse/chdb_http.py"
-        ))
-        .arg(dir.path().join("data"))
-        .arg(&port_file)
-        .spawn()
-        .expect("python3");
-    let standin = Standin { child, _dir: dir };
-    let started = Instant::now();
-    let port = loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file) {
-            break p;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the chdb stand-in did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     };
-    let url = format!("http://127.0.0.1:{port}/");
+    let url = standin.url();
     let f = fixture();
     load(&url, &f);
     questions_agree("chdb", &url, &f);

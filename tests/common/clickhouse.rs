@@ -1,8 +1,10 @@
 //! A ClickHouse server of the test's own: Debian's `clickhouse-server`
 //! (18.16) started on 127.0.0.1 with its configuration, data and logs in a
 //! temporary directory, queried with `clickhouse-client` (the native
-//! protocol: nothing of dynostats in the path). Tests skip, saying why,
-//! where the binary is missing, unless `DYNOSTATS_REQUIRE_CLICKHOUSE=1`.
+//! protocol: nothing of dynostats in the path); and current ClickHouse,
+//! chdb behind the HTTP stand-in `tests/clickhouse/chdb_http.py`
+//! ([`Standin`]). Tests skip, saying why, where the binary or chdb is
+//! missing, unless `DYNOSTATS_REQUIRE_CLICKHOUSE=1`.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -215,6 +217,122 @@ impl Server {
 }
 
 impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether python3 can import chdb (the current ClickHouse engine, in
+/// process); skips (or fails under [`REQUIRE`]) when not.
+pub fn chdb_available(test: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import chdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || skip(test, "python3 cannot import chdb (pip install chdb)")
+}
+
+/// Current ClickHouse over HTTP: chdb behind the stand-in
+/// `tests/clickhouse/chdb_http.py` (the query's URL settings applied by
+/// the engine; a record of the requests; answers it can be told to lose),
+/// killed when dropped.
+pub struct Standin {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Standin {
+    /// Starts the stand-in on a fresh database, or skips (returns `None`)
+    /// where chdb is missing.
+    pub fn start(test: &str) -> Option<Standin> {
+        if !chdb_available(test) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clickhouse/chdb_http.py"
+            ))
+            .arg(dir.path().join("data"))
+            .arg(&port_file)
+            .spawn()
+            .expect("python3");
+        let mut standin = Standin {
+            child,
+            dir,
+            port: 0,
+        };
+        let started = Instant::now();
+        standin.port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p.trim().parse().expect("the stand-in's port");
+            }
+            if let Ok(Some(status)) = standin.child.try_wait() {
+                panic!("the chdb stand-in exited ({status})");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the chdb stand-in did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Some(standin)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// Runs `sql` over a bare HTTP/1.0 request (nothing of dynostats in
+    /// the path), rows as TSV, sorted; panics on an error.
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("the stand-in");
+        let request = format!(
+            "POST / HTTP/1.0\r\nContent-Length: {}\r\n\r\n{sql}",
+            sql.len()
+        );
+        s.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with("HTTP/1.0 200"), "{sql}: {answer}");
+        let mut rows: Vec<Vec<String>> = body
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    pub fn count(&self, table: &str) -> u64 {
+        self.query(&format!("SELECT count() FROM {table}"))[0][0]
+            .parse()
+            .unwrap()
+    }
+
+    /// The requests so far, as the stand-in recorded them: `statement`,
+    /// `settings` (name to value), `status`, `lost`, and for an insert
+    /// `rows` (the lines of its body).
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The `n`th INSERT from now (1: the next) is executed and its answer
+    /// lost: the connection closes without one.
+    pub fn lose_answer_of_insert(&self, n: u32) {
+        std::fs::write(self.dir.path().join("lose"), n.to_string()).unwrap();
+    }
+}
+
+impl Drop for Standin {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
