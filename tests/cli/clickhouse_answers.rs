@@ -768,6 +768,7 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
     let out = run_all(&ch(&["report", "--all", "--print-sql", "--label", &zone]));
     let err = crate::cli::text(&out.stderr);
     assert!(err.contains("FROM dynostats.records WHERE"), "{err}");
+    assert!(err.contains("dynostats.status (raw rows)"), "{err}");
     assert!(!err.contains("DROP TABLE dynostats.records; --\t"), "{err}");
 }
 
