@@ -375,7 +375,98 @@ impl ClickHouse {
         let (records, kept) = c.records;
         let (profiles, status) = (c.profiles.0, c.status.0);
         report.count_records(c.all(), records - kept, profiles, status);
+        self.drops(selection, &mut report)?;
         Ok(report)
+    }
+
+    /// The drops the status records in the time range of `selection` say
+    /// (their labels do not matter, as for files), into `report`: per
+    /// process id the largest of each cumulative count and the sinks its
+    /// records name as their own, as [`Report::drops`] takes them from
+    /// files.
+    fn drops(&self, selection: &Selection, report: &mut Report) -> Result<(), AnswerError> {
+        let unlabelled = Selection {
+            labels: Vec::new(),
+            ..selection.clone()
+        };
+        let db = &self.database;
+        let mut sql = Sql::new(self.dialect);
+        let range = self.filter(&mut sql, &unlabelled);
+        let stat =
+            |name: &str| format!("toString(max(stat_values[indexOf(stat_names, '{name}')]))");
+        sql.text = format!(
+            "SELECT toString(pid), {}, {}, groupUniqArray(sink) FROM {db}.status \
+             WHERE {range} GROUP BY pid ORDER BY pid FORMAT JSONCompact",
+            stat("records_dropped_queue_full"),
+            stat("records_dropped_closed"),
+        );
+        let what = "report: drops per process";
+        let mut processes = std::collections::BTreeMap::new();
+        for row in self.run(what, sql)? {
+            let pid = number::<u32>(&row, 0, what)?;
+            let mut detail = crate::record::Detail::default();
+            for (i, name) in [
+                (1, "records_dropped_queue_full"),
+                (2, "records_dropped_closed"),
+            ] {
+                detail
+                    .stats
+                    .insert(name.to_string(), number(&row, i, what)?);
+            }
+            let own = match row.get(3).and_then(Value::as_array) {
+                Some(sinks) => sinks
+                    .iter()
+                    .map(|s| s.as_str().map(str::to_string))
+                    .collect::<Option<Vec<String>>>(),
+                None => None,
+            }
+            .ok_or_else(|| AnswerError::Response {
+                what: what.into(),
+                why: "the sinks are not an array of names".into(),
+            })?;
+            processes.insert(pid, (detail, own));
+        }
+        let mut sql = Sql::new(self.dialect);
+        let range = self.filter(&mut sql, &unlabelled);
+        let count = |name: &str| format!("toString(max(if(sink_stat = '{name}', sink_value, 0)))");
+        sql.text = format!(
+            "SELECT toString(pid), sink_name, {}, {}, {} FROM {db}.status \
+             ARRAY JOIN sink_names AS sink_name, sink_stats AS sink_stat, \
+             sink_values AS sink_value WHERE {range} GROUP BY pid, sink_name \
+             ORDER BY pid, sink_name FORMAT JSONCompact",
+            count("records_dropped_sink_error"),
+            count("records_dropped_by_sink"),
+            count("records_dropped_sink_full"),
+        );
+        let what = "report: drops per process and sink";
+        for row in self.run(what, sql)? {
+            let pid = number::<u32>(&row, 0, what)?;
+            let mut counts = std::collections::BTreeMap::new();
+            for (i, name) in [
+                (2, "records_dropped_sink_error"),
+                (3, "records_dropped_by_sink"),
+                (4, "records_dropped_sink_full"),
+            ] {
+                counts.insert(name.to_string(), number::<u64>(&row, i, what)?);
+            }
+            let (detail, _) = processes.entry(pid).or_default();
+            detail.sinks.insert(text(&row, 1, what)?, counts);
+        }
+        for (pid, (mut detail, own)) in processes {
+            // A status record names one sink as its own (`detail.sink`);
+            // the empty name is a record without one.
+            let own: Vec<String> = own.into_iter().filter(|s| !s.is_empty()).collect();
+            detail.sink = own.first().cloned();
+            report.add_drops(pid, &detail);
+            for sink in own.into_iter().skip(1) {
+                let also = crate::record::Detail {
+                    sink: Some(sink),
+                    ..Default::default()
+                };
+                report.add_drops(pid, &also);
+            }
+        }
+        Ok(())
     }
 
     /// One side of a comparison: the selected records' endpoints, regions
@@ -495,9 +586,30 @@ impl ClickHouse {
         endpoint: Option<&str>,
         max_paths: usize,
     ) -> Result<Profiles, AnswerError> {
+        self.labelled_profiles(selection, endpoint, max_paths, &[])
+    }
+
+    /// [`ClickHouse::profiles`], each path also summed per tuple of the
+    /// values of the record labels `sample_labels`
+    /// ([`ProfilesBuilder::sample_label`](crate::report::profiles::ProfilesBuilder::sample_label):
+    /// what pprof's samples carry, `trace_id` and `span_id` from their
+    /// columns). The server returns one row per timer, distinct path and
+    /// tuple: the first `max_paths` tuples by their earliest record, the
+    /// others summed as one `<other>` tuple, as the file reader folds the
+    /// tuples met beyond its cap.
+    pub fn labelled_profiles(
+        &self,
+        selection: &Selection,
+        endpoint: Option<&str>,
+        max_paths: usize,
+        sample_labels: &[String],
+    ) -> Result<Profiles, AnswerError> {
         let mut builder = Profiles::builder().max_paths(max_paths);
         if let Some(e) = endpoint {
             builder = builder.endpoint(e);
+        }
+        for key in sample_labels {
+            builder = builder.sample_label(key);
         }
         let mut profiles = builder.build();
         let mut sql = Sql::new(self.dialect);
@@ -537,54 +649,7 @@ impl ClickHouse {
                 span,
             );
         }
-        let mut sql = Sql::new(self.dialect);
-        let filter = self.filter(&mut sql, selection);
-        let endpoint = match profiles.endpoint.as_deref() {
-            Some(e) => format!(" AND name = {}", sql.value(e)),
-            None => String::new(),
-        };
-        sql.text = format!(
-            "SELECT timer, path, toString(sum({w} * {exclusive})), \
-             toString(sum({w} * {inclusive})), toString(sum({w} * {calls})), \
-             toString(sum({w} * {overhead})) \
-             FROM {db}.profile_nodes WHERE {filter}{endpoint} AND timer != '' \
-             GROUP BY timer, path ORDER BY timer, path FORMAT JSONCompact",
-            exclusive = wide("exclusive"),
-            inclusive = wide("inclusive"),
-            calls = wide("calls"),
-            overhead = wide("overhead"),
-        );
-        let what = "profiles: paths";
-        for row in self.run(what, sql)? {
-            let timer = text(&row, 0, what)?;
-            let path: Vec<String> = match row.get(1).and_then(Value::as_array) {
-                Some(names) => names
-                    .iter()
-                    .map(|n| n.as_str().map(str::to_string))
-                    .collect::<Option<_>>(),
-                None => None,
-            }
-            .ok_or_else(|| AnswerError::Response {
-                what: what.into(),
-                why: "a path is not an array of names".into(),
-            })?;
-            let (exclusive, a) = wide_int(&row, 2, what)?;
-            let (inclusive, b) = wide_int(&row, 3, what)?;
-            let (calls, c) = match text(&row, 4, what)?.parse::<u128>() {
-                Ok(n) => (n, false),
-                Err(_) => (u128::MAX, true),
-            };
-            let (overhead, d) = wide_int(&row, 5, what)?;
-            let names: Vec<&str> = path.iter().map(String::as_str).collect();
-            let (summed, scratch, max) = profiles.summed_timer(&timer);
-            summed.add_summed_path(
-                &names,
-                (exclusive, inclusive, calls, overhead),
-                a || b || c || d,
-                max,
-                scratch,
-            );
-        }
+        self.profile_paths(selection, &mut profiles, max_paths.max(1))?;
         // What the file reader counts besides the trees.
         let mut sql = Sql::new(self.dialect);
         let range = self.filter(
@@ -612,6 +677,156 @@ impl ClickHouse {
         let (roots, kept, malformed) = (n(0)?, n(1)?, n(2)?);
         profiles.count_records(roots + n(3)? + n(4)?, roots, roots - kept, malformed);
         Ok(profiles)
+    }
+
+    /// The paths of the selected call trees summed per timer and path
+    /// (and tuple of sample label values, where `profiles` has sample
+    /// labels, at most `max` tuples), into `profiles`.
+    fn profile_paths(
+        &self,
+        selection: &Selection,
+        profiles: &mut Profiles,
+        max: usize,
+    ) -> Result<(), AnswerError> {
+        let mut sql = Sql::new(self.dialect);
+        let filter = self.filter(&mut sql, selection);
+        let endpoint = match profiles.endpoint.as_deref() {
+            Some(e) => format!(" AND name = {}", sql.value(e)),
+            None => String::new(),
+        };
+        // Per sample label: whether the row has it and its value (the
+        // record's trace or span id where it has one, as the file reader
+        // takes them).
+        let mut tuple = Vec::new();
+        for key in profiles.sample_label_keys() {
+            let k = sql.value(key);
+            let label = format!("label_values[indexOf(label_keys, {k})]");
+            match key.as_str() {
+                field @ ("trace_id" | "span_id") => {
+                    tuple.push(format!("toUInt8({field} != '' OR has(label_keys, {k}))"));
+                    tuple.push(format!("if({field} != '', {field}, {label})"));
+                }
+                _ => {
+                    tuple.push(format!("toUInt8(has(label_keys, {k}))"));
+                    tuple.push(label);
+                }
+            }
+        }
+        let db = &self.database;
+        let wide = |e: &str| self.wide(e);
+        let w = wide("weight");
+        // Per row its earliest `ts`, to hand the paths over in the order
+        // the file reader meets them. With sample labels: the first `max`
+        // tuples by their earliest record (ties by value) keep their
+        // values, the others are one `<other>` tuple; per row also its
+        // records (root rows).
+        let (labels, group) = if tuple.is_empty() {
+            (String::new(), String::new())
+        } else {
+            let all = tuple.join(", ");
+            let mut labels = format!(
+                ", (({all}) GLOBAL IN (SELECT {all} FROM {db}.profile_nodes \
+                 WHERE {filter}{endpoint} AND node = 0 AND timer != '' GROUP BY {all} \
+                 ORDER BY min(ts), {all} LIMIT {max})) AS kept"
+            );
+            let mut group = String::from(", kept");
+            for (i, e) in tuple.iter().enumerate() {
+                let none = if i % 2 == 0 { "0" } else { "''" };
+                let _ = write!(labels, ", if(kept, {e}, {none}) AS t{i}");
+                let _ = write!(group, ", t{i}");
+            }
+            labels.push_str(", toString(countIf(node = 0))");
+            (labels, group)
+        };
+        sql.text = format!(
+            "SELECT timer, path, toString(sum({w} * {exclusive})), \
+             toString(sum({w} * {inclusive})), toString(sum({w} * {calls})), \
+             toString(sum({w} * {overhead})), toString(min(ts)){labels} \
+             FROM {db}.profile_nodes WHERE {filter}{endpoint} AND timer != '' \
+             GROUP BY timer, path{group} ORDER BY timer, path{group} FORMAT JSONCompact",
+            exclusive = wide("exclusive"),
+            inclusive = wide("inclusive"),
+            calls = wide("calls"),
+            overhead = wide("overhead"),
+        );
+        let what = "profiles: paths";
+        let keys = tuple.len() / 2;
+        let mut rows = Vec::new();
+        // Per tuple kept: its earliest record and its records.
+        let mut tuples: std::collections::BTreeMap<Vec<Option<String>>, (u64, u64)> =
+            std::collections::BTreeMap::new();
+        let mut folded_records = None;
+        for row in self.run(what, sql)? {
+            let path: Vec<String> = match row.get(1).and_then(Value::as_array) {
+                Some(names) => names
+                    .iter()
+                    .map(|n| n.as_str().map(str::to_string))
+                    .collect::<Option<_>>(),
+                None => None,
+            }
+            .ok_or_else(|| AnswerError::Response {
+                what: what.into(),
+                why: "a path is not an array of names".into(),
+            })?;
+            let (exclusive, a) = wide_int(&row, 2, what)?;
+            let (inclusive, b) = wide_int(&row, 3, what)?;
+            let (calls, c) = match text(&row, 4, what)?.parse::<u128>() {
+                Ok(n) => (n, false),
+                Err(_) => (u128::MAX, true),
+            };
+            let (overhead, d) = wide_int(&row, 5, what)?;
+            let sums = (exclusive, inclusive, calls, overhead);
+            let first = number::<u64>(&row, 6, what)?;
+            let values = if keys == 0 {
+                None
+            } else {
+                let records = number::<u64>(&row, 8 + 2 * keys, what)?;
+                if number::<u8>(&row, 7, what)? == 0 {
+                    *folded_records.get_or_insert(0) += records;
+                    Some(None)
+                } else {
+                    let mut values = Vec::with_capacity(keys);
+                    for i in 0..keys {
+                        let has = number::<u8>(&row, 8 + 2 * i, what)? != 0;
+                        let v = text(&row, 9 + 2 * i, what)?;
+                        values.push(has.then_some(v));
+                    }
+                    let (earliest, n) = tuples.entry(values.clone()).or_insert((first, 0));
+                    *earliest = (*earliest).min(first);
+                    *n += records;
+                    Some(Some(values))
+                }
+            };
+            let saturated = a || b || c || d;
+            rows.push((first, path, text(&row, 0, what)?, sums, saturated, values));
+        }
+        // The tuples in the order the file reader meets them: by their
+        // earliest record, then by value (the server's order).
+        let mut order: Vec<_> = tuples.iter().collect();
+        order.sort_by_key(|(values, (first, _))| (*first, sql_order(values)));
+        let mut ids = std::collections::BTreeMap::new();
+        for (values, &(_, records)) in order {
+            ids.insert(
+                values.clone(),
+                profiles.summed_label_set(Some(values), records),
+            );
+        }
+        let other = folded_records.map(|records| profiles.summed_label_set(None, records));
+        // The paths in the order the file reader meets them, reading records
+        // by `ts`: by their earliest record, a parent before its children
+        // (what decides which are kept under the caps).
+        rows.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+        for (_, path, timer, sums, saturated, values) in rows {
+            let set = match values {
+                None => None,
+                Some(None) => other,
+                Some(Some(values)) => ids.get(&values).copied(),
+            };
+            let names: Vec<&str> = path.iter().map(String::as_str).collect();
+            let (summed, scratch, max) = profiles.summed_timer(&timer);
+            summed.add_summed_path(&names, sums, saturated, set, max, scratch);
+        }
+        Ok(())
     }
 
     /// `WHERE` of `selection` over the records table.
@@ -1267,6 +1482,18 @@ fn hint(error: &ClickHouseError) -> &'static str {
         | ClickHouseError::Connect(_) => ": the server is down, unreachable or too slow",
         _ => "",
     }
+}
+
+/// Sample label values as the server orders them: per key, whether the
+/// record has the label (0 first), then the value's bytes.
+fn sql_order(values: &[Option<String>]) -> Vec<(u8, &[u8])> {
+    values
+        .iter()
+        .map(|v| match v {
+            Some(v) => (1, v.as_bytes()),
+            None => (0, &b""[..]),
+        })
+        .collect()
 }
 
 /// `*at`, moving `at` to the next column.

@@ -609,6 +609,15 @@ impl Report {
         self.profile_records += profiles;
     }
 
+    /// Takes in the drops that status records of process `pid` say
+    /// (`detail`), read elsewhere (a database, whose status records
+    /// [`Report::count_records`] counts): as the file reader takes in each
+    /// status record's.
+    #[cfg(feature = "clickhouse")]
+    pub(crate) fn add_drops(&mut self, pid: u32, detail: &crate::record::Detail) {
+        self.drops.add(pid, detail);
+    }
+
     fn add_status(&mut self, record: &Record) {
         self.status_records += 1;
         if let Some(detail) = &record.detail {

@@ -24,6 +24,10 @@ use crate::rng;
 /// A label value no SQL may see unescaped.
 const HOSTILE: &str = "eu'west\\\"; DROP TABLE dynostats.records; --\t\n{p0:String}";
 
+/// A label key no SQL may see unescaped, on some profile records
+/// (`pprof --label-key`).
+const HOSTILE_KEY: &str = "k'ey\\\"; DROP TABLE dynostats.profile_nodes; --{p0:String}";
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -167,11 +171,70 @@ fn tree(rng: &mut rng::Rng, name: &str, build: &str, end_ns: u64, slower: f64) -
     if rng.below(3) == 0 {
         r.labels.insert("zone", HOSTILE);
     }
+    if r.weight % 3 != 0 {
+        r.labels
+            .insert(HOSTILE_KEY, ["odd", HOSTILE][(r.weight % 2) as usize]);
+    }
     r
 }
 
-/// The `report` object of a JSON answer, without what only files have
-/// (their list) or only status records say (the drops per process).
+/// The status records of three writer processes over the records' time
+/// span: cumulative counts growing per process (one restarted, its counts
+/// lower after), two sinks each (one named in the records as their own),
+/// and a status record of a process without drops. What `report` says of
+/// drops must come from them.
+fn status_records(end_ns: u64) -> Vec<Record> {
+    let sinks = ["file:/var/log/it's \"here\".msgpack", "udp:collector:5170"];
+    let mut out = Vec::new();
+    for (p, pid) in [7001u32, 7002, 7003].into_iter().enumerate() {
+        for step in 0..5u64 {
+            let mut r = Record::new(RecordKind::Status, "dynostats");
+            r.pid = pid;
+            r.ts = end_ns - 1 - (48 - 9 * step - p as u64) * 60_000_000_000;
+            let mut d = dynostats::record::Detail::default();
+            // The second process restarts before its last status record.
+            let n = if pid == 7002 && step == 4 {
+                1
+            } else {
+                10 * step + 3 * p as u64
+            };
+            d.stats.insert("records_emitted".into(), 1_000 * n);
+            d.stats.insert("records_dropped_queue_full".into(), n);
+            d.stats.insert(
+                "records_dropped_closed".into(),
+                u64::from(step == 4 && p == 0),
+            );
+            for (i, sink) in sinks.iter().enumerate() {
+                let mut c = std::collections::BTreeMap::new();
+                c.insert("bytes_written".into(), 100 * n);
+                c.insert("records_dropped_sink_error".into(), n * (i as u64 + 1));
+                c.insert("records_dropped_by_sink".into(), n / 2);
+                if i == 1 {
+                    c.insert("records_dropped_sink_full".into(), 2 * n + p as u64);
+                }
+                d.sinks.insert(sink.to_string(), c);
+            }
+            d.sink = Some(sinks[usize::from(pid == 7003)].to_string());
+            r.detail = Some(Box::new(d));
+            r.labels.insert("host", ["web-0", "web-1"][p % 2]);
+            out.push(r);
+        }
+    }
+    let mut quiet = Record::new(RecordKind::Status, "dynostats");
+    quiet.pid = 7004;
+    quiet.ts = end_ns - 30 * 60_000_000_000;
+    let mut d = dynostats::record::Detail::default();
+    d.stats.insert("records_dropped_queue_full".into(), 0);
+    quiet.detail = Some(Box::new(d));
+    out.push(quiet);
+    out
+}
+
+/// Status records [`status_records`] makes.
+const STATUS_RECORDS: usize = 16;
+
+/// The `report` object of a JSON answer (the drops of the status records
+/// too).
 fn answer(out: &Output, key: &str) -> Value {
     let mut v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -180,11 +243,7 @@ fn answer(out: &Output, key: &str) -> Value {
             text(&out.stderr)
         )
     });
-    let mut report = v[key].take();
-    if let Some(drops) = report.get_mut("drops") {
-        drops["processes"] = Value::Null;
-    }
-    report
+    v[key].take()
 }
 
 /// Whether `a` and `b` are equal, floats to 1e-9 relative; the first
@@ -279,6 +338,9 @@ struct Fixture {
     all: String,
     recent: String,
     older: String,
+    /// `all` in the order of `ts`: the order the server meets records in
+    /// when it keeps the first of them (pprof's label tuples under a cap).
+    sorted: String,
     /// `all` followed by a record cut in its middle.
     damaged: String,
     recent_from: u64,
@@ -298,8 +360,13 @@ fn fixture() -> Fixture {
     );
     write(Path::new(&b), &base);
     write(Path::new(&c), &cand);
-    let all: Vec<Record> = base.iter().chain(&cand).cloned().collect();
+    let mut all: Vec<Record> = base.iter().chain(&cand).cloned().collect();
+    all.extend(status_records(end));
     write(Path::new(&a), &all);
+    let mut sorted = all.clone();
+    sorted.sort_by_key(|r| r.ts);
+    let s = path("sorted.msgpack");
+    write(Path::new(&s), &sorted);
     let recent_from = end - 20 * 60_000_000_000;
     let recent: Vec<Record> = all
         .iter()
@@ -322,6 +389,7 @@ fn fixture() -> Fixture {
         all: a,
         recent: r,
         older: o,
+        sorted: s,
         damaged: d,
         recent_from,
     }
@@ -345,7 +413,12 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
         vec!["report", "--format", "json", &f.all],
         ch(&["report", "--format", "json", "--all"]),
     );
-    assert_eq!(r["records"], 12_000);
+    assert_eq!(r["records"], 12_000 + STATUS_RECORDS);
+    // The drops per process, from the status records.
+    let drops = &r["drops"];
+    assert_eq!(drops["processes"], 4, "{engine}: {drops}");
+    assert_eq!(drops["queue_full"], 40 + 33 + 46, "{engine}: {drops}");
+    assert_eq!(drops["closed"], 1, "{engine}: {drops}");
     let r = call(
         "report by status and zone",
         vec![
@@ -688,12 +761,147 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
         }
     }
 
+    pprof_labels_agree(engine, f, &ch);
+
     // The queries shown are what ran, the hostile value only as a
     // parameter (current) or an escaped literal (18.16).
     let out = run_all(&ch(&["report", "--all", "--print-sql", "--label", &zone]));
     let err = crate::cli::text(&out.stderr);
     assert!(err.contains("FROM dynostats.records WHERE"), "{err}");
+    assert!(err.contains("dynostats.status (raw rows)"), "{err}");
     assert!(!err.contains("DROP TABLE dynostats.records; --\t"), "{err}");
+}
+
+/// `pprof --label-key` both ways: the same samples with the same labels
+/// (a hostile key, a hostile value, trace ids, labels absent on some
+/// records), `-tagfocus` picking the same ones; beyond `--max-paths`
+/// tuples, the same records folded as from the files in `ts` order.
+fn pprof_labels_agree(engine: &str, f: &Fixture, ch: &dyn Fn(&[&str]) -> Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let go = crate::pprof::go_available(&format!("{engine} pprof --label-key"));
+    // Samples by (stack, labels) -> values (a key twice fails), and every
+    // (label, value) met.
+    let samples = |profile: &str| {
+        let mut out = std::collections::BTreeMap::new();
+        let mut labels = std::collections::BTreeSet::new();
+        for s in crate::pprof::decode(profile)["samples"].as_array().unwrap() {
+            let key = format!("{} {}", s["stack"], s["labels"]);
+            assert!(
+                out.insert(key.clone(), s["values"].clone()).is_none(),
+                "{key} twice"
+            );
+            for (k, v) in s["labels"].as_object().unwrap() {
+                labels.insert((k.clone(), v.as_str().unwrap().to_string()));
+            }
+        }
+        (out, labels)
+    };
+    let trace = format!("{TRACE_BASE:032x}");
+    for (keys, want) in [
+        (
+            &["build", "zone"][..],
+            &[("build", "b41"), ("build", "b42"), ("zone", HOSTILE)][..],
+        ),
+        (
+            &["trace_id", HOSTILE_KEY, "host"],
+            &[
+                ("trace_id", trace.as_str()),
+                (HOSTILE_KEY, HOSTILE),
+                (HOSTILE_KEY, "odd"),
+                ("host", "web-1"),
+            ],
+        ),
+    ] {
+        let mut args = vec!["pprof".to_string()];
+        for k in keys {
+            args.extend(["--label-key".to_string(), k.to_string()]);
+        }
+        let (a, b) = (path("files.pb.gz"), path("clickhouse.pb.gz"));
+        let mut files: Vec<&str> = args.iter().map(String::as_str).collect();
+        files.extend(["-o", &a, &f.all]);
+        let out = run(&files);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut clickhouse: Vec<&str> = args.iter().map(String::as_str).collect();
+        clickhouse.extend(["--all", "-o", &b]);
+        let out = run_all(&ch(&clickhouse));
+        assert!(
+            out.status.success(),
+            "{engine}: pprof {keys:?}: {}",
+            text(&out.stderr)
+        );
+        if !go {
+            continue;
+        }
+        let ((x, labels), (y, _)) = (samples(&a), samples(&b));
+        for (k, v) in want {
+            assert!(
+                labels.contains(&(k.to_string(), v.to_string())),
+                "{engine}: no {k}={v} in {labels:?}"
+            );
+        }
+        assert!(x.len() > 40, "{engine}: {keys:?}: {x:?}");
+        assert_eq!(x, y, "{engine}: pprof {keys:?}");
+        if keys.contains(&"build") {
+            // pprof's own filter by label: the same samples, fewer.
+            let traces = |p: &str| {
+                let mut lines: Vec<String> =
+                    crate::pprof::pprof(&["-traces", "-tagfocus", "build=b42", p])
+                        .lines()
+                        .filter(|l| !l.starts_with("File:") && !l.starts_with("Showing"))
+                        .map(str::to_string)
+                        .collect();
+                lines.sort();
+                lines
+            };
+            let (x, y) = (traces(&a), traces(&b));
+            assert!(
+                x.iter().any(|l| l.contains("build:  b42")),
+                "{engine}: {x:?}"
+            );
+            assert!(!x.iter().any(|l| l.contains("b41")), "{engine}: {x:?}");
+            assert_eq!(x, y, "{engine}: -tagfocus build=b42");
+        }
+    }
+    // Beyond the caps: the tuples and (path, tuple) pairs met first keep
+    // their values, the others are summed under `<other>`, the records
+    // folded counted: as from the files read in `ts` order.
+    let (a, b) = (path("files.pb.gz"), path("clickhouse.pb.gz"));
+    let cap = ["pprof", "--label-key", "span_id", "--max-paths", "60"];
+    let files = run(&[&cap[..], &["-o", &a, &f.sorted]].concat());
+    let args = [&cap[..], &["--all", "-o", &b]].concat();
+    let clickhouse = run_all(&ch(&args));
+    assert!(
+        files.status.success() && clickhouse.status.success(),
+        "{engine}: {}",
+        text(&clickhouse.stderr)
+    );
+    let folded = |out: &Output| {
+        text(&out.stderr)
+            .lines()
+            .find(|l| l.contains("had label values beyond --max-paths"))
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+    };
+    assert!(
+        folded(&files).is_some_and(|n| n > 50),
+        "{}",
+        text(&files.stderr)
+    );
+    assert_eq!(
+        folded(&files),
+        folded(&clickhouse),
+        "{engine}: {}",
+        text(&clickhouse.stderr)
+    );
+    if go {
+        let ((x, xl), (y, _)) = (samples(&a), samples(&b));
+        let spans = xl.iter().filter(|(k, _)| k == "span_id").count();
+        assert!(
+            spans > 5 && spans <= 61 && xl.contains(&("span_id".into(), "<other>".into())),
+            "{engine}: {xl:?}"
+        );
+        assert_eq!(x, y, "{engine}: pprof --label-key span_id --max-paths 60");
+    }
 }
 
 fn load(url: &str, f: &Fixture) {
@@ -708,7 +916,7 @@ fn load_damaged(url: &str, f: &Fixture) {
     let out = run(&["load", "--clickhouse", url, "--batch", "2500", &f.damaged]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("inserted 12000 records"),
+        text(&out.stderr).contains(&format!("inserted {} records", 12_000 + STATUS_RECORDS)),
         "{}",
         text(&out.stderr)
     );

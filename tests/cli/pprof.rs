@@ -457,7 +457,7 @@ fn go_tool_pprof_tagfocus_keeps_one_endpoint_or_label() {
 }
 
 /// The independent decoder's view of `profile`.
-fn decode(profile: &str) -> Value {
+pub(crate) fn decode(profile: &str) -> Value {
     let out = go()
         .arg("run")
         .arg(tests_dir().join("decode.go"))

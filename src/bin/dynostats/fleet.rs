@@ -178,7 +178,7 @@ impl Fleet {
                 "{db_name}.rollup (per build and minute; quantiles from its buckets, within 1/128)"
             ));
         }
-        for table in ["records", "profile_nodes"] {
+        for table in ["records", "profile_nodes", "status"] {
             if read(table) {
                 tables.push(format!("{db_name}.{table} (raw rows)"));
             }

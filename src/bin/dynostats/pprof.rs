@@ -10,9 +10,9 @@ use dynostats::report::profiles::{Pprof, Profiles};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::EXIT_IO;
 use crate::args::ProfileInput;
 use crate::input::{nothing, only_failures, warnings};
-use crate::{EXIT_IO, EXIT_USAGE};
 
 /// An example for `--help`.
 pub(crate) const EXAMPLE: &str = "\
@@ -89,6 +89,21 @@ fn write(args: &PprofArgs, profiles: &Profiles) -> io::Result<bool> {
     Ok(true)
 }
 
+/// With `--clickhouse`: the call trees summed by the server, each path per
+/// tuple of the `--label-key` values, or the exit status of a failure.
+fn from_clickhouse(args: &PprofArgs) -> Result<Profiles, u8> {
+    let input = &args.input;
+    let selection = input.fleet.selection(&input.inputs.labels)?;
+    let db = input.fleet.connect()?;
+    let profiles = db.labelled_profiles(
+        &selection,
+        input.endpoint.as_deref(),
+        input.max_paths,
+        &args.label_keys,
+    );
+    input.fleet.answer(&db, profiles)
+}
+
 /// Runs `dynostats pprof` and returns the exit status: that of the inputs
 /// (nothing to write is said on stderr and no file is written), or 1 when
 /// the output cannot be written.
@@ -97,17 +112,13 @@ pub(crate) fn run(args: &PprofArgs) -> u8 {
     for key in &args.label_keys {
         builder = builder.sample_label(key);
     }
-    let (profiles, files) = match args.input.fleet_profiles(&args.input.inputs.labels) {
-        Some(_) if !args.label_keys.is_empty() => {
-            eprintln!(
-                "dynostats: pprof --label-key is read from record files only: the ClickHouse \
-                 source sums paths without their labels"
-            );
-            return EXIT_USAGE;
+    let (profiles, files) = if args.input.fleet.active() {
+        match from_clickhouse(args) {
+            Ok(profiles) => (profiles, Vec::new()),
+            Err(status) => return status,
         }
-        Some(Ok(profiles)) => (profiles, Vec::new()),
-        Some(Err(status)) => return status,
-        None => args.input.read_into(builder.build(), &args.input.files),
+    } else {
+        args.input.read_into(builder.build(), &args.input.files)
     };
     if only_failures(&files) {
         return args.input.inputs.status(&files);

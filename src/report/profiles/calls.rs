@@ -314,19 +314,7 @@ impl Calls {
             let sums = (exclusive, inclusive, calls, overhead);
             self.add_to_scope_and_path(name, path, recursive, sums, false);
             if let Some(set) = label_set {
-                let mut key = (path, set);
-                if self.by_labels.len() >= max && !self.by_labels.contains_key(&key) {
-                    // Beyond the cap, the path's sums go to the set of
-                    // `<other>` values (id 0 is kept for it by the caller).
-                    self.folded += 1;
-                    key.1 = 0;
-                }
-                let sums = self.by_labels.entry(key).or_default();
-                let mut stopped = false;
-                add_i(&mut sums.exclusive, exclusive, &mut stopped);
-                add_u(&mut sums.calls, calls, &mut stopped);
-                add_i(&mut sums.overhead, overhead, &mut stopped);
-                self.saturated |= stopped;
+                self.add_to_labels((path, set), (exclusive, calls, overhead), false, max);
             }
             if parent_name != NONE {
                 self.add_to_edge(
@@ -381,6 +369,30 @@ impl Calls {
         add_u(&mut p.calls, calls, &mut p.saturated);
         add_i(&mut p.overhead, overhead, &mut p.saturated);
         self.saturated |= p.saturated;
+    }
+
+    /// Adds a node's `exclusive`, `calls` and `overhead` to the sums of its
+    /// (path, label set) `key`; beyond `max` such pairs, to the path's
+    /// `<other>` set (id 0, kept for it by [`Profiles`]), counted in
+    /// [`Calls::folded_beyond_cap`].
+    #[inline]
+    fn add_to_labels(
+        &mut self,
+        mut key: (u32, u32),
+        (exclusive, calls, overhead): (i128, u128, i128),
+        saturated: bool,
+        max: usize,
+    ) {
+        if self.by_labels.len() >= max && !self.by_labels.contains_key(&key) {
+            self.folded += 1;
+            key.1 = 0;
+        }
+        let sums = self.by_labels.entry(key).or_default();
+        let mut stopped = saturated;
+        add_i(&mut sums.exclusive, exclusive, &mut stopped);
+        add_u(&mut sums.calls, calls, &mut stopped);
+        add_i(&mut sums.overhead, overhead, &mut stopped);
+        self.saturated |= stopped;
     }
 
     /// Adds a node's `calls` and (where not `recursive`) `inclusive` to the
@@ -440,12 +452,17 @@ impl Calls {
     /// [`Calls::add`] adds node by node, for the path's last scope, its
     /// edge from its caller and its path (recursion read from the path:
     /// the scope is recursive where a caller below the root has its name).
+    /// With a `label_set` ([`Profiles::summed_label_set`]), the sums are
+    /// those of the records carrying its values, and are also summed
+    /// under it (what pprof's samples carry).
     #[cfg(feature = "clickhouse")]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_summed_path(
         &mut self,
         path: &[&str],
         (exclusive, inclusive, calls, overhead): (i128, i128, u128, i128),
         saturated: bool,
+        label_set: Option<u32>,
         max: usize,
         s: &mut Scratch,
     ) {
@@ -466,6 +483,10 @@ impl Calls {
         let recursive = last > 0 && s.names[1..last].contains(&name);
         let sums = (exclusive, inclusive, calls, overhead);
         self.add_to_scope_and_path(name, s.paths[last], recursive, sums, saturated);
+        if let Some(set) = label_set {
+            let key = (s.paths[last], set);
+            self.add_to_labels(key, (exclusive, calls, overhead), saturated, max);
+        }
         if last > 0 {
             let key = (s.names[last - 1], name);
             self.add_to_edge(key, recursive, (inclusive, calls), saturated, max);

@@ -97,40 +97,76 @@ impl LabelSets {
         if self.keys.is_empty() {
             return None;
         }
-        if self.sets.is_empty() {
-            self.sets
-                .push(vec![Some(Profiles::OTHER.to_string()); self.keys.len()]);
-        }
+        self.with_other();
         // One reused byte key per record: each value length-prefixed, so
         // no value can pass for another.
         self.key.clear();
         let mut digits = IdText::default();
         for k in &self.keys {
-            match record.label_or_field(k, &mut digits) {
-                Some(v) => {
-                    // Into the reused key: no allocation per record.
-                    let _ = write!(self.key, "{}:", v.len());
-                    self.key.push_str(v);
-                }
-                None => self.key.push('-'),
-            }
+            let v = record.label_or_field(k, &mut digits);
+            LabelSets::push_key(&mut self.key, v);
         }
+        Some(self.intern(max, 1, |keys| {
+            keys.iter()
+                .map(|k| record.label_or_field(k, &mut digits).map(str::to_string))
+                .collect()
+        }))
+    }
+
+    /// The id of a tuple of values (one per key) met elsewhere (a
+    /// database), standing for `records` records: as [`LabelSets::id`]
+    /// interns a record's.
+    #[cfg(feature = "clickhouse")]
+    fn id_of(&mut self, values: &[Option<String>], records: u64, max: usize) -> u32 {
+        self.with_other();
+        self.key.clear();
+        for v in values {
+            LabelSets::push_key(&mut self.key, v.as_deref());
+        }
+        self.intern(max, records, |_| values.to_vec())
+    }
+
+    /// Makes the set of `<other>` values, id 0, if need be.
+    fn with_other(&mut self) {
+        if self.sets.is_empty() {
+            self.sets
+                .push(vec![Some(Profiles::OTHER.to_string()); self.keys.len()]);
+        }
+    }
+
+    /// Appends a value (`None`: no such label) to a key of values.
+    fn push_key(key: &mut String, v: Option<&str>) {
+        match v {
+            Some(v) => {
+                // Into the reused key: no allocation per record.
+                let _ = write!(key, "{}:", v.len());
+                key.push_str(v);
+            }
+            None => key.push('-'),
+        }
+    }
+
+    /// The id of the values whose key is `self.key`, made from `values`
+    /// while fewer than `max` sets are known; beyond, the `<other>` set
+    /// (id 0), and its `records` counted as folded.
+    fn intern(
+        &mut self,
+        max: usize,
+        records: u64,
+        values: impl FnOnce(&[String]) -> Vec<Option<String>>,
+    ) -> u32 {
         if let Some(&id) = self.index.get(self.key.as_str()) {
-            return Some(id);
+            return id;
         }
         if self.sets.len() > max {
-            self.folded += 1;
-            return Some(0);
+            self.folded += records;
+            return 0;
         }
         let id = self.sets.len() as u32;
-        self.sets.push(
-            self.keys
-                .iter()
-                .map(|k| record.label_or_field(k, &mut digits).map(str::to_string))
-                .collect(),
-        );
+        let values = values(&self.keys);
+        self.sets.push(values);
         self.index.insert(self.key.as_str().into(), id);
-        Some(id)
+        id
     }
 
     /// The keys, in the order given.
@@ -328,6 +364,36 @@ impl Profiles {
     pub(crate) fn summed_timer(&mut self, timer: &str) -> (&mut Calls, &mut Scratch, usize) {
         let at = self.timer_at(timer);
         (&mut self.timers[at], &mut self.scratch, self.max_paths)
+    }
+
+    /// The keys of the sample labels ([`ProfilesBuilder::sample_label`]),
+    /// in the order given.
+    #[cfg(feature = "clickhouse")]
+    pub(crate) fn sample_label_keys(&self) -> &[String] {
+        self.labels.keys()
+    }
+
+    /// The id of a tuple of sample label values (one per key, `None`: no
+    /// such label) summed elsewhere (a database) over `records` profile
+    /// records, for [`Calls::add_summed_path`]; `None` values for every
+    /// key beyond the cap are the `<other>` set. Tuples are interned as
+    /// [`Profiles::add`] interns records' (the first `max_paths`, then
+    /// `<other>`, the records counted in [`Profiles::label_sets_beyond_cap`]),
+    /// so a source hands them over in the order it met them.
+    #[cfg(feature = "clickhouse")]
+    pub(crate) fn summed_label_set(
+        &mut self,
+        values: Option<&[Option<String>]>,
+        records: u64,
+    ) -> u32 {
+        match values {
+            Some(values) => self.labels.id_of(values, records, self.max_paths),
+            None => {
+                self.labels.with_other();
+                self.labels.folded += records;
+                0
+            }
+        }
     }
 
     /// Counts records read elsewhere (a database, which also applied the
