@@ -379,11 +379,12 @@ impl ClickHouse {
         Ok(report)
     }
 
-    /// The drops the status records in the time range of `selection` say
-    /// (their labels do not matter, as for files), into `report`: per
-    /// process id the largest of each cumulative count and the sinks its
-    /// records name as their own, as [`Report::drops`] takes them from
-    /// files.
+    /// The drops and unavailable counters the status records in the time
+    /// range of `selection` say (their labels do not matter, as for files),
+    /// into `report`: per process (host and id) the largest of each
+    /// cumulative count and the sinks its records name as their own, and
+    /// per unavailable counter its earliest reason, as [`Report::drops`]
+    /// and [`Report::unavailable`] take them from files.
     fn drops(&self, selection: &Selection, report: &mut Report) -> Result<(), AnswerError> {
         let unlabelled = Selection {
             labels: Vec::new(),
@@ -395,25 +396,25 @@ impl ClickHouse {
         let stat =
             |name: &str| format!("toString(max(stat_values[indexOf(stat_names, '{name}')]))");
         sql.text = format!(
-            "SELECT toString(pid), {}, {}, groupUniqArray(sink) FROM {db}.status \
-             WHERE {range} GROUP BY pid ORDER BY pid FORMAT JSONCompact",
+            "SELECT host, toString(pid), {}, {}, groupUniqArray(sink) FROM {db}.status \
+             WHERE {range} GROUP BY host, pid ORDER BY host, pid FORMAT JSONCompact",
             stat("records_dropped_queue_full"),
             stat("records_dropped_closed"),
         );
         let what = "report: drops per process";
         let mut processes = std::collections::BTreeMap::new();
         for row in self.run(what, sql)? {
-            let pid = number::<u32>(&row, 0, what)?;
+            let process = (text(&row, 0, what)?, number::<u32>(&row, 1, what)?);
             let mut detail = crate::record::Detail::default();
             for (i, name) in [
-                (1, "records_dropped_queue_full"),
-                (2, "records_dropped_closed"),
+                (2, "records_dropped_queue_full"),
+                (3, "records_dropped_closed"),
             ] {
                 detail
                     .stats
                     .insert(name.to_string(), number(&row, i, what)?);
             }
-            let own = match row.get(3).and_then(Value::as_array) {
+            let own = match row.get(4).and_then(Value::as_array) {
                 Some(sinks) => sinks
                     .iter()
                     .map(|s| s.as_str().map(str::to_string))
@@ -424,47 +425,62 @@ impl ClickHouse {
                 what: what.into(),
                 why: "the sinks are not an array of names".into(),
             })?;
-            processes.insert(pid, (detail, own));
+            processes.insert(process, (detail, own));
         }
         let mut sql = Sql::new(self.dialect);
         let range = self.filter(&mut sql, &unlabelled);
         let count = |name: &str| format!("toString(max(if(sink_stat = '{name}', sink_value, 0)))");
         sql.text = format!(
-            "SELECT toString(pid), sink_name, {}, {}, {} FROM {db}.status \
+            "SELECT host, toString(pid), sink_name, {}, {}, {} FROM {db}.status \
              ARRAY JOIN sink_names AS sink_name, sink_stats AS sink_stat, \
-             sink_values AS sink_value WHERE {range} GROUP BY pid, sink_name \
-             ORDER BY pid, sink_name FORMAT JSONCompact",
+             sink_values AS sink_value WHERE {range} GROUP BY host, pid, sink_name \
+             ORDER BY host, pid, sink_name FORMAT JSONCompact",
             count("records_dropped_sink_error"),
             count("records_dropped_by_sink"),
             count("records_dropped_sink_full"),
         );
         let what = "report: drops per process and sink";
         for row in self.run(what, sql)? {
-            let pid = number::<u32>(&row, 0, what)?;
+            let process = (text(&row, 0, what)?, number::<u32>(&row, 1, what)?);
             let mut counts = std::collections::BTreeMap::new();
             for (i, name) in [
-                (2, "records_dropped_sink_error"),
-                (3, "records_dropped_by_sink"),
-                (4, "records_dropped_sink_full"),
+                (3, "records_dropped_sink_error"),
+                (4, "records_dropped_by_sink"),
+                (5, "records_dropped_sink_full"),
             ] {
                 counts.insert(name.to_string(), number::<u64>(&row, i, what)?);
             }
-            let (detail, _) = processes.entry(pid).or_default();
-            detail.sinks.insert(text(&row, 1, what)?, counts);
+            let (detail, _) = processes.entry(process).or_default();
+            detail.sinks.insert(text(&row, 2, what)?, counts);
         }
-        for (pid, (mut detail, own)) in processes {
+        for ((host, pid), (mut detail, own)) in processes {
             // A status record names one sink as its own (`detail.sink`);
             // the empty name is a record without one.
             let own: Vec<String> = own.into_iter().filter(|s| !s.is_empty()).collect();
             detail.sink = own.first().cloned();
-            report.add_drops(pid, &detail);
+            report.add_drops(&host, pid, &detail);
             for sink in own.into_iter().skip(1) {
                 let also = crate::record::Detail {
                     sink: Some(sink),
                     ..Default::default()
                 };
-                report.add_drops(pid, &also);
+                report.add_drops(&host, pid, &also);
             }
+        }
+        // Unavailable counters: each one's reason from its earliest status
+        // record that does not say "ok" (the files' first, read in time
+        // order), at most 64 counters, the earliest first.
+        let mut sql = Sql::new(self.dialect);
+        let range = self.filter(&mut sql, &unlabelled);
+        sql.text = format!(
+            "SELECT counter, argMin(state, ts) FROM {db}.status \
+             ARRAY JOIN counter_names AS counter, counter_states AS state \
+             WHERE {range} AND state != 'ok' GROUP BY counter \
+             ORDER BY min(ts), counter LIMIT 64 FORMAT JSONCompact"
+        );
+        let what = "report: unavailable counters";
+        for row in self.run(what, sql)? {
+            report.add_unavailable(&text(&row, 0, what)?, &text(&row, 1, what)?);
         }
         Ok(())
     }

@@ -7,9 +7,11 @@ use crate::record::Detail;
 /// Records the writers dropped, from the status records read.
 ///
 /// Status records carry counts cumulative since their pipeline started, so
-/// per process id the largest count seen is kept (files can be read in any
+/// per process (its `host` label and process id: hosts of a fleet reuse
+/// process ids) the largest count seen is kept (files can be read in any
 /// order), and the processes are summed. Two pipelines of one process
-/// writing to the same files would be under-counted. Records dropped after
+/// writing to the same files would be under-counted, and so would two
+/// processes of one id on hosts that write no `host` label. Records dropped after
 /// a writer's last status record are not seen. Sums are `u128`, so the
 /// counts of any number of processes (each up to `u64::MAX`) add up
 /// exactly.
@@ -18,7 +20,8 @@ use crate::record::Detail;
 pub struct Drops {
     /// Status records read.
     pub status_records: u64,
-    /// Writer processes (distinct `pid`) whose status records were read.
+    /// Writer processes (distinct `host` label and `pid`) whose status
+    /// records were read.
     pub processes: u64,
     /// Records dropped because the pipeline's queue was full
     /// (`records_dropped_queue_full`).
@@ -92,18 +95,21 @@ struct ProcessDrops {
     own: std::collections::BTreeSet<String>,
 }
 
-/// Drops summed over processes: per process id, the largest cumulative
-/// counts its status records gave.
+/// A writer process: its `host` label (empty without) and its process id.
+pub(crate) type ProcessKey = (String, u32);
+
+/// Drops summed over processes: per process (host and id), the largest
+/// cumulative counts its status records gave.
 #[derive(Clone, Debug, Default)]
 pub(super) struct DropTally {
     // Bounded by the processes seen: a few bytes per writer process.
-    processes: BTreeMap<u32, ProcessDrops>,
+    processes: BTreeMap<ProcessKey, ProcessDrops>,
 }
 
 impl DropTally {
-    /// Takes in the `detail` of a status record of process `pid`.
-    pub(super) fn add(&mut self, pid: u32, detail: &Detail) {
-        let process = self.processes.entry(pid).or_default();
+    /// Takes in the `detail` of a status record of `process`.
+    pub(super) fn add(&mut self, process: ProcessKey, detail: &Detail) {
+        let process = self.processes.entry(process).or_default();
         let stat = |key: &str| detail.stats.get(key).copied().unwrap_or(0);
         process.queue_full = process.queue_full.max(stat("records_dropped_queue_full"));
         process.closed = process.closed.max(stat("records_dropped_closed"));
@@ -128,8 +134,8 @@ impl DropTally {
 
     /// Takes in every process of `other`.
     pub(super) fn merge(&mut self, other: &DropTally) {
-        for (pid, theirs) in &other.processes {
-            let mine = self.processes.entry(*pid).or_default();
+        for (key, theirs) in &other.processes {
+            let mine = self.processes.entry(key.clone()).or_default();
             mine.queue_full = mine.queue_full.max(theirs.queue_full);
             mine.closed = mine.closed.max(theirs.closed);
             for (sink, counts) in &theirs.sinks {

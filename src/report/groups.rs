@@ -609,28 +609,44 @@ impl Report {
         self.profile_records += profiles;
     }
 
-    /// Takes in the drops that status records of process `pid` say
-    /// (`detail`), read elsewhere (a database, whose status records
+    /// Takes in the drops that status records of process `pid` on `host`
+    /// say (`detail`), read elsewhere (a database, whose status records
     /// [`Report::count_records`] counts): as the file reader takes in each
     /// status record's.
     #[cfg(feature = "clickhouse")]
-    pub(crate) fn add_drops(&mut self, pid: u32, detail: &crate::record::Detail) {
-        self.drops.add(pid, detail);
+    pub(crate) fn add_drops(&mut self, host: &str, pid: u32, detail: &crate::record::Detail) {
+        self.drops.add((host.to_string(), pid), detail);
+    }
+
+    /// Takes in a counter that status records read elsewhere (a database)
+    /// say was unavailable, and why: as the file reader keeps the first
+    /// reason of at most 64 counters.
+    #[cfg(feature = "clickhouse")]
+    pub(crate) fn add_unavailable(&mut self, counter: &str, why: &str) {
+        self.note_unavailable(counter, why);
+    }
+
+    /// Keeps `counter`'s first reason, for at most 64 counters.
+    fn note_unavailable(&mut self, counter: &str, why: &str) {
+        if self.unavailable.len() < 64 {
+            self.unavailable
+                .entry(
+                    counter
+                        .parse::<Counter>()
+                        .map_or_else(|_| counter.to_string(), |c| c.name().to_string()),
+                )
+                .or_insert_with(|| why.to_string());
+        }
     }
 
     fn add_status(&mut self, record: &Record) {
         self.status_records += 1;
         if let Some(detail) = &record.detail {
-            self.drops.add(record.pid, detail);
+            let host = record.labels.get("host").unwrap_or_default();
+            self.drops.add((host.to_string(), record.pid), detail);
             for (counter, state) in &detail.counters {
-                if state != "ok" && self.unavailable.len() < 64 {
-                    self.unavailable
-                        .entry(
-                            counter
-                                .parse::<Counter>()
-                                .map_or_else(|_| counter.clone(), |c| c.name().to_string()),
-                        )
-                        .or_insert_with(|| state.clone());
+                if state != "ok" {
+                    self.note_unavailable(counter, state);
                 }
             }
         }

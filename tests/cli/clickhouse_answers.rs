@@ -181,8 +181,10 @@ fn tree(rng: &mut rng::Rng, name: &str, build: &str, end_ns: u64, slower: f64) -
 /// The status records of three writer processes over the records' time
 /// span: cumulative counts growing per process (one restarted, its counts
 /// lower after), two sinks each (one named in the records as their own),
-/// and a status record of a process without drops. What `report` says of
-/// drops must come from them.
+/// a fourth process with the first one's id on another host (a process of
+/// its own), counters it could not read, and a status record of a process
+/// without drops. What `report` says of drops and unavailable counters
+/// must come from them.
 fn status_records(end_ns: u64) -> Vec<Record> {
     let sinks = ["file:/var/log/it's \"here\".msgpack", "udp:collector:5170"];
     let mut out = Vec::new();
@@ -220,6 +222,30 @@ fn status_records(end_ns: u64) -> Vec<Record> {
             out.push(r);
         }
     }
+    // Process 7001 of another host: its counts are its own, not a restart
+    // of web-0's 7001.
+    for step in 0..3u64 {
+        let mut r = Record::new(RecordKind::Status, "dynostats");
+        r.pid = 7001;
+        r.ts = end_ns - 1 - (40 - 7 * step) * 60_000_000_000;
+        let mut d = dynostats::record::Detail::default();
+        d.stats
+            .insert("records_dropped_queue_full".into(), 5 * step + 2);
+        let mut c = std::collections::BTreeMap::new();
+        c.insert("records_dropped_sink_error".into(), step);
+        d.sinks.insert(sinks[0].to_string(), c);
+        d.sink = Some(sinks[0].to_string());
+        d.counters
+            .insert("instructions".into(), "no hardware PMU (ENOENT)".into());
+        d.counters.insert("cpu_ns".into(), "ok".into());
+        d.counters.insert(
+            "cycles".into(),
+            "perf_event_open: 'quoted' \\ denied (EACCES)".into(),
+        );
+        r.detail = Some(Box::new(d));
+        r.labels.insert("host", "web-9");
+        out.push(r);
+    }
     let mut quiet = Record::new(RecordKind::Status, "dynostats");
     quiet.pid = 7004;
     quiet.ts = end_ns - 30 * 60_000_000_000;
@@ -231,7 +257,7 @@ fn status_records(end_ns: u64) -> Vec<Record> {
 }
 
 /// Status records [`status_records`] makes.
-const STATUS_RECORDS: usize = 16;
+const STATUS_RECORDS: usize = 19;
 
 /// The `report` object of a JSON answer (the drops of the status records
 /// too).
@@ -416,8 +442,19 @@ fn questions_agree(engine: &str, url: &str, f: &Fixture) {
     assert_eq!(r["records"], 12_000 + STATUS_RECORDS);
     // The drops per process, from the status records.
     let drops = &r["drops"];
-    assert_eq!(drops["processes"], 4, "{engine}: {drops}");
-    assert_eq!(drops["queue_full"], 40 + 33 + 46, "{engine}: {drops}");
+    assert_eq!(drops["processes"], 5, "{engine}: {drops}");
+    assert_eq!(drops["queue_full"], 40 + 33 + 46 + 12, "{engine}: {drops}");
+    // The counters the status records say could not be read, with why.
+    let unavailable = &r["unavailable"];
+    assert_eq!(
+        unavailable["instructions"], "no hardware PMU (ENOENT)",
+        "{engine}: {unavailable}"
+    );
+    assert_eq!(
+        unavailable.as_object().map(|o| o.len()),
+        Some(2),
+        "{engine}: {unavailable}"
+    );
     assert_eq!(drops["closed"], 1, "{engine}: {drops}");
     let r = call(
         "report by status and zone",

@@ -246,6 +246,36 @@ fn records_the_writer_dropped_are_reported() {
     assert_eq!(rows(&stdout)[0][2], accepted.to_string(), "{stdout}");
 }
 
+#[test]
+fn processes_of_one_id_on_two_hosts_are_two_writers() {
+    // A fleet's hosts reuse process ids: status records of pid 4242 on
+    // web-0 and on web-1 are two processes, whose cumulative drops add up
+    // (were they one, the larger count alone would be kept).
+    let mut records = Vec::new();
+    for (host, drops) in [("web-0", [3u64, 7]), ("web-1", [5, 11])] {
+        for (i, n) in drops.into_iter().enumerate() {
+            let mut r = dynostats::Record::new(dynostats::RecordKind::Status, "dynostats");
+            r.pid = 4242;
+            r.ts = 1_000 + i as u64;
+            r.labels.insert("host", host);
+            let mut d = dynostats::record::Detail::default();
+            d.stats.insert("records_dropped_queue_full".into(), n);
+            r.detail = Some(Box::new(d));
+            records.push(r);
+        }
+    }
+    records.push(region("r", 1, Some(1)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.msgpack");
+    crate::cli::write(&path, &records);
+    let out = run(&["report", "--json", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drops = &j["report"]["drops"];
+    assert_eq!(drops["processes"], 2, "{drops}");
+    assert_eq!(drops["queue_full"], 7 + 11, "{drops}");
+}
+
 /// A file sink held up on its first batch (like a slow disk), so that the
 /// writer drops its copies of every later batch for a full backlog.
 struct HeldFileSink {

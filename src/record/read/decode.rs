@@ -496,7 +496,10 @@ pub(super) fn decode_record<'a>(
                     }
                 }
             }
-            Field::Labels if skip_labels => {
+            // A status record's labels are kept (its `host` tells the
+            // drops of two processes of one id apart) when its kind came
+            // first, as dynostats writes it.
+            Field::Labels if skip_labels && r.kind != RecordKind::Status => {
                 if !c.skip_children(value, 2)? {
                     note(problem, SkipReason::TooDeep, || {
                         format!(

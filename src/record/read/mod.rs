@@ -172,7 +172,10 @@ impl<R: Read> RecordReader<R> {
 
     /// Leaves every record's `labels` empty instead of decoding them (they
     /// are still framed and checked for depth): for a caller that does not
-    /// look at labels, this saves their allocations.
+    /// look at labels, this saves their allocations. Status records keep
+    /// theirs where `kind` comes before `labels` (as dynostats writes
+    /// them): their `host` tells apart the drops of processes of one id on
+    /// two hosts.
     #[must_use]
     pub fn skip_labels(mut self, skip: bool) -> Self {
         self.skip_labels = skip;
