@@ -105,9 +105,10 @@ pub struct Query {
     pub answer_bytes: usize,
     /// Seconds the server spent on it, as it says.
     pub elapsed_s: f64,
-    /// Whether its answer was set aside: a report's groups read from the
-    /// rollup whose sketches turned out not to hold every record of the
-    /// range (the report was then read from the raw rows).
+    /// Whether the answer was not read from its result: a query that chose
+    /// where to read from, or a report's groups read from the rollup whose
+    /// sketches turned out not to hold every record of the range (the
+    /// report was then read from the raw rows).
     pub set_aside: bool,
 }
 
@@ -375,6 +376,9 @@ impl ClickHouse {
         let mut report = builder.build();
         let extra: Vec<Extra> = splits.iter().cloned().map(Extra::Split).collect();
         let mut rollup = self.use_rollup(selection, &extra, true)?;
+        if rollup && self.source == Source::Auto {
+            rollup = self.sketches_are_fewer(selection)?;
+        }
         let asked = self.queries.lock().map_or(0, |q| q.len());
         let mut rows = self.groups("report", selection, &extra, true, rollup)?;
         if rollup && !self.rollup_sketches(selection, &mut rows)? {
@@ -804,27 +808,13 @@ impl ClickHouse {
         selection: &Selection,
         rows: &mut [Row],
     ) -> Result<bool, AnswerError> {
-        const HOUR: u64 = Schema::SKETCH_BUCKET_SECONDS as u64;
         let mut sql = Sql::new(self.dialect);
         let db = &self.database;
         let keys = "kind AS k0, if(kind = 'request', method, '') AS k1, name AS k2";
-        // Whole hours: [first, end) in seconds, either end open.
-        let first = selection.from_ns.map(|t| t.div_ceil(1_000_000_000).div_ceil(HOUR) * HOUR);
-        let end = selection.until_ns.map(|t| t / 1_000_000_000 / HOUR * HOUR);
-        let hours = !matches!((first, end), (Some(a), Some(b)) if a >= b);
-        let mut covered = String::from("1");
-        if let Some(a) = first {
-            let _ = write!(covered, " AND hour >= toDateTime({a})");
-        }
-        if let Some(b) = end {
-            let _ = write!(covered, " AND hour < toDateTime({b})");
-        }
+        let (hours, covered) = ClickHouse::sketch_hours(selection);
         let mut parts = Vec::new();
         if hours {
-            let mut builds = String::new();
-            for (_, v) in &selection.labels {
-                let _ = write!(builds, " AND build = {}", sql.value(v));
-            }
+            let builds = ClickHouse::builds(&mut sql, selection);
             parts.push(format!(
                 "SELECT {keys}, metric, key, weight, lo, hi FROM {db}.rollup_sketch \
                  WHERE {covered}{builds}"
@@ -857,16 +847,22 @@ impl ClickHouse {
         let at: std::collections::HashMap<(RecordKind, String, String), usize> = rows
             .iter()
             .enumerate()
-            .map(|(i, r)| ((r.kind, r.method.clone().unwrap_or_default(), r.name.clone()), i))
+            .map(|(i, r)| {
+                (
+                    (r.kind, r.method.clone().unwrap_or_default(), r.name.clone()),
+                    i,
+                )
+            })
             .collect();
         let mut filled = vec![[false; 5]; rows.len()];
         for row in self.run(what, sql)? {
-            let kind = text(&row, 0, what)?
-                .parse::<RecordKind>()
-                .map_err(|e| AnswerError::Response {
-                    what: what.into(),
-                    why: format!("kind: {e}"),
-                })?;
+            let kind =
+                text(&row, 0, what)?
+                    .parse::<RecordKind>()
+                    .map_err(|e| AnswerError::Response {
+                        what: what.into(),
+                        why: format!("kind: {e}"),
+                    })?;
             let key = (kind, text(&row, 1, what)?, text(&row, 2, what)?);
             let metric = text(&row, 3, what)?;
             let (Some(&i), Some(metric)) = (
@@ -914,11 +910,72 @@ impl ClickHouse {
                     if m.weight != 0 {
                         return Ok(false);
                     }
-                    m.sketch = Sketch::from_parts(None, &[], m.samples, m.weight);
+                    // No value of positive weight: exact and empty, as a
+                    // file reader's sketch stays.
+                    m.sketch = Sketch::from_parts(Some(Vec::new()), &[], m.samples, m.weight);
                 }
             }
         }
         Ok(true)
+    }
+
+    /// Whether `selection` holds a whole hour, and the condition on
+    /// `rollup_sketch`'s `hour` of the whole hours it holds (either end
+    /// open).
+    fn sketch_hours(selection: &Selection) -> (bool, String) {
+        const HOUR: u64 = Schema::SKETCH_BUCKET_SECONDS as u64;
+        let first = selection
+            .from_ns
+            .map(|t| t.div_ceil(1_000_000_000).div_ceil(HOUR) * HOUR);
+        let end = selection.until_ns.map(|t| t / 1_000_000_000 / HOUR * HOUR);
+        let hours = !matches!((first, end), (Some(a), Some(b)) if a >= b);
+        let mut covered = String::from("1");
+        if let Some(a) = first {
+            let _ = write!(covered, " AND hour >= toDateTime({a})");
+        }
+        if let Some(b) = end {
+            let _ = write!(covered, " AND hour < toDateTime({b})");
+        }
+        (hours, covered)
+    }
+
+    /// `AND build = ...` of the labels of a selection the rollup answers
+    /// (build labels only: [`ClickHouse::rollup_cannot`]).
+    fn builds(sql: &mut Sql, selection: &Selection) -> String {
+        let mut out = String::new();
+        for (_, v) in &selection.labels {
+            let _ = write!(out, " AND build = {}", sql.value(v));
+        }
+        out
+    }
+
+    /// Whether the rollup's sketch rows of `selection`'s whole hours are
+    /// fewer than the records the rollup counts in it. Not where records
+    /// are sparse: a group's hour holds a row per metric and distinct
+    /// bucket, up to five per record, and few records share a bucket
+    /// (docs/clickhouse.md, "rollup_sketch"); the raw rows are then read.
+    fn sketches_are_fewer(&self, selection: &Selection) -> Result<bool, AnswerError> {
+        let mut sql = Sql::new(self.dialect);
+        let db = &self.database;
+        let (hours, covered) = ClickHouse::sketch_hours(selection);
+        if !hours {
+            return Ok(true); // the raw rows of the range's edges only
+        }
+        let builds = ClickHouse::builds(&mut sql, selection);
+        let range = self.filter_on(&mut sql, selection, true);
+        sql.text = format!(
+            "SELECT toString((SELECT count() FROM {db}.rollup_sketch WHERE {covered}{builds})), \
+             toString((SELECT sum(samples + forced) FROM {db}.rollup WHERE {range})) \
+             FORMAT JSONCompact"
+        );
+        let what = "report: sketch rows against records";
+        let row = self.one_row(what, sql)?;
+        if let Ok(mut log) = self.queries.lock() {
+            if let Some(q) = log.last_mut() {
+                q.set_aside = true;
+            }
+        }
+        Ok(number::<u64>(&row, 0, what)? <= number::<u64>(&row, 1, what)?)
     }
 
     /// Why the rollup cannot answer a question, if it cannot.
@@ -1125,8 +1182,11 @@ impl ClickHouse {
                     if distinct <= Sketch::EXACT_MAX as u64 && values.moments.count() > 0 {
                         small[mi].push((hash.clone(), at));
                     }
+                    // No value of positive weight: exact and empty, as a
+                    // file reader's sketch stays.
+                    let exact = (distinct == 0).then(Vec::new);
                     values.sketch =
-                        Sketch::from_parts(None, &buckets, values.samples, values.weight);
+                        Sketch::from_parts(exact, &buckets, values.samples, values.weight);
                 }
             }
             rows.push(Row {

@@ -151,7 +151,7 @@ impl Fleet {
         if self.print_sql {
             for q in &queries {
                 let aside = if q.set_aside {
-                    " (set aside: the rollup's sketches miss records of the range)"
+                    " (not what the answer is read from)"
                 } else {
                     ""
                 };
@@ -175,9 +175,7 @@ impl Fleet {
         let read = |table: &str| {
             let from = format!("FROM {db_name}.{table} ");
             queries.iter().any(|q| {
-                !q.what.ends_with("record counts")
-                    && !q.set_aside
-                    && q.sql.contains(&from)
+                !q.what.ends_with("record counts") && !q.set_aside && q.sql.contains(&from)
             })
         };
         let mut tables = Vec::new();
