@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 mod ingest;
 mod sketch;
 
+#[cfg(feature = "clickhouse")]
 pub(crate) use sketch::{SKETCHED, metric_tuples};
 
 use crate::report::Metric;
@@ -21,6 +22,7 @@ use crate::report::Sketch;
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// The first version with `rollup_sketch`.
+#[cfg(feature = "clickhouse")]
 pub(crate) const SKETCH_VERSION: u32 = 3;
 
 /// The ClickHouse the statements are for.
