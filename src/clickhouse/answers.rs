@@ -1,6 +1,7 @@
 //! Answers computed by ClickHouse: the summaries of `report`, `compare`
 //! and `timeseries` aggregated by the server over the raw `records` table
-//! or the per-minute `rollup` (see `Source`), and the call trees of `top`,
+//! or the per-minute `rollup` and its hourly `rollup_sketch` (see
+//! `Source`), and the call trees of `top`,
 //! `flamegraph` and `pprof` summed per distinct path over
 //! `profile_nodes`, handed to the same answers that serve files.
 //!
@@ -27,7 +28,9 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use super::client::{ClickHouseError, Client};
-use super::schema::{Dialect, bucket_of};
+use super::schema::{
+    Dialect, SCHEMA_VERSION, SKETCH_VERSION, SKETCHED, Schema, bucket_of, metric_tuples,
+};
 use crate::record::RecordKind;
 use crate::report::compare::{RowKind, Side};
 use crate::report::profiles::Profiles;
@@ -102,6 +105,11 @@ pub struct Query {
     pub answer_bytes: usize,
     /// Seconds the server spent on it, as it says.
     pub elapsed_s: f64,
+    /// Whether the answer was not read from its result: a query that chose
+    /// where to read from, or a report's groups read from the rollup whose
+    /// sketches turned out not to hold every record of the range (the
+    /// report was then read from the raw rows).
+    pub set_aside: bool,
 }
 
 /// SQL being built, with its parameters.
@@ -226,13 +234,15 @@ pub enum Source {
     Raw,
     /// The per-minute `rollup` (current ClickHouse): endpoint and region
     /// costs by build and minute, read in a fraction of the time, kept
-    /// longer; quantiles from its buckets (within 1/128). Questions it
-    /// cannot answer (splits, other labels, ranges or windows not on
-    /// whole minutes) are refused.
+    /// longer; a report's quantiles from the hourly `rollup_sketch`
+    /// (and the raw rows of the hours the range cuts): exact where a
+    /// group's buckets each hold one value, else within 1/128. Questions
+    /// it cannot answer (splits, other labels, ranges or windows not on
+    /// whole minutes, sketches of a database of schema version 2, or
+    /// missing records loaded before its upgrade) are refused.
     Rollup,
-    /// The rollup where it can answer comparisons and time series, else
-    /// the raw rows; reports (which need quantile sketches) from the raw
-    /// rows.
+    /// The rollup where it can answer, else the raw rows; a report whose
+    /// sketches the rollup does not hold whole from the raw rows.
     #[default]
     Auto,
 }
@@ -290,6 +300,8 @@ pub struct ClickHouse {
     dialect: Dialect,
     source: Source,
     queries: Mutex<Vec<Query>>,
+    /// The database's schema version, once asked.
+    version: Mutex<Option<u32>>,
 }
 
 impl ClickHouse {
@@ -327,6 +339,7 @@ impl ClickHouse {
             dialect,
             source: Source::default(),
             queries: Mutex::new(Vec::new()),
+            version: Mutex::new(None),
         })
     }
 
@@ -362,7 +375,33 @@ impl ClickHouse {
         }
         let mut report = builder.build();
         let extra: Vec<Extra> = splits.iter().cloned().map(Extra::Split).collect();
-        for row in self.groups("report", selection, &extra, true)? {
+        let mut rollup = self.use_rollup(selection, &extra, true)?;
+        if rollup && self.source == Source::Auto {
+            rollup = self.sketches_are_fewer(selection)?;
+        }
+        let asked = self.queries.lock().map_or(0, |q| q.len());
+        let mut rows = self.groups("report", selection, &extra, true, rollup)?;
+        if rollup && !self.rollup_sketches(selection, &mut rows)? {
+            if self.source == Source::Rollup {
+                return Err(AnswerError::Response {
+                    what: "the rollup".into(),
+                    why: "its sketches (rollup_sketch) do not hold every record of this range: \
+                          records loaded before the upgrade to schema version 3 \
+                          (`dynostats clickhouse init --backfill` makes their sketches from the \
+                          raw rows still kept), or beyond the raw rows' retention at the \
+                          range's edges (use --source raw, or whole hours)"
+                        .into(),
+                });
+            }
+            if let Ok(mut log) = self.queries.lock() {
+                for q in log.iter_mut().skip(asked) {
+                    q.set_aside = true;
+                }
+            }
+            rollup = false;
+            rows = self.groups("report", selection, &extra, true, false)?;
+        }
+        for row in rows {
             report.add_summary(
                 row.kind,
                 row.method.as_deref(),
@@ -371,7 +410,7 @@ impl ClickHouse {
                 &row.summary,
             );
         }
-        let c = self.counts(selection, self.use_rollup(selection, &extra, true)?)?;
+        let c = self.counts(selection, rollup)?;
         let (records, kept) = c.records;
         let (profiles, status) = (c.profiles.0, c.status.0);
         report.count_records(c.all(), records - kept, profiles, status);
@@ -489,7 +528,8 @@ impl ClickHouse {
     /// and profiled functions with their moments.
     pub fn side(&self, selection: &Selection) -> Result<Side, AnswerError> {
         let mut side = Side::new();
-        for row in self.groups("compare side", selection, &[], false)? {
+        let rollup = self.use_rollup(selection, &[], false)?;
+        for row in self.groups("compare side", selection, &[], false, rollup)? {
             if row.summary.sampled() == 0 {
                 continue; // forced records only: no row in a comparison
             }
@@ -504,7 +544,7 @@ impl ClickHouse {
             side.add_summary(RowKind::Function, None, &scope, &summary);
         }
         // A side filters records of every kind.
-        let c = self.counts(selection, self.use_rollup(selection, &[], false)?)?;
+        let c = self.counts(selection, rollup)?;
         side.count_records(c.all(), c.all() - c.records.1 - c.profiles.1 - c.status.1);
         Ok(side)
     }
@@ -566,7 +606,8 @@ impl ClickHouse {
         let window_ns = window_ns.max(1);
         let mut series = Timeseries::new(window_ns);
         let extra = [Extra::Window(window_ns)];
-        for row in self.groups("timeseries", selection, &extra, false)? {
+        let rollup = self.use_rollup(selection, &extra, false)?;
+        for row in self.groups("timeseries", selection, &extra, false, rollup)? {
             if row.summary.sampled() == 0 {
                 continue;
             }
@@ -585,7 +626,7 @@ impl ClickHouse {
             );
         }
         // A time series filters requests and regions only.
-        let c = self.counts(selection, self.use_rollup(selection, &extra, false)?)?;
+        let c = self.counts(selection, rollup)?;
         series.count_records(c.all(), c.records.0 - c.records.1);
         Ok(series)
     }
@@ -931,26 +972,241 @@ impl ClickHouse {
     /// Whether the groups of `selection` (keyed by `extra`) are read from
     /// the rollup: per [`ClickHouse::source`], and where the rollup can
     /// answer them: current ClickHouse, no splits, labels `build` only,
-    /// the time range and windows on whole minutes. With [`Source::Auto`],
-    /// questions that need `sketches` (the report's quantiles) read the
-    /// raw rows: merging the rollup's `sumMap` sketches costs more than
-    /// making them from the rows (BENCHMARKS.md), and the rows' are exact.
+    /// the time range and windows on whole minutes; for questions that
+    /// need `sketches` (the report's quantiles), a database of schema
+    /// version 3 or later (`rollup_sketch`).
     fn use_rollup(
         &self,
         selection: &Selection,
         extra: &[Extra],
         sketches: bool,
     ) -> Result<bool, AnswerError> {
-        let why_not = self.rollup_cannot(selection, extra);
+        let mut why_not = self.rollup_cannot(selection, extra);
+        if why_not.is_none() && sketches && self.source != Source::Raw {
+            let version = self.schema_version()?;
+            if version < SKETCH_VERSION {
+                why_not = Some(format!(
+                    "database {} holds schema version {version}, without the rollup's \
+                     sketches; `dynostats clickhouse init` upgrades it to version \
+                     {SCHEMA_VERSION} (see docs/clickhouse.md, \"Upgrades\")",
+                    self.database
+                ));
+            }
+        }
         match (self.source, why_not) {
             (Source::Raw, _) => Ok(false),
-            (Source::Auto, why) => Ok(why.is_none() && !sketches),
+            (Source::Auto, why) => Ok(why.is_none()),
             (Source::Rollup, None) => Ok(true),
             (Source::Rollup, Some(why)) => Err(AnswerError::Response {
                 what: "the rollup".into(),
                 why: format!("it cannot answer this: {why} (use the raw rows)"),
             }),
         }
+    }
+
+    /// The database's schema version (`schema_version`), asked once.
+    fn schema_version(&self) -> Result<u32, AnswerError> {
+        if let Some(v) = self.version.lock().ok().and_then(|v| *v) {
+            return Ok(v);
+        }
+        let mut sql = Sql::new(self.dialect);
+        sql.text = format!(
+            "SELECT toString(max(version)) FROM {}.schema_version FORMAT JSONCompact",
+            self.database
+        );
+        let what = "schema version";
+        let version = number::<u32>(&self.one_row(what, sql)?, 0, what)?;
+        if let Ok(mut v) = self.version.lock() {
+            *v = Some(version);
+        }
+        Ok(version)
+    }
+
+    /// Adds to `rows` (the report's groups, read from the rollup) their
+    /// sketches, summed per bucket key from `rollup_sketch` over the whole
+    /// hours of the range and from the raw rows over what the range holds
+    /// of the hours at its edges. `false` when the sketches do not hold
+    /// every value the rollup's sums count (records loaded before the
+    /// upgrade to schema version 3, raw rows past their retention at the
+    /// edges): the rows' sketches are then unusable.
+    ///
+    /// A group's sketch is exact where it holds at most
+    /// [`Sketch::EXACT_MAX`] buckets each of one value (its smallest and
+    /// largest value equal), as the file reader's sketch of those values
+    /// is; else its bucket weights.
+    fn rollup_sketches(
+        &self,
+        selection: &Selection,
+        rows: &mut [Row],
+    ) -> Result<bool, AnswerError> {
+        let mut sql = Sql::new(self.dialect);
+        let db = &self.database;
+        let keys = "kind AS k0, if(kind = 'request', method, '') AS k1, name AS k2";
+        let (hours, covered) = ClickHouse::sketch_hours(selection);
+        let mut parts = Vec::new();
+        if hours {
+            let builds = ClickHouse::builds(&mut sql, selection);
+            parts.push(format!(
+                "SELECT {keys}, metric, key, weight, lo, hi FROM {db}.rollup_sketch \
+                 WHERE {covered}{builds}"
+            ));
+        }
+        if selection.is_bounded() {
+            let filter = self.filter(&mut sql, selection);
+            let outside = if hours {
+                format!(" AND NOT ({})", covered.replace("hour", "r.time"))
+            } else {
+                String::new()
+            };
+            parts.push(format!(
+                "SELECT {keys}, s.1 AS metric, s.2 AS key, r.weight AS weight, s.3 AS lo, \
+                 s.3 AS hi FROM {db}.records AS r ARRAY JOIN {tuples} AS s \
+                 WHERE {filter} AND {SKETCHED}{outside}",
+                tuples = metric_tuples(),
+            ));
+        }
+        sql.text = format!(
+            "SELECT k0, k1, k2, metric, groupArray(key), groupArray(toString(w)), \
+             if(count() <= {max} AND min(l = u), groupArray(toString(l)), []) \
+             FROM (SELECT k0, k1, k2, metric, key, sum(weight) AS w, min(lo) AS l, \
+             max(hi) AS u FROM ({parts}) GROUP BY k0, k1, k2, metric, key) \
+             GROUP BY k0, k1, k2, metric FORMAT JSONCompact",
+            max = Sketch::EXACT_MAX,
+            parts = parts.join(" UNION ALL "),
+        );
+        let what = "report: sketches";
+        let at: std::collections::HashMap<(RecordKind, String, String), usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    (r.kind, r.method.clone().unwrap_or_default(), r.name.clone()),
+                    i,
+                )
+            })
+            .collect();
+        let mut filled = vec![[false; 5]; rows.len()];
+        for row in self.run(what, sql)? {
+            let kind =
+                text(&row, 0, what)?
+                    .parse::<RecordKind>()
+                    .map_err(|e| AnswerError::Response {
+                        what: what.into(),
+                        why: format!("kind: {e}"),
+                    })?;
+            let key = (kind, text(&row, 1, what)?, text(&row, 2, what)?);
+            let metric = text(&row, 3, what)?;
+            let (Some(&i), Some(metric)) = (
+                at.get(&key),
+                Metric::ALL.into_iter().find(|m| m.name() == metric),
+            ) else {
+                return Ok(false); // values the sums do not count
+            };
+            let mi = metric_index(metric);
+            let keys = row.get(4).and_then(Value::as_array);
+            let weights = row.get(5).and_then(Value::as_array);
+            let values = row.get(6).and_then(Value::as_array);
+            let (Some(keys), Some(weights), Some(values)) = (keys, weights, values) else {
+                return Err(AnswerError::Response {
+                    what: what.into(),
+                    why: "the buckets are not arrays".into(),
+                });
+            };
+            let pair = Value::Array(vec![
+                Value::Array(keys.clone()),
+                Value::Array(weights.clone()),
+            ]);
+            let buckets = pairs(&pair, what)?;
+            let total: u128 = buckets.iter().map(|&(_, w)| u128::from(w)).sum();
+            let m = &mut rows[i].summary.metrics[mi];
+            if total != m.weight || filled[i][mi] {
+                return Ok(false);
+            }
+            filled[i][mi] = true;
+            let exact = if values.len() == buckets.len() {
+                let mut exact = Vec::with_capacity(values.len());
+                for (v, &(_, w)) in values.iter().zip(&buckets) {
+                    exact.push((number::<i128>(std::slice::from_ref(v), 0, what)?, w));
+                }
+                Some(exact)
+            } else {
+                None
+            };
+            m.sketch = Sketch::from_parts(exact, &buckets, m.samples, m.weight);
+        }
+        // Every group's values of positive weight have their buckets.
+        for (i, row) in rows.iter_mut().enumerate() {
+            for (mi, m) in row.summary.metrics.iter_mut().enumerate() {
+                if !filled[i][mi] {
+                    if m.weight != 0 {
+                        return Ok(false);
+                    }
+                    // No value of positive weight: exact and empty, as a
+                    // file reader's sketch stays.
+                    m.sketch = Sketch::from_parts(Some(Vec::new()), &[], m.samples, m.weight);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether `selection` holds a whole hour, and the condition on
+    /// `rollup_sketch`'s `hour` of the whole hours it holds (either end
+    /// open).
+    fn sketch_hours(selection: &Selection) -> (bool, String) {
+        const HOUR: u64 = Schema::SKETCH_BUCKET_SECONDS as u64;
+        let first = selection
+            .from_ns
+            .map(|t| t.div_ceil(1_000_000_000).div_ceil(HOUR) * HOUR);
+        let end = selection.until_ns.map(|t| t / 1_000_000_000 / HOUR * HOUR);
+        let hours = !matches!((first, end), (Some(a), Some(b)) if a >= b);
+        let mut covered = String::from("1");
+        if let Some(a) = first {
+            let _ = write!(covered, " AND hour >= toDateTime({a})");
+        }
+        if let Some(b) = end {
+            let _ = write!(covered, " AND hour < toDateTime({b})");
+        }
+        (hours, covered)
+    }
+
+    /// `AND build = ...` of the labels of a selection the rollup answers
+    /// (build labels only: [`ClickHouse::rollup_cannot`]).
+    fn builds(sql: &mut Sql, selection: &Selection) -> String {
+        let mut out = String::new();
+        for (_, v) in &selection.labels {
+            let _ = write!(out, " AND build = {}", sql.value(v));
+        }
+        out
+    }
+
+    /// Whether the rollup's sketch rows of `selection`'s whole hours are
+    /// fewer than the records the rollup counts in it. Not where records
+    /// are sparse: a group's hour holds a row per metric and distinct
+    /// bucket, up to five per record, and few records share a bucket
+    /// (docs/clickhouse.md, "rollup_sketch"); the raw rows are then read.
+    fn sketches_are_fewer(&self, selection: &Selection) -> Result<bool, AnswerError> {
+        let mut sql = Sql::new(self.dialect);
+        let db = &self.database;
+        let (hours, covered) = ClickHouse::sketch_hours(selection);
+        if !hours {
+            return Ok(true); // the raw rows of the range's edges only
+        }
+        let builds = ClickHouse::builds(&mut sql, selection);
+        let range = self.filter_on(&mut sql, selection, true);
+        sql.text = format!(
+            "SELECT toString((SELECT count() FROM {db}.rollup_sketch WHERE {covered}{builds})), \
+             toString((SELECT sum(samples + forced) FROM {db}.rollup WHERE {range})) \
+             FORMAT JSONCompact"
+        );
+        let what = "report: sketch rows against records";
+        let row = self.one_row(what, sql)?;
+        if let Ok(mut log) = self.queries.lock() {
+            if let Some(q) = log.last_mut() {
+                q.set_aside = true;
+            }
+        }
+        Ok(number::<u64>(&row, 0, what)? <= number::<u64>(&row, 1, what)?)
     }
 
     /// Why the rollup cannot answer a question, if it cannot.
@@ -1036,15 +1292,16 @@ impl ClickHouse {
     }
 
     /// The summaries of the selected records per kind, method, name and
-    /// `extra` keys.
+    /// `extra` keys, from the rollup or the raw rows. From the rollup,
+    /// without sketches: [`ClickHouse::rollup_sketches`] adds them.
     fn groups(
         &self,
         what: &str,
         selection: &Selection,
         extra: &[Extra],
         quantiles: bool,
+        rollup: bool,
     ) -> Result<Vec<Row>, AnswerError> {
-        let rollup = self.use_rollup(selection, extra, quantiles)?;
         let mut sql = Sql::new(self.dialect);
         let keys = self.keys(&mut sql, extra, rollup);
         let filter = self.filter_on(&mut sql, selection, rollup);
@@ -1099,11 +1356,8 @@ impl ClickHouse {
                 self.raw_sums(&p, &value, &absent)
             };
             self.values_sql(m, &sums, (&mut inner, &mut outer));
-            if quantiles && rollup {
-                // The rollup keeps buckets only: never the exact values.
-                let _ = write!(inner, ", sumMapMerge({m}_sketch) AS {m}_buckets");
-                let _ = write!(outer, ", toString({}), {m}_buckets", Sketch::EXACT_MAX + 1);
-            } else if quantiles {
+            // The rollup's sketches are rows of their own table.
+            if quantiles && !rollup {
                 let bucket = self.bucket(metric, raw);
                 let _ = write!(
                     inner,
@@ -1153,14 +1407,17 @@ impl ClickHouse {
                 let mi = metric_index(metric);
                 let values = &mut metrics[mi];
                 *values = ClickHouse::values(row, &mut i, &what)?;
-                if quantiles {
+                if quantiles && !rollup {
                     let distinct = number::<u64>(row, next(&mut i), &what)?;
                     let buckets = pairs(&row[next(&mut i)], &what)?;
                     if distinct <= Sketch::EXACT_MAX as u64 && values.moments.count() > 0 {
                         small[mi].push((hash.clone(), at));
                     }
+                    // No value of positive weight: exact and empty, as a
+                    // file reader's sketch stays.
+                    let exact = (distinct == 0).then(Vec::new);
                     values.sketch =
-                        Sketch::from_parts(None, &buckets, values.samples, values.weight);
+                        Sketch::from_parts(exact, &buckets, values.samples, values.weight);
                 }
             }
             rows.push(Row {
@@ -1171,7 +1428,7 @@ impl ClickHouse {
                 summary: Summary::from_parts(counts, events, metrics, quantiles),
             });
         }
-        if quantiles {
+        if quantiles && !rollup {
             self.exact_values(&what, selection, extra, &small, &mut rows)?;
         }
         Ok(rows)
@@ -1425,6 +1682,7 @@ impl ClickHouse {
                 read: None,
                 answer_bytes: 0,
                 elapsed_s: 0.0,
+                set_aside: false,
             });
             log.len() - 1
         });

@@ -5,6 +5,10 @@
 use std::fmt::Write as _;
 
 mod ingest;
+mod sketch;
+
+#[cfg(feature = "clickhouse")]
+pub(crate) use sketch::{SKETCHED, metric_tuples};
 
 use crate::report::Metric;
 use crate::report::Sketch;
@@ -13,8 +17,13 @@ use crate::report::Sketch;
 /// meaning or type or is removed; adding a column keeps it (see
 /// `docs/clickhouse.md`, "Upgrades"). The shipped DDL writes it into the
 /// table `schema_version`, and `dynostats load` refuses a database whose
-/// version differs.
-pub const SCHEMA_VERSION: u32 = 2;
+/// version differs. Version 3 added `rollup_sketch`; `dynostats
+/// clickhouse init` upgrades a version 2 database to it.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The first version with `rollup_sketch`.
+#[cfg(feature = "clickhouse")]
+pub(crate) const SKETCH_VERSION: u32 = 3;
 
 /// The ClickHouse the statements are for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -429,6 +438,17 @@ impl Schema {
         out.extend(self.loads());
         if self.dialect == Dialect::Current {
             out.extend(self.rollup());
+            // A rollup made by an earlier `init` lacks its deduplication
+            // window (see `rollup`): given here, as often as `init` runs.
+            let local = self.local("rollup");
+            out.push(Statement {
+                makes: format!("{local} deduplication window"),
+                sql: format!(
+                    "ALTER TABLE {db}.{local}{on} MODIFY SETTING \
+                     non_replicated_deduplication_window = 10000"
+                ),
+            });
+            out.extend(self.rollup_sketch());
             out.extend(self.ingest());
         }
         out.push(Statement {
@@ -794,6 +814,57 @@ mod tests {
         assert!(sql.contains("FROM dynostats.records_local AS r GROUP BY"));
         let plain = Schema::new().cluster("fleet").without_replication().sql();
         assert!(!plain.contains("ON CLUSTER") && !plain.contains("Replicated"));
+    }
+
+    #[test]
+    fn sketches_are_rows_of_their_own_table_fed_from_the_shards_records() {
+        let sql = Schema::new().sql();
+        assert!(sql.starts_with("-- dynostats schema version 3"), "{sql}");
+        assert!(sql.contains(
+            "CREATE TABLE IF NOT EXISTS dynostats.rollup_sketch (\n    kind LowCardinality(String)"
+        ));
+        assert!(sql.contains("ORDER BY (kind, name, build, method, hour, metric, key)"));
+        assert!(sql.contains("TTL hour + INTERVAL 400 DAY"));
+        assert!(sql.contains(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS dynostats.rollup_sketch_mv TO \
+             dynostats.rollup_sketch AS SELECT"
+        ));
+        // The view comes after its table, before the version row.
+        let at = |what: &str| sql.find(what).unwrap();
+        assert!(at("dynostats.rollup_sketch (") < at("rollup_sketch_mv TO"));
+        assert!(at("rollup_sketch_mv TO") < at("INSERT INTO dynostats.schema_version"));
+        let cluster = Schema::new().cluster("fleet").sql();
+        assert!(cluster.contains(
+            "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/dynostats/rollup_sketch_local'"
+        ));
+        assert!(cluster.contains(
+            "CREATE TABLE IF NOT EXISTS dynostats.rollup_sketch ON CLUSTER fleet AS \
+             dynostats.rollup_sketch_local ENGINE = Distributed(fleet, dynostats, \
+             rollup_sketch_local, rand())"
+        ));
+        assert!(cluster.contains(
+            "rollup_sketch_local_mv ON CLUSTER fleet TO dynostats.rollup_sketch_local AS"
+        ));
+        assert!(cluster.contains("FROM dynostats.records_local AS r ARRAY JOIN"));
+        let old = Schema::new().dialect(Dialect::Compat1816).sql();
+        assert!(!old.contains("rollup_sketch"));
+    }
+
+    #[test]
+    fn a_backfill_remakes_the_sketch_rows_before_its_end_from_the_raw_rows() {
+        let s = Schema::new().database("perf").cluster("fleet");
+        let sql: Vec<String> = s.sketch_backfill(7200).into_iter().map(|s| s.sql).collect();
+        assert_eq!(sql.len(), 2);
+        assert_eq!(
+            sql[0],
+            "ALTER TABLE perf.rollup_sketch_local DELETE WHERE hour < toDateTime(7200) \
+             SETTINGS mutations_sync = 2"
+        );
+        assert!(sql[1].starts_with("INSERT INTO perf.rollup_sketch_local SELECT"));
+        assert!(sql[1].contains(
+            "FROM perf.records_local AS r ARRAY JOIN arrayFilter(t -> t.4, [tuple('instructions'"
+        ));
+        assert!(sql[1].contains("AND r.time < toDateTime(7200) GROUP BY"));
     }
 
     #[test]

@@ -907,15 +907,17 @@ fn parquet_export_of_a_damaged_input_keeps_the_records_before_it_and_exits_3() {
     );
 }
 
-/// The totals of the raw tables and the rollup, as one row of strings:
+/// The totals of the raw tables and the rollups, as one row of strings:
 /// records rows, their weights, profile node rows, status rows, records
-/// the rollup counted, their weights.
+/// the rollup counted, their weights, and the weights of the completed
+/// records in `rollup_sketch`'s wall-time sketches.
 const TOTALS: &str = "SELECT toString((SELECT count() FROM dynostats.records)), \
      toString((SELECT sum(weight) FROM dynostats.records)), \
      toString((SELECT count() FROM dynostats.profile_nodes)), \
      toString((SELECT count() FROM dynostats.status)), \
      toString((SELECT sum(samples) + sum(forced) FROM dynostats.rollup)), \
-     toString((SELECT sum(events) FROM dynostats.rollup))";
+     toString((SELECT sum(events) FROM dynostats.rollup)), \
+     toString((SELECT sum(weight) FROM dynostats.rollup_sketch WHERE metric = 'wall_ns'))";
 
 /// [`TOTALS`] as the records say they must be, each raw row `times` over.
 fn totals(recs: &[Record], times: u64) -> Vec<String> {
@@ -931,8 +933,13 @@ fn totals(recs: &[Record], times: u64) -> Vec<String> {
         .map(|d| d.nodes.len() as u64)
         .sum();
     let status = recs.iter().filter(|r| r.kind == RecordKind::Status).count() as u64;
+    let completed: u64 = raw
+        .iter()
+        .filter(|r| !r.forced && !r.cancelled && r.error.is_none())
+        .map(|r| r.weight)
+        .sum();
     let raw = raw.len() as u64;
-    [raw, weights, nodes, status, raw, weights]
+    [raw, weights, nodes, status, raw, weights, completed]
         .map(|n| (n * times).to_string())
         .to_vec()
 }

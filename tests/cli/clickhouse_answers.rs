@@ -1098,6 +1098,20 @@ fn rollup_agrees(url: &str, f: &Fixture) {
         true,
     );
     assert!(r["groups"].as_array().unwrap().len() > 8);
+    let files = answer(&run(&["report", "--format", "json", &f.all]), "report");
+    sketches_agree("rollup: report", &files, &r);
+    // A range that cuts an hour: the whole hours from rollup_sketch, the
+    // rest from the raw rows; against the raw rows' answer.
+    let from = (now_ns() - 40 * 60_000_000_000) / 60_000_000_000 * 60_000_000_000;
+    let range = ["report", "--format", "json", "--from", &from.to_string()];
+    let out = run_all(&ch(&range, "rollup"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let files = answer(&run_all(&ch(&range, "raw")), "report");
+    let r = answer(&out, "report");
+    if let Err(e) = same_but(&files, &r, "rollup: report of a range", true) {
+        panic!("rollup: report of a range: {e}");
+    }
+    sketches_agree("rollup: report of a range", &files, &r);
     agree_from(
         "compare with a gate",
         &[
@@ -1148,8 +1162,9 @@ fn rollup_agrees(url: &str, f: &Fixture) {
         ],
         false,
     );
-    // With auto: reports (quantiles) from the rows, time series and
-    // comparisons from the rollup.
+    // With auto: time series and comparisons from the rollup, reports
+    // too unless its sketch rows outnumber the records (as in these
+    // sparse records).
     for (args, table) in [
         (&["report", "--all"][..], ".records (raw rows)"),
         (
@@ -1208,6 +1223,45 @@ fn rollup_agrees(url: &str, f: &Fixture) {
     }
 }
 
+/// Whether the report `b` (from the rollup) has the quantiles of the
+/// report `a` (from files): identical where `a`'s sketch is bucketed
+/// (the same buckets, so the same quantiles), and where `b`'s is exact
+/// (then `a`'s is too); within 1/128 elsewhere (checked by [`same_but`]).
+fn sketches_agree(what: &str, a: &Value, b: &Value) {
+    let (ga, gb) = (
+        a["groups"].as_array().unwrap(),
+        b["groups"].as_array().unwrap(),
+    );
+    assert_eq!(ga.len(), gb.len(), "{what}: groups");
+    let (mut bucketed, mut exact) = (0, 0);
+    for (x, y) in ga.iter().zip(gb) {
+        for (m, mx) in x["metrics"].as_object().unwrap() {
+            let my = &y["metrics"][m];
+            let strict = if mx["exact"] == false {
+                bucketed += 1;
+                true
+            } else if my["exact"] == true {
+                exact += 1;
+                true
+            } else {
+                false
+            };
+            if strict {
+                assert_eq!(
+                    (&mx["p50"], &mx["p99"], &mx["exact"]),
+                    (&my["p50"], &my["p99"], &my["exact"]),
+                    "{what}: {} {m}",
+                    x["name"]
+                );
+            }
+        }
+    }
+    assert!(
+        bucketed > 5 && exact > 5,
+        "{what}: the fixture should hold bucketed ({bucketed}) and exact ({exact}) sketches"
+    );
+}
+
 /// [`run`] of owned arguments.
 fn run_all(args: &[String]) -> Output {
     run(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -1238,5 +1292,179 @@ fn answers_from_current_clickhouse_equal_the_files() {
         "{}",
         text(&out.stderr)
     );
+    drop(standin);
+}
+
+/// A database of schema version 2 (`tests/clickhouse/schema_v2.sql`: what
+/// `dynostats clickhouse schema` printed before version 3) holding
+/// records: a loader of version 3 refuses it; `init` upgrades it (the
+/// sketch table and its view, the version row) and no answer goes wrong:
+/// the rollup's sketches, without the records loaded before, are refused
+/// with `--source rollup` and passed over by `auto`, except for a range
+/// of records loaded since; after `init --backfill` the rollup answers
+/// as the files do.
+#[test]
+fn a_version_2_database_upgrades_to_version_3() {
+    use dynostats::clickhouse::{Client, Rows, Server, Table};
+    let test = "a_version_2_database_upgrades_to_version_3";
+    let Some(standin) = crate::ch::Standin::start(test) else {
+        return;
+    };
+    let url = standin.url();
+    let client = Client::new(Server::parse(&url).unwrap());
+    for statement in include_str!("../clickhouse/schema_v2.sql").split(";\n") {
+        let sql: Vec<&str> = statement.lines().filter(|l| !l.starts_with("--")).collect();
+        let sql = sql.join("\n");
+        if !sql.trim().is_empty() {
+            client.query(&sql).unwrap();
+        }
+    }
+    let version = || {
+        client
+            .query("SELECT max(version) FROM dynostats.schema_version")
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(version(), "2");
+    let dir = tempfile::tempdir().unwrap();
+    let end = now_ns() / 60_000_000_000 * 60_000_000_000;
+    let older = build(21, "b41", 3_000, end - 60 * 60_000_000_000, 1.0, 0);
+    let mut newer = build(22, "b42", 3_000, end, 1.06, 20);
+    // Dense records: many per hour, few distinct values, so fewer sketch
+    // rows than records.
+    let mut rng = rng::Rng(23);
+    for i in 0..3_000u64 {
+        let mut r = Record::new(RecordKind::Request, "/dense");
+        r.method = Some("GET".into());
+        r.ts = end - 1 - rng.below(50 * 60_000_000_000);
+        r.weight = 1 + rng.below(100);
+        r.wall_ns = 1_000_000 * (1 + rng.below(20));
+        r.cpu_ns = Some(500_000 * (1 + i % 10));
+        r.instructions = Some(1_000 * (1 + rng.below(100)));
+        r.labels.insert("build", "b43");
+        newer.push(r);
+    }
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (o, n, a) = (path("older"), path("newer"), path("all"));
+    write(Path::new(&o), &older);
+    write(Path::new(&n), &newer);
+    let all: Vec<Record> = older.iter().chain(&newer).cloned().collect();
+    write(Path::new(&a), &all);
+    // The older records, as a loader of version 2 inserted them.
+    let mut rows = Rows::new();
+    for r in &older {
+        rows.push(r);
+    }
+    for table in [Table::Records, Table::ProfileNodes] {
+        let insert = format!("INSERT INTO dynostats.{} FORMAT JSONEachRow", table.name());
+        client
+            .insert(&insert, &[], rows.text(table).as_bytes())
+            .unwrap();
+    }
+
+    let load = || run(&["load", "--clickhouse", &url, "--batch", "2500", &n]);
+    let out = load();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("schema version 2, this loader writes version 3")
+            && text(&out.stderr).contains("Upgrades"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["clickhouse", "init", "--clickhouse", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(version(), "3");
+    let out = load();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let report = |source: &str, range: &[&str]| {
+        let mut args = vec!["report", "--format", "json", "--clickhouse", &url];
+        args.extend(["--source", source]);
+        args.extend(range);
+        run(&args)
+    };
+    // Half filled: the rollup refuses, auto reads the raw rows.
+    let out = report("rollup", &["--all"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("init --backfill") && out.stdout.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
+    let files = answer(&run(&["report", "--format", "json", &a]), "report");
+    let out = report("auto", &["--all"]);
+    if let Err(e) = same_but(&files, &answer(&out, "report"), "half filled", false) {
+        panic!("half filled, auto: {e}");
+    }
+    assert!(
+        text(&out.stderr).contains(".records (raw rows)")
+            && !text(&out.stderr).contains("dynostats.rollup"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The records loaded since the upgrade have their sketches.
+    let since = (end - 50 * 60_000_000_000).to_string();
+    let out = report("rollup", &["--from", &since]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let newer_files = answer(&run(&["report", "--format", "json", &n]), "report");
+    let r = answer(&out, "report");
+    if let Err(e) = same_but(&newer_files, &r, "upgraded: newer", true) {
+        panic!("upgraded, the records loaded since: {e}");
+    }
+    sketches_agree("upgraded: newer", &newer_files, &r);
+
+    // Backfilled: the rollup answers for every record.
+    let out = run(&["clickhouse", "init", "--backfill", "--clickhouse", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("backfilled dynostats.rollup_sketch"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = report("rollup", &["--all"]);
+    assert!(
+        text(&out.stderr).contains(".rollup_sketch (quantiles"),
+        "{}",
+        text(&out.stderr)
+    );
+    let r = answer(&out, "report");
+    if let Err(e) = same_but(&files, &r, "backfilled", true) {
+        panic!("backfilled: {e}");
+    }
+    sketches_agree("backfilled", &files, &r);
+    // Auto reads the sketch rows where they are fewer than the records.
+    let dense = answer(
+        &run(&["report", "--format", "json", "--label", "build=b43", &a]),
+        "report",
+    );
+    for (label, files, table) in [
+        ("build=b43", &dense, ".rollup_sketch (quantiles"),
+        (
+            "build=b41",
+            &answer(
+                &run(&["report", "--format", "json", "--label", "build=b41", &a]),
+                "report",
+            ),
+            ".records (raw rows)",
+        ),
+    ] {
+        let out = report("auto", &["--all", "--label", label]);
+        assert!(
+            text(&out.stderr).contains(table),
+            "{label}: {}",
+            text(&out.stderr)
+        );
+        if let Err(e) = same_but(files, &answer(&out, "report"), label, true) {
+            panic!("auto, {label}: {e}");
+        }
+    }
+    assert_eq!(dense["groups"][0]["metrics"]["cpu_ns"]["exact"], true);
+
+    // A backfill run again changes nothing.
+    let before = answer(&report("rollup", &["--all"]), "report");
+    let out = run(&["clickhouse", "init", "--backfill", "--clickhouse", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(answer(&report("rollup", &["--all"]), "report"), before);
     drop(standin);
 }

@@ -97,10 +97,11 @@ def rows_of(groups):
     return sorted([list(k) + [str(x) for x in v] for k, v in groups.items()])
 
 
-def minute(ts):
+def minute(ts, seconds=60):
     import datetime
 
-    t = datetime.datetime.fromtimestamp(ts // 1_000_000_000 // 60 * 60, datetime.timezone.utc)
+    t = datetime.datetime.fromtimestamp(
+        ts // 1_000_000_000 // seconds * seconds, datetime.timezone.utc)
     return t.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -280,6 +281,36 @@ def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
                 fail(f"rollup {key} {c} = {sorted(have.items())[:4]}..., "
                      f"from the rows {sorted(g.get(c, {}).items())[:4]}...")
 
+    # The sketches as rows (rollup_sketch): per kind, name, method, build,
+    # hour, metric and bucket the summed weight of the completed records'
+    # values of positive weight, and the least and greatest value.
+    want_sketch = {}
+    for r in raw_rows:
+        if r["forced"] or r["cancelled"] or r["error"] != "" or r["weight"] == 0:
+            continue
+        for c in counters:
+            v = metric_value(r, c)
+            if v is None:
+                continue
+            key = (r["kind"], r["name"], r["method"], r["build"], minute(r["ts"], 3600), c,
+                   str(bucket(v)))
+            w, lo, hi = want_sketch.get(key, (0, v, v))
+            want_sketch[key] = (w + r["weight"], min(lo, v), max(hi, v))
+    sketch_sql = (
+        "SELECT kind, name, method, build, toString(hour, 'UTC'), metric, toString(key), "
+        "toString(sum(weight)), toString(min(lo)), toString(max(hi)) FROM {db}.rollup_sketch "
+        "GROUP BY kind, name, method, build, hour, metric, key ORDER BY ALL")
+    got = {}
+    for line in q(sketch_sql.format(db="dynostats")).splitlines():
+        f = line.split("\t")
+        got[tuple(f[:7])] = tuple(int(x) for x in f[7:])
+    if got != want_sketch:
+        diff = sorted(set(got.items()) ^ set(want_sketch.items()))[:4]
+        fail(f"rollup_sketch: {len(got)} rows, from the raw rows {len(want_sketch)}; "
+             f"differing: {diff}")
+    if len(got) == 0:
+        fail("rollup_sketch is empty")
+
     # The SQL bucket expression equals the library's buckets (and this
     # file's definition of them).
     spec = json.load(open(buckets_json))
@@ -324,6 +355,8 @@ def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
     b = q(f"SELECT {by}, {sums} FROM fleet.rollup GROUP BY {by} ORDER BY {by}")
     if a != b:
         fail("the rollup fed by the collector's way differs from the export's")
+    if q(sketch_sql.format(db="dynostats")) != q(sketch_sql.format(db="fleet")):
+        fail("the rollup_sketch fed by the collector's way differs from the export's")
 
     answers = {}
     for name, sql in QUERIES.items():

@@ -23,9 +23,13 @@ enum ClickhouseCommand {
     )]
     Schema(SchemaOptions),
     /// Runs the DDL on a server (the dialect from the server's version
-    /// unless --compat is given). Statements that exist already are kept.
+    /// unless --compat is given). Statements that exist already are kept:
+    /// on a database of schema version 2 it adds the rollup's sketches
+    /// (version 3); --backfill then makes them for the records loaded
+    /// before.
     #[command(
-        after_help = "EXAMPLE:\n  dynostats clickhouse init --clickhouse http://127.0.0.1:8123/"
+        after_help = "EXAMPLES:\n  dynostats clickhouse init --clickhouse http://127.0.0.1:8123/\n  \
+        dynostats clickhouse init --backfill --clickhouse http://127.0.0.1:8123/"
     )]
     Init(InitArgs),
 }
@@ -103,6 +107,13 @@ pub(crate) struct InitArgs {
     clickhouse: String,
     #[command(flatten)]
     schema: SchemaOptions,
+    /// After the DDL: makes the rollup's sketches (`rollup_sketch`) of
+    /// the records loaded before the upgrade to schema version 3, from
+    /// the raw rows still kept (their rows up to the hour after the
+    /// upgrade are deleted and made again). On a cluster, run it on one
+    /// server of every shard.
+    #[arg(long)]
+    backfill: bool,
 }
 
 /// The dialect of a server of `version`.
@@ -168,6 +179,15 @@ fn run_init(args: &InitArgs) -> u8 {
             return refused(&e);
         }
     }
+    if args.backfill {
+        if dialect != Dialect::Current {
+            eprintln!("dynostats: --backfill: ClickHouse 18.16 has no rollup to fill");
+            return EXIT_USAGE;
+        }
+        if let Err(status) = backfill(&client, &schema) {
+            return status;
+        }
+    }
     eprintln!(
         "dynostats: schema version {} in database {} on {} ({})",
         dynostats::clickhouse::SCHEMA_VERSION,
@@ -181,6 +201,37 @@ fn run_init(args: &InitArgs) -> u8 {
         }
     );
     EXIT_OK
+}
+
+/// Makes the sketches of the records loaded before the upgrade to schema
+/// version 3: up to the hour after the first version-3 row of
+/// `schema_version` was written (records inserted since went through the
+/// view; those of that hour before it did not).
+fn backfill(client: &Client, schema: &Schema) -> Result<(), u8> {
+    let db = schema.database_name();
+    let sql = format!(
+        "SELECT toString((intDiv(toUInt32(min(applied)), {hour}) + 1) * {hour}) \
+         FROM {db}.schema_version WHERE version >= 3",
+        hour = Schema::SKETCH_BUCKET_SECONDS
+    );
+    let until = match client.query(&sql) {
+        Ok(s) => s.trim().parse::<u64>().map_err(|_| {
+            eprintln!("dynostats: --backfill: the upgrade's time in {db}.schema_version: {s:?}");
+            EXIT_REFUSED
+        })?,
+        Err(e) => return Err(refused(&e)),
+    };
+    for statement in schema.sketch_backfill(until) {
+        if let Err(e) = client.query(&statement.sql) {
+            eprintln!("dynostats: --backfill: making {}: {e}", statement.makes);
+            return Err(refused(&e));
+        }
+    }
+    eprintln!(
+        "dynostats: backfilled {db}.rollup_sketch from the raw records before {}",
+        dynostats::report::output::utc(until * 1_000_000_000)
+    );
+    Ok(())
 }
 
 /// Says `e` and returns its exit status: 1 when the server could not be

@@ -44,11 +44,12 @@ pub(crate) struct Fleet {
     #[arg(long, requires = "clickhouse")]
     all: bool,
     /// Where endpoint and region costs are read: `rollup` (per build and
-    /// minute: kept longer, fast for compare and timeseries; quantiles
-    /// within 1/128), `raw` (the records: any label, splits, exact
-    /// quantiles), or `auto` (compare and timeseries from the rollup where
-    /// it can answer: labels build only, times and windows on whole
-    /// minutes; report from the raw rows). Call trees are always read from
+    /// minute, quantiles per build and hour: kept longer, fast; quantiles
+    /// exact where each bucket holds one value, else within 1/128), `raw`
+    /// (the records: any label, splits, exact quantiles), or `auto` (the
+    /// rollup where it can answer: labels build only, times and windows
+    /// on whole minutes, and for a report sketches that hold every record
+    /// of the range; else the raw rows). Call trees are always read from
     /// the raw rows.
     #[arg(
         long,
@@ -149,7 +150,12 @@ impl Fleet {
         let queries = db.queries();
         if self.print_sql {
             for q in &queries {
-                eprintln!("-- {}", q.what);
+                let aside = if q.set_aside {
+                    " (not what the answer is read from)"
+                } else {
+                    ""
+                };
+                eprintln!("-- {}{aside}", q.what);
                 for (name, value) in &q.params {
                     eprintln!("--   {name} = {value:?}");
                 }
@@ -168,14 +174,18 @@ impl Fleet {
         let db_name = &self.database;
         let read = |table: &str| {
             let from = format!("FROM {db_name}.{table} ");
-            queries
-                .iter()
-                .any(|q| !q.what.ends_with("record counts") && q.sql.contains(&from))
+            queries.iter().any(|q| {
+                !q.what.ends_with("record counts") && !q.set_aside && q.sql.contains(&from)
+            })
         };
         let mut tables = Vec::new();
         if read("rollup") {
+            tables.push(format!("{db_name}.rollup (per build and minute)"));
+        }
+        if read("rollup_sketch") {
             tables.push(format!(
-                "{db_name}.rollup (per build and minute; quantiles from its buckets, within 1/128)"
+                "{db_name}.rollup_sketch (quantiles per build and hour: exact where each bucket \
+                 holds one value, else within 1/128)"
             ));
         }
         for table in ["records", "profile_nodes", "status"] {
