@@ -1345,6 +1345,18 @@ fn a_version_2_database_upgrades_to_version_3() {
         r.labels.insert("build", "b43");
         newer.push(r);
     }
+    // Sparse records: one per endpoint, so a sketch row per metric and
+    // record, more sketch rows than records.
+    for i in 0..60u64 {
+        let mut r = Record::new(RecordKind::Request, &format!("/sparse/{i}"));
+        r.method = Some("GET".into());
+        r.ts = end - 1 - rng.below(50 * 60_000_000_000);
+        r.wall_ns = 1_000_000 + rng.below(1 << 30);
+        r.cpu_ns = Some(1_000 + rng.below(1 << 28));
+        r.instructions = Some(1_000 + rng.below(1 << 32));
+        r.labels.insert("build", "b40");
+        newer.push(r);
+    }
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let (o, n, a) = (path("older"), path("newer"), path("all"));
     write(Path::new(&o), &older);
@@ -1441,9 +1453,9 @@ fn a_version_2_database_upgrades_to_version_3() {
     for (label, files, table) in [
         ("build=b43", &dense, ".rollup_sketch (quantiles"),
         (
-            "build=b41",
+            "build=b40",
             &answer(
-                &run(&["report", "--format", "json", "--label", "build=b41", &a]),
+                &run(&["report", "--format", "json", "--label", "build=b40", &a]),
                 "report",
             ),
             ".records (raw rows)",
