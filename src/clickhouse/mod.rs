@@ -45,6 +45,9 @@ pub use answers::{AnswerError, ClickHouse, Query, Selection, Source};
 #[cfg(feature = "clickhouse")]
 pub use client::{ClickHouseError, Client, Server};
 pub use rows::Rows;
-pub use schema::{Column, Dialect, SCHEMA_VERSION, Schema, Statement, Table, bucket_sql};
+pub use schema::{
+    Column, Dialect, ROWS_SINCE, SCHEMA_VERSION, Schema, Statement, Table, bucket_sql,
+    takes_rows_of_this_release,
+};
 #[cfg(feature = "clickhouse")]
 pub use sink::{ClickHouseSink, ClickHouseSinkBuilder, ClickHouseStats};

@@ -16,10 +16,28 @@ use crate::report::Sketch;
 /// The version of the tables' layout. Raised when a column changes its
 /// meaning or type or is removed; adding a column keeps it (see
 /// `docs/clickhouse.md`, "Upgrades"). The shipped DDL writes it into the
-/// table `schema_version`, and `dynostats load` refuses a database whose
-/// version differs. Version 3 added `rollup_sketch`; `dynostats
+/// table `schema_version`; `dynostats load` and `ClickHouseSink` refuse a
+/// database whose tables do not take their rows
+/// ([`takes_rows_of_this_release`]). Version 3 added `rollup_sketch`; `dynostats
 /// clickhouse init` upgrades a version 2 database to it.
 pub const SCHEMA_VERSION: u32 = 3;
+
+/// The oldest schema version whose tables take the rows this release
+/// writes. Version 3 added a rollup table and left the raw tables as they
+/// were, so a loader or sink of this release writes into a version 2
+/// database too: a fleet upgrades its writers first, then the database
+/// (`dynostats clickhouse init`), never both at once.
+pub const ROWS_SINCE: u32 = 2;
+
+/// Whether a database whose `schema_version` table says `version` (its
+/// `max(version)`, as the server printed it) takes the rows this release
+/// writes: a version from [`ROWS_SINCE`] to [`SCHEMA_VERSION`].
+pub fn takes_rows_of_this_release(version: &str) -> bool {
+    version
+        .trim()
+        .parse::<u32>()
+        .is_ok_and(|v| (ROWS_SINCE..=SCHEMA_VERSION).contains(&v))
+}
 
 /// The first version with `rollup_sketch`.
 #[cfg(feature = "clickhouse")]
@@ -766,6 +784,18 @@ pub(crate) fn check_identifier(what: &str, s: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn writers_take_the_versions_whose_tables_hold_their_rows() {
+        for v in ["2", "3", "3\n", " 2 "] {
+            assert!(takes_rows_of_this_release(v), "{v:?}");
+        }
+        // Before the raw tables took these rows, after this release, and
+        // what a server prints for an empty table or a broken answer.
+        for v in ["1", "4", "0", "", "x", "-3"] {
+            assert!(!takes_rows_of_this_release(v), "{v:?}");
+        }
+    }
     use super::*;
 
     #[test]

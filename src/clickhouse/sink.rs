@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::client::{ClickHouseError, Client, Server};
 use super::rows::Rows;
-use super::schema::{SCHEMA_VERSION, Table};
+use super::schema::{ROWS_SINCE, SCHEMA_VERSION, Table, takes_rows_of_this_release};
 use crate::record::Record;
 use crate::sink::{Batch, Sink};
 
@@ -369,13 +369,13 @@ impl ClickHouseSink {
             self.config.database
         );
         let version = self.client.query(&sql)?;
-        if version.trim() != SCHEMA_VERSION.to_string() {
+        if !takes_rows_of_this_release(&version) {
             return Err(ClickHouseError::Server {
                 status: 200,
                 code: None,
                 message: format!(
-                    "database {} holds dynostats schema version {}, this sink writes version \
-                     {SCHEMA_VERSION}",
+                    "database {} holds dynostats schema version {}, this sink writes into \
+                     versions {ROWS_SINCE} to {SCHEMA_VERSION}",
                     self.config.database,
                     version.trim()
                 ),

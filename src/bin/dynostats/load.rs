@@ -13,7 +13,9 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynostats::Record;
-use dynostats::clickhouse::{ClickHouseError, Client, Rows, SCHEMA_VERSION, Table};
+use dynostats::clickhouse::{
+    ClickHouseError, Client, ROWS_SINCE, Rows, SCHEMA_VERSION, Table, takes_rows_of_this_release,
+};
 use dynostats::report::Summarize;
 use dynostats::report::output::escape_name;
 use sha2::{Digest, Sha256};
@@ -312,14 +314,15 @@ pub(crate) fn run(args: &LoadArgs) -> u8 {
         Ok(v) => v,
         Err(e) => return refused(&e),
     };
-    // The schema must be there, and be this loader's.
+    // The schema must be there, and take this loader's rows.
     let sql = format!("SELECT max(version) FROM {}.schema_version", args.database);
     match client.query(&sql) {
-        Ok(v) if v.trim() == SCHEMA_VERSION.to_string() => {}
+        Ok(v) if takes_rows_of_this_release(&v) => {}
         Ok(v) => {
             eprintln!(
                 "dynostats: database {} holds dynostats schema version {}, this loader writes \
-                 version {SCHEMA_VERSION}: see docs/clickhouse.md, \"Upgrades\"",
+                 into versions {ROWS_SINCE} to {SCHEMA_VERSION}: see docs/clickhouse.md, \
+                 \"Upgrades\"",
                 args.database,
                 v.trim()
             );
