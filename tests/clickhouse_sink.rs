@@ -84,6 +84,26 @@ fn pipeline(sink: ClickHouseSink) -> Pipeline {
         .unwrap()
 }
 
+/// Emits `recs` through `p`, shuts it down, and checks that its one sink
+/// delivered every record, with nothing dropped, buffered or lost.
+fn deliver_all(p: Pipeline, recs: &[Record]) -> dynostats::pipeline::PipelineStats {
+    for r in recs {
+        assert!(p.emit(r.clone()));
+    }
+    p.flush().unwrap();
+    let stats = p.shutdown().unwrap();
+    let sink = &stats.sinks[0];
+    let n = recs.len() as u64;
+    assert_eq!(stats.accepted, n);
+    assert_eq!(sink.delivered, n, "{sink:?}");
+    assert_eq!(
+        sink.dropped_by_sink + sink.buffered_by_sink + sink.lost(),
+        0,
+        "{sink:?}"
+    );
+    stats
+}
+
 #[test]
 fn every_accepted_record_is_delivered_and_in_the_tables() {
     let test = "every_accepted_record_is_delivered_and_in_the_tables";
@@ -97,18 +117,7 @@ fn every_accepted_record_is_delivered_and_in_the_tables() {
         .unwrap();
     let p = pipeline(sink);
     let recs = records(5_000);
-    for r in &recs {
-        assert!(p.emit(r.clone()));
-    }
-    p.flush().unwrap();
-    let stats = p.shutdown().unwrap();
-    let sink = &stats.sinks[0];
-    assert_eq!(stats.accepted, 5_000);
-    assert_eq!(sink.delivered, 5_000, "{sink:?}");
-    assert_eq!(
-        sink.dropped_by_sink + sink.buffered_by_sink + sink.lost(),
-        0
-    );
+    deliver_all(p, &recs);
 
     assert_eq!(server.query(SUMS), sums(&recs));
 }
@@ -260,29 +269,10 @@ fn current_clickhouse_takes_async_inserts_and_keeps_a_resent_chunk_once() {
     for i in 700..1_400 {
         recs[i] = recs[i - 700].clone();
     }
-    for r in &recs {
-        assert!(p.emit(r.clone()));
-    }
-    p.flush().unwrap();
-    let stats = p.shutdown().unwrap();
+    let stats = deliver_all(p, &recs);
     let sink = &stats.sinks[0];
-    assert_eq!(stats.accepted, 5_000);
-    assert_eq!(sink.delivered, 5_000, "{sink:?}");
-    assert_eq!(
-        sink.dropped_by_sink + sink.buffered_by_sink + sink.lost(),
-        0,
-        "{sink:?}"
-    );
 
-    let inserts: Vec<serde_json::Value> = standin
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r["statement"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("INSERT INTO dynostats.records "))
-        })
-        .collect();
+    let inserts: Vec<serde_json::Value> = standin.inserts_into("dynostats.records");
     for i in &inserts {
         let s = &i["settings"];
         assert_eq!(

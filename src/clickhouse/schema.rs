@@ -427,6 +427,22 @@ impl Schema {
         Ok(())
     }
 
+    /// What follows a rollup table's engine (`rollup`, `rollup_sketch`):
+    /// monthly partitions of its `time_column`, the rollup's retention, and
+    /// a deduplication window of its own. A batch sent again under its
+    /// deduplication token is dropped by the raw table, but its view's
+    /// insert reaches the rollup again: current ClickHouse deduplicates
+    /// each table on its own, so without the window the rollup counts the
+    /// batch twice.
+    pub(crate) fn rollup_after(&self, time_column: &str) -> String {
+        let mut after = format!("\nPARTITION BY toYYYYMM({time_column})");
+        if let Some(days) = self.rollup_ttl_days {
+            let _ = write!(after, "\nTTL {time_column} + INTERVAL {days} DAY");
+        }
+        after.push_str("\nSETTINGS non_replicated_deduplication_window = 10000");
+        after
+    }
+
     /// Every statement, in the order they must run.
     ///
     /// # Panics
@@ -686,15 +702,7 @@ impl Schema {
                 bucket = bucket_sql(&format!("toInt128({value})")),
             );
         }
-        let mut after = String::from("\nPARTITION BY toYYYYMM(bucket)");
-        if let Some(days) = self.rollup_ttl_days {
-            let _ = write!(after, "\nTTL bucket + INTERVAL {days} DAY");
-        }
-        // A batch sent again under its deduplication token is dropped by
-        // the raw table, but its view's insert reaches the rollup again:
-        // current ClickHouse deduplicates each table on its own, so the
-        // rollup needs a window of its own or counts the batch twice.
-        after.push_str("\nSETTINGS non_replicated_deduplication_window = 10000");
+        let after = self.rollup_after("bucket");
         let mut out = self.table(
             "rollup",
             (&columns, None),

@@ -981,15 +981,7 @@ fn a_batch_sent_again_with_its_token_is_dropped_by_current_clickhouse() {
     assert!(err.contains("inserted 3000 records"), "{err}");
     assert_eq!(standin.query(TOTALS), [totals(&recs, 1)]);
     // Every insert of a batch carried its token, and the engine took it.
-    let batches: Vec<serde_json::Value> = standin
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r["statement"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("INSERT INTO dynostats.records "))
-        })
-        .collect();
+    let batches: Vec<serde_json::Value> = standin.inserts_into("dynostats.records");
     assert_eq!(batches.len(), 6, "{batches:?}");
     for b in &batches {
         assert_eq!(b["status"], 200, "{b}");

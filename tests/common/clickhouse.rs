@@ -325,6 +325,20 @@ impl Standin {
             .collect()
     }
 
+    /// The recorded requests that inserted into `table` (e.g.
+    /// `dynostats.records`), in order.
+    pub fn inserts_into(&self, table: &str) -> Vec<serde_json::Value> {
+        let prefix = format!("INSERT INTO {table} ");
+        self.requests()
+            .into_iter()
+            .filter(|r| {
+                r["statement"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(&prefix))
+            })
+            .collect()
+    }
+
     /// The `n`th INSERT from now (1: the next) is executed and its answer
     /// lost: the connection closes without one.
     pub fn lose_answer_of_insert(&self, n: u32) {

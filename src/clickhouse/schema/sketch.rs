@@ -75,13 +75,7 @@ impl Schema {
              \n    weight SimpleAggregateFunction(sum, UInt64),\
              \n    lo SimpleAggregateFunction(min, Int128),\
              \n    hi SimpleAggregateFunction(max, Int128)";
-        let mut after = String::from("\nPARTITION BY toYYYYMM(hour)");
-        if let Some(days) = self.rollup_ttl_days {
-            let _ = write!(after, "\nTTL hour + INTERVAL {days} DAY");
-        }
-        // As the rollup's (see `rollup`): a batch resent under its token
-        // must not reach the sketch rows twice through the view.
-        after.push_str("\nSETTINGS non_replicated_deduplication_window = 10000");
+        let after = self.rollup_after("hour");
         let mut out = self.table(
             "rollup_sketch",
             (columns, None),
