@@ -29,7 +29,9 @@ pub(crate) struct Fleet {
         requires = "clickhouse"
     )]
     database: String,
-    /// Records of the last DURATION (`2h`, `30m`, `7d`), up to now.
+    /// Records of the last DURATION (`2h`, `30m`, `7d`), up to now, from
+    /// the start of the minute DURATION ago (whole minutes, which the
+    /// rollup answers).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "clickhouse", conflicts_with_all = ["from", "all"])]
     since: Option<u64>,
     /// Records at or after TIME (`2026-12-06T10:00:00Z`, or nanoseconds
@@ -91,7 +93,10 @@ impl Fleet {
     pub(crate) fn selection(&self, labels: &[(String, String)]) -> Result<Selection, u8> {
         let mut s = Selection::new();
         if let Some(since) = self.since {
-            s = s.from_ns(now_ns().saturating_sub(since));
+            // From the start of the minute DURATION ago: a range on whole
+            // minutes is one the rollup answers (`--source auto`).
+            const MINUTE: u64 = 60_000_000_000;
+            s = s.from_ns(now_ns().saturating_sub(since) / MINUTE * MINUTE);
         }
         if let Some(from) = self.from {
             s = s.from_ns(from);
