@@ -907,6 +907,50 @@ fn parquet_export_of_a_damaged_input_keeps_the_records_before_it_and_exits_3() {
     );
 }
 
+/// A file loaded under one `--label` and then under another is two
+/// inputs: the second load inserts its records (it used to find the
+/// first's progress under the same file and skip them all), and each load
+/// run again skips what it inserted.
+#[test]
+fn one_file_under_two_labels_is_two_inputs() {
+    let test = "one_file_under_two_labels_is_two_inputs";
+    let Some(server) = Server::start(test, free_port(), &[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.msgpack");
+    let mut recs = records(9, 2_000, now_ns() - 3_600_000_000_000, 5);
+    for (i, r) in recs.iter_mut().enumerate() {
+        r.labels
+            .insert("build", if i % 3 == 0 { "b1" } else { "b2" });
+    }
+    write(&file, &recs);
+    let file = file.to_str().unwrap();
+    let url = server.url();
+    ok(&run(&["clickhouse", "init", "--clickhouse", &url]));
+    let rows = |build: &str| {
+        recs.iter()
+            .filter(|r| matches!(r.kind, RecordKind::Request | RecordKind::Region))
+            .filter(|r| r.labels.get("build") == Some(build))
+            .count() as u64
+    };
+    let load = |label: &str| {
+        let out = run(&["load", "--clickhouse", &url, "--label", label, file]);
+        ok(&out);
+        text(&out.stderr)
+    };
+    load("build=b1");
+    assert_eq!(server.count("dynostats.records"), rows("b1"));
+    let said = load("build=b2");
+    assert!(!said.contains("were in already"), "{said}");
+    assert_eq!(server.count("dynostats.records"), rows("b1") + rows("b2"));
+    for label in ["build=b1", "build=b2"] {
+        let said = load(label);
+        assert!(said.contains("were in already"), "{label}: {said}");
+    }
+    assert_eq!(server.count("dynostats.records"), rows("b1") + rows("b2"));
+}
+
 /// The totals of the raw tables and the rollups, as one row of strings:
 /// records rows, their weights, profile node rows, status rows, records
 /// the rollup counted, their weights, and the weights of the completed

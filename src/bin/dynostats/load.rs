@@ -1,8 +1,9 @@
 //! `dynostats load`: record files into ClickHouse's tables
 //! (`dynostats::clickhouse`), in batches, resumable.
 //!
-//! Each input is identified by its first record (a hash of it), so a file
-//! keeps its identity when the file sink rotates it. After every batch the
+//! Each input is identified by its first record (a hash of it, and of the
+//! `--label` filters, if any), so a file keeps its identity when the file
+//! sink rotates it. After every batch the
 //! loader writes how many of the input's records are in (table `loads`); a
 //! load run again skips those, and sends the batch that was in flight
 //! under the same `insert_deduplication_token`, so a server that
@@ -156,7 +157,25 @@ impl Summarize for Loader<'_> {
 
 impl Loader<'_> {
     fn start_file(&mut self, first: &Record) {
-        let id = hex::encode(&Sha256::digest(first.to_msgpack())[..16]);
+        // With --label the input is the file's records that match: a load
+        // of the same file under other labels is another input, with its
+        // own progress and tokens. Without, the identity is the first
+        // record's alone, as it always was (so progress kept by earlier
+        // loads still counts).
+        let mut hasher = Sha256::new();
+        hasher.update(first.to_msgpack());
+        if !self.labels.is_empty() {
+            let mut labels = self.labels.clone();
+            labels.sort();
+            hasher.update(b"\0labels");
+            for (k, v) in &labels {
+                hasher.update([0]);
+                hasher.update(k.as_bytes());
+                hasher.update([0]);
+                hasher.update(v.as_bytes());
+            }
+        }
+        let id = hex::encode(&hasher.finalize()[..16]);
         let sql = format!(
             "SELECT max(records) FROM {}.loads WHERE file = '{id}'",
             self.database
