@@ -427,20 +427,50 @@ impl Schema {
         Ok(())
     }
 
-    /// What follows a rollup table's engine (`rollup`, `rollup_sketch`):
-    /// monthly partitions of its `time_column`, the rollup's retention, and
-    /// a deduplication window of its own. A batch sent again under its
-    /// deduplication token is dropped by the raw table, but its view's
-    /// insert reaches the rollup again: current ClickHouse deduplicates
-    /// each table on its own, so without the window the rollup counts the
-    /// batch twice.
-    pub(crate) fn rollup_after(&self, time_column: &str) -> String {
+    /// A rollup table (`rollup`, `rollup_sketch`) and its materialized
+    /// view `{local}_mv`, which feeds it with `select` (a whole `SELECT`
+    /// over the shard's raw records), the view right after the shard's
+    /// table. The table is an `AggregatingMergeTree` ordered by `order_by`,
+    /// in monthly partitions of its `time_column`, kept for the rollup's
+    /// retention, with a deduplication window of its own: a batch sent
+    /// again under its deduplication token is dropped by the raw table, but
+    /// its view's insert reaches the rollup again (current ClickHouse
+    /// deduplicates each table on its own), so without the window the
+    /// rollup counts the batch twice.
+    pub(crate) fn rollup_table(
+        &self,
+        name: &str,
+        columns: &str,
+        order_by: &str,
+        time_column: &str,
+        select: &str,
+    ) -> Vec<Statement> {
+        let db = &self.database;
+        let on = self.on_cluster();
+        let local = self.local(name);
         let mut after = format!("\nPARTITION BY toYYYYMM({time_column})");
         if let Some(days) = self.rollup_ttl_days {
             let _ = write!(after, "\nTTL {time_column} + INTERVAL {days} DAY");
         }
         after.push_str("\nSETTINGS non_replicated_deduplication_window = 10000");
-        after
+        let mut out = self.table(
+            name,
+            (columns, None),
+            "AggregatingMergeTree",
+            order_by,
+            &after,
+        );
+        out.insert(
+            1,
+            Statement {
+                makes: format!("{local}_mv"),
+                sql: format!(
+                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{local}_mv{on} TO {db}.{local} AS \
+                     {select}"
+                ),
+            },
+        );
+        out
     }
 
     /// Every statement, in the order they must run.
@@ -644,8 +674,6 @@ impl Schema {
     /// forced records apart, metrics over completed records only.
     fn rollup(&self) -> Vec<Statement> {
         let db = &self.database;
-        let on = self.on_cluster();
-        let local = self.local("rollup");
         let source = self.local("records");
         let mut columns = String::from(
             "\n    kind LowCardinality(String),\n    name LowCardinality(String),\
@@ -702,25 +730,15 @@ impl Schema {
                 bucket = bucket_sql(&format!("toInt128({value})")),
             );
         }
-        let after = self.rollup_after("bucket");
-        let mut out = self.table(
+        self.rollup_table(
             "rollup",
-            (&columns, None),
-            "AggregatingMergeTree",
+            &columns,
             "(kind, name, build, method, bucket)",
-            &after,
-        );
-        out.insert(
-            1,
-            Statement {
-                makes: format!("{local}_mv"),
-                sql: format!(
-                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{local}_mv{on} TO {db}.{local} AS \
-                     SELECT {select} FROM {db}.{source} AS r GROUP BY kind, name, method, build, bucket"
-                ),
-            },
-        );
-        out
+            "bucket",
+            &format!(
+                "SELECT {select} FROM {db}.{source} AS r GROUP BY kind, name, method, build, bucket"
+            ),
+        )
     }
 }
 

@@ -66,35 +66,19 @@ impl Schema {
     /// weight and the smallest and largest value in the bucket (equal
     /// when the bucket holds one value: then its quantiles are exact).
     pub(super) fn rollup_sketch(&self) -> Vec<Statement> {
-        let db = &self.database;
-        let on = self.on_cluster();
-        let local = self.local("rollup_sketch");
         let columns = "\n    kind LowCardinality(String),\n    name LowCardinality(String),\
              \n    method LowCardinality(String),\n    build LowCardinality(String),\
              \n    hour DateTime,\n    metric LowCardinality(String),\n    key Int16,\
              \n    weight SimpleAggregateFunction(sum, UInt64),\
              \n    lo SimpleAggregateFunction(min, Int128),\
              \n    hi SimpleAggregateFunction(max, Int128)";
-        let after = self.rollup_after("hour");
-        let mut out = self.table(
+        self.rollup_table(
             "rollup_sketch",
-            (columns, None),
-            "AggregatingMergeTree",
+            columns,
             "(kind, name, build, method, hour, metric, key)",
-            &after,
-        );
-        out.insert(
-            1,
-            Statement {
-                makes: format!("{local}_mv"),
-                sql: format!(
-                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{local}_mv{on} TO {db}.{local} AS \
-                     {}",
-                    self.sketch_select(None)
-                ),
-            },
-        );
-        out
+            "hour",
+            &self.sketch_select(None),
+        )
     }
 
     /// The `SELECT` that makes `rollup_sketch` rows from the shard's raw
