@@ -429,31 +429,44 @@ impl ClickHouse {
             labels: Vec::new(),
             ..selection.clone()
         };
+        const PROCESS: [&str; 2] = ["records_dropped_queue_full", "records_dropped_closed"];
+        const SINK: [&str; 3] = [
+            "records_dropped_sink_error",
+            "records_dropped_by_sink",
+            "records_dropped_sink_full",
+        ];
+        // A row's process (host, pid) from its first two columns, and the
+        // counts `names` from the columns from `first` on.
+        let process = |row: &[Value], what: &str| -> Result<(String, u32), AnswerError> {
+            Ok((text(row, 0, what)?, number::<u32>(row, 1, what)?))
+        };
+        let counts = |row: &[Value], first: usize, names: &[&str], what: &str| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Ok((name.to_string(), number::<u64>(row, first + i, what)?)))
+                .collect::<Result<std::collections::BTreeMap<String, u64>, AnswerError>>()
+        };
         let db = &self.database;
         let mut sql = Sql::new(self.dialect);
         let range = self.filter(&mut sql, &unlabelled);
-        let stat =
-            |name: &str| format!("toString(max(stat_values[indexOf(stat_names, '{name}')]))");
+        let stats: Vec<String> = PROCESS
+            .iter()
+            .map(|name| format!("toString(max(stat_values[indexOf(stat_names, '{name}')]))"))
+            .collect();
         sql.text = format!(
-            "SELECT host, toString(pid), {}, {}, groupUniqArray(sink) FROM {db}.status \
+            "SELECT host, toString(pid), {}, groupUniqArray(sink) FROM {db}.status \
              WHERE {range} GROUP BY host, pid ORDER BY host, pid FORMAT JSONCompact",
-            stat("records_dropped_queue_full"),
-            stat("records_dropped_closed"),
+            stats.join(", "),
         );
         let what = "report: drops per process";
         let mut processes = std::collections::BTreeMap::new();
         for row in self.run(what, sql)? {
-            let process = (text(&row, 0, what)?, number::<u32>(&row, 1, what)?);
-            let mut detail = crate::record::Detail::default();
-            for (i, name) in [
-                (2, "records_dropped_queue_full"),
-                (3, "records_dropped_closed"),
-            ] {
-                detail
-                    .stats
-                    .insert(name.to_string(), number(&row, i, what)?);
-            }
-            let own = match row.get(4).and_then(Value::as_array) {
+            let detail = crate::record::Detail {
+                stats: counts(&row, 2, &PROCESS, what)?,
+                ..Default::default()
+            };
+            let own = match row.get(2 + PROCESS.len()).and_then(Value::as_array) {
                 Some(sinks) => sinks
                     .iter()
                     .map(|s| s.as_str().map(str::to_string))
@@ -464,33 +477,27 @@ impl ClickHouse {
                 what: what.into(),
                 why: "the sinks are not an array of names".into(),
             })?;
-            processes.insert(process, (detail, own));
+            processes.insert(process(&row, what)?, (detail, own));
         }
         let mut sql = Sql::new(self.dialect);
         let range = self.filter(&mut sql, &unlabelled);
-        let count = |name: &str| format!("toString(max(if(sink_stat = '{name}', sink_value, 0)))");
+        let sink_counts: Vec<String> = SINK
+            .iter()
+            .map(|name| format!("toString(max(if(sink_stat = '{name}', sink_value, 0)))"))
+            .collect();
         sql.text = format!(
-            "SELECT host, toString(pid), sink_name, {}, {}, {} FROM {db}.status \
+            "SELECT host, toString(pid), sink_name, {} FROM {db}.status \
              ARRAY JOIN sink_names AS sink_name, sink_stats AS sink_stat, \
              sink_values AS sink_value WHERE {range} GROUP BY host, pid, sink_name \
              ORDER BY host, pid, sink_name FORMAT JSONCompact",
-            count("records_dropped_sink_error"),
-            count("records_dropped_by_sink"),
-            count("records_dropped_sink_full"),
+            sink_counts.join(", "),
         );
         let what = "report: drops per process and sink";
         for row in self.run(what, sql)? {
-            let process = (text(&row, 0, what)?, number::<u32>(&row, 1, what)?);
-            let mut counts = std::collections::BTreeMap::new();
-            for (i, name) in [
-                (3, "records_dropped_sink_error"),
-                (4, "records_dropped_by_sink"),
-                (5, "records_dropped_sink_full"),
-            ] {
-                counts.insert(name.to_string(), number::<u64>(&row, i, what)?);
-            }
-            let (detail, _) = processes.entry(process).or_default();
-            detail.sinks.insert(text(&row, 2, what)?, counts);
+            let (detail, _) = processes.entry(process(&row, what)?).or_default();
+            detail
+                .sinks
+                .insert(text(&row, 2, what)?, counts(&row, 3, &SINK, what)?);
         }
         for ((host, pid), (mut detail, own)) in processes {
             // A status record names one sink as its own (`detail.sink`);
