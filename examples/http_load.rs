@@ -38,7 +38,11 @@
 //!
 //! Each round starts one setup further, so that the order in a round is no
 //! setup's bias. `noop-layer` is the bare app with a layer that does
-//! nothing, what axum's `Router::layer` costs any layer. `counters-open` is the bare app whose worker threads hold
+//! nothing, what axum's `Router::layer` costs any layer. `reads-1` is the
+//! bare app whose handler makes, in place, the counter reads a sampled
+//! request makes (the figure `measure-1` is compared with, without the
+//! layer's own code, the record or the pipeline); `reads-100` makes them
+//! on every hundredth request of each worker, as `measure-100` does. `counters-open` is the bare app whose worker threads hold
 //! their perf group open, as a measured service's workers do between
 //! sampled requests. `bare-2` is a second, identical bare app: its row is the control, the
 //! spread a setup that adds nothing shows against the bare app; the
@@ -49,11 +53,29 @@
 //! switched in per request (the third field of `schedstat`: wake-ups and
 //! preemptions), which is where a pipeline's hand-offs show.
 //!
+//! `--paired` compares finer, at the cost of the by-setup processes: each
+//! setup's process serves both the bare app and the setup's app, and
+//! switches between them every `--block-ms` (default 100) while the clients
+//! keep sending, in the order bare, setup, setup, bare, bare, ...; what a
+//! setup adds is the median over consecutive pairs of blocks of the
+//! difference of server CPU per request. The two halves share the process,
+//! its memory layout and the moment, so the differences between processes
+//! and the machine's slow drift, which dominate the spread of the rounds
+//! above, cancel. `bare-2` is then the control: a bare app beside the bare
+//! app. `--seconds` is each setup's time per round:
+//!
+//! ```text
+//! cargo run --release --example http_load -- --paired --rate 15000 --rounds 4 --seconds 30
+//! ```
+//!
 //! Everything listens on and connects to 127.0.0.1 only; every loop is
 //! bounded in time.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -66,14 +88,17 @@ use dynostats::{Pipeline, Snapshot};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use std::io::{BufRead, BufReader};
+use tower::ServiceExt;
 
 /// The setups, in the order each round drives them; the first is the
 /// bare app every ratio refers to.
-const SETUPS: [&str; 9] = [
+const SETUPS: [&str; 11] = [
     "bare",
     "bare-2",
     "counters-open",
     "noop-layer",
+    "reads-1",
+    "reads-100",
     "measure-1000",
     "measure-100",
     "measure-1",
@@ -105,6 +130,36 @@ async fn user(Path(id): Path<u64>) -> String {
     s
 }
 
+thread_local! {
+    /// The worker's counters for `reads-1` and `reads-100`, and how many
+    /// requests it has served.
+    static READS: std::cell::RefCell<(Option<Counters>, u64)> = const { std::cell::RefCell::new((None, 0)) };
+}
+
+/// `user` after the counter reads a sampled request makes, done in place
+/// on every `EVERY`th request of the thread (`reads-1`, `reads-100`): what
+/// those reads cost inside a serving worker, where the caches are colder
+/// than in a loop, without the layer's own code.
+async fn user_after_reads<const EVERY: u64>(id: Path<u64>) -> String {
+    READS.with(|cell| {
+        let (c, served) = &mut *cell.borrow_mut();
+        *served += 1;
+        if *served % EVERY != 0 {
+            return;
+        }
+        let c = c.get_or_insert_with(|| Counters::open(dynostats::counters::thread_counters()));
+        std::hint::black_box(c.snapshot_start());
+        for _ in 0..2 {
+            std::hint::black_box(c.snapshot_start_counts());
+        }
+        for _ in 0..3 {
+            std::hint::black_box(c.snapshot_end_counts());
+        }
+        std::hint::black_box((c.rss_bytes(), c.peak_rss_bytes()));
+    });
+    user(id).await
+}
+
 fn routes() -> Router {
     Router::new().route("/users/{id}", get(user))
 }
@@ -130,6 +185,14 @@ fn app(setup: &str, dir: &std::path::Path) -> (Router, Option<&'static Pipeline>
         // (axum wraps and boxes each route's service).
         "noop-layer" => (
             routes().layer(tower::layer::layer_fn(|service| service)),
+            None,
+        ),
+        "reads-1" => (
+            Router::new().route("/users/{id}", get(user_after_reads::<1>)),
+            None,
+        ),
+        "reads-100" => (
+            Router::new().route("/users/{id}", get(user_after_reads::<100>)),
             None,
         ),
         "measure-1000" => measured(1000),
@@ -159,7 +222,12 @@ fn app(setup: &str, dir: &std::path::Path) -> (Router, Option<&'static Pipeline>
 
 /// Server mode: serve `setup` on an ephemeral port, print `ready PORT`, run
 /// until stdin closes (the parent exits or drops it), shut down gracefully.
-fn serve(setup: &str) {
+///
+/// `paired` (for `--paired`): serve the bare app and `setup`'s app from one
+/// process, each request going to the one the parent chose last by a line
+/// on stdin (`a`: the bare app, `b`: `setup`'s), so that the two are
+/// compared in the same process, memory layout and moment.
+fn serve(setup: &str, paired: bool) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
@@ -174,14 +242,40 @@ fn serve(setup: &str) {
     }
     let runtime = builder.build().expect("a runtime");
     runtime.block_on(async {
-        let (app, pipeline) = app(setup, dir.path());
+        let (chosen, pipeline) = app(setup, dir.path());
+        // Which app serves (paired only): false the bare one, true `setup`'s.
+        let serve_chosen = Arc::new(AtomicBool::new(!paired));
+        let app = if paired {
+            let (bare, _) = app("bare", dir.path());
+            let flag = serve_chosen.clone();
+            // Both modes pass through this one dispatch, so it costs them alike.
+            Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
+                let app = if flag.load(Ordering::Relaxed) {
+                    chosen.clone()
+                } else {
+                    bare.clone()
+                };
+                app.oneshot(req)
+            }))
+        } else {
+            chosen
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("ready {}", listener.local_addr().unwrap().port());
-        let stop = async {
-            // Blocks a thread of its own until the parent closes our stdin.
-            let _ = tokio::task::spawn_blocking(|| {
+        let stop = async move {
+            // Blocks a thread of its own until the parent closes our stdin;
+            // a line `a` or `b` switches the app (paired).
+            let _ = tokio::task::spawn_blocking(move || {
                 let mut line = String::new();
-                while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+                loop {
+                    line.clear();
+                    match std::io::stdin().read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            serve_chosen.store(line.trim() == "b" || !paired, Ordering::Relaxed)
+                        }
+                    }
+                }
             })
             .await;
         };
@@ -207,9 +301,10 @@ struct Server {
 }
 
 impl Server {
-    fn start(setup: &'static str) -> Server {
+    fn start(setup: &'static str, paired: bool) -> Server {
+        let mode = if paired { "--serve-paired" } else { "--serve" };
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--serve", setup])
+            .args([mode, setup])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -228,6 +323,15 @@ impl Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         }
+    }
+
+    /// Paired server: which app serves the requests from now on.
+    fn serve_chosen(&mut self, chosen: bool) {
+        let stdin = self.child.stdin.as_mut().expect("the server's stdin");
+        stdin
+            .write_all(if chosen { b"b\n" } else { b"a\n" })
+            .and_then(|()| stdin.flush())
+            .expect("switching the paired server");
     }
 
     /// CPU nanoseconds the server's threads have run so far, and the times
@@ -299,50 +403,64 @@ struct Round {
     slices_by_kind: [f64; 4],
 }
 
+/// One closed-loop client connection `c` of `connections` to `addr`, paced to
+/// its share of `rate` when given, until `until`; counts each answer in
+/// `answered` and returns the latencies in ns.
+async fn client(
+    addr: SocketAddr,
+    c: usize,
+    connections: usize,
+    rate: Option<f64>,
+    until: Instant,
+    answered: Arc<AtomicU64>,
+) -> Vec<u64> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(conn);
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let mut i = c as u64;
+    // Each connection's share of the rate, its first send offset so that
+    // the connections do not send in step.
+    let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+    let mut next = interval.map(|d| Instant::now() + d.mul_f64(c as f64 / connections as f64));
+    while Instant::now() < until {
+        if let (Some(at), Some(d)) = (next.as_mut(), interval) {
+            // A schedule that falls behind catches up (sends at once)
+            // instead of drifting: the rate is the offered load, not a
+            // pause between answers.
+            tokio::time::sleep_until((*at).into()).await;
+            *at += d;
+        }
+        let request = http::Request::get(format!("/users/{i}"))
+            .header("host", "127.0.0.1")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let t = Instant::now();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.into_body().collect().await.unwrap();
+        latencies.push(t.elapsed().as_nanos() as u64);
+        answered.fetch_add(1, Ordering::Relaxed);
+        i += connections as u64;
+    }
+    latencies
+}
+
 /// Drives `server` for `seconds` with `connections` closed-loop clients,
 /// paced to `rate` requests per second in all when given.
 async fn drive(server: &Server, connections: usize, seconds: f64, rate: Option<f64>) -> Round {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let before = server.threads();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let addr = server.addr;
-        tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-            tokio::spawn(conn);
-            let mut latencies = Vec::with_capacity(1 << 16);
-            let mut i = c as u64;
-            // Each connection's share of the rate, its first send offset
-            // so that the connections do not send in step.
-            let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
-            let mut next =
-                interval.map(|d| Instant::now() + d.mul_f64(c as f64 / connections as f64));
-            while Instant::now() < until {
-                if let (Some(at), Some(d)) = (next.as_mut(), interval) {
-                    // A schedule that falls behind catches up (sends at
-                    // once) instead of drifting: the rate is the offered
-                    // load, not a pause between answers.
-                    tokio::time::sleep_until((*at).into()).await;
-                    *at += d;
-                }
-                let request = http::Request::get(format!("/users/{i}"))
-                    .header("host", "127.0.0.1")
-                    .body(Empty::<Bytes>::new())
-                    .unwrap();
-                let t = Instant::now();
-                let response = sender.send_request(request).await.unwrap();
-                assert_eq!(response.status(), 200);
-                response.into_body().collect().await.unwrap();
-                latencies.push(t.elapsed().as_nanos() as u64);
-                i += connections as u64;
-            }
-            latencies
-        }));
-    }
+    let answered = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let client = client(server.addr, c, connections, rate, until, answered.clone());
+            tokio::spawn(client)
+        })
+        .collect();
     let mut latencies = Vec::new();
     for t in tasks {
         latencies.extend(t.await.unwrap());
@@ -360,6 +478,63 @@ async fn drive(server: &Server, connections: usize, seconds: f64, rate: Option<f
         cpu_ns_by_kind: threads.cpu_ns.map(|c| c as f64 / n),
         slices_by_kind: threads.slices.map(|c| c as f64 / n),
     }
+}
+
+/// One block of a paired run: which app served it, the answers in it and
+/// what the server's threads ran meanwhile.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    chosen: bool,
+    answered: u64,
+    threads: Threads,
+}
+
+impl Block {
+    fn cpu_ns_per_request(&self) -> f64 {
+        self.threads.cpu_ns.iter().sum::<u64>() as f64 / self.answered.max(1) as f64
+    }
+}
+
+/// Drives a paired `server` for `seconds` without a pause, switching it
+/// between the bare app and the chosen one every `block`, in the order
+/// bare, chosen, chosen, bare, bare, chosen, ... (each consecutive pair of
+/// blocks holds one of each, in alternating order, so that a steady drift
+/// of the machine cancels), and returns the blocks.
+async fn drive_paired(
+    server: &mut Server,
+    connections: usize,
+    seconds: f64,
+    block: Duration,
+    rate: Option<f64>,
+) -> Vec<Block> {
+    let count = ((seconds / block.as_secs_f64()) as usize / 4).max(1) * 4;
+    let until = Instant::now() + block * (count as u32 + 1);
+    let answered = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let client = client(server.addr, c, connections, rate, until, answered.clone());
+            tokio::spawn(client)
+        })
+        .collect();
+    // Half a block to connect and settle before the first.
+    server.serve_chosen(false);
+    tokio::time::sleep(block / 2).await;
+    let mut blocks = Vec::with_capacity(count);
+    for i in 0..count {
+        let chosen = matches!(i % 4, 1 | 2);
+        server.serve_chosen(chosen);
+        let (threads, answers) = (server.threads(), answered.load(Ordering::Relaxed));
+        tokio::time::sleep(block).await;
+        blocks.push(Block {
+            chosen,
+            answered: answered.load(Ordering::Relaxed) - answers,
+            threads: server.threads().since(&threads),
+        });
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    blocks
 }
 
 fn median(v: Vec<f64>) -> f64 {
@@ -408,7 +583,11 @@ fn raw_read_cost_ns(c: &mut Counters) -> (f64, String) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve") {
-        serve(&args[i + 1]);
+        serve(&args[i + 1], false);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--serve-paired") {
+        serve(&args[i + 1], true);
         return;
     }
     let arg = |name: &str, default: f64| -> f64 {
@@ -422,7 +601,7 @@ fn main() {
             .unwrap_or(default)
     };
     let rounds = arg("--rounds", 7.0) as usize;
-    let seconds = arg("--seconds", 2.0).clamp(0.2, 60.0);
+    let seconds = arg("--seconds", 2.0).clamp(0.2, 600.0);
     let connections = arg("--connections", 8.0) as usize;
     let rate = args
         .iter()
@@ -449,7 +628,17 @@ fn main() {
         }
         None => SETUPS.to_vec(),
     };
-    let servers: Vec<Server> = chosen.iter().map(|s| Server::start(s)).collect();
+    if args.iter().any(|a| a == "--paired") {
+        let block = Duration::from_millis(arg("--block-ms", 100.0).clamp(10.0, 10_000.0) as u64);
+        let setups: Vec<&'static str> = if args.iter().any(|a| a == "--setups") {
+            chosen[1..].to_vec()
+        } else {
+            vec!["bare-2", "measure-1000", "measure-100", "measure-1"]
+        };
+        paired(&setups, rounds, seconds, block, connections, rate);
+        return;
+    }
+    let servers: Vec<Server> = chosen.iter().map(|s| Server::start(s, false)).collect();
     // The raw reads are measured after every round, on this thread, so
     // that their figure sees the same machine as the rounds.
     let mut counters = Counters::open(dynostats::counters::thread_counters());
@@ -597,4 +786,200 @@ fn main() {
             added * rate / raw
         );
     }
+}
+
+/// Setups `--paired` can serve beside the bare app in one process: those
+/// whose difference is in the app alone (`counters-open` changes every
+/// worker thread, so it has no bare half).
+const PAIRABLE: [&str; 9] = [
+    "bare-2",
+    "noop-layer",
+    "reads-1",
+    "reads-100",
+    "measure-1000",
+    "measure-100",
+    "measure-1",
+    "trace",
+    "task-monitor",
+];
+
+/// `--paired`: each setup in a process of its own that also serves the bare
+/// app, switched every `block`; rounds of `seconds` per setup, interleaved.
+/// What a setup adds is the difference of CPU per request between its
+/// blocks and the bare blocks next to them.
+fn paired(
+    setups: &[&'static str],
+    rounds: usize,
+    seconds: f64,
+    block: Duration,
+    connections: usize,
+    rate: Option<f64>,
+) {
+    for s in setups {
+        assert!(
+            PAIRABLE.contains(s),
+            "--paired cannot serve {s:?} beside the bare app; it can: {PAIRABLE:?}"
+        );
+    }
+    let mut servers: Vec<Server> = setups.iter().map(|s| Server::start(s, true)).collect();
+    let mut counters = Counters::open(dynostats::counters::thread_counters());
+    let mut raw_reads: Vec<(f64, String)> = Vec::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut results: Vec<Vec<Block>> = vec![Vec::new(); setups.len()];
+    runtime.block_on(async {
+        for s in servers.iter_mut() {
+            drive_paired(s, connections, 4.0 * block.as_secs_f64(), block, rate).await;
+        }
+        for round in 0..rounds {
+            let n = servers.len();
+            for i in (0..n).map(|k| (k + round) % n) {
+                let s = &mut servers[i];
+                let blocks = drive_paired(s, connections, seconds, block, rate).await;
+                let (a, b) = sums(&blocks);
+                eprintln!(
+                    "round {round} {:>13}: {} blocks, bare {:>6.2} us/req, chosen {:>6.2} us/req, {:>8.0} req/s",
+                    s.setup,
+                    blocks.len(),
+                    a.cpu_ns_per_request() / 1e3,
+                    b.cpu_ns_per_request() / 1e3,
+                    (a.answered + b.answered) as f64 / (blocks.len() as f64 * block.as_secs_f64()),
+                );
+                results[i].extend(blocks);
+            }
+            raw_reads.push(raw_read_cost_ns(&mut counters));
+        }
+    });
+    drop(servers);
+
+    println!(
+        "\n{rounds} rounds of {seconds} s per setup, each setup's process switching between the \
+         bare app and the setup every {} ms, {connections} connections{}\n",
+        block.as_millis(),
+        match rate {
+            Some(r) => format!(", paced to {r:.0} req/s"),
+            None => " (closed loop)".to_string(),
+        }
+    );
+    println!(
+        "{:<14} {:>6} {:>10} {:>10} {:>10} {:>17} {:>18} {:>10}",
+        "setup",
+        "pairs",
+        "bare us",
+        "setup us",
+        "added us",
+        "IQR of pairs",
+        "95% CI of added",
+        "req/s"
+    );
+    let mut added_of = Vec::new();
+    for (setup, blocks) in setups.iter().zip(&results) {
+        // Each pair of consecutive blocks holds one bare and one chosen.
+        let diffs: Vec<f64> = blocks
+            .chunks_exact(2)
+            .map(|p| {
+                let (a, b) = if p[0].chosen {
+                    (p[1], p[0])
+                } else {
+                    (p[0], p[1])
+                };
+                (b.cpu_ns_per_request() - a.cpu_ns_per_request()) / 1e3
+            })
+            .collect();
+        // The median's 95% confidence interval from the order statistics
+        // (distribution-free: a stalled block does not widen it as it
+        // would a mean's).
+        let mut sorted = diffs.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len() as f64;
+        let reach = 0.98 * n.sqrt();
+        let low = sorted[((n / 2.0 - reach).floor().max(0.0)) as usize];
+        let high = sorted[((n / 2.0 + reach).ceil() as usize).min(sorted.len() - 1)];
+        let (a, b) = sums(blocks);
+        let added = median(diffs.clone());
+        added_of.push((*setup, added));
+        let rps = (a.answered + b.answered) as f64 / (blocks.len() as f64 * block.as_secs_f64());
+        println!(
+            "{:<14} {:>6} {:>10.2} {:>10.2} {:>10.3} {:>17} {:>18} {:>10.0}",
+            setup,
+            diffs.len(),
+            a.cpu_ns_per_request() / 1e3,
+            b.cpu_ns_per_request() / 1e3,
+            added,
+            format!(
+                "[{:+.2}, {:+.2}]",
+                quantile(diffs.clone(), 0.25),
+                quantile(diffs.clone(), 0.75)
+            ),
+            format!("[{low:+.3}, {high:+.3}]"),
+            rps,
+        );
+        if let Some(r) = rate
+            && rps < 0.98 * r
+        {
+            println!("{:<14} did not keep up with {r:.0} req/s", "");
+        }
+    }
+    println!(
+        "\nadded server CPU us per request by thread (all blocks' CPU over their requests, the \
+         setup's minus the bare app's), and in parentheses the times those threads were switched \
+         in per request in the setup's blocks"
+    );
+    print!("{:<14}", "setup");
+    for kind in THREAD_KINDS {
+        print!(" {:>20}", kind);
+    }
+    println!();
+    for (setup, blocks) in setups.iter().zip(&results) {
+        let (a, b) = sums(blocks);
+        print!("{setup:<14}");
+        for k in 0..THREAD_KINDS.len() {
+            let per = |x: &Block, v: u64| v as f64 / x.answered.max(1) as f64;
+            let added = (per(&b, b.threads.cpu_ns[k]) - per(&a, a.threads.cpu_ns[k])) / 1e3;
+            let slices = per(&b, b.threads.slices[k]);
+            print!(" {:>20}", format!("{added:+.3} ({slices:.3})"));
+        }
+        println!();
+    }
+    raw_reads.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (raw, detail) = raw_reads[raw_reads.len() / 2].clone();
+    println!(
+        "\nraw counter reads of one sampled request, the median of the rounds' (from {:.0} to \
+         {:.0} ns): {detail}",
+        raw_reads[0].0,
+        raw_reads[raw_reads.len() - 1].0
+    );
+    for (setup, added) in added_of {
+        if let Some(rate) = setup
+            .strip_prefix("measure-")
+            .and_then(|r| r.parse::<f64>().ok())
+        {
+            println!(
+                "{setup} adds {added:.3} us of server CPU per request = {:.2}x the reads of one \
+                 sampled request / {rate}",
+                added * 1e3 * rate / raw
+            );
+        }
+    }
+}
+
+/// The bare blocks' and the chosen blocks' sums.
+fn sums(blocks: &[Block]) -> (Block, Block) {
+    let mut out = [false, true].map(|chosen| Block {
+        chosen,
+        answered: 0,
+        threads: Threads::default(),
+    });
+    for b in blocks {
+        let o = &mut out[b.chosen as usize];
+        o.answered += b.answered;
+        for k in 0..THREAD_KINDS.len() {
+            o.threads.cpu_ns[k] += b.threads.cpu_ns[k];
+            o.threads.slices[k] += b.threads.slices[k];
+        }
+    }
+    let [a, b] = out;
+    (a, b)
 }
