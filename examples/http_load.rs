@@ -148,16 +148,22 @@ async fn user_after_reads<const EVERY: u64>(id: Path<u64>) -> String {
             return;
         }
         let c = c.get_or_insert_with(|| Counters::open(dynostats::counters::thread_counters()));
-        std::hint::black_box(c.snapshot_start());
-        for _ in 0..2 {
-            std::hint::black_box(c.snapshot_start_counts());
-        }
-        for _ in 0..3 {
-            std::hint::black_box(c.snapshot_end_counts());
-        }
-        std::hint::black_box((c.rss_bytes(), c.peak_rss_bytes()));
+        one_requests_reads(c);
     });
     user(id).await
+}
+
+/// The counter reads of one sampled request, in a row: the first start
+/// (with RSS), two more starts, three ends, RSS and peak RSS at the record.
+fn one_requests_reads(c: &mut Counters) {
+    std::hint::black_box(c.snapshot_start());
+    for _ in 0..2 {
+        std::hint::black_box(c.snapshot_start_counts());
+    }
+    for _ in 0..3 {
+        std::hint::black_box(c.snapshot_end_counts());
+    }
+    std::hint::black_box((c.rss_bytes(), c.peak_rss_bytes()));
 }
 
 fn routes() -> Router {
@@ -571,9 +577,28 @@ fn raw_read_cost_ns(c: &mut Counters) -> (f64, String) {
         Snapshot::default()
     });
     let total = first_start + 2.0 * start + 3.0 * end + rss;
+    // The whole set in a row, warm and after streaming 32 MiB through the
+    // caches (what a worker that reads once in a while meets).
+    let in_a_row = median_ns(|| {
+        one_requests_reads(c);
+        Snapshot::default()
+    });
+    let mut buffer = vec![0u8; 32 << 20];
+    let mut cold = Vec::with_capacity(41);
+    for _ in 0..41 {
+        for line in buffer.chunks_mut(64) {
+            line[0] = line[0].wrapping_add(1);
+        }
+        std::hint::black_box(&buffer);
+        let t = Instant::now();
+        one_requests_reads(c);
+        cold.push(t.elapsed().as_nanos() as f64);
+    }
+    let cold = median(cold);
     let detail = format!(
         "first start (with RSS) {first_start:.0} + 2 x start {start:.0} + 3 x end {end:.0} + \
-         RSS and peak RSS at the record {rss:.0} = {total:.0} ns (source {}, set {:?})",
+         RSS and peak RSS at the record {rss:.0} = {total:.0} ns (source {}, set {:?}); the \
+         set in a row {in_a_row:.0} ns, after streaming 32 MiB through the caches {cold:.0} ns",
         c.source(),
         CounterSet::default()
     );
