@@ -454,6 +454,19 @@ async fn client(
     latencies
 }
 
+/// Spawns the `connections` clients of [`client`].
+fn clients(
+    addr: SocketAddr,
+    connections: usize,
+    rate: Option<f64>,
+    until: Instant,
+    answered: &Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<Vec<u64>>> {
+    (0..connections)
+        .map(|c| tokio::spawn(client(addr, c, connections, rate, until, answered.clone())))
+        .collect()
+}
+
 /// Drives `server` for `seconds` with `connections` closed-loop clients,
 /// paced to `rate` requests per second in all when given.
 async fn drive(server: &Server, connections: usize, seconds: f64, rate: Option<f64>) -> Round {
@@ -461,12 +474,7 @@ async fn drive(server: &Server, connections: usize, seconds: f64, rate: Option<f
     let before = server.threads();
     let started = Instant::now();
     let answered = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..connections)
-        .map(|c| {
-            let client = client(server.addr, c, connections, rate, until, answered.clone());
-            tokio::spawn(client)
-        })
-        .collect();
+    let tasks = clients(server.addr, connections, rate, until, &answered);
     let mut latencies = Vec::new();
     for t in tasks {
         latencies.extend(t.await.unwrap());
@@ -516,12 +524,7 @@ async fn drive_paired(
     let count = ((seconds / block.as_secs_f64()) as usize / 4).max(1) * 4;
     let until = Instant::now() + block * (count as u32 + 1);
     let answered = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..connections)
-        .map(|c| {
-            let client = client(server.addr, c, connections, rate, until, answered.clone());
-            tokio::spawn(client)
-        })
-        .collect();
+    let tasks = clients(server.addr, connections, rate, until, &answered);
     // Half a block to connect and settle before the first.
     server.serve_chosen(false);
     tokio::time::sleep(block / 2).await;
@@ -668,10 +671,7 @@ fn main() {
     // that their figure sees the same machine as the rounds.
     let mut counters = Counters::open(dynostats::counters::thread_counters());
     let mut raw_reads: Vec<(f64, String)> = Vec::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = client_runtime();
     let mut results: Vec<Vec<Round>> = vec![Vec::new(); chosen.len()];
     runtime.block_on(async {
         // Warm-up: connections, caches, the servers' lazily opened counters.
@@ -767,11 +767,7 @@ fn main() {
         "\nserver CPU us per request by thread (medians over rounds), and in parentheses the \
          times those threads were switched in per request"
     );
-    print!("{:<14}", "setup");
-    for kind in THREAD_KINDS {
-        print!(" {:>20}", kind);
-    }
-    println!();
+    print_thread_kinds_header();
     for (setup, rounds) in chosen.iter().zip(&results) {
         print!("{setup:<14}");
         for k in 0..THREAD_KINDS.len() {
@@ -781,6 +777,44 @@ fn main() {
         }
         println!();
     }
+    let added_us: Vec<(&str, f64)> = chosen
+        .iter()
+        .zip(&results)
+        .map(|(setup, rounds)| {
+            let diffs = rounds.iter().zip(bare);
+            let added = median(
+                diffs
+                    .map(|(r, b)| r.cpu_ns_per_request - b.cpu_ns_per_request)
+                    .collect(),
+            );
+            (*setup, added / 1e3)
+        })
+        .collect();
+    print_reads_and_ratios(raw_reads, &added_us);
+}
+
+/// The clients' runtime: one thread, this one, so that the raw reads
+/// measured between rounds see the thread the clients ran on.
+fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the clients")
+}
+
+/// The header of a by-thread table: the setup, then each kind of thread.
+fn print_thread_kinds_header() {
+    print!("{:<14}", "setup");
+    for kind in THREAD_KINDS {
+        print!(" {:>20}", kind);
+    }
+    println!();
+}
+
+/// The raw reads' line (the median of the rounds' figures) and, for each
+/// `measure-N` setup, what it adds per request as a multiple of the reads
+/// of one sampled request divided by N.
+fn print_reads_and_ratios(mut raw_reads: Vec<(f64, String)>, added_us: &[(&str, f64)]) {
     raw_reads.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (raw, detail) = raw_reads[raw_reads.len() / 2].clone();
     println!(
@@ -789,44 +823,26 @@ fn main() {
         raw_reads[0].0,
         raw_reads[raw_reads.len() - 1].0
     );
-    for (rate, setup) in [
-        (1.0, "measure-1"),
-        (100.0, "measure-100"),
-        (1000.0, "measure-1000"),
-    ] {
-        let Some(i) = chosen.iter().position(|s| *s == setup) else {
-            continue;
-        };
-        let added = median(
-            results[i]
-                .iter()
-                .zip(bare)
-                .map(|(r, b)| r.cpu_ns_per_request - b.cpu_ns_per_request)
-                .collect(),
-        );
-        println!(
-            "{setup} adds {:.3} us of server CPU per request = {:.2}x the reads of one sampled \
-             request / {rate}",
-            added / 1e3,
-            added * rate / raw
-        );
+    for &(setup, added) in added_us {
+        if let Some(rate) = setup
+            .strip_prefix("measure-")
+            .and_then(|r| r.parse::<f64>().ok())
+        {
+            println!(
+                "{setup} adds {added:.3} us of server CPU per request = {:.2}x the reads of one \
+                 sampled request / {rate}",
+                added * 1e3 * rate / raw
+            );
+        }
     }
 }
 
-/// Setups `--paired` can serve beside the bare app in one process: those
-/// whose difference is in the app alone (`counters-open` changes every
-/// worker thread, so it has no bare half).
-const PAIRABLE: [&str; 9] = [
-    "bare-2",
-    "noop-layer",
-    "reads-1",
-    "reads-100",
-    "measure-1000",
-    "measure-100",
-    "measure-1",
-    "trace",
-    "task-monitor",
-];
+/// Whether `--paired` can serve `setup` beside the bare app in one
+/// process: every setup whose difference is in the app alone
+/// (`counters-open` changes every worker thread, so it has no bare half).
+fn pairable(setup: &str) -> bool {
+    SETUPS.contains(&setup) && !matches!(setup, "bare" | "counters-open")
+}
 
 /// `--paired`: each setup in a process of its own that also serves the bare
 /// app, switched every `block`; rounds of `seconds` per setup, interleaved.
@@ -841,18 +857,16 @@ fn paired(
     rate: Option<f64>,
 ) {
     for s in setups {
+        let can: Vec<&str> = SETUPS.into_iter().filter(|s| pairable(s)).collect();
         assert!(
-            PAIRABLE.contains(s),
-            "--paired cannot serve {s:?} beside the bare app; it can: {PAIRABLE:?}"
+            pairable(s),
+            "--paired cannot serve {s:?} beside the bare app; it can: {can:?}"
         );
     }
     let mut servers: Vec<Server> = setups.iter().map(|s| Server::start(s, true)).collect();
     let mut counters = Counters::open(dynostats::counters::thread_counters());
     let mut raw_reads: Vec<(f64, String)> = Vec::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = client_runtime();
     let mut results: Vec<Vec<Block>> = vec![Vec::new(); setups.len()];
     runtime.block_on(async {
         for s in servers.iter_mut() {
@@ -952,11 +966,7 @@ fn paired(
          setup's minus the bare app's), and in parentheses the times those threads were switched \
          in per request in the setup's blocks"
     );
-    print!("{:<14}", "setup");
-    for kind in THREAD_KINDS {
-        print!(" {:>20}", kind);
-    }
-    println!();
+    print_thread_kinds_header();
     for (setup, blocks) in setups.iter().zip(&results) {
         let (a, b) = sums(blocks);
         print!("{setup:<14}");
@@ -968,26 +978,7 @@ fn paired(
         }
         println!();
     }
-    raw_reads.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (raw, detail) = raw_reads[raw_reads.len() / 2].clone();
-    println!(
-        "\nraw counter reads of one sampled request, the median of the rounds' (from {:.0} to \
-         {:.0} ns): {detail}",
-        raw_reads[0].0,
-        raw_reads[raw_reads.len() - 1].0
-    );
-    for (setup, added) in added_of {
-        if let Some(rate) = setup
-            .strip_prefix("measure-")
-            .and_then(|r| r.parse::<f64>().ok())
-        {
-            println!(
-                "{setup} adds {added:.3} us of server CPU per request = {:.2}x the reads of one \
-                 sampled request / {rate}",
-                added * 1e3 * rate / raw
-            );
-        }
-    }
+    print_reads_and_ratios(raw_reads, &added_of);
 }
 
 /// The bare blocks' and the chosen blocks' sums.
