@@ -805,7 +805,8 @@ impl ClickHouse {
         sql.text = format!(
             "SELECT timer, path, toString(sum({w} * {exclusive})), \
              toString(sum({w} * {inclusive})), toString(sum({w} * {calls})), \
-             toString(sum({w} * {overhead})), toString(min(ts)){labels} \
+             toString(sum({w} * {overhead})), toString(min(ts)){labels}, \
+             toString(argMin(node, ts)), toString(count()) \
              FROM {db}.profile_nodes WHERE {filter}{endpoint} AND timer != '' \
              GROUP BY timer, path{group} ORDER BY timer, path{group} FORMAT JSONCompact",
             exclusive = wide("exclusive"),
@@ -862,7 +863,20 @@ impl ClickHouse {
                 }
             };
             let saturated = a || b || c || d;
-            rows.push((first, path, text(&row, 0, what)?, sums, saturated, values));
+            // The row's node in its earliest record (a record's paths in
+            // the order of its nodes), and how many nodes it sums (what a
+            // cap that folds the row counts).
+            let at = row.len().saturating_sub(2);
+            let node = number::<u64>(&row, at, what)?;
+            let nodes = number::<u64>(&row, at + 1, what)?;
+            rows.push((
+                (first, node),
+                path,
+                text(&row, 0, what)?,
+                (sums, nodes),
+                saturated,
+                values,
+            ));
         }
         // The tuples in the order the file reader meets them: by their
         // earliest record, then by value (the server's order).
@@ -877,10 +891,11 @@ impl ClickHouse {
         }
         let other = folded_records.map(|records| profiles.summed_label_set(None, records));
         // The paths in the order the file reader meets them, reading records
-        // by `ts`: by their earliest record, a parent before its children
-        // (what decides which are kept under the caps).
+        // by `ts`: by their earliest record, then in the order of its nodes
+        // (what decides which scopes, paths and edges are kept under the
+        // caps).
         rows.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
-        for (_, path, timer, sums, saturated, values) in rows {
+        for (_, path, timer, (sums, nodes), saturated, values) in rows {
             let set = match values {
                 None => None,
                 Some(None) => other,
@@ -888,7 +903,7 @@ impl ClickHouse {
             };
             let names: Vec<&str> = path.iter().map(String::as_str).collect();
             let (summed, scratch, max) = profiles.summed_timer(&timer);
-            summed.add_summed_path(&names, sums, saturated, set, max, scratch);
+            summed.add_summed_path(&names, sums, saturated, set, nodes, max, scratch);
         }
         Ok(())
     }

@@ -149,19 +149,21 @@ fn tree(rng: &mut rng::Rng, name: &str, build: &str, end_ns: u64, slower: f64) -
     let render = 30_000 + rng.below(9_000) as i64;
     let own = 1_000 + rng.below(500) as i64;
     let db = query + decode + inner;
+    // `render` comes first: a record's paths are met in the order of its
+    // nodes, not of their names, and that order decides what a cap keeps.
     let nodes: [crate::cli::Node; 5] = [
         ("", None, 1, own + db + render, own),
-        ("db::query", Some(0), 1 + rng.below(3), db, query),
-        ("db::decode", Some(1), 1, decode + inner, decode),
-        ("db::query", Some(2), 1, inner, inner),
         ("render", Some(0), 1, render, render),
+        ("db::query", Some(0), 1 + rng.below(3), db, query),
+        ("db::decode", Some(2), 1, decode + inner, decode),
+        ("db::query", Some(3), 1, inner, inner),
     ];
     let timer = ["instructions", "cpu_ns"][rng.index(2)];
     let mut r = crate::cli::profile("", 1 + rng.below(1000), timer, 40, &nodes);
     r.name = name.into();
     if let Some(d) = r.detail.as_mut() {
         d.nodes[0].name = name.into();
-        d.nodes[3].recursive = true;
+        d.nodes[4].recursive = true;
     }
     r.ts = end_ns - 1 - rng.below(50 * 60_000_000_000);
     r.cancelled = rng.below(50) == 0;
@@ -930,6 +932,72 @@ fn pprof_labels_agree(engine: &str, f: &Fixture, ch: &dyn Fn(&[&str]) -> Vec<Str
         "{engine}: {}",
         text(&clickhouse.stderr)
     );
+    // The scopes, edges, paths and (path, tuple) pairs met beyond the cap
+    // are counted once per node, as the files count them, though the
+    // server sums each path's nodes into one row; without labels too.
+    let beyond = |out: &Output| {
+        text(&out.stderr)
+            .lines()
+            .find(|l| l.contains("scopes beyond --max-paths"))
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+    };
+    assert!(
+        beyond(&files).is_some_and(|n| n > 100),
+        "{}",
+        text(&files.stderr)
+    );
+    assert_eq!(
+        beyond(&files),
+        beyond(&clickhouse),
+        "{engine}: pprof: {}",
+        text(&clickhouse.stderr)
+    );
+    // The kept scopes, paths and edges too: the server hands the paths
+    // over in the order the file reader meets their nodes.
+    for cap in ["4", "9"] {
+        let top = ["top", "--format", "json", "--max-paths", cap];
+        let (x, y) = (
+            run(&[&top[..], &[&f.sorted]].concat()),
+            run_all(&ch(&[&top[..], &["--all"]].concat())),
+        );
+        if let Err(e) = same_but(&answer(&x, "top"), &answer(&y, "top"), "top", false) {
+            panic!("{engine}: top --max-paths {cap}: the answers differ at {e}");
+        }
+        let folded = ["flamegraph", "--folded", "--max-paths", cap];
+        let (x, y) = (
+            run(&[&folded[..], &[&f.sorted]].concat()),
+            run_all(&ch(&[&folded[..], &["--all"]].concat())),
+        );
+        assert!(text(&x.stdout).contains("<other>"), "{}", text(&x.stdout));
+        assert_eq!(
+            text(&x.stdout),
+            text(&y.stdout),
+            "{engine}: flamegraph --folded --max-paths {cap}"
+        );
+    }
+    let (c, d) = (path("seven.pb.gz"), path("seven-clickhouse.pb.gz"));
+    for (files, clickhouse) in [
+        (
+            run(&["top", "--max-paths", "4", &f.sorted]),
+            run_all(&ch(&["top", "--max-paths", "4", "--all"])),
+        ),
+        (
+            run(&["pprof", "--max-paths", "7", "-o", &c, &f.sorted]),
+            run_all(&ch(&["pprof", "--max-paths", "7", "--all", "-o", &d])),
+        ),
+    ] {
+        assert!(
+            beyond(&files).is_some_and(|n| n > 100),
+            "{}",
+            text(&files.stderr)
+        );
+        assert_eq!(
+            beyond(&files),
+            beyond(&clickhouse),
+            "{engine}: {}",
+            text(&clickhouse.stderr)
+        );
+    }
     if go {
         let ((x, xl), (y, _)) = (samples(&a), samples(&b));
         let spans = xl.iter().filter(|(k, _)| k == "span_id").count();

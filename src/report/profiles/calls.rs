@@ -455,6 +455,12 @@ impl Calls {
     /// With a `label_set` ([`Profiles::summed_label_set`]), the sums are
     /// those of the records carrying its values, and are also summed
     /// under it (what pprof's samples carry).
+    ///
+    /// `nodes` is how many nodes the sums hold: [`Calls::folded_beyond_cap`]
+    /// counts what is folded per node, as [`Calls::add`] meets them. The
+    /// first node of a path may fold what the others then find (its path
+    /// under `<other>`, made once); the callers' names and paths, looked up
+    /// again here, are counted by their own paths' calls, not this one's.
     #[cfg(feature = "clickhouse")]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_summed_path(
@@ -463,6 +469,7 @@ impl Calls {
         (exclusive, inclusive, calls, overhead): (i128, i128, u128, i128),
         saturated: bool,
         label_set: Option<u32>,
+        nodes: u64,
         max: usize,
         s: &mut Scratch,
     ) {
@@ -472,17 +479,33 @@ impl Calls {
         s.names.clear();
         s.paths.clear();
         let mut parent = NONE;
+        let folded = self.folded;
+        let last = path.len() - 1;
         for (i, name) in path.iter().enumerate() {
+            if i == last {
+                // The callers' folds were counted with their own paths.
+                self.folded = folded;
+            }
             let id = self.name_id(name, i == 0, max);
-            parent = self.path_id(parent, id, max);
+            let id_path = self.path_id(parent, id, max);
+            if i == last {
+                // What a second node of the path folds: its lookups again.
+                let first = self.folded;
+                self.name_id(name, i == 0, max);
+                self.path_id(parent, id, max);
+                let again = self.folded - first;
+                self.folded = first + again * nodes.saturating_sub(1);
+            }
+            parent = id_path;
             s.names.push(id);
             s.paths.push(parent);
         }
-        let last = s.names.len() - 1;
         let name = s.names[last];
         let recursive = last > 0 && s.names[1..last].contains(&name);
         let sums = (exclusive, inclusive, calls, overhead);
         self.add_to_scope_and_path(name, s.paths[last], recursive, sums, saturated);
+        // The pair and the edge fold alike for every node.
+        let folded = self.folded;
         if let Some(set) = label_set {
             let key = (s.paths[last], set);
             self.add_to_labels(key, (exclusive, calls, overhead), saturated, max);
@@ -491,6 +514,7 @@ impl Calls {
             let key = (s.names[last - 1], name);
             self.add_to_edge(key, recursive, (inclusive, calls), saturated, max);
         }
+        self.folded = folded + (self.folded - folded) * nodes;
     }
 
     /// The timer's name (`detail.timer`): `instructions`, `cpu_ns` ...
