@@ -494,7 +494,7 @@ impl Calls {
                 self.name_id(name, i == 0, max);
                 self.path_id(parent, id, max);
                 let again = self.folded - first;
-                self.folded = first + again * nodes.saturating_sub(1);
+                self.folded = first.saturating_add(again.saturating_mul(nodes.saturating_sub(1)));
             }
             parent = id_path;
             s.names.push(id);
@@ -514,7 +514,7 @@ impl Calls {
             let key = (s.names[last - 1], name);
             self.add_to_edge(key, recursive, (inclusive, calls), saturated, max);
         }
-        self.folded = folded + (self.folded - folded) * nodes;
+        self.folded = folded.saturating_add((self.folded - folded).saturating_mul(nodes));
     }
 
     /// The timer's name (`detail.timer`): `instructions`, `cpu_ns` ...
