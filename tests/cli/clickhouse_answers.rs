@@ -915,43 +915,37 @@ fn pprof_labels_agree(engine: &str, f: &Fixture, ch: &dyn Fn(&[&str]) -> Vec<Str
         "{engine}: {}",
         text(&clickhouse.stderr)
     );
-    let folded = |out: &Output| {
-        text(&out.stderr)
-            .lines()
-            .find(|l| l.contains("had label values beyond --max-paths"))
-            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+    // A count of what was met beyond the cap, the first number of the
+    // stderr line saying `phrase`: the same from both, and above `least`.
+    // The records folded by label tuple; the scopes, edges, paths and
+    // (path, tuple) pairs counted once per node, as the files count them,
+    // though the server sums each path's nodes into one row.
+    let same_count = |phrase: &str, files: &Output, clickhouse: &Output, least: u64| {
+        let count = |out: &Output| {
+            text(&out.stderr)
+                .lines()
+                .find(|l| l.contains(phrase))
+                .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        };
+        assert!(
+            count(files).is_some_and(|n| n > least),
+            "{phrase}: {}",
+            text(&files.stderr)
+        );
+        assert_eq!(
+            count(files),
+            count(clickhouse),
+            "{engine}: {phrase}: {}",
+            text(&clickhouse.stderr)
+        );
     };
-    assert!(
-        folded(&files).is_some_and(|n| n > 50),
-        "{}",
-        text(&files.stderr)
+    same_count(
+        "had label values beyond --max-paths",
+        &files,
+        &clickhouse,
+        50,
     );
-    assert_eq!(
-        folded(&files),
-        folded(&clickhouse),
-        "{engine}: {}",
-        text(&clickhouse.stderr)
-    );
-    // The scopes, edges, paths and (path, tuple) pairs met beyond the cap
-    // are counted once per node, as the files count them, though the
-    // server sums each path's nodes into one row; without labels too.
-    let beyond = |out: &Output| {
-        text(&out.stderr)
-            .lines()
-            .find(|l| l.contains("scopes beyond --max-paths"))
-            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-    };
-    assert!(
-        beyond(&files).is_some_and(|n| n > 100),
-        "{}",
-        text(&files.stderr)
-    );
-    assert_eq!(
-        beyond(&files),
-        beyond(&clickhouse),
-        "{engine}: pprof: {}",
-        text(&clickhouse.stderr)
-    );
+    same_count("scopes beyond --max-paths", &files, &clickhouse, 100);
     // The kept scopes, paths and edges too: the server hands the paths
     // over in the order the file reader meets their nodes.
     for cap in ["4", "9"] {
@@ -986,17 +980,7 @@ fn pprof_labels_agree(engine: &str, f: &Fixture, ch: &dyn Fn(&[&str]) -> Vec<Str
             run_all(&ch(&["pprof", "--max-paths", "7", "--all", "-o", &d])),
         ),
     ] {
-        assert!(
-            beyond(&files).is_some_and(|n| n > 100),
-            "{}",
-            text(&files.stderr)
-        );
-        assert_eq!(
-            beyond(&files),
-            beyond(&clickhouse),
-            "{engine}: {}",
-            text(&clickhouse.stderr)
-        );
+        same_count("scopes beyond --max-paths", &files, &clickhouse, 100);
     }
     if go {
         let ((x, xl), (y, _)) = (samples(&a), samples(&b));

@@ -488,7 +488,7 @@ impl Calls {
             }
             let id = self.name_id(name, i == 0, max);
             let id_path = self.path_id(parent, id, max);
-            if i == last {
+            if i == last && nodes > 1 {
                 // What a second node of the path folds: its lookups again.
                 let first = self.folded;
                 self.name_id(name, i == 0, max);
