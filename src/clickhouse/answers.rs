@@ -29,7 +29,8 @@ use serde_json::Value;
 
 use super::client::{ClickHouseError, Client};
 use super::schema::{
-    Dialect, SCHEMA_VERSION, SKETCH_VERSION, SKETCHED, Schema, bucket_of, metric_tuples,
+    Dialect, FUNCTIONS_VERSION, SCHEMA_VERSION, SCOPE_FIRST, SCOPE_UNKNOWN, SKETCH_VERSION,
+    SKETCHED, Schema, bucket_of, metric_tuples,
 };
 use crate::record::RecordKind;
 use crate::report::compare::{RowKind, Side};
@@ -547,39 +548,102 @@ impl ClickHouse {
                 &row.summary,
             );
         }
-        for (_, scope, summary) in self.functions(selection)? {
-            side.add_summary(RowKind::Function, None, &scope, &summary);
-        }
         // A side filters records of every kind.
         let c = self.counts(selection, rollup)?;
+        let from_rollup = rollup && self.functions_rollup_holds(selection, c.profiles.1)?;
+        for (_, scope, summary) in self.functions(selection, from_rollup)? {
+            side.add_summary(RowKind::Function, None, &scope, &summary);
+        }
         side.count_records(c.all(), c.all() - c.records.1 - c.profiles.1 - c.status.1);
         Ok(side)
     }
 
+    /// Whether `rollup_functions` holds every profile record of
+    /// `selection` (`profiles` of them in the raw rows) with its amounts:
+    /// a database of schema version 4, as many profile records in the
+    /// rollup as in the raw rows (none loaded before the upgrade, none
+    /// past the raw rows' retention), and none written without amounts
+    /// (by a writer of an earlier release, or by the collector tier's
+    /// view).
+    fn functions_rollup_holds(
+        &self,
+        selection: &Selection,
+        profiles: u64,
+    ) -> Result<bool, AnswerError> {
+        if self.schema_version()? < FUNCTIONS_VERSION {
+            return Ok(false);
+        }
+        let mut sql = Sql::new(self.dialect);
+        let filter = self.filter_on(&mut sql, selection, true);
+        sql.text = format!(
+            "SELECT toString(sum(profiles)), toString(sum(unknown)) FROM {}.rollup_functions \
+             WHERE {filter} FORMAT JSONCompact",
+            self.database
+        );
+        let what = "compare side: profile records in rollup_functions";
+        let row = self.one_row(what, sql)?;
+        if let Ok(mut log) = self.queries.lock() {
+            if let Some(q) = log.last_mut() {
+                q.set_aside = true;
+            }
+        }
+        Ok(number::<u64>(&row, 0, what)? == profiles && number::<u64>(&row, 1, what)? == 0)
+    }
+
     /// Per profiled scope and timer: the summary of its inclusive amount
     /// per profile record that entered it (recursion counted once, as
-    /// [`Side`] counts it), over the completed profile records selected.
-    /// A record's rows are told apart by its `ts`, `pid`, `id`, name and
-    /// weight.
+    /// [`Side`] counts it), over the completed profile records selected:
+    /// from `rollup_functions` when `from_rollup`, else from the raw rows.
+    /// There, a record's amount per scope is on one of its rows
+    /// (`scope_first`, schema version 4); the rows of a record written
+    /// without it are grouped per record, told apart by its `ts`, `pid`,
+    /// `id`, name and weight.
     fn functions(
         &self,
         selection: &Selection,
+        from_rollup: bool,
     ) -> Result<Vec<(Metric, String, Summary)>, AnswerError> {
         let mut sql = Sql::new(self.dialect);
-        let filter = self.filter(&mut sql, selection);
         let (mut inner, mut outer) = (String::new(), String::new());
-        let sums = self.raw_sums("1", &self.wide("amount"), "0");
-        self.values_sql("f", &sums, (&mut inner, &mut outer));
         let db = &self.database;
-        sql.text = format!(
-            "SELECT k0, k1{outer} FROM (SELECT timer AS k0, scope AS k1{inner} FROM (\
-             SELECT timer, scope, weight, \
-             sum(if(has(arraySlice(path, 2, length(path) - 2), scope), 0, inclusive)) AS amount \
-             FROM {db}.profile_nodes WHERE {filter} AND node > 0 AND forced = 0 \
-             AND cancelled = 0 AND error = '' \
-             GROUP BY ts, pid, id, name, weight, timer, scope) GROUP BY k0, k1) \
-             ORDER BY k0, k1 FORMAT JSONCompact"
-        );
+        if from_rollup {
+            let filter = self.filter_on(&mut sql, selection, true);
+            self.values_sql(
+                "f",
+                &ClickHouse::rollup_sums("amount"),
+                (&mut inner, &mut outer),
+            );
+            sql.text = format!(
+                "SELECT k0, k1{outer} FROM (SELECT timer AS k0, scope AS k1{inner} \
+                 FROM {db}.rollup_functions WHERE {filter} GROUP BY k0, k1) \
+                 WHERE f_samples > 0 ORDER BY k0, k1 FORMAT JSONCompact"
+            );
+        } else {
+            let filter = self.filter(&mut sql, selection);
+            let sums = self.raw_sums("1", &self.wide("amount"), "0");
+            self.values_sql("f", &sums, (&mut inner, &mut outer));
+            let completed = "node > 0 AND forced = 0 AND cancelled = 0 AND error = ''";
+            let per_record = format!(
+                "SELECT timer, scope, weight, \
+                 sum(if(has(arraySlice(path, 2, length(path) - 2), scope), 0, inclusive)) AS amount \
+                 FROM {db}.profile_nodes WHERE {filter} AND {completed}"
+            );
+            let group = "GROUP BY ts, pid, id, name, weight, timer, scope";
+            let rows = if self.schema_version()? < FUNCTIONS_VERSION {
+                format!("{per_record} {group}")
+            } else {
+                format!(
+                    "SELECT timer, scope, weight, scope_inclusive AS amount \
+                     FROM {db}.profile_nodes WHERE {filter} AND {completed} \
+                     AND scope_first = {SCOPE_FIRST} UNION ALL \
+                     {per_record} AND scope_first = {SCOPE_UNKNOWN} {group}"
+                )
+            };
+            sql.text = format!(
+                "SELECT k0, k1{outer} FROM (SELECT timer AS k0, scope AS k1{inner} FROM ({rows}) \
+                 GROUP BY k0, k1) ORDER BY k0, k1 FORMAT JSONCompact"
+            );
+        }
         let what = "compare side: profiled functions";
         let mut out = Vec::new();
         for row in self.run(what, sql)? {

@@ -267,6 +267,42 @@ impl Client {
         self.post(&all, data).map(drop)
     }
 
+    /// The names of the columns of each table of `database` on the server
+    /// (`system.columns`), by table: none for a database that is not there.
+    pub fn columns(
+        &self,
+        database: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ClickHouseError> {
+        // A string literal (18.16 has no query parameters).
+        let literal = database.replace('\\', "\\\\").replace('\'', "\\'");
+        let text = self.query(&format!(
+            "SELECT table, name FROM system.columns WHERE database = '{literal}' \
+             FORMAT TabSeparated"
+        ))?;
+        let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for line in text.lines() {
+            if let Some((table, column)) = line.split_once('\t') {
+                out.entry(table.to_string())
+                    .or_default()
+                    .push(column.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `database`'s `profile_nodes` has the columns of schema
+    /// version 4 (`scope_first`, `scope_inclusive`). A writer into a table
+    /// without them (a database not yet upgraded) has the server skip
+    /// them: `input_format_skip_unknown_fields`.
+    pub fn has_scope_columns(&self, database: &str) -> Result<bool, ClickHouseError> {
+        let columns = self.columns(database)?;
+        Ok(columns.get("profile_nodes").is_some_and(|c| {
+            super::schema::ADDED_IN_4
+                .iter()
+                .all(|a| c.iter().any(|h| h == a))
+        }))
+    }
+
     /// The server's version, `(major, minor)`.
     pub fn version(&self) -> Result<(u32, u32), ClickHouseError> {
         let text = self.query("SELECT version()")?;

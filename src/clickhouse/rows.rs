@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::schema::Table;
+use super::schema::{SCOPE_FIRST, SCOPE_OTHER, Table};
 use crate::record::{Record, RecordKind};
 use crate::report::output::json_string;
 
@@ -231,6 +231,12 @@ fn profile_rows(out: &mut String, r: &Record) -> u64 {
         path.push(node.name.as_str());
         paths.push(path);
     }
+    // Per node: the amount its name adds to the record's profiled
+    // function, on the name's first node only (see [`SCOPE_FIRST`]).
+    let mut firsts: Vec<Option<i64>> = vec![None; nodes.len()];
+    for (first, amount) in crate::profile::view::scope_amounts(nodes) {
+        firsts[first] = Some(amount);
+    }
     for (i, (node, path)) in nodes.iter().zip(&paths).enumerate() {
         let mut row = Row::new(out);
         common(&mut row, r);
@@ -272,6 +278,12 @@ fn profile_rows(out: &mut String, r: &Record) -> u64 {
         row.strs("stat_names", stats.clone().map(|(k, _)| k.as_str()));
         row.nums("stat_values", stats.map(|(_, v)| *v));
         row.num("v", r.v);
+        let (first, amount) = match firsts[i] {
+            Some(amount) => (SCOPE_FIRST, amount),
+            None => (SCOPE_OTHER, 0),
+        };
+        row.num("scope_first", first);
+        row.num("scope_inclusive", amount);
         row.end();
     }
     nodes.len() as u64
@@ -368,6 +380,62 @@ mod tests {
             "{}",
             nodes[1]
         );
+    }
+
+    /// The value of `"key":` in a flat JSON object line.
+    fn value<'a>(line: &'a str, key: &str) -> &'a str {
+        let at = line.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
+        let rest = &line[at..];
+        &rest[..rest.find([',', '}']).unwrap()]
+    }
+
+    #[test]
+    fn each_name_s_amount_is_on_its_first_node_recursion_counted_once() {
+        let mut p = Record::new(RecordKind::Profile, "/r");
+        let node = |name: &str, parent: Option<u32>, inclusive: i64| ProfileNode {
+            name: name.into(),
+            parent,
+            calls: 1,
+            inclusive,
+            exclusive: 0,
+            ..Default::default()
+        };
+        // /r -> f -> g -> f (recursive: inside the first f's 50), and a
+        // second g under the root; a node named like the root below it.
+        let nodes = vec![
+            node("/r", None, 100),
+            node("f", Some(0), 50),
+            node("g", Some(1), 30),
+            node("f", Some(2), 20),
+            node("g", Some(0), 7),
+            node("/r", Some(0), 3),
+        ];
+        p.detail = Some(Box::new(Detail {
+            nodes,
+            ..Default::default()
+        }));
+        let mut rows = Rows::new();
+        rows.push(&p);
+        let got: Vec<(String, String)> = rows
+            .text(Table::ProfileNodes)
+            .lines()
+            .map(|l| {
+                (
+                    value(l, "scope_first").to_string(),
+                    value(l, "scope_inclusive").to_string(),
+                )
+            })
+            .collect();
+        let want = [
+            (SCOPE_OTHER, 0),
+            (SCOPE_FIRST, 50),
+            (SCOPE_FIRST, 37),
+            (SCOPE_OTHER, 0),
+            (SCOPE_OTHER, 0),
+            (SCOPE_FIRST, 3),
+        ]
+        .map(|(f, a)| (f.to_string(), a.to_string()));
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -4,8 +4,12 @@
 
 use std::fmt::Write as _;
 
+mod functions;
 mod ingest;
 mod sketch;
+
+#[cfg(feature = "clickhouse")]
+pub(crate) use functions::{ADDED_IN_4, FUNCTIONS_VERSION};
 
 #[cfg(feature = "clickhouse")]
 pub(crate) use sketch::{SKETCHED, metric_tuples};
@@ -18,15 +22,18 @@ use crate::report::Sketch;
 /// `docs/clickhouse.md`, "Upgrades"). The shipped DDL writes it into the
 /// table `schema_version`; `dynostats load` and `ClickHouseSink` refuse a
 /// database whose tables do not take their rows
-/// ([`takes_rows_of_this_release`]). Version 3 added `rollup_sketch`; `dynostats
-/// clickhouse init` upgrades a version 2 database to it.
-pub const SCHEMA_VERSION: u32 = 3;
+/// ([`takes_rows_of_this_release`]). Version 3 added `rollup_sketch`;
+/// version 4 the `profile_nodes` columns `scope_first` and
+/// `scope_inclusive` and `rollup_functions`. `dynostats clickhouse init`
+/// upgrades a version 2 or 3 database.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema version whose tables take the rows this release
-/// writes. Version 3 added a rollup table and left the raw tables as they
-/// were, so a loader or sink of this release writes into a version 2
-/// database too: a fleet upgrades its writers first, then the database
-/// (`dynostats clickhouse init`), never both at once.
+/// writes. Versions 3 and 4 added rollup tables and two `profile_nodes`
+/// columns, which a loader or sink of this release leaves out where the
+/// table lacks them (`input_format_skip_unknown_fields`), so it writes
+/// into a version 2 database too: a fleet upgrades its writers first,
+/// then the database (`dynostats clickhouse init`), never both at once.
 pub const ROWS_SINCE: u32 = 2;
 
 /// Whether a database whose `schema_version` table says `version` (its
@@ -38,6 +45,21 @@ pub fn takes_rows_of_this_release(version: &str) -> bool {
         .parse::<u32>()
         .is_ok_and(|v| (ROWS_SINCE..=SCHEMA_VERSION).contains(&v))
 }
+
+/// `scope_first` of a `profile_nodes` row whose `scope_inclusive` was not
+/// computed: a row written before schema version 4, by a writer that
+/// leaves the column out, or by the collector tier's view (the column's
+/// default). Per-function answers group such records' rows by record.
+pub(crate) const SCOPE_UNKNOWN: u8 = 0;
+/// `scope_first` of the first node of its name below the root:
+/// `scope_inclusive` holds the name's inclusive amount in the record,
+/// recursion counted once (what a comparison counts per profiled function),
+/// so per-function sums need no grouping by record.
+pub(crate) const SCOPE_FIRST: u8 = 1;
+/// `scope_first` of the other rows of a record whose amounts were
+/// computed (the root, and every later node of a name): `scope_inclusive`
+/// is 0.
+pub(crate) const SCOPE_OTHER: u8 = 2;
 
 /// The first version with `rollup_sketch`.
 #[cfg(feature = "clickhouse")]
@@ -189,8 +211,12 @@ const PROFILE_NODES: &[Column] = &{
         low_array("stat_names"),
         same("stat_values", "Array(UInt64)"),
         same("v", "UInt8"),
+        // Last, where `ALTER TABLE ... ADD COLUMN` puts them on a table
+        // made before schema version 4.
+        same("scope_first", "UInt8"),
+        same("scope_inclusive", "Int64"),
     ];
-    concat::<11, 25, 36>(common, rest)
+    concat::<11, 27, 38>(common, rest)
 };
 
 const STATUS: &[Column] = &[
@@ -513,6 +539,7 @@ impl Schema {
                 ),
             });
             out.extend(self.rollup_sketch());
+            out.extend(self.rollup_functions());
             out.extend(self.ingest());
         }
         out.push(Statement {
@@ -813,12 +840,12 @@ mod tests {
 
     #[test]
     fn writers_take_the_versions_whose_tables_hold_their_rows() {
-        for v in ["2", "3", "3\n", " 2 "] {
+        for v in ["2", "3", "4", "4\n", " 2 "] {
             assert!(takes_rows_of_this_release(v), "{v:?}");
         }
         // Before the raw tables took these rows, after this release, and
         // what a server prints for an empty table or a broken answer.
-        for v in ["1", "4", "0", "", "x", "-3"] {
+        for v in ["1", "5", "0", "", "x", "-3"] {
             assert!(!takes_rows_of_this_release(v), "{v:?}");
         }
     }
@@ -875,7 +902,7 @@ mod tests {
     #[test]
     fn sketches_are_rows_of_their_own_table_fed_from_the_shards_records() {
         let sql = Schema::new().sql();
-        assert!(sql.starts_with("-- dynostats schema version 3"), "{sql}");
+        assert!(sql.starts_with("-- dynostats schema version 4"), "{sql}");
         assert!(sql.contains(
             "CREATE TABLE IF NOT EXISTS dynostats.rollup_sketch (\n    kind LowCardinality(String)"
         ));
@@ -904,6 +931,74 @@ mod tests {
         assert!(cluster.contains("FROM dynostats.records_local AS r ARRAY JOIN"));
         let old = Schema::new().dialect(Dialect::Compat1816).sql();
         assert!(!old.contains("rollup_sketch"));
+    }
+
+    #[test]
+    fn functions_are_summed_per_minute_from_the_rows_that_carry_them() {
+        let sql = Schema::new().sql();
+        assert!(sql.contains("scope_first UInt8,\n    scope_inclusive Int64\n) ENGINE"));
+        assert!(sql.contains(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS dynostats.rollup_functions_mv TO \
+             dynostats.rollup_functions AS SELECT name, build, timer, scope"
+        ));
+        assert!(sql.contains(
+            "countIf(r.node = 0 AND r.scope_first = 0) AS unknown, countIf(r.node > 0 AND \
+             r.forced = 0 AND r.cancelled = 0 AND r.error = '' AND r.scope_first = 1) AS \
+             amount_samples"
+        ));
+        assert!(sql.contains("FROM dynostats.profile_nodes AS r GROUP BY"));
+        let at = |what: &str| sql.find(what).unwrap();
+        assert!(at("dynostats.profile_nodes (") < at("rollup_functions_mv TO"));
+        let cluster = Schema::new().cluster("fleet").sql();
+        assert!(cluster.contains("FROM dynostats.profile_nodes_local AS r GROUP BY"));
+        let old = Schema::new().dialect(Dialect::Compat1816).sql();
+        assert!(!old.contains("rollup_functions"));
+        assert!(old.contains("scope_first UInt8"));
+    }
+
+    #[test]
+    fn tables_made_before_version_4_get_its_columns() {
+        let old: Vec<String> = ["ts", "node", "v"].map(String::from).to_vec();
+        let one: Vec<String> = ["ts", "scope_first"].map(String::from).to_vec();
+        let s = Schema::new();
+        assert!(s.column_upgrades(&|_| None).is_empty(), "a new database");
+        let sql: Vec<String> = s
+            .column_upgrades(&|t| (t == "profile_nodes").then(|| old.clone()))
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
+        assert_eq!(
+            sql,
+            [
+                "ALTER TABLE dynostats.profile_nodes ADD COLUMN scope_first UInt8, \
+              ADD COLUMN scope_inclusive Int64"
+            ]
+        );
+        let sql: Vec<String> = s
+            .column_upgrades(&|_| Some(one.clone()))
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
+        assert_eq!(
+            sql,
+            ["ALTER TABLE dynostats.profile_nodes ADD COLUMN scope_inclusive Int64"]
+        );
+        let all = PROFILE_NODES
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect::<Vec<_>>();
+        assert!(s.column_upgrades(&|_| Some(all.clone())).is_empty());
+        let cluster = Schema::new().cluster("fleet");
+        let sql: Vec<String> = cluster
+            .column_upgrades(&|_| Some(old.clone()))
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
+        assert_eq!(sql.len(), 2);
+        assert!(
+            sql[0].starts_with("ALTER TABLE dynostats.profile_nodes_local ON CLUSTER fleet ADD")
+        );
+        assert!(sql[1].starts_with("ALTER TABLE dynostats.profile_nodes ON CLUSTER fleet ADD"));
     }
 
     #[test]

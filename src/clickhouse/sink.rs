@@ -204,6 +204,8 @@ struct Features {
     async_insert: bool,
     dedup_token: bool,
     async_dedup: bool,
+    /// `profile_nodes` has the columns of schema version 4.
+    scope_columns: bool,
 }
 
 /// Records waiting to be inserted together.
@@ -385,6 +387,7 @@ impl ClickHouseSink {
             async_insert: self.config.async_insert && has("async_insert"),
             dedup_token: has("insert_deduplication_token"),
             async_dedup: has("async_insert_deduplicate"),
+            scope_columns: self.client.has_scope_columns(&self.config.database)?,
         };
         self.features = Some(f);
         Ok(f)
@@ -467,6 +470,10 @@ impl ClickHouseSink {
             let insert = format!("INSERT INTO {database}.{} FORMAT JSONEachRow", table.name());
             let token = format!("{}-{}", chunk.token, table.name());
             let mut settings = vec![("insert_distributed_sync", "1")];
+            if table == Table::ProfileNodes && !features.scope_columns {
+                // A database not yet upgraded to schema version 4.
+                settings.push(("input_format_skip_unknown_fields", "1"));
+            }
             if features.async_insert {
                 settings.push(("async_insert", "1"));
                 settings.push(("wait_for_async_insert", "1"));

@@ -32,6 +32,28 @@ pub(crate) fn is_recursive(
     false
 }
 
+/// Per name of a record's nodes below the root: the index of its first
+/// node and its inclusive amount, recursion counted once ([`is_recursive`]:
+/// a recursive node adds 0), summed saturating; in the order the names
+/// first appear. What a comparison adds per profiled function and record
+/// (`Side`), and what the ClickHouse rows carry on each name's first node
+/// (`scope_first`, `scope_inclusive`), so both count the same.
+pub(crate) fn scope_amounts(nodes: &[ProfileNode]) -> Vec<(usize, i64)> {
+    let mut out: Vec<(usize, i64)> = Vec::new();
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        let recursive = is_recursive(nodes, i, |a| nodes[a].name == node.name);
+        let amount = if recursive { 0 } else { node.inclusive };
+        match out
+            .iter_mut()
+            .find(|(first, _)| nodes[*first].name == node.name)
+        {
+            Some((_, total)) => *total = total.saturating_add(amount),
+            None => out.push((i, amount)),
+        }
+    }
+    out
+}
+
 /// A name as one frame of a folded stack: `;` (the frame separator)
 /// becomes `:`, and what must not reach a terminal or break a line is
 /// escaped as in every other output ([`escape_name`]).

@@ -11,7 +11,7 @@ use super::filter::LabelFilters;
 use super::metric::Metric;
 use super::stats::Moments;
 use super::summary::Summary;
-use crate::profile::view::is_recursive;
+use crate::profile::view::scope_amounts;
 use crate::record::{Record, RecordKind};
 
 /// The metrics a comparison keeps moments of, in this order.
@@ -162,17 +162,8 @@ impl Groups {
         };
         // Per name: the inclusive amount, recursion counted once.
         let nodes = &detail.nodes;
-        let mut names: Vec<(&str, i64)> = Vec::new();
-        for (i, node) in nodes.iter().enumerate().skip(1) {
-            let recursive = is_recursive(nodes, i, |a| nodes[a].name == node.name);
-            let amount = if recursive { 0 } else { node.inclusive };
-            match names.iter_mut().find(|(n, _)| *n == node.name) {
-                Some((_, total)) => *total = total.saturating_add(amount),
-                None => names.push((&node.name, amount)),
-            }
-        }
-        for (name, amount) in names {
-            let (row, folded) = self.row(RowKind::Function, None, name);
+        for (first, amount) in scope_amounts(nodes) {
+            let (row, folded) = self.row(RowKind::Function, None, &nodes[first].name);
             row.add_amount(metric, i128::from(amount), record.weight);
             self.folded += u64::from(folded);
         }

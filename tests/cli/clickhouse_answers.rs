@@ -1242,6 +1242,24 @@ fn rollup_agrees(url: &str, f: &Fixture) {
             text(&out.stderr)
         );
     }
+    // Every profile record was written with its amounts per function:
+    // a comparison's functions come from rollup_functions too.
+    let out = run_all(&ch(
+        &[
+            "compare",
+            "--all",
+            "--base",
+            "build=b41",
+            "--against",
+            "build=b42",
+        ],
+        "rollup",
+    ));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(".rollup_functions (profiled") && !stderr.contains(".profile_nodes (raw"),
+        "{stderr}"
+    );
     // Beyond the rollup: refused when asked for, raw rows with auto.
     for args in [
         &["report", "--all", "--by", "status"][..],
@@ -1349,16 +1367,19 @@ fn answers_from_current_clickhouse_equal_the_files() {
 
 /// A database of schema version 2 (`tests/clickhouse/schema_v2.sql`: what
 /// `dynostats clickhouse schema` printed before version 3) holding
-/// records: a loader of version 3 refuses it; `init` upgrades it (the
-/// sketch table and its view, the version row) and no answer goes wrong:
-/// the rollup's sketches, without the records loaded before, are refused
-/// with `--source rollup` and passed over by `auto`, except for a range
-/// of records loaded since; after `init --backfill` the rollup answers
-/// as the files do.
+/// records: this release's loader writes into it (leaving out the
+/// columns it lacks); `init` upgrades it (the sketch table and its view,
+/// the columns of version 4 and `rollup_functions`, the version row) and
+/// no answer goes wrong: the rollup's sketches, without the records
+/// loaded before, are refused with `--source rollup` and passed over by
+/// `auto`, except for a range of records loaded since; after `init
+/// --backfill` the rollup answers as the files do. The profile records
+/// loaded before have no amounts per function: comparisons read their
+/// rows per record, beside the newer ones' amounts.
 #[test]
-fn a_version_2_database_upgrades_to_version_3() {
+fn a_version_2_database_upgrades_to_this_version() {
     use dynostats::clickhouse::{Client, Server};
-    let test = "a_version_2_database_upgrades_to_version_3";
+    let test = "a_version_2_database_upgrades_to_this_version";
     let Some(standin) = crate::ch::Standin::start(test) else {
         return;
     };
@@ -1424,9 +1445,65 @@ fn a_version_2_database_upgrades_to_version_3() {
     let load = || run(&["load", "--clickhouse", &url, "--batch", "2500", &n]);
     let out = run(&["clickhouse", "init", "--clickhouse", &url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(version(), "3");
+    assert_eq!(version(), dynostats::clickhouse::SCHEMA_VERSION.to_string());
+    assert!(client.has_scope_columns("dynostats").unwrap());
     let out = load();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Init run again adds nothing (the columns are there).
+    let out = run(&["clickhouse", "init", "--clickhouse", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The older profile records have no amounts per function (their rows
+    // read 0 in the columns added) nor rows in rollup_functions: a
+    // comparison groups their rows per record, the newer ones' are
+    // summed as they are, and a side holding both adds the two.
+    let unknown = client
+        .query(
+            "SELECT countIf(scope_first = 0), countIf(scope_first = 1) \
+             FROM dynostats.profile_nodes FORMAT TabSeparated",
+        )
+        .unwrap();
+    let counts: Vec<u64> = unknown
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(counts[0] > 0 && counts[1] > 0, "{unknown}");
+    let split = (end - 50 * 60_000_000_000).to_string();
+    let until = (end + 60_000_000_000).to_string();
+    let mixed = [
+        "compare",
+        "--format",
+        "json",
+        "--base-from",
+        "0",
+        "--base-until",
+        &until,
+        "--from",
+        &split,
+        "--clickhouse",
+        &url,
+        "--source",
+    ];
+    let files = ["compare", "--format", "json", &a, "--against", &n];
+    for (source, tables) in [
+        ("raw", &[".profile_nodes (raw rows)"][..]),
+        (
+            "rollup",
+            &[".profile_nodes (raw rows)", ".rollup_functions (profiled"][..],
+        ),
+    ] {
+        let mut args = mixed.to_vec();
+        args.push(source);
+        let c = agree(&format!("mixed rows, {source}"), &files, &args);
+        assert!(
+            c.to_string().contains("\"function\""),
+            "the fixture compares functions: {c}"
+        );
+        let stderr = text(&run_all(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).stderr);
+        for table in tables {
+            assert!(stderr.contains(table), "{source}: {table}: {stderr}");
+        }
+    }
 
     let report = |source: &str, range: &[&str]| {
         let mut args = vec!["report", "--format", "json", "--clickhouse", &url];
@@ -1526,12 +1603,12 @@ fn a_version_2_database_upgrades_to_version_3() {
 
     // A database of a version this release does not know is refused.
     client
-        .query("INSERT INTO dynostats.schema_version (version) VALUES (4)")
+        .query("INSERT INTO dynostats.schema_version (version) VALUES (5)")
         .unwrap();
     let out = load();
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("schema version 4, this loader writes into versions 2 to 3"),
+        text(&out.stderr).contains("schema version 5, this loader writes into versions 2 to 4"),
         "{}",
         text(&out.stderr)
     );

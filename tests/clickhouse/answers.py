@@ -357,6 +357,20 @@ def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
         fail("the rollup fed by the collector's way differs from the export's")
     if q(sketch_sql.format(db="dynostats")) != q(sketch_sql.format(db="fleet")):
         fail("the rollup_sketch fed by the collector's way differs from the export's")
+    # The amounts per function: computed by the collector's view in SQL,
+    # by the exporter in Rust; every profile record has them.
+    moments = ["samples", "events", "n", "sum", "sum_sq", "w2", "w2_sum", "w2_sum_sq"]
+    fsums = "toString(sum(profiles)), toString(sum(unknown)), " + ", ".join(
+        f"toString(sum(amount_{m}))" for m in moments)
+    by = "name, build, timer, scope, bucket"
+    a = q(f"SELECT {by}, {fsums} FROM dynostats.rollup_functions GROUP BY {by} ORDER BY {by}")
+    b = q(f"SELECT {by}, {fsums} FROM fleet.rollup_functions GROUP BY {by} ORDER BY {by}")
+    if a != b:
+        fail("the rollup_functions fed by the collector's way differs from the export's")
+    totals = q("SELECT sum(profiles), sum(unknown), countIf(amount_samples > 0) "
+               "FROM fleet.rollup_functions").split()
+    if int(totals[0]) == 0 or int(totals[1]) != 0 or int(totals[2]) == 0:
+        fail(f"rollup_functions: profiles, unknown, rows with amounts: {totals}")
 
     answers = {}
     for name, sql in QUERIES.items():

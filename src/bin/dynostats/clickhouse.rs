@@ -24,9 +24,10 @@ enum ClickhouseCommand {
     Schema(SchemaOptions),
     /// Runs the DDL on a server (the dialect from the server's version
     /// unless --compat is given). Statements that exist already are kept:
-    /// on a database of schema version 2 it adds the rollup's sketches
-    /// (version 3); --backfill then makes them for the records loaded
-    /// before.
+    /// on a database of schema version 2 or 3 it adds what came since (the
+    /// rollup's sketches in version 3; two profile_nodes columns and the
+    /// functions' rollup in version 4); --backfill then makes the sketches
+    /// for the records loaded before.
     #[command(
         after_help = "EXAMPLES:\n  dynostats clickhouse init --clickhouse http://127.0.0.1:8123/\n  \
         dynostats clickhouse init --backfill --clickhouse http://127.0.0.1:8123/"
@@ -173,7 +174,14 @@ fn run_init(args: &InitArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    for statement in schema.statements() {
+    // Columns of a later schema version on tables made before go first:
+    // the views made after read them.
+    let existing = match client.columns(schema.database_name()) {
+        Ok(tables) => tables,
+        Err(e) => return refused(&e),
+    };
+    let upgrades = schema.column_upgrades(&|table| existing.get(table).cloned());
+    for statement in upgrades.into_iter().chain(schema.statements()) {
         if let Err(e) = client.query(&statement.sql) {
             eprintln!("dynostats: making {}: {e}", statement.makes);
             return refused(&e);

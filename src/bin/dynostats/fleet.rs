@@ -51,8 +51,10 @@ pub(crate) struct Fleet {
     /// (the records: any label, splits, exact quantiles), or `auto` (the
     /// rollup where it can answer: labels build only, times and windows
     /// on whole minutes, and for a report sketches that hold every record
-    /// of the range; else the raw rows). Call trees are always read from
-    /// the raw rows.
+    /// of the range; else the raw rows). Call trees are read from the raw
+    /// rows; a comparison's profiled functions from the rollup
+    /// (`rollup_functions`) where it holds every profile record of the
+    /// range with its amounts, else from the raw rows.
     #[arg(
         long,
         default_value = "auto",
@@ -191,6 +193,11 @@ impl Fleet {
             tables.push(format!(
                 "{db_name}.rollup_sketch (quantiles per build and hour: exact where each bucket \
                  holds one value, else within 1/128)"
+            ));
+        }
+        if read("rollup_functions") {
+            tables.push(format!(
+                "{db_name}.rollup_functions (profiled functions per build and minute)"
             ));
         }
         for table in ["records", "profile_nodes", "status"] {

@@ -90,6 +90,9 @@ struct Loader<'a> {
     batch: u64,
     attempts: u32,
     dedup_tokens: bool,
+    /// `profile_nodes` has the columns of schema version 4 (else the
+    /// server skips them).
+    scope_columns: bool,
     /// Records before this (ns) would be dropped by the tables' TTL.
     expired_before: Option<(u64, u32)>,
     labels: Vec<(String, String)>,
@@ -214,6 +217,10 @@ impl Loader<'_> {
                 table.name()
             );
             let mut settings = vec![("insert_distributed_sync", "1")];
+            if table == Table::ProfileNodes && !self.scope_columns {
+                // A database not yet upgraded to schema version 4.
+                settings.push(("input_format_skip_unknown_fields", "1"));
+            }
             if self.dedup_tokens {
                 settings.push(("insert_deduplicate", "1"));
                 settings.push(("insert_deduplication_token", token.as_str()));
@@ -358,6 +365,10 @@ pub(crate) fn run(args: &LoadArgs) -> u8 {
             return refused_status(&e);
         }
     }
+    let scope_columns = match client.has_scope_columns(&args.database) {
+        Ok(has) => has,
+        Err(e) => return refused(&e),
+    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -377,6 +388,7 @@ pub(crate) fn run(args: &LoadArgs) -> u8 {
         batch: args.batch,
         attempts: args.attempts,
         dedup_tokens: version >= (22, 2),
+        scope_columns,
         expired_before,
         labels: args.inputs.labels.clone(),
         rows: Rows::new(),

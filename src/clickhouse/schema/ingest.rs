@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Schema, Statement, Table};
+use super::{SCOPE_FIRST, SCOPE_OTHER, Schema, Statement, Table};
 
 /// Levels of a call tree the views follow up from a node to make its path:
 /// twice the profiler's default `max_depth` (64), its root and its overflow
@@ -82,6 +82,8 @@ fn profile(column: &str) -> Option<String> {
         "overhead" => at_root("JSONExtractInt(detail, 'overhead')", "0"),
         "stat_names" => at_root("arrayMap(x -> x.1, stats)", "[]"),
         "stat_values" => at_root("arrayMap(x -> x.2, stats)", "CAST([], 'Array(UInt64)')"),
+        "scope_first" => format!("toUInt8(if(firsts[i], {SCOPE_FIRST}, {SCOPE_OTHER}))"),
+        "scope_inclusive" => "amounts[i]".into(),
         _ => return None,
     })
 }
@@ -199,6 +201,36 @@ impl Schema {
              toUInt32(k > 1)), toUInt32(0)), ns, arrayEnumerate(ns)) AS parents, \
              JSONExtractKeysAndValues(detail, 'stats', 'UInt64') AS stats \
              FROM {db}.records_in WHERE kind = 'profile'"
+        );
+        // Per record and name below the root: its first node and its
+        // amount, recursion counted once (`Rows` writes the same from
+        // `scope_amounts`). Per level k the array of every node's k-th
+        // ancestor (`parents[0]` is 0: no node), so that a node is
+        // recursive when an ancestor below the root (index 1) has its
+        // name; only the result leaves the subquery.
+        let mut levels = String::from("parents AS l1");
+        for k in 2..PATH_LEVELS {
+            let _ = write!(levels, ", arrayMap(p -> parents[p], l{}) AS l{k}", k - 1);
+        }
+        let chain: Vec<String> = (1..PATH_LEVELS).map(|k| format!("l{k}[k]")).collect();
+        let mut kept: Vec<&str> = COLUMNS
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        kept.extend(["ns", "names", "parents", "stats", "firsts", "amounts"]);
+        let per_record = format!(
+            "SELECT {kept} FROM (SELECT *, {levels}, \
+             arrayMap(k -> arrayExists(a -> a > 1 AND names[a] = names[k], [{chain}]), \
+             arrayEnumerate(ns)) AS rec, \
+             arrayMap(k -> k > 1 AND arrayFirstIndex((nm, j) -> j > 1 AND nm = names[k], names, \
+             arrayEnumerate(names)) = k, arrayEnumerate(ns)) AS firsts, \
+             arrayMap(k -> toInt64(if(firsts[k], greatest(least(arraySum(arrayMap((nm, r, n, j) -> \
+             if(j > 1 AND nm = names[k] AND NOT r, toInt128(JSONExtractInt(n, 'inclusive')), \
+             toInt128(0)), names, rec, ns, arrayEnumerate(ns))), \
+             toInt128('9223372036854775807')), toInt128('-9223372036854775808')), 0)), \
+             arrayEnumerate(ns)) AS amounts FROM ({per_record}))",
+            kept = kept.join(", "),
+            chain = chain.join(", "),
         );
         let per_node = format!(
             "SELECT *, i, {with}, \
