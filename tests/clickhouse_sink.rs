@@ -122,6 +122,94 @@ fn every_accepted_record_is_delivered_and_in_the_tables() {
     assert_eq!(server.query(SUMS), sums(&recs));
 }
 
+/// `n` profile records of one shape, `/p -> f -> g -> f` (the second `f`
+/// recursive) and a second `g` under the root, with amounts varying by
+/// record; per record the amounts a comparison counts: `f` its first
+/// node's, `g` both of its nodes'.
+fn profiles(n: u64) -> (Vec<Record>, [(&'static str, i64); 2]) {
+    use dynostats::record::{Detail, ProfileNode};
+    let (mut f, mut g) = (0, 0);
+    let recs = (0..n)
+        .map(|i| {
+            let k = i as i64;
+            let node = |name: &str, parent: Option<u32>, inclusive: i64| {
+                let mut n = ProfileNode::default();
+                n.name = name.into();
+                n.parent = parent;
+                n.calls = 1;
+                n.inclusive = inclusive;
+                n
+            };
+            let nodes = vec![
+                node("/p", None, 1_000 + k),
+                node("f", Some(0), 500 + k),
+                node("g", Some(1), 300),
+                node("f", Some(2), 200 + k),
+                node("g", Some(0), 40 + 2 * k),
+            ];
+            f += 500 + k;
+            g += 300 + 40 + 2 * k;
+            let mut r = Record::new(RecordKind::Profile, "/p");
+            r.ts = 1_800_000_000_000_000_000 + i * 1_000_000;
+            let mut d = Detail::default();
+            d.timer = Some("instructions".into());
+            d.nodes = nodes;
+            r.detail = Some(Box::new(d));
+            r
+        })
+        .collect();
+    (recs, [("f", f), ("g", g)])
+}
+
+/// A database of schema version 4 gets each record's amount per
+/// function on the function's first row; one whose `profile_nodes` lacks
+/// those columns (not yet upgraded) gets the rows without them, none
+/// refused or dropped.
+#[test]
+fn profile_rows_go_into_tables_with_and_without_the_amounts_per_function() {
+    let test = "profile_rows_go_into_tables_with_and_without_the_amounts_per_function";
+    let Some(server) = Server::start(test, free_port(), &[]) else {
+        return;
+    };
+    init(&server);
+    let (recs, amounts) = profiles(40);
+    let sink = || {
+        ClickHouseSink::builder(&server.url())
+            .chunk_records(15)
+            .build()
+            .unwrap()
+    };
+    deliver_all(pipeline(sink()), &recs);
+    let per_scope = "SELECT scope, toString(count()), toString(sum(scope_inclusive)) \
+         FROM dynostats.profile_nodes WHERE scope_first = 1 GROUP BY scope ORDER BY scope";
+    let want: Vec<Vec<String>> = amounts
+        .iter()
+        .map(|(scope, sum)| vec![scope.to_string(), "40".into(), sum.to_string()])
+        .collect();
+    assert_eq!(server.query(per_scope), want);
+    // The other rows: the roots, the recursive f, the second g.
+    let others = "SELECT toString(count()), toString(sum(scope_inclusive)) \
+         FROM dynostats.profile_nodes WHERE scope_first = 2";
+    assert_eq!(server.query(others), [["120", "0"]]);
+
+    server.apply([
+        "ALTER TABLE dynostats.profile_nodes DROP COLUMN scope_first, \
+         DROP COLUMN scope_inclusive",
+    ]);
+    deliver_all(pipeline(sink()), &recs);
+    let inclusive: i64 = recs
+        .iter()
+        .flat_map(|r| &r.detail.as_ref().unwrap().nodes)
+        .map(|n| n.inclusive)
+        .sum();
+    assert_eq!(
+        server.query(
+            "SELECT toString(count()), toString(sum(inclusive)) FROM dynostats.profile_nodes"
+        ),
+        [["400".to_string(), (2 * inclusive).to_string()]]
+    );
+}
+
 #[test]
 fn a_server_that_comes_late_gets_the_buffer() {
     let test = "a_server_that_comes_late_gets_the_buffer";
