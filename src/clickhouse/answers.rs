@@ -1000,8 +1000,19 @@ impl ClickHouse {
     /// label where a row has none), as the file readers match the fields.
     fn label_filter(&self, sql: &mut Sql, selection: &Selection, trace_columns: bool) -> String {
         let mut out = String::new();
-        for (key, v) in &selection.labels {
-            let (k, v) = (sql.value(key), sql.value(v));
+        for (key, value) in &selection.labels {
+            let v = sql.value(value);
+            // The common keys have their own columns, in the ordering key,
+            // holding the label's value ('' without the label): a value
+            // that is not empty needs no look into the label arrays, which
+            // are most of what a filtered count reads.
+            if let column @ ("build" | "host") = key.as_str() {
+                let _ = write!(out, " AND {column} = {v}");
+                if !value.is_empty() {
+                    continue;
+                }
+            }
+            let k = sql.value(key);
             let label =
                 format!("has(label_keys, {k}) AND label_values[indexOf(label_keys, {k})] = {v}");
             let _ = match key.as_str() {
@@ -1012,13 +1023,6 @@ impl ClickHouse {
                 ),
                 _ => write!(out, " AND {label}"),
             };
-        }
-        // The common keys have their own columns, in the ordering key.
-        for column in ["build", "host"] {
-            if let Some((_, v)) = selection.labels.iter().find(|(k, _)| k == column) {
-                let v = sql.value(v);
-                let _ = write!(out, " AND {column} = {v}");
-            }
         }
         out
     }
