@@ -2,7 +2,7 @@
 //! counted once, caller/callee edges and folded stacks, all derived from the
 //! node list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::record::{ProfileNode, Record, RecordKind, escape_name};
 
@@ -40,15 +40,18 @@ pub(crate) fn is_recursive(
 /// (`scope_first`, `scope_inclusive`), so both count the same.
 pub(crate) fn scope_amounts(nodes: &[ProfileNode]) -> Vec<(usize, i64)> {
     let mut out: Vec<(usize, i64)> = Vec::new();
+    // Each name's place in `out`: a record of many distinct names costs
+    // one lookup per node, not a scan of the names met so far.
+    let mut at: HashMap<&str, usize> = HashMap::new();
     for (i, node) in nodes.iter().enumerate().skip(1) {
         let recursive = is_recursive(nodes, i, |a| nodes[a].name == node.name);
         let amount = if recursive { 0 } else { node.inclusive };
-        match out
-            .iter_mut()
-            .find(|(first, _)| nodes[*first].name == node.name)
-        {
-            Some((_, total)) => *total = total.saturating_add(amount),
-            None => out.push((i, amount)),
+        match at.get(node.name.as_str()) {
+            Some(&k) => out[k].1 = out[k].1.saturating_add(amount),
+            None => {
+                at.insert(&node.name, out.len());
+                out.push((i, amount));
+            }
         }
     }
     out
