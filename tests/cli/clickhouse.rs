@@ -408,6 +408,40 @@ fn deep_profile(ts: u64) -> Record {
     r
 }
 
+/// A profile record whose root's name recurs below it and sorts after
+/// every other name, with recursion under it and names met again in
+/// other branches: what the collector tier's view must sum per name as
+/// `Rows` does (`scope_first`, `scope_inclusive`).
+fn tangled_profile(ts: u64) -> Record {
+    use dynostats::record::ProfileNode;
+    let mut r = Record::new(RecordKind::Profile, "zz");
+    r.ts = ts;
+    r.weight = 2;
+    r.labels.insert("host", "web-0");
+    let mut d = Detail::default();
+    d.timer = Some("instructions".into());
+    // zz -> b -> zz -> a -> zz (recursive) ; zz -> b -> a ; zz -> a
+    for (name, parent, inclusive) in [
+        ("zz", None, 900),
+        ("b", Some(0), 500),
+        ("zz", Some(1), 400),
+        ("a", Some(2), 300),
+        ("zz", Some(3), 200),
+        ("b", Some(0), 90),
+        ("a", Some(5), 80),
+        ("a", Some(0), 7),
+    ] {
+        let mut n = ProfileNode::default();
+        n.name = name.into();
+        n.parent = parent;
+        n.calls = 1;
+        n.inclusive = inclusive;
+        d.nodes.push(n);
+    }
+    r.detail = Some(Box::new(d));
+    r
+}
+
 /// The export in chdb (the current engine, with the rollup and its
 /// materialized view): answers equal the files', the rollup equals the
 /// raw rows, the SQL bucket equals `Sketch::bucket`; the records as a
@@ -425,6 +459,7 @@ fn export_and_collector_json_into_current_clickhouse_agree_and_roll_up_exactly()
     let file = dir.path().join("records.msgpack");
     let mut recs = records(31, 5_000, now_ns() - 7_200_000_000_000, 4);
     recs.push(deep_profile(now_ns() - 3_600_000_000_000));
+    recs.push(tangled_profile(now_ns() - 3_500_000_000_000));
     write(&file, &recs);
     let export = dir.path().join("export");
     ok(&run(&[

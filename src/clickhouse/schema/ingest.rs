@@ -60,30 +60,32 @@ fn common(column: &str) -> Option<&'static str> {
 }
 
 /// Per-node expressions of `profile_nodes` (the views' `ARRAY JOIN` makes
-/// one row per node `i`, 1-based).
+/// one row per node `i`, 1-based, its JSON `node_json`). They read no
+/// array or text of the whole record: a window follows, which keeps every
+/// column it is given.
 fn profile(column: &str) -> Option<String> {
     let at_root = |then: &str, otherwise: &str| format!("if(i = 1, {then}, {otherwise})");
     Some(match column {
-        "timer" => "JSONExtractString(detail, 'timer')".into(),
-        "timer_requested" => "JSONExtractString(detail, 'timer_requested')".into(),
+        "timer" => "d_timer".into(),
+        "timer_requested" => "d_timer_requested".into(),
         "node" => "toUInt32(i - 1)".into(),
-        "parent" => "JSONExtract(ns[i], 'parent', 'Nullable(UInt32)')".into(),
+        "parent" => "JSONExtract(node_json, 'parent', 'Nullable(UInt32)')".into(),
         "depth" => "toUInt16(length(node_path) - 1)".into(),
-        "scope" => "names[i]".into(),
+        "scope" => "node_name".into(),
         "path" => "node_path".into(),
-        "calls" => "JSONExtractUInt(ns[i], 'calls')".into(),
-        "inclusive" => "JSONExtractInt(ns[i], 'inclusive')".into(),
-        "exclusive" => "JSONExtractInt(ns[i], 'exclusive')".into(),
-        "recursive" => "toUInt8(JSONExtractBool(ns[i], 'recursive'))".into(),
-        "total" => at_root(
-            "JSONExtract(detail, 'total', 'Nullable(Int64)')",
-            "CAST(NULL, 'Nullable(Int64)')",
-        ),
-        "overhead" => at_root("JSONExtractInt(detail, 'overhead')", "0"),
+        "calls" => "JSONExtractUInt(node_json, 'calls')".into(),
+        "inclusive" => "JSONExtractInt(node_json, 'inclusive')".into(),
+        "exclusive" => "JSONExtractInt(node_json, 'exclusive')".into(),
+        "recursive" => "toUInt8(JSONExtractBool(node_json, 'recursive'))".into(),
+        "total" => at_root("d_total", "CAST(NULL, 'Nullable(Int64)')"),
+        "overhead" => at_root("d_overhead", "0"),
         "stat_names" => at_root("arrayMap(x -> x.1, stats)", "[]"),
         "stat_values" => at_root("arrayMap(x -> x.2, stats)", "CAST([], 'Array(UInt64)')"),
-        "scope_first" => format!("toUInt8(if(firsts[i], {SCOPE_FIRST}, {SCOPE_OTHER}))"),
-        "scope_inclusive" => "amounts[i]".into(),
+        "scope_first" => format!("toUInt8(if(node_first, {SCOPE_FIRST}, {SCOPE_OTHER}))"),
+        "scope_inclusive" => "toInt64(if(node_first, greatest(least(sum(contrib) OVER \
+             (PARTITION BY rn, node_name), toInt128('9223372036854775807')), \
+             toInt128('-9223372036854775808')), 0))"
+            .into(),
         _ => return None,
     })
 }
@@ -199,44 +201,45 @@ impl Schema {
              arrayMap((n, k) -> if(JSONHas(n, 'parent'), \
              if(JSONExtractUInt(n, 'parent') + 1 < k, toUInt32(JSONExtractUInt(n, 'parent') + 1), \
              toUInt32(k > 1)), toUInt32(0)), ns, arrayEnumerate(ns)) AS parents, \
-             JSONExtractKeysAndValues(detail, 'stats', 'UInt64') AS stats \
+             JSONExtractKeysAndValues(detail, 'stats', 'UInt64') AS stats, \
+             JSONExtractString(detail, 'timer') AS d_timer, \
+             JSONExtractString(detail, 'timer_requested') AS d_timer_requested, \
+             JSONExtract(detail, 'total', 'Nullable(Int64)') AS d_total, \
+             JSONExtractInt(detail, 'overhead') AS d_overhead \
              FROM {db}.records_in WHERE kind = 'profile'"
         );
         // Per record and name below the root: its first node and its
         // amount, recursion counted once (`Rows` writes the same from
-        // `scope_amounts`). Per level k the array of every node's k-th
-        // ancestor (`parents[0]` is 0: no node), so that a node is
-        // recursive when an ancestor below the root (index 1) has its
-        // name; only the result leaves the subquery.
-        let mut levels = String::from("parents AS l1");
-        for k in 2..PATH_LEVELS {
-            let _ = write!(levels, ", arrayMap(p -> parents[p], l{}) AS l{k}", k - 1);
-        }
-        let chain: Vec<String> = (1..PATH_LEVELS).map(|k| format!("l{k}[k]")).collect();
-        let mut kept: Vec<&str> = COLUMNS
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .collect();
-        kept.extend(["ns", "names", "parents", "stats", "firsts", "amounts"]);
+        // `scope_amounts`). Per record: `rn`, its number in the insert,
+        // and whether each node is the first of its name below the root
+        // (its occurrence among the names, one more where the root has
+        // the name). Per node: recursive when an ancestor below the root
+        // (index 1) has its name, looked up by element from the chain of
+        // ancestors the path is made of (not in a lambda: ClickHouse
+        // copies what a lambda captures for every element, a cost that
+        // grows with the square of a record's nodes); then per record and
+        // name the sum of its nodes' amounts, a window over the insert's
+        // node rows. A window keeps every column it is given, so the node
+        // rows carry their own JSON (`ARRAY JOIN ns AS node_json`) and
+        // the record's fields they need, not the record's arrays or text.
         let per_record = format!(
-            "SELECT {kept} FROM (SELECT *, {levels}, \
-             arrayMap(k -> arrayExists(a -> a > 1 AND names[a] = names[k], [{chain}]), \
-             arrayEnumerate(ns)) AS rec, \
-             arrayMap(k -> k > 1 AND arrayFirstIndex((nm, j) -> j > 1 AND nm = names[k], names, \
-             arrayEnumerate(names)) = k, arrayEnumerate(ns)) AS firsts, \
-             arrayMap(k -> toInt64(if(firsts[k], greatest(least(arraySum(arrayMap((nm, r, n, j) -> \
-             if(j > 1 AND nm = names[k] AND NOT r, toInt128(JSONExtractInt(n, 'inclusive')), \
-             toInt128(0)), names, rec, ns, arrayEnumerate(ns))), \
-             toInt128('9223372036854775807')), toInt128('-9223372036854775808')), 0)), \
-             arrayEnumerate(ns)) AS amounts FROM ({per_record}))",
-            kept = kept.join(", "),
-            chain = chain.join(", "),
+            "SELECT *, rowNumberInAllBlocks() AS rn, names[1] AS root_name, \
+             arrayMap((u, nm, k) -> k > 1 AND u = 1 + (nm = root_name), \
+             arrayEnumerateUniq(names), names, arrayEnumerate(names)) AS firsts \
+             FROM ({per_record})"
         );
+        let above: Vec<String> = (1..PATH_LEVELS)
+            .map(|k| format!("if(a{k} > 1, names[a{k}], NULL)"))
+            .collect();
         let per_node = format!(
-            "SELECT *, i, {with}, \
-             arrayReverse(arrayMap(j -> names[j], arrayFilter(j -> j > 0, [{list}]))) AS node_path \
-             FROM ({per_record}) ARRAY JOIN arrayEnumerate(ns) AS i",
-            list = ancestors.join(", ")
+            "SELECT *, i, node_json, {with}, \
+             arrayReverse(arrayMap(j -> names[j], arrayFilter(j -> j > 0, [{list}]))) AS node_path, \
+             names[i] AS node_name, firsts[i] AS node_first, \
+             if(i > 1 AND NOT has([{above}], node_name), \
+             toInt128(JSONExtractInt(node_json, 'inclusive')), toInt128(0)) AS contrib \
+             FROM ({per_record}) ARRAY JOIN ns AS node_json, arrayEnumerate(ns) AS i",
+            list = ancestors.join(", "),
+            above = above.join(", "),
         );
         let profile_view = Statement {
             makes: "records_in_profile_nodes".to_string(),
