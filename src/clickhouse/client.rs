@@ -268,7 +268,8 @@ impl Client {
     }
 
     /// The names of the columns of each table of `database` on the server
-    /// (`system.columns`), by table: none for a database that is not there.
+    /// (`system.columns`), by table; empty for a database that is not
+    /// there.
     pub fn columns(
         &self,
         database: &str,

@@ -31,10 +31,10 @@ impl Schema {
     /// and minute, the moments of the scope's amounts in the columns the
     /// rollup has per metric (`amount_samples`, `_events`, `_absent`
     /// (always 0: a function's amount is never absent), `_n`, `_sum`
-    /// (`Σw·x`), `_sum_sq`, `_w2`, `_w2_sum`, `_w2_sum_sq`), and per name, build and minute on the row of the root's
-    /// scope the profile records (`profiles`) and those of them written
-    /// without their amounts (`unknown`): an answer takes the rollup's
-    /// functions only where `unknown` is 0.
+    /// (`Σw·x`), `_sum_sq`, `_w2`, `_w2_sum`, `_w2_sum_sq`); and, on the
+    /// row of the root's scope, the profile records (`profiles`) and
+    /// those of them written without their amounts (`unknown`): an answer
+    /// takes the rollup's functions only where `unknown` is 0.
     pub(super) fn rollup_functions(&self) -> Vec<Statement> {
         let db = &self.database;
         let source = self.local("profile_nodes");
