@@ -957,6 +957,24 @@ mod tests {
     }
 
     #[test]
+    fn the_collector_view_is_given_the_amounts_in_place() {
+        let view = Schema::new().collector_view_upgrade().sql;
+        assert!(
+            view.starts_with(
+                "ALTER TABLE dynostats.records_in_profile_nodes MODIFY QUERY SELECT ts, kind"
+            ),
+            "{view}"
+        );
+        assert!(view.contains("AS scope_first") && view.contains("AS scope_inclusive"));
+        // The same query the view is made with.
+        let made = Schema::new().sql();
+        let query = view.split_once(" MODIFY QUERY ").unwrap().1;
+        assert!(made.contains(&format!("TO dynostats.profile_nodes AS {query};")));
+        let cluster = Schema::new().cluster("fleet").collector_view_upgrade().sql;
+        assert!(cluster.contains("records_in_profile_nodes ON CLUSTER fleet MODIFY QUERY"));
+    }
+
+    #[test]
     fn tables_made_before_version_4_get_its_columns() {
         let old: Vec<String> = ["ts", "node", "v"].map(String::from).to_vec();
         let one: Vec<String> = ["ts", "scope_first"].map(String::from).to_vec();

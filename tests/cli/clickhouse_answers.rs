@@ -1447,11 +1447,23 @@ fn a_version_2_database_upgrades_to_this_version() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(version(), dynostats::clickhouse::SCHEMA_VERSION.to_string());
     assert!(client.has_scope_columns("dynostats").unwrap());
+    let upgraded_view = "records_in_profile_nodes now writes each profile record's amounts";
+    assert!(
+        text(&out.stderr).contains(upgraded_view),
+        "{}",
+        text(&out.stderr)
+    );
     let out = load();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    // Init run again adds nothing (the columns are there).
+    // Init run again adds nothing (the columns are there, the view's
+    // query is this release's).
     let out = run(&["clickhouse", "init", "--clickhouse", &url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains(upgraded_view),
+        "{}",
+        text(&out.stderr)
+    );
 
     // The older profile records have no amounts per function (their rows
     // read 0 in the columns added) nor rows in rollup_functions: a
@@ -1600,6 +1612,29 @@ fn a_version_2_database_upgrades_to_this_version() {
     let out = run(&["clickhouse", "init", "--backfill", "--clickhouse", &url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(answer(&report("rollup", &["--all"]), "report"), before);
+
+    // The collector tier's view of version 2, given this release's query
+    // in place, writes a record's amounts per function on its rows.
+    let detail = r#"{"timer":"instructions","nodes":[{"name":"/collector","calls":1,"inclusive":10},{"name":"f","parent":0,"calls":1,"inclusive":6},{"name":"f","parent":1,"calls":1,"inclusive":4},{"name":"g","parent":0,"calls":1,"inclusive":3}]}"#;
+    let record = serde_json::json!({
+        "v": 1, "kind": "profile", "ts": end - 1, "name": "/collector",
+        "labels": {"build": "b44"}, "weight": 1, "wall_ns": 0, "source": "test",
+        "pid": 7, "detail": detail,
+    });
+    client
+        .insert(
+            "INSERT INTO dynostats.records_in FORMAT JSONEachRow",
+            &[],
+            record.to_string().as_bytes(),
+        )
+        .unwrap();
+    let rows = client
+        .query(
+            "SELECT scope_first, scope_inclusive FROM dynostats.profile_nodes \
+             WHERE name = '/collector' ORDER BY node FORMAT TabSeparated",
+        )
+        .unwrap();
+    assert_eq!(rows, "2\t0\n1\t6\n2\t0\n1\t3\n");
 
     // A database of a version this release does not know is refused.
     client

@@ -187,6 +187,12 @@ fn run_init(args: &InitArgs) -> u8 {
             return refused(&e);
         }
     }
+    if dialect == Dialect::Current {
+        if let Err(e) = upgrade_collector_view(&client, &schema) {
+            eprintln!("dynostats: making records_in_profile_nodes of schema version 4: {e}");
+            return refused(&e);
+        }
+    }
     if args.backfill {
         if dialect != Dialect::Current {
             eprintln!("dynostats: --backfill: ClickHouse 18.16 has no rollup to fill");
@@ -209,6 +215,44 @@ fn run_init(args: &InitArgs) -> u8 {
         }
     );
     EXIT_OK
+}
+
+/// Gives the collector tier's view into `profile_nodes`, when it was made
+/// before schema version 4 (its query writes no `scope_first`), this
+/// release's query in place (`Schema::collector_view_upgrade`): a view
+/// kept as it was would go on writing profile rows without their amounts
+/// per function, and one dropped and made again would lose what is
+/// inserted meanwhile.
+fn upgrade_collector_view(
+    client: &Client,
+    schema: &Schema,
+) -> Result<(), dynostats::clickhouse::ClickHouseError> {
+    // The database is an identifier (`Schema::check`).
+    let db = schema.database_name();
+    let query = client.query(&format!(
+        "SELECT create_table_query FROM system.tables WHERE database = '{db}' \
+         AND name = 'records_in_profile_nodes' FORMAT TabSeparatedRaw"
+    ))?;
+    if query.trim().is_empty() || query.contains("scope_first") {
+        return Ok(());
+    }
+    // Current servers take `MODIFY QUERY` without it; 22.8 to 23.x ask
+    // for it.
+    let setting = "allow_experimental_alter_materialized_view_structure";
+    let has = client.query(&format!(
+        "SELECT count() FROM system.settings WHERE name = '{setting}'"
+    ))?;
+    let settings: Vec<(&str, &str)> = if has.trim() == "1" {
+        vec![(setting, "1")]
+    } else {
+        Vec::new()
+    };
+    client.query_with(&schema.collector_view_upgrade().sql, &settings)?;
+    eprintln!(
+        "dynostats: {db}.records_in_profile_nodes now writes each profile record's amounts \
+         per function (schema version 4)"
+    );
+    Ok(())
 }
 
 /// Makes the sketches of the records loaded before the upgrade to schema

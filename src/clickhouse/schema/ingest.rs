@@ -176,6 +176,48 @@ impl Schema {
             }),
             "WHERE kind = 'status'",
         ));
+        let profile_view = Statement {
+            makes: "records_in_profile_nodes".to_string(),
+            sql: format!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.records_in_profile_nodes{on} \
+                 TO {db}.profile_nodes AS {}",
+                self.profile_view_select()
+            ),
+        };
+        out.push(profile_view);
+        out
+    }
+
+    /// The statement that gives the collector tier's view into
+    /// `profile_nodes`, made before schema version 4, this release's query
+    /// (each record's amounts per function, `scope_first` and
+    /// `scope_inclusive`), in place: `ALTER TABLE ... MODIFY QUERY`, one
+    /// step, so no insert into `records_in` meets no view. Run it with
+    /// the setting `allow_experimental_alter_materialized_view_structure
+    /// = 1` where the server has it. `dynostats clickhouse init` runs it
+    /// when the view's query lacks `scope_first`.
+    ///
+    /// # Panics
+    /// For the 18.16 dialect (it has no collector tier's tables).
+    pub fn collector_view_upgrade(&self) -> Statement {
+        assert!(
+            self.dialect == super::Dialect::Current,
+            "Schema::collector_view_upgrade: ClickHouse 18.16 has no records_in"
+        );
+        Statement {
+            makes: "records_in_profile_nodes query of schema version 4".to_string(),
+            sql: format!(
+                "ALTER TABLE {}.records_in_profile_nodes{} MODIFY QUERY {}",
+                self.database,
+                self.on_cluster(),
+                self.profile_view_select()
+            ),
+        }
+    }
+
+    /// The `SELECT` of the view `records_in_profile_nodes`.
+    fn profile_view_select(&self) -> String {
+        let db = &self.database;
         // Per profile record: its nodes, their names, each node's parent
         // as a 1-based index (0 for none; a parent that does not come
         // before its node is taken as the root, as `Rows` does), then per
@@ -241,14 +283,6 @@ impl Schema {
             list = ancestors.join(", "),
             above = above.join(", "),
         );
-        let profile_view = Statement {
-            makes: "records_in_profile_nodes".to_string(),
-            sql: format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.records_in_profile_nodes{on} \
-                 TO {db}.profile_nodes AS SELECT {columns} FROM ({per_node})"
-            ),
-        };
-        out.push(profile_view);
-        out
+        format!("SELECT {columns} FROM ({per_node})")
     }
 }
