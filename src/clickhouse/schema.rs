@@ -47,9 +47,10 @@ pub fn takes_rows_of_this_release(version: &str) -> bool {
 }
 
 /// `scope_first` of a `profile_nodes` row whose `scope_inclusive` was not
-/// computed: a row written before schema version 4, by a writer that
-/// leaves the column out, or by the collector tier's view (the column's
-/// default). Per-function answers group such records' rows by record.
+/// computed (the column's default): a row written before schema version
+/// 4, by a writer of an earlier release, or by a collector tier's view
+/// made before version 4 and not yet given its new query. Per-function
+/// answers group such records' rows by record.
 pub(crate) const SCOPE_UNKNOWN: u8 = 0;
 /// `scope_first` of the first node of its name below the root:
 /// `scope_inclusive` holds the name's inclusive amount in the record,
@@ -725,35 +726,21 @@ impl Schema {
         let completed = "r.forced = 0 AND r.cancelled = 0 AND r.error = ''";
         for metric in Metric::ALL {
             let m = metric.name();
-            let _ = write!(
-                columns,
-                ",\n    {m}_samples SimpleAggregateFunction(sum, UInt64),\
-                 \n    {m}_events SimpleAggregateFunction(sum, UInt128),\
-                 \n    {m}_absent SimpleAggregateFunction(sum, UInt64),\
-                 \n    {m}_n SimpleAggregateFunction(sum, UInt64),\
-                 \n    {m}_sum SimpleAggregateFunction(sum, Int256),\
-                 \n    {m}_sum_sq SimpleAggregateFunction(sum, Int256),\
-                 \n    {m}_w2 SimpleAggregateFunction(sum, Int256),\
-                 \n    {m}_w2_sum SimpleAggregateFunction(sum, Int256),\
-                 \n    {m}_w2_sum_sq SimpleAggregateFunction(sum, Int256),\
-                 \n    {m}_sketch AggregateFunction(sumMap, Array(Int16), Array(UInt64))"
-            );
             let (present, value) = metric_sql(metric);
             let p = format!("{completed} AND {present}");
-            let w = "toInt256(weight)";
-            let x = format!("toInt256({value})");
+            moments(
+                (&mut columns, &mut select),
+                m,
+                (&p, &format!("countIf({completed} AND NOT ({present}))")),
+                ("weight", &format!("toInt256({value})")),
+            );
+            let _ = write!(
+                columns,
+                ",\n    {m}_sketch AggregateFunction(sumMap, Array(Int16), Array(UInt64))"
+            );
             let _ = write!(
                 select,
-                ", countIf({p}) AS {m}_samples, \
-                 sumIf(toUInt128(weight), {p}) AS {m}_events, \
-                 countIf({completed} AND NOT ({present})) AS {m}_absent, \
-                 countIf({p} AND weight > 0) AS {m}_n, \
-                 sumIf({w} * {x}, {p}) AS {m}_sum, \
-                 sumIf({w} * {x} * {x}, {p}) AS {m}_sum_sq, \
-                 sumIf({w} * {w}, {p}) AS {m}_w2, \
-                 sumIf({w} * {w} * {x}, {p}) AS {m}_w2_sum, \
-                 sumIf({w} * {w} * {x} * {x}, {p}) AS {m}_w2_sum_sq, \
-                 sumMapStateIf([{bucket}], [weight], {p} AND weight > 0) AS {m}_sketch",
+                ", sumMapStateIf([{bucket}], [weight], {p} AND weight > 0) AS {m}_sketch",
                 bucket = bucket_sql(&format!("toInt128({value})")),
             );
         }
@@ -767,6 +754,45 @@ impl Schema {
             ),
         )
     }
+}
+
+/// The columns of a rollup's moments of one value `m` (`{m}_samples`,
+/// `_events`, `_absent`, `_n`, `_sum` = Σw·x, `_sum_sq`, `_w2`, `_w2_sum`,
+/// `_w2_sum_sq`: what [`Summary`](crate::report::Summary) merges) into
+/// `columns`, and into `select` the view's aggregates of them over the
+/// rows where `p` holds, `absent` counting the rows without the value,
+/// with weight column `weight` and value `x` (an `Int256` expression).
+fn moments(
+    (columns, select): (&mut String, &mut String),
+    m: &str,
+    (p, absent): (&str, &str),
+    (weight, x): (&str, &str),
+) {
+    let _ = write!(
+        columns,
+        ",\n    {m}_samples SimpleAggregateFunction(sum, UInt64),\
+         \n    {m}_events SimpleAggregateFunction(sum, UInt128),\
+         \n    {m}_absent SimpleAggregateFunction(sum, UInt64),\
+         \n    {m}_n SimpleAggregateFunction(sum, UInt64),\
+         \n    {m}_sum SimpleAggregateFunction(sum, Int256),\
+         \n    {m}_sum_sq SimpleAggregateFunction(sum, Int256),\
+         \n    {m}_w2 SimpleAggregateFunction(sum, Int256),\
+         \n    {m}_w2_sum SimpleAggregateFunction(sum, Int256),\
+         \n    {m}_w2_sum_sq SimpleAggregateFunction(sum, Int256)"
+    );
+    let w = format!("toInt256({weight})");
+    let _ = write!(
+        select,
+        ", countIf({p}) AS {m}_samples, \
+         sumIf(toUInt128({weight}), {p}) AS {m}_events, \
+         {absent} AS {m}_absent, \
+         countIf({p} AND {weight} > 0) AS {m}_n, \
+         sumIf({w} * {x}, {p}) AS {m}_sum, \
+         sumIf({w} * {x} * {x}, {p}) AS {m}_sum_sq, \
+         sumIf({w} * {w}, {p}) AS {m}_w2, \
+         sumIf({w} * {w} * {x}, {p}) AS {m}_w2_sum, \
+         sumIf({w} * {w} * {x} * {x}, {p}) AS {m}_w2_sum_sq"
+    );
 }
 
 /// The condition under which a raw records row carries `metric`, and its

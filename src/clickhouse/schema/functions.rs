@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Column, PROFILE_NODES, SCOPE_FIRST, SCOPE_UNKNOWN, Schema, Statement};
+use super::{Column, PROFILE_NODES, SCOPE_FIRST, SCOPE_UNKNOWN, Schema, Statement, moments};
 
 /// The first schema version with `rollup_functions` and the
 /// `profile_nodes` columns `scope_first` and `scope_inclusive`.
@@ -43,34 +43,23 @@ impl Schema {
              \n    timer LowCardinality(String),\n    scope LowCardinality(String),\
              \n    bucket DateTime,\
              \n    profiles SimpleAggregateFunction(sum, UInt64),\
-             \n    unknown SimpleAggregateFunction(sum, UInt64),\
-             \n    amount_samples SimpleAggregateFunction(sum, UInt64),\
-             \n    amount_events SimpleAggregateFunction(sum, UInt128),\
-             \n    amount_absent SimpleAggregateFunction(sum, UInt64),\
-             \n    amount_n SimpleAggregateFunction(sum, UInt64)",
+             \n    unknown SimpleAggregateFunction(sum, UInt64)",
         );
-        let p = format!("{COUNTED} AND r.scope_first = {SCOPE_FIRST}");
-        let (w, x) = ("toInt256(r.weight)", "toInt256(r.scope_inclusive)");
         let mut select = format!(
             "SELECT name, build, timer, scope, toStartOfMinute(r.time) AS bucket, \
              countIf(r.node = 0) AS profiles, \
-             countIf(r.node = 0 AND r.scope_first = {SCOPE_UNKNOWN}) AS unknown, \
-             countIf({p}) AS amount_samples, sumIf(toUInt128(r.weight), {p}) AS amount_events, \
-             toUInt64(0) AS amount_absent, countIf({p} AND r.weight > 0) AS amount_n"
+             countIf(r.node = 0 AND r.scope_first = {SCOPE_UNKNOWN}) AS unknown"
         );
-        for (name, expr) in [
-            ("sum", format!("{w} * {x}")),
-            ("sum_sq", format!("{w} * {x} * {x}")),
-            ("w2", format!("{w} * {w}")),
-            ("w2_sum", format!("{w} * {w} * {x}")),
-            ("w2_sum_sq", format!("{w} * {w} * {x} * {x}")),
-        ] {
-            let _ = write!(
-                columns,
-                ",\n    amount_{name} SimpleAggregateFunction(sum, Int256)"
-            );
-            let _ = write!(select, ", sumIf({expr}, {p}) AS amount_{name}");
-        }
+        // A function's amount is never absent.
+        moments(
+            (&mut columns, &mut select),
+            "amount",
+            (
+                &format!("{COUNTED} AND r.scope_first = {SCOPE_FIRST}"),
+                "toUInt64(0)",
+            ),
+            ("r.weight", "toInt256(r.scope_inclusive)"),
+        );
         let _ = write!(
             select,
             " FROM {db}.{source} AS r GROUP BY name, build, timer, scope, bucket"
