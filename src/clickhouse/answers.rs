@@ -558,13 +558,22 @@ impl ClickHouse {
         Ok(side)
     }
 
+    /// Marks the last query sent as one that chose where to read from
+    /// ([`Query::set_aside`]), not one the answer is read from.
+    fn set_last_aside(&self) {
+        if let Ok(mut log) = self.queries.lock() {
+            if let Some(q) = log.last_mut() {
+                q.set_aside = true;
+            }
+        }
+    }
+
     /// Whether `rollup_functions` holds every profile record of
     /// `selection` (`profiles` of them in the raw rows) with its amounts:
     /// a database of schema version 4, as many profile records in the
     /// rollup as in the raw rows (none loaded before the upgrade, none
     /// past the raw rows' retention), and none written without amounts
-    /// (by a writer of an earlier release, or by the collector tier's
-    /// view).
+    /// ([`SCOPE_UNKNOWN`]).
     fn functions_rollup_holds(
         &self,
         selection: &Selection,
@@ -582,11 +591,7 @@ impl ClickHouse {
         );
         let what = "compare side: profile records in rollup_functions";
         let row = self.one_row(what, sql)?;
-        if let Ok(mut log) = self.queries.lock() {
-            if let Some(q) = log.last_mut() {
-                q.set_aside = true;
-            }
-        }
+        self.set_last_aside();
         Ok(number::<u64>(&row, 0, what)? == profiles && number::<u64>(&row, 1, what)? == 0)
     }
 
@@ -1291,11 +1296,7 @@ impl ClickHouse {
         );
         let what = "report: sketch rows against records";
         let row = self.one_row(what, sql)?;
-        if let Ok(mut log) = self.queries.lock() {
-            if let Some(q) = log.last_mut() {
-                q.set_aside = true;
-            }
-        }
+        self.set_last_aside();
         Ok(number::<u64>(&row, 0, what)? <= number::<u64>(&row, 1, what)?)
     }
 
