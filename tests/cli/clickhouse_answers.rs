@@ -1217,23 +1217,21 @@ fn rollup_agrees(url: &str, f: &Fixture) {
     // With auto: time series and comparisons from the rollup, reports
     // too unless its sketch rows outnumber the records (as in these
     // sparse records).
+    let by_builds = [
+        "compare",
+        "--all",
+        "--base",
+        "build=b41",
+        "--against",
+        "build=b42",
+    ];
     for (args, table) in [
         (&["report", "--all"][..], ".records (raw rows)"),
         (
             &["timeseries", "--all", "--window", "1m"],
             ".rollup (per build",
         ),
-        (
-            &[
-                "compare",
-                "--all",
-                "--base",
-                "build=b41",
-                "--against",
-                "build=b42",
-            ],
-            ".rollup (per build",
-        ),
+        (&by_builds, ".rollup (per build"),
     ] {
         let out = run_all(&ch(args, "auto"));
         assert!(
@@ -1244,17 +1242,7 @@ fn rollup_agrees(url: &str, f: &Fixture) {
     }
     // Every profile record was written with its amounts per function:
     // a comparison's functions come from rollup_functions too.
-    let out = run_all(&ch(
-        &[
-            "compare",
-            "--all",
-            "--base",
-            "build=b41",
-            "--against",
-            "build=b42",
-        ],
-        "rollup",
-    ));
+    let out = run_all(&ch(&by_builds, "rollup"));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(".rollup_functions (profiled") && !stderr.contains(".profile_nodes (raw"),

@@ -348,13 +348,15 @@ def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
                 other = q(f"SELECT * FROM {y}.{table} WHERE ts = {ts}")
                 fail(f"{table}: a row in {x} is not in {y}:\n{diff.splitlines()[0][:800]}\n"
                      f"{y} has at its ts:\n{other.strip()[:800]}")
+    def same_in_both(table, by, sums):
+        a = q(f"SELECT {by}, {sums} FROM dynostats.{table} GROUP BY {by} ORDER BY {by}")
+        b = q(f"SELECT {by}, {sums} FROM fleet.{table} GROUP BY {by} ORDER BY {by}")
+        if a != b:
+            fail(f"the {table} fed by the collector's way differs from the export's")
+
     sums = ", ".join(f"toString(sum({c}))" for c in cols) + ", " + ", ".join(
         f"toString(sumMapMerge({c}))" for c in sketches)
-    by = "kind, name, method, build, bucket"
-    a = q(f"SELECT {by}, {sums} FROM dynostats.rollup GROUP BY {by} ORDER BY {by}")
-    b = q(f"SELECT {by}, {sums} FROM fleet.rollup GROUP BY {by} ORDER BY {by}")
-    if a != b:
-        fail("the rollup fed by the collector's way differs from the export's")
+    same_in_both("rollup", "kind, name, method, build, bucket", sums)
     if q(sketch_sql.format(db="dynostats")) != q(sketch_sql.format(db="fleet")):
         fail("the rollup_sketch fed by the collector's way differs from the export's")
     # The amounts per function: computed by the collector's view in SQL,
@@ -362,11 +364,7 @@ def chdb_answers(schema_sql, fleet_sql, export_dir, buckets_json, files):
     moments = ["samples", "events", "n", "sum", "sum_sq", "w2", "w2_sum", "w2_sum_sq"]
     fsums = "toString(sum(profiles)), toString(sum(unknown)), " + ", ".join(
         f"toString(sum(amount_{m}))" for m in moments)
-    by = "name, build, timer, scope, bucket"
-    a = q(f"SELECT {by}, {fsums} FROM dynostats.rollup_functions GROUP BY {by} ORDER BY {by}")
-    b = q(f"SELECT {by}, {fsums} FROM fleet.rollup_functions GROUP BY {by} ORDER BY {by}")
-    if a != b:
-        fail("the rollup_functions fed by the collector's way differs from the export's")
+    same_in_both("rollup_functions", "name, build, timer, scope, bucket", fsums)
     totals = q("SELECT sum(profiles), sum(unknown), countIf(amount_samples > 0) "
                "FROM fleet.rollup_functions").split()
     if int(totals[0]) == 0 or int(totals[1]) != 0 or int(totals[2]) == 0:
